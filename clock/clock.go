@@ -1,0 +1,97 @@
+// Package clock puts time behind an interface so that tests, the fake
+// platform and (later) every timer in Baton can run on time that is moved,
+// never slept through.
+package clock
+
+import (
+	"sort"
+	"sync"
+	"time"
+)
+
+// Clock tells the time and wakes callers after a duration.
+type Clock interface {
+	Now() time.Time
+	// After returns a channel that receives the time once d has passed on
+	// this clock.
+	After(d time.Duration) <-chan time.Time
+}
+
+// System is the wall clock.
+type System struct{}
+
+// Now returns time.Now().
+func (System) Now() time.Time { return time.Now() }
+
+// After is time.After.
+func (System) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Manual is a clock that moves only when told to. It is safe for
+// concurrent use; waiters from After fire in time order as it advances.
+type Manual struct {
+	mu      sync.Mutex
+	now     time.Time
+	waiters []waiter
+}
+
+type waiter struct {
+	at time.Time
+	ch chan time.Time
+}
+
+// NewManual returns a Manual clock reading t.
+func NewManual(t time.Time) *Manual { return &Manual{now: t} }
+
+// Now returns the clock's time.
+func (m *Manual) Now() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.now
+}
+
+// After returns a channel that fires when the clock reaches now+d.
+func (m *Manual) After(d time.Duration) <-chan time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	at := m.now.Add(d)
+	if d <= 0 {
+		ch <- m.now
+		return ch
+	}
+	m.waiters = append(m.waiters, waiter{at: at, ch: ch})
+	return ch
+}
+
+// Advance moves the clock forward by d (a negative d is ignored) and
+// returns the new time.
+func (m *Manual) Advance(d time.Duration) time.Time {
+	if d < 0 {
+		d = 0
+	}
+	m.mu.Lock()
+	t := m.now.Add(d)
+	m.mu.Unlock()
+	return m.Set(t)
+}
+
+// Set moves the clock to t; it never moves backwards.
+func (m *Manual) Set(t time.Time) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t.After(m.now) {
+		m.now = t
+	}
+	sort.Slice(m.waiters, func(i, j int) bool { return m.waiters[i].at.Before(m.waiters[j].at) })
+	n := 0
+	for _, w := range m.waiters {
+		if w.at.After(m.now) {
+			m.waiters[n] = w
+			n++
+			continue
+		}
+		w.ch <- m.now
+	}
+	m.waiters = m.waiters[:n]
+	return m.now
+}

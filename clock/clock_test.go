@@ -1,0 +1,44 @@
+package clock
+
+import (
+	"testing"
+	"time"
+)
+
+func TestManualAfterFiresInOrderOnlyWhenReached(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := NewManual(start)
+	late := m.After(2 * time.Hour)
+	early := m.After(time.Hour)
+
+	m.Advance(59 * time.Minute)
+	select {
+	case <-early:
+		t.Fatal("fired before its time")
+	default:
+	}
+	m.Advance(time.Minute)
+	if got := <-early; !got.Equal(start.Add(time.Hour)) {
+		t.Fatalf("early fired at %v", got)
+	}
+	select {
+	case <-late:
+		t.Fatal("late fired an hour early")
+	default:
+	}
+	m.Set(start) // backwards: ignored
+	if !m.Now().Equal(start.Add(time.Hour)) {
+		t.Fatalf("clock moved backwards to %v", m.Now())
+	}
+	m.Advance(time.Hour)
+	<-late
+}
+
+func TestManualAfterNonPositiveFiresAtOnce(t *testing.T) {
+	m := NewManual(time.Unix(0, 0))
+	select {
+	case <-m.After(0):
+	default:
+		t.Fatal("After(0) did not fire")
+	}
+}

@@ -1,0 +1,83 @@
+// Command baton orchestrates Messenger conversations shared by several
+// apps. Each subcommand lives in a file of its own; main only dispatches,
+// handles signals and turns errors into exit codes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// errUsage marks errors that are the caller's mistake: exit code 2.
+var errUsage = errors.New("usage")
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run Baton with a config file", notYet("serve")},
+		{"demo", "run Baton, the fake platform, a bot and an inbox together", notYet("demo")},
+		{"check", "validate a config file", notYet("check")},
+		{"threads", "list threads or show one (talks to the admin API)", notYet("threads")},
+		{"platform", "run the fake Messenger platform alone", runPlatform},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		return 2
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout, stderr)
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			fmt.Fprintf(stderr, "baton %s: %v\n", c.name, err)
+			return 2
+		default:
+			fmt.Fprintf(stderr, "baton %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "baton: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: baton <command> [flags]")
+	fmt.Fprintln(w)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'baton <command> -h' for a command's flags.")
+}
+
+func notYet(name string) func(context.Context, []string, io.Writer, io.Writer) error {
+	return func(context.Context, []string, io.Writer, io.Writer) error {
+		return fmt.Errorf("%w: %q is not built yet; see the README for what works today", errUsage, name)
+	}
+}

@@ -1,0 +1,287 @@
+package messengertest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/batonhq/baton/messenger"
+)
+
+// Mode is a page's thread-control model.
+type Mode string
+
+// Page modes (REFERENCE §5).
+const (
+	// ModeConversationRouting is the current model: a default app, idle
+	// threads, take for apps with the takeover permission.
+	ModeConversationRouting Mode = "conversation_routing"
+	// ModeZeroConfig is Conversation Routing with no default app: every app
+	// gets messaging webhooks, take is refused, request works.
+	ModeZeroConfig Mode = "zero_config"
+	// ModeLegacy is the Handover Protocol v1 with primary and secondary
+	// receivers, kept for compatibility tests.
+	ModeLegacy Mode = "legacy"
+)
+
+// Config describes the fake platform: its apps, its pages and the settings
+// for behaviour the reference could not confirm.
+type Config struct {
+	// Listen is the address `baton platform` serves on.
+	Listen string `yaml:"listen"`
+	// Start is the fake clock's first reading (RFC 3339); empty means now.
+	Start string `yaml:"start"`
+	// PublicURL is how bots reach the platform, printed at start; defaults
+	// to http://<listen>.
+	PublicURL string       `yaml:"public_url"`
+	Apps      []AppConfig  `yaml:"apps"`
+	Pages     []PageConfig `yaml:"pages"`
+	Settings  Settings     `yaml:"settings"`
+}
+
+// AppConfig is a Facebook app known to the platform.
+type AppConfig struct {
+	Name        string       `yaml:"name"`
+	ID          messenger.ID `yaml:"id"`
+	Secret      string       `yaml:"secret"`
+	VerifyToken string       `yaml:"verify_token"`
+	// CallbackURL receives the app's webhooks; empty means the app gets
+	// none (like the Page Inbox, which is Meta's own).
+	CallbackURL string `yaml:"callback_url"`
+	// SubscribedFields are the webhook fields the app is subscribed to on
+	// every page it is connected to; empty means all Messenger fields.
+	SubscribedFields []string `yaml:"subscribed_fields"`
+}
+
+// PageConfig is a Facebook Page and the apps connected to it.
+type PageConfig struct {
+	ID   messenger.ID `yaml:"id"`
+	Name string       `yaml:"name"`
+	Mode Mode         `yaml:"mode"`
+	// DefaultApp (Conversation Routing) answers idle threads; legacy pages
+	// use it as the primary receiver. An app name or id.
+	DefaultApp string `yaml:"default_app"`
+	// SocialRoute is the app that takes control when a person writes into
+	// an idle thread (organic entry-point routing); empty leaves it idle.
+	SocialRoute string `yaml:"social_route"`
+	// LinkRoutes gives control to an app when a person arrives with an
+	// m.me ref (link routing): ref -> app.
+	LinkRoutes map[string]string `yaml:"link_routes"`
+	// Apps connected to the page, by app name.
+	Apps map[string]PageAppConfig `yaml:"apps"`
+	// NoPageInbox leaves Meta's Page Inbox unconnected.
+	NoPageInbox bool `yaml:"no_page_inbox"`
+}
+
+// PageAppConfig connects an app to a page.
+type PageAppConfig struct {
+	// Token is the page access token the app calls the Graph API with.
+	Token string `yaml:"token"`
+	// Takeover is the per-app "take control of conversations" permission.
+	Takeover bool `yaml:"takeover"`
+}
+
+// Settings choose the platform's behaviour where the reference is
+// [UNCONFIRMED]; each default is the reference's suggestion.
+type Settings struct {
+	// TakeSuccessBody is "success" ({"success":true}, default) or
+	// "thread_owner" (the shape an older doc page shows).
+	TakeSuccessBody string `yaml:"take_success_body"`
+	// IdleThreadOwnerBody is "data" ({"data":[]}, default) or "object" ({}).
+	IdleThreadOwnerBody string `yaml:"idle_thread_owner_body"`
+	// MetadataLimit is the longest thread-control metadata accepted
+	// (default 1000 characters; negative means no limit).
+	MetadataLimit int `yaml:"metadata_limit"`
+	// ExpiryWebhook sends the expired owner a pass_thread_control with a
+	// null new owner when control lapses (no such webhook is documented;
+	// default off).
+	ExpiryWebhook bool `yaml:"expiry_webhook"`
+	// PassWebhookTo is "new_owner" (default) or "all" subscribed apps.
+	PassWebhookTo string `yaml:"pass_webhook_to"`
+	// TakeWebhookTo is "previous_owner" (default) or "all" subscribed apps.
+	TakeWebhookTo string `yaml:"take_webhook_to"`
+	// RoutingWebhook sends a pass_thread_control (from null) when entry
+	// routing gives an app an idle thread (default off).
+	RoutingWebhook bool `yaml:"routing_webhook"`
+	// RequireAppSecretProof refuses calls without a valid appsecret_proof,
+	// like an app with "Require App Secret" turned on.
+	RequireAppSecretProof bool `yaml:"require_appsecret_proof"`
+	// WebhookTimeout is how long a callback may take (default 5s, Meta's).
+	WebhookTimeout time.Duration `yaml:"webhook_timeout"`
+	// WebhookRetries is how often a failed webhook is sent again (default 3).
+	WebhookRetries int `yaml:"webhook_retries"`
+	// WebhookRetryDelay is the first pause before a retry, doubling after
+	// each (default 200ms; real time).
+	WebhookRetryDelay time.Duration `yaml:"webhook_retry_delay"`
+	// MaxBatch lets one POST carry up to this many queued entries for an
+	// app (default 1: one event per request).
+	MaxBatch int `yaml:"max_batch"`
+	// UnsubscribeAfter unsubscribes an app from its pages once its webhooks
+	// have failed for this long on the platform clock (default 1h, Meta's).
+	UnsubscribeAfter time.Duration `yaml:"unsubscribe_after"`
+}
+
+// Defaults for Settings.
+const (
+	defaultMetadataLimit = 1000
+	defaultTimeout       = 5 * time.Second
+	defaultRetries       = 3
+	defaultRetryDelay    = 200 * time.Millisecond
+)
+
+func (s *Settings) applyDefaults() {
+	if s.TakeSuccessBody == "" {
+		s.TakeSuccessBody = "success"
+	}
+	if s.IdleThreadOwnerBody == "" {
+		s.IdleThreadOwnerBody = "data"
+	}
+	if s.MetadataLimit == 0 {
+		s.MetadataLimit = defaultMetadataLimit
+	}
+	if s.PassWebhookTo == "" {
+		s.PassWebhookTo = "new_owner"
+	}
+	if s.TakeWebhookTo == "" {
+		s.TakeWebhookTo = "previous_owner"
+	}
+	if s.WebhookTimeout <= 0 {
+		s.WebhookTimeout = defaultTimeout
+	}
+	if s.WebhookRetries == 0 {
+		s.WebhookRetries = defaultRetries
+	}
+	if s.WebhookRetries < 0 {
+		s.WebhookRetries = 0
+	}
+	if s.WebhookRetryDelay <= 0 {
+		s.WebhookRetryDelay = defaultRetryDelay
+	}
+	if s.MaxBatch <= 0 {
+		s.MaxBatch = 1
+	}
+	if s.UnsubscribeAfter <= 0 {
+		s.UnsubscribeAfter = time.Hour
+	}
+}
+
+// AllFields are the Messenger webhook fields an app subscribes to when its
+// config names none.
+var AllFields = []string{
+	"messages", "message_echoes", "message_reads", "message_deliveries", "messaging_postbacks",
+	"messaging_referrals", "messaging_optins", "messaging_handovers", "standby",
+	"messaging_policy_enforcement", "message_reactions",
+}
+
+// LoadConfig reads a platform config from a YAML file; unknown keys are
+// errors.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read platform config: %w", err)
+	}
+	cfg, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig decodes and checks a platform config.
+func ParseConfig(b []byte) (*Config, error) {
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// Validate reports every inconsistency in the config at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	names := map[string]bool{}
+	ids := map[messenger.ID]bool{}
+	for i, a := range c.Apps {
+		switch {
+		case a.Name == "":
+			bad("apps[%d]: name is required", i)
+		case names[a.Name]:
+			bad("apps[%d]: duplicate name %q", i, a.Name)
+		}
+		names[a.Name] = true
+		switch {
+		case a.ID == "":
+			bad("apps[%d] (%s): id is required", i, a.Name)
+		case ids[a.ID]:
+			bad("apps[%d] (%s): duplicate id %s", i, a.Name, a.ID)
+		}
+		ids[a.ID] = true
+		if a.CallbackURL != "" && a.Secret == "" {
+			bad("apps[%d] (%s): secret is required to sign webhooks to callback_url", i, a.Name)
+		}
+	}
+	known := func(ref string) bool {
+		if ref == "" || names[ref] || ids[messenger.ID(ref)] {
+			return true
+		}
+		return ref == string(messenger.PageInboxAppID) || ref == PageInboxName
+	}
+	tokens := map[string]bool{}
+	for i, p := range c.Pages {
+		where := fmt.Sprintf("pages[%d] (%s)", i, p.ID)
+		if p.ID == "" {
+			bad("pages[%d]: id is required", i)
+		}
+		switch p.Mode {
+		case "", ModeConversationRouting:
+			if p.DefaultApp == "" {
+				bad("%s: mode conversation_routing needs default_app (use mode zero_config for none)", where)
+			}
+		case ModeZeroConfig:
+			if p.DefaultApp != "" {
+				bad("%s: mode zero_config has no default_app", where)
+			}
+		case ModeLegacy:
+			if p.DefaultApp == "" {
+				bad("%s: mode legacy needs default_app (the primary receiver)", where)
+			}
+		default:
+			bad("%s: mode %q is not conversation_routing, zero_config or legacy", where, p.Mode)
+		}
+		for _, ref := range append([]string{p.DefaultApp, p.SocialRoute}, mapValues(p.LinkRoutes)...) {
+			if !known(ref) {
+				bad("%s: app %q is not in apps", where, ref)
+			}
+		}
+		for name, pa := range p.Apps {
+			if !names[name] {
+				bad("%s: apps.%s is not in apps", where, name)
+			}
+			if pa.Token == "" {
+				bad("%s: apps.%s.token is required", where, name)
+			} else if tokens[pa.Token] {
+				bad("%s: apps.%s.token is used twice; a token names one (page, app)", where, name)
+			}
+			tokens[pa.Token] = true
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func mapValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}

@@ -1,0 +1,240 @@
+package messengertest
+
+import (
+	"time"
+	"unicode/utf8"
+
+	"github.com/batonhq/baton/messenger"
+)
+
+// The thread-control rules of REFERENCE §1.2, §1.3 and §5.1, one method per
+// call. Each runs with p.mu held, on a thread that exists, and returns Meta's
+// error for a refusal.
+
+func (p *Platform) checkMetadata(md string) *messenger.Error {
+	if lim := p.settings.MetadataLimit; lim > 0 && utf8.RuneCountInString(md) > lim {
+		return errInvalidParameter()
+	}
+	return nil
+}
+
+// isPrimary reports whether the app is the page's primary receiver (legacy)
+// or default app (Conversation Routing).
+func isPrimary(pg *page, id messenger.ID) bool { return pg.defaultApp == id }
+
+func (p *Platform) pass(caller *pageApp, t *thread, target messenger.ID, md string) *messenger.Error {
+	if err := p.checkMetadata(md); err != nil {
+		return err
+	}
+	pg, me := t.page, caller.app.id
+	switch pg.mode {
+	case ModeLegacy:
+		// The primary may pass at any time but must name the target; a
+		// secondary must own the thread, and its pass defaults to the
+		// primary.
+		if !isPrimary(pg, me) && t.owner != me {
+			return errNotOwnerPass()
+		}
+		if target == "" {
+			if isPrimary(pg, me) {
+				return errParamRequired("target_app_id")
+			}
+			target = pg.defaultApp
+		}
+	case ModeZeroConfig:
+		if t.owner != "" && t.owner != me {
+			return errNotOwnerPass()
+		}
+		if target == "" {
+			return errParamRequired("target_app_id") // no default app to fall back to
+		}
+		if target == me && t.owner == me {
+			return errInvalidParameter()
+		}
+	default:
+		if t.owner != "" && t.owner != me {
+			return errNotOwnerPass()
+		}
+		if target == "" {
+			target = pg.defaultApp
+		}
+		if target == me {
+			return errInvalidParameter() // passing to yourself does not extend control
+		}
+	}
+	if pg.apps[target] == nil {
+		return errIncorrectAppID()
+	}
+	prev := t.owner
+	p.grant(t, target)
+	p.deliverHandover(t, messenger.Event{PassThreadControl: &messenger.PassThreadControl{
+		PreviousOwnerAppID: prev, NewOwnerAppID: target, Metadata: md,
+	}}, target, p.settings.PassWebhookTo == "all")
+	return nil
+}
+
+func (p *Platform) take(caller *pageApp, t *thread, md string) (*messenger.Error, bool) {
+	if err := p.checkMetadata(md); err != nil {
+		return err, false
+	}
+	pg, me := t.page, caller.app.id
+	switch pg.mode {
+	case ModeZeroConfig:
+		return errCRNotEnabled(), false
+	case ModeLegacy:
+		if !isPrimary(pg, me) {
+			return errPermissions(), false
+		}
+	default:
+		if !caller.takeover {
+			return errPermissions(), false
+		}
+	}
+	if t.owner == me {
+		return errInvalidParameter(), false
+	}
+	prev := t.owner
+	p.grant(t, me)
+	if prev != "" { // taking an idle thread sends no webhook
+		p.deliverHandover(t, messenger.Event{TakeThreadControl: &messenger.TakeThreadControl{
+			PreviousOwnerAppID: prev, NewOwnerAppID: me, Metadata: md,
+		}}, prev, p.settings.TakeWebhookTo == "all")
+	}
+	return nil, true
+}
+
+func (p *Platform) request(caller *pageApp, t *thread, md string) *messenger.Error {
+	if err := p.checkMetadata(md); err != nil {
+		return err
+	}
+	pg, me := t.page, caller.app.id
+	switch pg.mode {
+	case ModeConversationRouting:
+		return errCREnabled()
+	case ModeLegacy:
+		if isPrimary(pg, me) {
+			return errInvalidParameter() // the primary takes, it does not ask
+		}
+		if t.owner == me {
+			return errInvalidParameter()
+		}
+		p.deliverHandover(t, messenger.Event{RequestThreadControl: &messenger.RequestThreadControl{
+			RequestedOwnerAppID: me, Metadata: md,
+		}}, pg.defaultApp, false)
+		return nil
+	}
+	if t.owner == me {
+		return errInvalidParameter()
+	}
+	if t.owner == "" {
+		// Zero-config: the first app to ask gets an idle thread.
+		p.grant(t, me)
+		p.deliverHandover(t, messenger.Event{PassThreadControl: &messenger.PassThreadControl{
+			NewOwnerAppID: me, Metadata: md,
+		}}, me, false)
+		return nil
+	}
+	p.deliverHandover(t, messenger.Event{RequestThreadControl: &messenger.RequestThreadControl{
+		RequestedOwnerAppID: me, Metadata: md,
+	}}, t.owner, false)
+	return nil
+}
+
+func (p *Platform) release(caller *pageApp, t *thread, md string) *messenger.Error {
+	if err := p.checkMetadata(md); err != nil {
+		return err
+	}
+	if t.owner != caller.app.id {
+		return errNotOwnerRelease()
+	}
+	if t.page.mode == ModeLegacy {
+		t.owner = t.page.defaultApp // legacy threads fall back to the primary
+		return nil
+	}
+	t.owner = "" // idle; no webhook is documented for a release
+	return nil
+}
+
+func (p *Platform) extend(caller *pageApp, t *thread, seconds int64) *messenger.Error {
+	if t.owner != caller.app.id {
+		return errNotOwnerExtend()
+	}
+	if seconds <= 0 || seconds > maxExtendSeconds {
+		return errInvalidParameter()
+	}
+	t.expires = p.now().Add(time.Duration(seconds) * time.Second)
+	return nil
+}
+
+// threadOwnerView is what GET thread_owner shows the caller: (owner,
+// expiration, visible). Callers hold p.mu.
+func (p *Platform) threadOwnerView(caller *pageApp, t *thread) (body any, err *messenger.Error) {
+	pg, me := t.page, caller.app.id
+	type owner struct {
+		AppID      messenger.ID `json:"app_id,omitempty"`
+		Expiration int64        `json:"expiration,omitempty"`
+	}
+	wrap := func(o owner) any {
+		return map[string]any{"data": []any{map[string]any{"thread_owner": o}}}
+	}
+	if pg.mode == ModeLegacy {
+		if !isPrimary(pg, me) && t.owner != me && t.owner != pg.defaultApp {
+			return nil, errSecondaryHidden()
+		}
+		return wrap(owner{AppID: t.owner}), nil
+	}
+	if t.owner == "" {
+		if p.settings.IdleThreadOwnerBody == "object" {
+			return map[string]any{}, nil
+		}
+		return map[string]any{"data": []any{}}, nil
+	}
+	o := owner{Expiration: t.expires.Unix()}
+	if t.owner == me || pg.defaultApp == me {
+		o.AppID = t.owner
+	}
+	return wrap(o), nil
+}
+
+// sendAllowed applies the Send API's ownership and window rules (REFERENCE
+// §4, §5.1) for a message to the person of t.
+func (p *Platform) sendAllowed(caller *pageApp, t *thread, tag string, viaOTN bool) *messenger.Error {
+	pg, me := t.page, caller.app.id
+	switch pg.mode {
+	case ModeLegacy:
+		// Handover v1: either app may respond.
+	case ModeZeroConfig:
+		if t.owner != "" && t.owner != me {
+			return errSendNotOwner()
+		}
+	default:
+		if t.owner != "" && t.owner != me {
+			return errSendNotOwner()
+		}
+		if t.owner == "" && pg.defaultApp != me {
+			return errSendNotOwner() // while idle only the default app may send
+		}
+	}
+	now := p.now()
+	switch tag {
+	case messenger.TagAccountUpdate, messenger.TagConfirmedEventUpdate, messenger.TagPostPurchaseUpdate:
+		if !now.Before(retiredTagsFrom) {
+			return errInvalidParameter()
+		}
+		return nil
+	}
+	if viaOTN {
+		return nil
+	}
+	since := now.Sub(t.lastUserMsg)
+	if t.lastUserMsg.IsZero() {
+		return errOutsideWindow()
+	}
+	switch {
+	case since <= messagingWindow:
+		return nil
+	case (tag == messenger.TagHumanAgent || tag == messenger.TagCustomerFeedback) && since <= humanAgentWindow:
+		return nil
+	}
+	return errOutsideWindow()
+}

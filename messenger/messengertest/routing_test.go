@@ -341,6 +341,14 @@ func TestZeroConfig(t *testing.T) {
 	}
 	wantGraphError(t, e.client.TakeThreadControl(ctx(), credA, psid, ""), 27, 0, "(#27) not supported when Conversation Routing is not enabled")
 	wantGraphError(t, e.client.PassThreadControl(ctx(), credA, psid, "", ""), 100, 0, "(#100) The parameter target_app_id is required")
+	// While idle every app may reply: coordination is the apps' problem.
+	if _, err := e.client.Send(ctx(), credB, textTo("from b")); err != nil {
+		t.Fatalf("zero-config idle send by a non-default app: %v", err)
+	}
+	e.settle()
+	if a, b := kinds(e.a.take()), kinds(e.b.take()); a != "messaging:message_echo" || b != "messaging:message_echo" {
+		t.Fatalf("zero-config echoes: a %q b %q", a, b)
+	}
 
 	// The first app to request an idle thread gets it, with a pass webhook.
 	must(t, e.client.RequestThreadControl(ctx(), credB, psid, "mine please"))
@@ -384,6 +392,15 @@ func TestLegacyPrimarySecondary(t *testing.T) {
 	wantGraphError(t, e.client.PassThreadControl(ctx(), credA, psid, "", ""), 100, 0, "(#100) The parameter target_app_id is required")
 	wantGraphError(t, e.client.TakeThreadControl(ctx(), credB, psid, ""), 200, 0, "(#200) Permissions error")
 
+	// Handover v1: either app may respond.
+	if _, err := e.client.Send(ctx(), credB, textTo("secondary speaking")); err != nil {
+		t.Fatalf("legacy send by a secondary: %v", err)
+	}
+	e.settle()
+	if got := kinds(e.a.take()); got != "messaging:message_echo" {
+		t.Fatalf("primary got %q for the secondary's send", got)
+	}
+
 	// Secondary asks, primary passes, secondary passes back by default.
 	must(t, e.client.RequestThreadControl(ctx(), credB, psid, "please"))
 	e.settle()
@@ -421,4 +438,8 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+func textTo(text string) *messenger.SendRequest {
+	return &messenger.SendRequest{Recipient: messenger.Recipient{ID: psid}, MessagingType: messenger.MessagingTypeResponse, Message: &messenger.OutgoingMessage{Text: text}}
 }

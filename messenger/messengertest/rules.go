@@ -41,6 +41,9 @@ func (p *Platform) pass(caller *pageApp, t *thread, target messenger.ID, md stri
 			}
 			target = pg.defaultApp
 		}
+		if target == me {
+			return errInvalidParameter()
+		}
 	case ModeZeroConfig:
 		if t.owner != "" && t.owner != me {
 			return errNotOwnerPass()

@@ -1,0 +1,353 @@
+// Package statemachine is the thread-control state machine: who controls a
+// conversation (idle, the page's primary app, or a secondary app) and which
+// app may move it where, in each page mode, exactly as Meta's platform
+// rules state them (REFERENCE §1.2, §1.3, §5). It is pure: no I/O, no
+// clock; the caller passes the time in.
+//
+// The transitions are declared once with github.com/looplab/fsm; the guards
+// that say who may fire them, per mode, are plain functions beside it. A
+// fresh machine is built per input, restored to the record's state, so a
+// cancelled or refused event can never leave a shared machine stuck.
+package statemachine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/looplab/fsm"
+)
+
+// State is who controls a thread.
+type State string
+
+// The three control states.
+const (
+	Idle      State = "idle"      // nobody; the default app answers (Conversation Routing)
+	Primary   State = "primary"   // the page's primary (default) app
+	Secondary State = "secondary" // any other app
+)
+
+// Mode is a page's thread-control model.
+type Mode string
+
+// Page modes, named as in the YAML.
+const (
+	ConversationRouting Mode = "conversation_routing"
+	ZeroConfig          Mode = "zero_config"
+	Legacy              Mode = "legacy"
+)
+
+// Op is what happens to a thread.
+type Op string
+
+// Protocol calls, what Baton observes, and what time and people do.
+const (
+	OpPass    Op = "pass"
+	OpTake    Op = "take"
+	OpRequest Op = "request"
+	OpRelease Op = "release"
+	OpExtend  Op = "extend"
+	OpExpire  Op = "expire"
+	// OpObserve records what Meta told us (a handover webhook, the channel
+	// an event came on, an echo's app_id, GET thread_owner): never refused.
+	OpObserve Op = "observe"
+	// OpAdmin is an operator's override: never refused.
+	OpAdmin Op = "admin"
+)
+
+// Rules are Meta's, per REFERENCE.
+const (
+	// ControlTTL is how long control lasts without a message from the person.
+	ControlTTL = 24 * time.Hour
+	// MaxExtend is the longest extend_thread_control accepts.
+	MaxExtend = 7 * 24 * time.Hour
+)
+
+// Page is what the machine needs to know of a page.
+type Page struct {
+	Mode Mode
+	// Primary is the default app (Conversation Routing) or primary
+	// receiver (legacy); empty in zero-config.
+	Primary string
+	// CanTake lists the apps with the "take control" permission
+	// (Conversation Routing).
+	CanTake map[string]bool
+}
+
+// Thread is the persisted control record of one conversation.
+type Thread struct {
+	State             State     `json:"state"`
+	Owner             string    `json:"owner,omitempty"` // app id; empty when idle
+	ExpiresAt         time.Time `json:"expires_at,omitzero"`
+	LastUserMessageAt time.Time `json:"last_user_message_at,omitzero"`
+	Version           uint64    `json:"version"`
+}
+
+// Input is one thing that happens to a thread.
+type Input struct {
+	Op Op
+	// Caller is the acting app (pass, take, request, release, extend).
+	Caller string
+	// Target is where control goes: pass (empty: the default), observe and
+	// admin (empty: idle).
+	Target string
+	// Duration of an extend.
+	Duration time.Duration
+	// At is when it happens.
+	At time.Time
+}
+
+// Result is what Apply decided.
+type Result struct {
+	Thread Thread
+	// Changed is true when the owner changed.
+	Changed bool
+	// From and To are the owners (app ids) before and after; empty is idle.
+	From, To string
+	// Notify is set for a request that leaves control where it is: the
+	// owner is to be asked.
+	Notify bool
+}
+
+// Reasons a call is refused; match with errors.Is.
+var (
+	ErrNotOwner          = errors.New("the caller does not control the thread")
+	ErrAlreadyOwner      = errors.New("the caller already controls the thread")
+	ErrTargetIsCaller    = errors.New("control cannot be passed to the caller itself")
+	ErrTargetRequired    = errors.New("a target app is required")
+	ErrTakeNotPermitted  = errors.New("the caller may not take control on this page")
+	ErrNotInMode         = errors.New("not supported in this page mode")
+	ErrDuration          = errors.New("extend duration must be between 1 second and 7 days")
+	ErrNotPrimary        = errors.New("only the primary app may do this")
+	ErrPrimaryMayNotAsk  = errors.New("the primary app takes control, it does not request it")
+	ErrNothingToExpire   = errors.New("control has not lapsed")
+	ErrInvalidTransition = errors.New("transition not possible from this state")
+)
+
+var (
+	any3    = []string{string(Idle), string(Primary), string(Secondary)}
+	owned   = []string{string(Primary), string(Secondary)}
+	idleSrc = []string{string(Idle)}
+)
+
+// events declares every transition once: the event name is the op and the
+// destination, so "pass to the primary" and "pass to a secondary" are
+// separate events with one destination each, and the sources say from
+// where an op can start at all (release and expire need an owner, a
+// request grants only an idle thread, a take by the primary starts where
+// the primary is not the owner).
+var events = fsm.Events{
+	{Name: "pass_primary", Src: any3, Dst: string(Primary)},
+	{Name: "pass_secondary", Src: any3, Dst: string(Secondary)},
+	{Name: "take_primary", Src: []string{string(Idle), string(Secondary)}, Dst: string(Primary)},
+	{Name: "take_secondary", Src: any3, Dst: string(Secondary)},
+	{Name: "request_primary", Src: idleSrc, Dst: string(Primary)},
+	{Name: "request_secondary", Src: idleSrc, Dst: string(Secondary)},
+	{Name: "release_idle", Src: owned, Dst: string(Idle)},
+	{Name: "release_primary", Src: owned, Dst: string(Primary)}, // legacy
+	{Name: "expire_idle", Src: owned, Dst: string(Idle)},
+	{Name: "observe_idle", Src: any3, Dst: string(Idle)},
+	{Name: "observe_primary", Src: any3, Dst: string(Primary)},
+	{Name: "observe_secondary", Src: any3, Dst: string(Secondary)},
+	{Name: "admin_idle", Src: any3, Dst: string(Idle)},
+	{Name: "admin_primary", Src: any3, Dst: string(Primary)},
+	{Name: "admin_secondary", Src: any3, Dst: string(Secondary)},
+}
+
+// Events returns the declared transitions, for documentation and tests.
+func Events() fsm.Events { return append(fsm.Events(nil), events...) }
+
+// Apply decides what in does to th on page p. It returns the new record, or
+// an error wrapping one of the Err values that says why Meta would refuse.
+func Apply(p Page, th Thread, in Input) (Result, error) {
+	if th.State == "" {
+		th.State = Idle
+	}
+	owner, err := decide(p, th, in)
+	res := Result{Thread: th, From: th.Owner}
+	if err != nil {
+		return res, fmt.Errorf("%s: %w", in.Op, err)
+	}
+	if owner == nil { // no change of owner (extend, a request that only asks)
+		res.Thread = th
+		res.To = th.Owner
+		res.Notify = in.Op == OpRequest
+		if in.Op == OpExtend {
+			res.Thread.ExpiresAt = in.At.Add(in.Duration)
+			res.Thread.Version++
+		}
+		return res, nil
+	}
+	to := *owner
+	// A fresh machine per input, restored to the record's state: a refused
+	// event can never leave a shared machine stuck.
+	m := fsm.NewFSM(string(th.State), events, nil)
+	ev := string(in.Op) + "_" + string(stateOf(p, to))
+	// The same state again (one secondary passing to another) is
+	// NoTransitionError: the state holds, the owner still changes.
+	if err := m.Event(context.Background(), ev); err != nil && !errors.As(err, new(fsm.NoTransitionError)) {
+		return res, fmt.Errorf("%s: %w: %w", in.Op, ErrInvalidTransition, err)
+	}
+	next := th
+	next.State = State(m.Current())
+	next.Owner = to
+	switch {
+	case to == "":
+		next.ExpiresAt = time.Time{}
+	case p.Mode == Legacy:
+		next.ExpiresAt = time.Time{} // legacy control does not lapse
+	case in.Op == OpObserve && !in.At.IsZero() && to == th.Owner:
+		// Seen again on the owner's channel: expiry unchanged here; user
+		// activity is recorded with Touch.
+	default:
+		next.ExpiresAt = in.At.Add(ControlTTL)
+	}
+	next.Version++
+	res.Thread, res.To, res.Changed = next, to, to != th.Owner
+	return res, nil
+}
+
+// Touch records a message from the person at t: a new messaging window, and
+// 24 more hours of control for the owner.
+func Touch(p Page, th Thread, t time.Time) Thread {
+	if th.State == "" {
+		th.State = Idle
+	}
+	th.LastUserMessageAt = t
+	if th.Owner != "" && p.Mode != Legacy && th.ExpiresAt.Before(t.Add(ControlTTL)) {
+		th.ExpiresAt = t.Add(ControlTTL)
+	}
+	th.Version++
+	return th
+}
+
+// Expired reports whether control has lapsed at t (never on legacy pages).
+func Expired(p Page, th Thread, t time.Time) bool {
+	return th.Owner != "" && p.Mode != Legacy && !th.ExpiresAt.IsZero() && !t.Before(th.ExpiresAt)
+}
+
+func stateOf(p Page, owner string) State {
+	switch {
+	case owner == "":
+		return Idle
+	case owner == p.Primary:
+		return Primary
+	default:
+		return Secondary
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+// decide applies the guards of each op and mode and returns the new owner,
+// or nil when the owner stays.
+func decide(p Page, th Thread, in Input) (*string, error) {
+	me, owner := in.Caller, th.Owner
+	switch in.Op {
+	case OpObserve, OpAdmin:
+		return ptr(in.Target), nil
+	case OpExpire:
+		if !Expired(p, th, in.At) {
+			return nil, ErrNothingToExpire
+		}
+		return ptr(""), nil
+	case OpExtend:
+		if owner != me {
+			return nil, ErrNotOwner
+		}
+		if in.Duration < time.Second || in.Duration > MaxExtend {
+			return nil, ErrDuration
+		}
+		return nil, nil
+	case OpRelease:
+		if owner != me {
+			return nil, ErrNotOwner
+		}
+		if p.Mode == Legacy {
+			return ptr(p.Primary), nil // legacy threads fall back to the primary
+		}
+		return ptr(""), nil
+	case OpPass:
+		return decidePass(p, th, in)
+	case OpTake:
+		switch p.Mode {
+		case ZeroConfig:
+			return nil, ErrNotInMode
+		case Legacy:
+			if me != p.Primary {
+				return nil, ErrNotPrimary
+			}
+		default:
+			if !p.CanTake[me] {
+				return nil, ErrTakeNotPermitted
+			}
+		}
+		if owner == me {
+			return nil, ErrAlreadyOwner
+		}
+		return ptr(me), nil
+	case OpRequest:
+		switch p.Mode {
+		case ConversationRouting:
+			return nil, ErrNotInMode
+		case Legacy:
+			if me == p.Primary {
+				return nil, ErrPrimaryMayNotAsk
+			}
+			if owner == me {
+				return nil, ErrAlreadyOwner
+			}
+			return nil, nil // the primary is asked
+		}
+		if owner == me {
+			return nil, ErrAlreadyOwner
+		}
+		if owner == "" {
+			return ptr(me), nil // zero-config: the first to ask an idle thread gets it
+		}
+		return nil, nil // the owner is asked
+	}
+	return nil, fmt.Errorf("unknown op %q", in.Op)
+}
+
+func decidePass(p Page, th Thread, in Input) (*string, error) {
+	me, owner, target := in.Caller, th.Owner, in.Target
+	switch p.Mode {
+	case Legacy:
+		if me != p.Primary && owner != me {
+			return nil, ErrNotOwner
+		}
+		if target == "" {
+			if me == p.Primary {
+				return nil, ErrTargetRequired
+			}
+			target = p.Primary
+		}
+		if target == me {
+			return nil, ErrTargetIsCaller
+		}
+	case ZeroConfig:
+		if owner != "" && owner != me {
+			return nil, ErrNotOwner
+		}
+		if target == "" {
+			return nil, ErrTargetRequired
+		}
+		if target == me && owner == me {
+			return nil, ErrTargetIsCaller
+		}
+	default:
+		if owner != "" && owner != me {
+			return nil, ErrNotOwner
+		}
+		if target == "" {
+			target = p.Primary
+		}
+		if target == me {
+			return nil, ErrTargetIsCaller
+		}
+	}
+	return ptr(target), nil
+}

@@ -261,19 +261,11 @@ func ctx() context.Context { return context.Background() }
 // ctlGraph sends a raw Graph request.
 func (e *env) ctlGraph(method, path, body string, out any) int {
 	e.t.Helper()
-	req, _ := http.NewRequest(method, e.url+path, strings.NewReader(body))
+	req := e.newRequest(method, path, body)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if out != nil {
-		_ = json.NewDecoder(resp.Body).Decode(out)
-	}
-	return resp.StatusCode
+	return e.do(req, out)
 }
 
 func (e *env) newRequest(method, path, body string) *http.Request {

@@ -55,17 +55,26 @@ func (p *Platform) userActivity(t *thread, ref string) {
 	}
 }
 
+// personThread finds or starts the thread of a person who acts now.
+// Callers hold p.mu.
+func (p *Platform) personThread(pageID, psid messenger.ID) (*thread, error) {
+	pg, err := p.page(pageID)
+	if err != nil {
+		return nil, err
+	}
+	return p.thread(pg, psid, true), nil
+}
+
 // UserSends delivers a message from the person psid to the page, as Meta
 // would: routed to the owner on messaging and the others on standby. A ref
 // sends an m.me referral first. It returns the message id.
 func (p *Platform) UserSends(pageID, psid messenger.ID, m UserMessage) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	pg, err := p.page(pageID)
+	t, err := p.personThread(pageID, psid)
 	if err != nil {
 		return "", err
 	}
-	t := p.thread(pg, psid, true)
 	if m.Ref != "" {
 		p.userActivity(t, m.Ref)
 		p.route(t, messenger.Event{Referral: &messenger.Referral{Ref: m.Ref, Source: "SHORTLINK", Type: "OPEN_THREAD"}}, "messaging_referrals")
@@ -86,11 +95,10 @@ func (p *Platform) UserSends(pageID, psid messenger.ID, m UserMessage) (string, 
 func (p *Platform) UserPostback(pageID, psid messenger.ID, title, payload, ref string) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	pg, err := p.page(pageID)
+	t, err := p.personThread(pageID, psid)
 	if err != nil {
 		return "", err
 	}
-	t := p.thread(pg, psid, true)
 	p.userActivity(t, ref)
 	mid := newID("m_")
 	pb := &messenger.Postback{Title: title, Payload: payload, Mid: mid}
@@ -125,13 +133,12 @@ func (p *Platform) UserReferral(pageID, psid messenger.ID, ref, source, adID str
 func (p *Platform) UserOptsIn(pageID, psid messenger.ID, payload string) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	pg, err := p.page(pageID)
+	t, err := p.personThread(pageID, psid)
 	if err != nil {
 		return "", err
 	}
-	t := p.thread(pg, psid, true)
 	tok := newID("OTN_")
-	p.otns[tok] = &otnToken{page: pg.id, psid: psid, payload: payload, created: p.now()}
+	p.otns[tok] = &otnToken{page: pageID, psid: psid, payload: payload, created: p.now()}
 	p.route(t, messenger.Event{Optin: &messenger.Optin{Type: messenger.OptinOneTimeNotif, Payload: payload, OneTimeNotifToken: tok}}, "messaging_optins")
 	return tok, nil
 }

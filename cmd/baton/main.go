@@ -27,7 +27,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run Baton with a config file", notYet("serve")},
 		{"demo", "run Baton, the fake platform, a bot and an inbox together", notYet("demo")},
-		{"check", "validate a config file", notYet("check")},
+		{"check", "validate a config file", runCheck},
 		{"threads", "list threads or show one (talks to the admin API)", notYet("threads")},
 		{"platform", "run the fake Messenger platform alone", runPlatform},
 	}

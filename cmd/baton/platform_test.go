@@ -77,3 +77,11 @@ func TestUsageErrors(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 }
+
+func TestCheckCommand(t *testing.T) {
+	var stdout, stderr strings.Builder
+	code := run(context.Background(), []string{"check", "-config", filepath.Join("..", "..", "config", "testdata", "unknown_key.yml")}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), `unknown_key.yml:7: apps[0].adaptr: unknown field "adaptr"`) {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+}

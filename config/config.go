@@ -1,0 +1,211 @@
+// Package config reads baton.yaml into typed configuration: strict YAML
+// (unknown keys and wrong types are errors), defaults, and validation whose
+// every error names the file, the line and the field path. Secrets come
+// only from environment variables named by *_env keys; a secret written in
+// the file is refused.
+package config
+
+import (
+	"time"
+)
+
+// Config is a whole baton.yaml.
+type Config struct {
+	// Listen is the public listener: webhooks and the bot API.
+	Listen   string   `yaml:"listen"`
+	Admin    Admin    `yaml:"admin"`
+	Data     string   `yaml:"data"`
+	Graph    Graph    `yaml:"graph"`
+	Webhooks Webhooks `yaml:"webhooks"`
+	Delivery Delivery `yaml:"delivery"`
+	Apps     []App    `yaml:"apps"`
+	Pages    []Page   `yaml:"pages"`
+	Log      Log      `yaml:"log"`
+
+	// Path is the file the config was read from.
+	Path string `yaml:"-"`
+}
+
+// Admin is the admin API's own listener.
+type Admin struct {
+	Listen   string `yaml:"listen"`
+	TokenEnv string `yaml:"token_env"`
+	Token    Secret `yaml:"-"`
+
+	InlineToken string `yaml:"token"` // refused: use token_env
+}
+
+// Graph is where Meta's Graph API is.
+type Graph struct {
+	URL     string        `yaml:"url"`
+	Version string        `yaml:"version"`
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Webhooks tunes the webhook ingress.
+type Webhooks struct {
+	// MaxBody is the largest webhook body accepted, in bytes.
+	MaxBody int64 `yaml:"max_body"`
+	// AllowSHA1 accepts requests signed only with the legacy
+	// X-Hub-Signature (sha1) header.
+	AllowSHA1 bool `yaml:"allow_sha1"`
+}
+
+// Delivery tunes forwarding to bots; an adapter may override each value.
+type Delivery struct {
+	MaxAttempts int           `yaml:"max_attempts"`
+	Backoff     time.Duration `yaml:"backoff"`
+	MaxBackoff  time.Duration `yaml:"max_backoff"`
+	Timeout     time.Duration `yaml:"timeout"`
+	Concurrency int           `yaml:"concurrency"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // json | console
+}
+
+// App is a participant in thread control. It is hosted when its webhooks
+// end at Baton (SecretEnv set, with an Adapter to its bot), external
+// otherwise (Page Inbox, a CRM).
+type App struct {
+	Name           string   `yaml:"name"`
+	AppID          string   `yaml:"app_id"`
+	SecretEnv      string   `yaml:"secret_env"`
+	VerifyTokenEnv string   `yaml:"verify_token_env"`
+	TokenEnv       string   `yaml:"token_env"` // bearer token of the bot API
+	Adapter        *Adapter `yaml:"adapter"`
+
+	Secret      Secret `yaml:"-"`
+	VerifyToken Secret `yaml:"-"`
+	APIToken    Secret `yaml:"-"`
+
+	InlineSecret      string `yaml:"secret"`       // refused
+	InlineVerifyToken string `yaml:"verify_token"` // refused
+	InlineToken       string `yaml:"token"`        // refused
+}
+
+// Hosted reports whether Baton terminates the app's webhooks.
+func (a *App) Hosted() bool { return a.SecretEnv != "" }
+
+// Adapter says how events reach a hosted app's bot.
+type Adapter struct {
+	Type      string `yaml:"type"` // http
+	URL       string `yaml:"url"`
+	SecretEnv string `yaml:"secret_env"`
+	// Standby asks for copies of events while the app does not own the
+	// thread.
+	Standby     bool          `yaml:"standby"`
+	Timeout     time.Duration `yaml:"timeout"`
+	Concurrency int           `yaml:"concurrency"`
+	MaxAttempts int           `yaml:"max_attempts"`
+
+	Secret Secret `yaml:"-"`
+
+	InlineSecret string `yaml:"secret"` // refused
+}
+
+// Page is a Facebook Page and the apps on it.
+type Page struct {
+	ID   string `yaml:"id"`
+	Mode string `yaml:"mode"` // conversation_routing | zero_config | legacy
+	// Primary is the default app (Conversation Routing) or primary
+	// receiver (legacy).
+	Primary   string   `yaml:"primary"`
+	Secondary []string `yaml:"secondary"`
+	// Takeover lists the apps allowed to take control (Conversation
+	// Routing's per-app permission); default: the primary.
+	Takeover []string `yaml:"takeover"`
+	// Tokens are the page access tokens of the hosted apps, by app name.
+	Tokens map[string]PageToken `yaml:"tokens"`
+}
+
+// PageToken is one app's page access token.
+type PageToken struct {
+	TokenEnv string `yaml:"token_env"`
+	Token    Secret `yaml:"-"`
+
+	InlineToken string `yaml:"token"` // refused
+}
+
+// Page modes.
+const (
+	ModeConversationRouting = "conversation_routing"
+	ModeZeroConfig          = "zero_config"
+	ModeLegacy              = "legacy"
+)
+
+// Defaults.
+const (
+	DefaultListen      = ":8080"
+	DefaultAdminListen = "127.0.0.1:8081"
+	DefaultData        = "./baton.db"
+	DefaultGraphURL    = "https://graph.facebook.com"
+	DefaultVersion     = "v21.0"
+	DefaultMaxBody     = 1 << 20
+)
+
+func (c *Config) applyDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.Listen, DefaultListen)
+	def(&c.Admin.Listen, DefaultAdminListen)
+	def(&c.Data, DefaultData)
+	def(&c.Graph.URL, DefaultGraphURL)
+	def(&c.Graph.Version, DefaultVersion)
+	def(&c.Log.Level, "info")
+	def(&c.Log.Format, "json")
+	if c.Graph.Timeout == 0 {
+		c.Graph.Timeout = 10 * time.Second
+	}
+	if c.Webhooks.MaxBody == 0 {
+		c.Webhooks.MaxBody = DefaultMaxBody
+	}
+	d := &c.Delivery
+	if d.MaxAttempts == 0 {
+		d.MaxAttempts = 10
+	}
+	if d.Backoff == 0 {
+		d.Backoff = 500 * time.Millisecond
+	}
+	if d.MaxBackoff == 0 {
+		d.MaxBackoff = 5 * time.Minute
+	}
+	if d.Timeout == 0 {
+		d.Timeout = 10 * time.Second
+	}
+	if d.Concurrency == 0 {
+		d.Concurrency = 16
+	}
+	for i := range c.Apps {
+		if a := c.Apps[i].Adapter; a != nil {
+			if a.Timeout == 0 {
+				a.Timeout = d.Timeout
+			}
+			if a.Concurrency == 0 {
+				a.Concurrency = d.Concurrency
+			}
+			if a.MaxAttempts == 0 {
+				a.MaxAttempts = d.MaxAttempts
+			}
+		}
+	}
+	for i := range c.Pages {
+		p := &c.Pages[i]
+		def(&p.Mode, ModeConversationRouting)
+	}
+}
+
+// App returns the app named name.
+func (c *Config) App(name string) (*App, bool) {
+	for i := range c.Apps {
+		if c.Apps[i].Name == name {
+			return &c.Apps[i], true
+		}
+	}
+	return nil, false
+}

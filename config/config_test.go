@@ -1,0 +1,96 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var testEnv = map[string]string{
+	"BATON_ADMIN_TOKEN":        "admin-token",
+	"SUPPORT_BOT_SECRET":       "app-secret",
+	"SUPPORT_BOT_VERIFY_TOKEN": "verify",
+	"SUPPORT_BOT_API_TOKEN":    "api-token",
+	"SUPPORT_BOT_HOOK_SECRET":  "hook-secret",
+	"PAGE_TOKEN_SUPPORT_BOT":   "page-token",
+}
+
+func lookup(name string) (string, bool) { v, ok := testEnv[name]; return v, ok }
+
+func TestGoodConfig(t *testing.T) {
+	c, err := Load(filepath.Join("testdata", "good.yml"), lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := c.App("support-bot")
+	if !ok || !a.Hosted() || a.Secret.Reveal() != "app-secret" || a.Adapter.Secret.Reveal() != "hook-secret" || !a.Adapter.Standby {
+		t.Fatalf("app %+v", a)
+	}
+	if a.Adapter.MaxAttempts != 10 || a.Adapter.Concurrency != 16 || a.Adapter.Timeout.Seconds() != 10 {
+		t.Fatalf("adapter defaults %+v", a.Adapter)
+	}
+	inbox, _ := c.App("page-inbox")
+	if inbox.Hosted() {
+		t.Fatal("page-inbox is external")
+	}
+	p := c.Pages[0]
+	if p.Tokens["support-bot"].Token.Reveal() != "page-token" || len(p.Takeover) != 1 || p.Takeover[0] != "support-bot" {
+		t.Fatalf("page %+v", p)
+	}
+	// Secrets never print.
+	for _, s := range []string{fmt.Sprintf("%v %+v %#v", c, c, c), mustJSON(t, c)} {
+		for _, v := range testEnv {
+			if strings.Contains(s, v) {
+				t.Fatalf("secret %q printed in %s", v, s)
+			}
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Each testdata/NAME.yml has its errors, word for word, in NAME.err.
+func TestBrokenConfigs(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.err"))
+	if len(files) < 5 {
+		t.Fatalf("only %d cases", len(files))
+	}
+	for _, errFile := range files {
+		name := strings.TrimSuffix(filepath.Base(errFile), ".err")
+		t.Run(name, func(t *testing.T) {
+			want, _ := os.ReadFile(errFile)
+			b, err := os.ReadFile(filepath.Join("testdata", name+".yml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Parse(name+".yml", b, lookup)
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("got %v, want Errors", err)
+			}
+			if got := err.Error() + "\n"; got != string(want) {
+				t.Fatalf("got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestExampleConfigsAreValid(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "examples", "*", "baton.yaml"))
+	for _, f := range files {
+		env := func(name string) (string, bool) { return "x-" + name, true }
+		if _, err := Load(f, env); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}

@@ -1,0 +1,122 @@
+// Package bolt implements store.Store on a bbolt file: the only package
+// that imports bbolt. Writes from concurrent callers are grouped into one
+// transaction and one fsync (see commit.go).
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/batonhq/baton/store"
+)
+
+var (
+	bThreads  = []byte("threads")  // page \0 psid -> Thread
+	bHistory  = []byte("history")  // page \0 psid \0 seq -> HistoryEntry
+	bTimers   = []byte("timers")   // expires(ns) page \0 psid -> nil
+	bSeen     = []byte("seen")     // key -> until(ns)
+	bSeenExp  = []byte("seen_exp") // until(ns) key -> nil
+	bJournal  = []byte("journal")  // seq -> JournalEntry
+	bOutbox   = []byte("outbox")   // id -> Delivery
+	bDead     = []byte("dead")     // id -> Delivery
+	bIntents  = []byte("intents")  // page \0 psid -> Intent
+	bMeta     = []byte("meta")
+	allBucket = [][]byte{bThreads, bHistory, bTimers, bSeen, bSeenExp, bJournal, bOutbox, bDead, bIntents, bMeta}
+	kDelivery = []byte("delivery_seq")
+)
+
+// DB is a store.Store on one bbolt file.
+type DB struct {
+	db *bolt.DB
+	gc *groupCommit
+}
+
+var _ store.Store = (*DB)(nil)
+
+// Open opens or creates the file at path. One process owns a file: a second
+// Open fails after timeout instead of waiting forever.
+func Open(path string, timeout time.Duration) (*DB, error) {
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBucket {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("create buckets in %s: %w", path, err)
+	}
+	d := &DB{db: db}
+	d.gc = newGroupCommit(db)
+	return d, nil
+}
+
+// Close waits for queued writes and closes the file.
+func (d *DB) Close() error {
+	d.gc.close()
+	return d.db.Close()
+}
+
+// Update runs fn in a write transaction shared with concurrent callers; it
+// returns once the transaction is durable (or failed).
+func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return d.gc.do(ctx, func(btx *bolt.Tx) error { return fn(&tx{btx}) })
+}
+
+// View runs fn in a read transaction.
+func (d *DB) View(fn func(store.ReadTx) error) error {
+	return d.db.View(func(btx *bolt.Tx) error { return fn(&tx{btx}) })
+}
+
+// Backup writes a consistent copy of the database to w.
+func (d *DB) Backup(w interface{ Write([]byte) (int, error) }) (int64, error) {
+	var n int64
+	err := d.db.View(func(btx *bolt.Tx) error {
+		var err error
+		n, err = btx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+func u64(n uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, n)
+	return b
+}
+
+func threadKey(k store.ThreadKey) []byte {
+	b := make([]byte, 0, len(k.Page)+len(k.PSID)+1)
+	b = append(b, k.Page...)
+	b = append(b, 0)
+	return append(b, k.PSID...)
+}
+
+func splitThreadKey(b []byte) store.ThreadKey {
+	for i, c := range b {
+		if c == 0 {
+			return store.ThreadKey{Page: string(b[:i]), PSID: string(b[i+1:])}
+		}
+	}
+	return store.ThreadKey{Page: string(b)}
+}
+
+// timeKey encodes t so that byte order is time order (times before 1970
+// do not occur here).
+func timeKey(t time.Time) []byte { return u64(uint64(t.UnixNano())) }
+
+var errStop = errors.New("stop")

@@ -1,0 +1,162 @@
+// Package store is Baton's persistence: thread records and their history,
+// the webhook journal, dedup marks, the delivery outbox and its dead
+// letters, thread-control intents and expiry timers. Store is the interface
+// every backend implements; store/bolt is the embedded one, and
+// store/storetest is the suite each backend must pass.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/batonhq/baton/statemachine"
+)
+
+// ErrNotFound is returned for a record that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store runs transactions. Update may group the functions of concurrent
+// callers into one durable commit; a function must therefore read and write
+// only through its Tx and may be run more than once.
+type Store interface {
+	Update(ctx context.Context, fn func(Tx) error) error
+	View(fn func(ReadTx) error) error
+	Close() error
+}
+
+// ThreadKey names a conversation.
+type ThreadKey struct {
+	Page string `json:"page_id"`
+	PSID string `json:"psid"`
+}
+
+func (k ThreadKey) String() string { return k.Page + "/" + k.PSID }
+
+// Thread is a conversation's control record.
+type Thread struct {
+	ThreadKey
+	statemachine.Thread
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Causes of an ownership change.
+const (
+	CauseWebhook   = "webhook"   // a handover event, a channel, an echo
+	CauseCall      = "call"      // a thread-control call Baton made
+	CauseRule      = "rule"      // a rule fired
+	CauseExpiry    = "expiry"    // 24 h without a message from the person
+	CauseAdmin     = "admin"     // an operator
+	CauseReconcile = "reconcile" // GET thread_owner disagreed
+)
+
+// HistoryEntry is one transition of a thread.
+type HistoryEntry struct {
+	At       time.Time `json:"at"`
+	Event    string    `json:"event"`
+	From     string    `json:"from"` // app id; empty is idle
+	To       string    `json:"to"`
+	By       string    `json:"by"` // acting app id, "admin" or "meta"
+	Cause    string    `json:"cause"`
+	Metadata string    `json:"metadata,omitempty"`
+}
+
+// JournalEntry is one webhook event as received, kept for audit and replay.
+type JournalEntry struct {
+	Seq        uint64          `json:"seq"`
+	ReceivedAt time.Time       `json:"received_at"`
+	App        string          `json:"app"`
+	Page       string          `json:"page_id"`
+	Channel    string          `json:"channel"`
+	Event      json.RawMessage `json:"event"`
+}
+
+// Delivery statuses.
+const (
+	DeliveryPending = "pending"
+	DeliveryDead    = "dead"
+)
+
+// Delivery is one event on its way to one bot.
+type Delivery struct {
+	ID          uint64          `json:"id"`
+	App         string          `json:"app"`
+	Page        string          `json:"page_id"`
+	PSID        string          `json:"psid"`
+	Channel     string          `json:"channel"`
+	Kind        string          `json:"kind"`
+	Event       json.RawMessage `json:"event"`
+	State       string          `json:"thread_state"`
+	Owner       string          `json:"thread_owner,omitempty"`
+	CreatedAt   time.Time       `json:"created_at"`
+	Attempts    int             `json:"attempts"`
+	NextAttempt time.Time       `json:"next_attempt,omitzero"`
+	LastError   string          `json:"last_error,omitempty"`
+	Status      string          `json:"status"`
+	DeadAt      time.Time       `json:"dead_at,omitzero"`
+}
+
+// Lane is the ordering unit of deliveries: one bot, one thread.
+func (d *Delivery) Lane() string { return d.App + "|" + d.Page + "|" + d.PSID }
+
+// Intent is a thread-control call that was started; one left at start-up
+// means Baton crashed mid-call and must reconcile the thread.
+type Intent struct {
+	ThreadKey
+	App    string    `json:"app"`
+	Op     string    `json:"op"`
+	Target string    `json:"target,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// ThreadFilter selects threads for listing.
+type ThreadFilter struct {
+	Page   string
+	Owner  string // app id; "idle" for none
+	State  string
+	Limit  int
+	Cursor string // from a previous page
+}
+
+// ReadTx reads.
+type ReadTx interface {
+	Thread(k ThreadKey) (Thread, error)
+	Threads(f ThreadFilter) (threads []Thread, next string, err error)
+	History(k ThreadKey) ([]HistoryEntry, error)
+	Delivery(id uint64) (Delivery, error)
+	// PendingDeliveries lists the outbox in enqueue order.
+	PendingDeliveries() ([]Delivery, error)
+	DeadDeliveries(limit int) ([]Delivery, error)
+	Intents() ([]Intent, error)
+	// DueTimers lists threads whose control lapses at or before now.
+	DueTimers(now time.Time, limit int) ([]ThreadKey, error)
+	// NextTimer is the earliest expiry, if any.
+	NextTimer() (time.Time, bool, error)
+	CountThreads() (map[string]int, error)
+}
+
+// Tx reads and writes.
+type Tx interface {
+	ReadTx
+	// PutThread stores the record and keeps the expiry timer in step.
+	PutThread(t Thread) error
+	AppendHistory(k ThreadKey, h HistoryEntry) error
+	// MarkSeen records key until the given time and reports whether it
+	// was new; an expired mark counts as new.
+	MarkSeen(key string, now, until time.Time) (fresh bool, err error)
+	// SweepSeen deletes up to limit marks expired at now.
+	SweepSeen(now time.Time, limit int) (int, error)
+	AppendJournal(j *JournalEntry) error
+	// Enqueue adds a delivery and assigns its ID.
+	Enqueue(d *Delivery) error
+	UpdateDelivery(d Delivery) error
+	// DeleteDelivery removes a delivered delivery.
+	DeleteDelivery(id uint64) error
+	// KillDelivery moves a delivery to the dead letters.
+	KillDelivery(d Delivery) error
+	// ReviveDelivery moves a dead delivery back to the outbox.
+	ReviveDelivery(id uint64, now time.Time) (Delivery, error)
+	PutIntent(i Intent) error
+	DeleteIntent(k ThreadKey) error
+}

@@ -1,0 +1,385 @@
+// Package storetest is the test suite every store.Store backend must pass.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/statemachine"
+	"github.com/batonhq/baton/store"
+)
+
+// Opener opens the backend's store in dir; opening the same dir again must
+// show what the last store committed.
+type Opener func(tb testing.TB, dir string) store.Store
+
+var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+
+// Run runs the whole suite.
+func Run(t *testing.T, open Opener) {
+	tests := map[string]func(*testing.T, Opener){
+		"threads and timers":       testThreadsAndTimers,
+		"listing":                  testListing,
+		"history":                  testHistory,
+		"dedup":                    testDedup,
+		"outbox":                   testOutbox,
+		"intents":                  testIntents,
+		"concurrent updates":       testConcurrent,
+		"a failing write is alone": testFailingWrite,
+		"durable across reopen":    testReopen,
+	}
+	for name, fn := range tests {
+		t.Run(name, func(t *testing.T) { fn(t, open) })
+	}
+}
+
+func update(t testing.TB, s store.Store, fn func(store.Tx) error) {
+	t.Helper()
+	if err := s.Update(context.Background(), fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func view(t testing.TB, s store.Store, fn func(store.ReadTx) error) {
+	t.Helper()
+	if err := s.View(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func owned(page, psid, owner string, exp time.Time) store.Thread {
+	return store.Thread{
+		ThreadKey: store.ThreadKey{Page: page, PSID: psid},
+		Thread:    statemachine.Thread{State: statemachine.Secondary, Owner: owner, ExpiresAt: exp},
+	}
+}
+
+func testThreadsAndTimers(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	k := store.ThreadKey{Page: "1", PSID: "2"}
+	view(t, s, func(tx store.ReadTx) error {
+		if _, err := tx.Thread(k); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("missing thread: %v", err)
+		}
+		if _, ok, _ := tx.NextTimer(); ok {
+			t.Error("timer in an empty store")
+		}
+		return nil
+	})
+	update(t, s, func(tx store.Tx) error { return tx.PutThread(owned("1", "2", "A", t0.Add(24*time.Hour))) })
+	update(t, s, func(tx store.Tx) error { return tx.PutThread(owned("1", "3", "A", t0.Add(2*time.Hour))) })
+	// Moving an expiry moves its timer.
+	update(t, s, func(tx store.Tx) error { return tx.PutThread(owned("1", "2", "B", t0.Add(time.Hour))) })
+	view(t, s, func(tx store.ReadTx) error {
+		got, err := tx.Thread(k)
+		if err != nil || got.Owner != "B" || !got.ExpiresAt.Equal(t0.Add(time.Hour)) {
+			t.Errorf("thread %+v %v", got, err)
+		}
+		next, ok, _ := tx.NextTimer()
+		if !ok || !next.Equal(t0.Add(time.Hour)) {
+			t.Errorf("next timer %v %v", next, ok)
+		}
+		due, _ := tx.DueTimers(t0.Add(90*time.Minute), 10)
+		if len(due) != 1 || due[0] != k {
+			t.Errorf("due %v", due)
+		}
+		due, _ = tx.DueTimers(t0.Add(25*time.Hour), 10)
+		if len(due) != 2 {
+			t.Errorf("due after 25h: %v (the moved timer must not linger)", due)
+		}
+		return nil
+	})
+	// Idle threads have no timer.
+	update(t, s, func(tx store.Tx) error {
+		return tx.PutThread(store.Thread{ThreadKey: k, Thread: statemachine.Thread{State: statemachine.Idle}})
+	})
+	view(t, s, func(tx store.ReadTx) error {
+		due, _ := tx.DueTimers(t0.Add(100*time.Hour), 10)
+		if len(due) != 1 || due[0].PSID != "3" {
+			t.Errorf("due %v", due)
+		}
+		return nil
+	})
+}
+
+func testListing(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	update(t, s, func(tx store.Tx) error {
+		for i := range 25 {
+			owner := "A"
+			if i%5 == 0 {
+				owner = ""
+			}
+			th := owned(fmt.Sprintf("p%d", i%2), fmt.Sprintf("u%02d", i), owner, t0)
+			if owner == "" {
+				th.State, th.ExpiresAt = statemachine.Idle, time.Time{}
+			}
+			if err := tx.PutThread(th); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var all []store.Thread
+	cursor := ""
+	for range 10 {
+		var page []store.Thread
+		view(t, s, func(tx store.ReadTx) error {
+			var err error
+			page, cursor, err = tx.Threads(store.ThreadFilter{Page: "p1", Limit: 4, Cursor: cursor})
+			return err
+		})
+		all = append(all, page...)
+		if cursor == "" {
+			break
+		}
+	}
+	if len(all) != 12 {
+		t.Fatalf("page p1: %d threads over pages, want 12", len(all))
+	}
+	for _, th := range all {
+		if th.Page != "p1" {
+			t.Fatalf("thread of page %s in p1's listing", th.Page)
+		}
+	}
+	view(t, s, func(tx store.ReadTx) error {
+		idle, _, _ := tx.Threads(store.ThreadFilter{Owner: "idle"})
+		byA, _, _ := tx.Threads(store.ThreadFilter{Owner: "A", State: string(statemachine.Secondary)})
+		counts, _ := tx.CountThreads()
+		if len(idle) != 5 || len(byA) != 20 || counts["idle"] != 5 || counts["secondary"] != 20 {
+			t.Errorf("idle %d, A %d, counts %v", len(idle), len(byA), counts)
+		}
+		if _, _, err := tx.Threads(store.ThreadFilter{Cursor: "!!"}); err == nil {
+			t.Error("bad cursor accepted")
+		}
+		return nil
+	})
+}
+
+func testHistory(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	a, b := store.ThreadKey{Page: "1", PSID: "2"}, store.ThreadKey{Page: "1", PSID: "20"}
+	update(t, s, func(tx store.Tx) error {
+		for i := range 3 {
+			if err := tx.AppendHistory(a, store.HistoryEntry{Event: fmt.Sprint("a", i)}); err != nil {
+				return err
+			}
+			if err := tx.AppendHistory(b, store.HistoryEntry{Event: fmt.Sprint("b", i)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	view(t, s, func(tx store.ReadTx) error {
+		h, _ := tx.History(a)
+		if len(h) != 3 || h[0].Event != "a0" || h[2].Event != "a2" {
+			t.Errorf("history of a: %+v (a PSID that prefixes another must not mix)", h)
+		}
+		return nil
+	})
+}
+
+func testDedup(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	mark := func(key string, now time.Time) (fresh bool) {
+		update(t, s, func(tx store.Tx) error {
+			var err error
+			fresh, err = tx.MarkSeen(key, now, now.Add(36*time.Hour))
+			return err
+		})
+		return fresh
+	}
+	if !mark("m:1", t0) || mark("m:1", t0.Add(35*time.Hour)) {
+		t.Fatal("a redelivery within 36h was not caught")
+	}
+	if !mark("m:2", t0) {
+		t.Fatal("a new key was not fresh")
+	}
+	if !mark("m:1", t0.Add(37*time.Hour)) {
+		t.Fatal("an expired mark still caught")
+	}
+	var n int
+	update(t, s, func(tx store.Tx) error {
+		var err error
+		n, err = tx.SweepSeen(t0.Add(36*time.Hour), 100)
+		return err
+	})
+	if n != 1 { // m:2; m:1 was renewed until t0+73h
+		t.Fatalf("swept %d", n)
+	}
+	if mark("m:1", t0.Add(38*time.Hour)) {
+		t.Fatal("sweep removed a live mark")
+	}
+}
+
+func testOutbox(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	var ids []uint64
+	update(t, s, func(tx store.Tx) error {
+		for i := range 3 {
+			d := &store.Delivery{App: "a", Page: "1", PSID: fmt.Sprint(i), Event: []byte(`{"x":1}`)}
+			if err := tx.Enqueue(d); err != nil {
+				return err
+			}
+			ids = append(ids, d.ID)
+		}
+		j := &store.JournalEntry{App: "a", Event: []byte(`{}`)}
+		if err := tx.AppendJournal(j); err != nil || j.Seq == 0 {
+			return fmt.Errorf("journal seq %d: %v", j.Seq, err)
+		}
+		return nil
+	})
+	if ids[0] >= ids[1] || ids[1] >= ids[2] {
+		t.Fatalf("ids not increasing: %v", ids)
+	}
+	update(t, s, func(tx store.Tx) error {
+		d, err := tx.Delivery(ids[0])
+		if err != nil {
+			return err
+		}
+		d.Attempts, d.LastError = 3, "bot down"
+		if err := tx.UpdateDelivery(d); err != nil {
+			return err
+		}
+		if err := tx.KillDelivery(d); err != nil {
+			return err
+		}
+		return tx.DeleteDelivery(ids[1])
+	})
+	view(t, s, func(tx store.ReadTx) error {
+		pending, _ := tx.PendingDeliveries()
+		dead, _ := tx.DeadDeliveries(10)
+		if len(pending) != 1 || pending[0].ID != ids[2] || len(dead) != 1 || dead[0].Status != store.DeliveryDead || dead[0].LastError != "bot down" {
+			t.Errorf("pending %+v dead %+v", pending, dead)
+		}
+		if string(pending[0].Event) != `{"x":1}` {
+			t.Errorf("event %s", pending[0].Event)
+		}
+		return nil
+	})
+	update(t, s, func(tx store.Tx) error {
+		d, err := tx.ReviveDelivery(ids[0], t0)
+		if err != nil || d.Attempts != 0 || d.Status != store.DeliveryPending {
+			return fmt.Errorf("revive: %+v %v", d, err)
+		}
+		if _, err := tx.ReviveDelivery(ids[1], t0); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("revive a delivered one: %v", err)
+		}
+		return nil
+	})
+	view(t, s, func(tx store.ReadTx) error {
+		pending, _ := tx.PendingDeliveries()
+		if len(pending) != 2 || pending[0].ID != ids[0] {
+			t.Errorf("after revive: %+v (outbox keeps enqueue order)", pending)
+		}
+		return nil
+	})
+}
+
+func testIntents(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	k := store.ThreadKey{Page: "1", PSID: "2"}
+	update(t, s, func(tx store.Tx) error {
+		return tx.PutIntent(store.Intent{ThreadKey: k, App: "A", Op: "pass", Target: "B", At: t0})
+	})
+	view(t, s, func(tx store.ReadTx) error {
+		in, _ := tx.Intents()
+		if len(in) != 1 || in[0].ThreadKey != k || in[0].Target != "B" {
+			t.Errorf("intents %+v", in)
+		}
+		return nil
+	})
+	update(t, s, func(tx store.Tx) error { return tx.DeleteIntent(k) })
+	view(t, s, func(tx store.ReadTx) error {
+		if in, _ := tx.Intents(); len(in) != 0 {
+			t.Errorf("intents %+v", in)
+		}
+		return nil
+	})
+}
+
+func testConcurrent(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			update(t, s, func(tx store.Tx) error {
+				return tx.Enqueue(&store.Delivery{App: "a", Page: "1", PSID: fmt.Sprint(i)})
+			})
+		}()
+	}
+	wg.Wait()
+	view(t, s, func(tx store.ReadTx) error {
+		if p, _ := tx.PendingDeliveries(); len(p) != 64 {
+			t.Errorf("%d of 64 concurrent writes committed", len(p))
+		}
+		return nil
+	})
+}
+
+func testFailingWrite(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	boom := errors.New("boom")
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Update(context.Background(), func(tx store.Tx) error {
+				if err := tx.Enqueue(&store.Delivery{App: "a", PSID: fmt.Sprint(i)}); err != nil {
+					return err
+				}
+				if i%4 == 0 {
+					return boom // its enqueue must not survive
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (i%4 == 0) != errors.Is(err, boom) {
+			t.Errorf("write %d: %v", i, err)
+		}
+	}
+	view(t, s, func(tx store.ReadTx) error {
+		if p, _ := tx.PendingDeliveries(); len(p) != 15 {
+			t.Errorf("%d deliveries, want the 15 of the writes that succeeded", len(p))
+		}
+		return nil
+	})
+}
+
+func testReopen(t *testing.T, open Opener) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	update(t, s, func(tx store.Tx) error { return tx.PutThread(owned("1", "2", "A", t0)) })
+	update(t, s, func(tx store.Tx) error { return tx.Enqueue(&store.Delivery{App: "a"}) })
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	view(t, s, func(tx store.ReadTx) error {
+		th, err := tx.Thread(store.ThreadKey{Page: "1", PSID: "2"})
+		p, _ := tx.PendingDeliveries()
+		if err != nil || th.Owner != "A" || len(p) != 1 {
+			t.Errorf("after reopen: %+v %v, %d pending", th, err, len(p))
+		}
+		return nil
+	})
+	// Delivery ids keep increasing across restarts.
+	update(t, s, func(tx store.Tx) error {
+		d := &store.Delivery{App: "a"}
+		if err := tx.Enqueue(d); err != nil || d.ID != 2 {
+			return fmt.Errorf("id after reopen %d: %v", d.ID, err)
+		}
+		return nil
+	})
+}

@@ -46,10 +46,22 @@ func (x *tx) Thread(k store.ThreadKey) (store.Thread, error) {
 func (x *tx) PutThread(t store.Thread) error {
 	key := threadKey(t.ThreadKey)
 	timers := x.b(bTimers)
-	if old, err := x.Thread(t.ThreadKey); err == nil && !old.ExpiresAt.IsZero() {
-		if err := timers.Delete(append(timeKey(old.ExpiresAt), key...)); err != nil {
+	old, err := x.Thread(t.ThreadKey)
+	switch {
+	case err == nil:
+		if !old.ExpiresAt.IsZero() {
+			if err := timers.Delete(append(timeKey(old.ExpiresAt), key...)); err != nil {
+				return err
+			}
+		}
+		if err := x.count(string(old.State), -1); err != nil {
 			return err
 		}
+	case err != store.ErrNotFound:
+		return err
+	}
+	if err := x.count(string(t.State), 1); err != nil {
+		return err
 	}
 	if t.Owner != "" && !t.ExpiresAt.IsZero() {
 		if err := timers.Put(append(timeKey(t.ExpiresAt), key...), nil); err != nil {
@@ -108,19 +120,28 @@ func ownerMatches(filter, owner string) bool {
 	return filter == owner
 }
 
+// count keeps the number of threads per state in the meta bucket, so
+// that metrics never scan the threads.
+func (x *tx) count(state string, delta int64) error {
+	meta := x.b(bMeta)
+	key := []byte("count:" + state)
+	var n int64
+	if v := meta.Get(key); v != nil {
+		n = int64(binary.BigEndian.Uint64(v))
+	}
+	return meta.Put(key, u64(uint64(n+delta)))
+}
+
 func (x *tx) CountThreads() (map[string]int, error) {
 	out := map[string]int{}
-	err := x.b(bThreads).ForEach(func(_, v []byte) error {
-		var t struct {
-			State string `json:"state"`
+	c := x.b(bMeta).Cursor()
+	prefix := []byte("count:")
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if n := int(int64(binary.BigEndian.Uint64(v))); n != 0 {
+			out[string(k[len(prefix):])] = n
 		}
-		if err := json.Unmarshal(v, &t); err != nil {
-			return err
-		}
-		out[t.State]++
-		return nil
-	})
-	return out, err
+	}
+	return out, nil
 }
 
 func historyPrefix(k store.ThreadKey) []byte { return append(threadKey(k), 0) }

@@ -1,0 +1,133 @@
+// Package webhook is the adapter of YAML type "http": it POSTs Baton's JSON
+// envelope to the bot, signed per the Standard Webhooks specification
+// (webhook-id, webhook-timestamp, webhook-signature: v1,<base64 HMAC-SHA256
+// of "id.timestamp.body">).
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/batonhq/baton/adapters"
+)
+
+// TypeName is the adapter's name in the YAML.
+const TypeName = "http"
+
+// Adapter posts deliveries to one URL.
+type Adapter struct {
+	url    string
+	key    []byte
+	client *http.Client
+	now    func() time.Time
+}
+
+// New builds the adapter. A secret "whsec_<base64>" is decoded as the
+// Standard Webhooks spec says; any other secret is used as it is.
+func New(s adapters.Settings) (adapters.Adapter, error) {
+	if s.URL == "" {
+		return nil, fmt.Errorf("http adapter: url is required")
+	}
+	key, err := Key(s.Secret)
+	if err != nil {
+		return nil, err
+	}
+	c := s.Client
+	if c == nil {
+		c = &http.Client{}
+	}
+	if s.Timeout > 0 {
+		cc := *c
+		cc.Timeout = s.Timeout
+		c = &cc
+	}
+	return &Adapter{url: s.URL, key: key, client: c, now: time.Now}, nil
+}
+
+// Key returns the signing key for a configured secret.
+func Key(secret string) ([]byte, error) {
+	if b64, ok := strings.CutPrefix(secret, "whsec_"); ok {
+		k, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			return nil, fmt.Errorf("http adapter: secret: whsec_ value is not base64: %w", err)
+		}
+		return k, nil
+	}
+	if secret == "" {
+		return nil, fmt.Errorf("http adapter: secret is required")
+	}
+	return []byte(secret), nil
+}
+
+// Sign returns the webhook-signature value for id, timestamp and body.
+func Sign(key []byte, id string, ts int64, body []byte) string {
+	m := hmac.New(sha256.New, key)
+	fmt.Fprintf(m, "%s.%d.", id, ts)
+	m.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Verify checks a Standard Webhooks request: a bot written in Go can use
+// it. tolerance bounds the age of the timestamp.
+func Verify(key []byte, h http.Header, body []byte, now time.Time, tolerance time.Duration) error {
+	id, tsRaw := h.Get("webhook-id"), h.Get("webhook-timestamp")
+	ts, err := strconv.ParseInt(tsRaw, 10, 64)
+	if id == "" || err != nil {
+		return fmt.Errorf("missing webhook-id or webhook-timestamp")
+	}
+	if d := now.Sub(time.Unix(ts, 0)); d > tolerance || d < -tolerance {
+		return fmt.Errorf("webhook-timestamp %d outside tolerance", ts)
+	}
+	want := Sign(key, id, ts, body)
+	for _, sig := range strings.Fields(h.Get("webhook-signature")) {
+		if hmac.Equal([]byte(sig), []byte(want)) {
+			return nil
+		}
+	}
+	return fmt.Errorf("no matching webhook-signature")
+}
+
+// Deliver posts d. A 2xx answer may carry {"actions":[...]}.
+func (a *Adapter) Deliver(ctx context.Context, d *adapters.Delivery) (adapters.Result, error) {
+	body, err := json.Marshal(d)
+	if err != nil {
+		return adapters.Result{}, &adapters.Error{Err: fmt.Errorf("encode delivery: %w", err)}
+	}
+	now := a.now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(body))
+	if err != nil {
+		return adapters.Result{}, &adapters.Error{Err: err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Baton")
+	req.Header.Set("webhook-id", d.ID)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set("webhook-signature", Sign(a.key, d.ID, now.Unix(), body))
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return adapters.Result{}, fmt.Errorf("post to bot: %w", err) // transport: retried
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err := adapters.Check(resp.StatusCode, resp.Header, raw, now); err != nil {
+		return adapters.Result{Status: resp.StatusCode}, err
+	}
+	res := adapters.Result{Status: resp.StatusCode}
+	var answer struct {
+		Actions []adapters.Action `json:"actions"`
+	}
+	if len(bytes.TrimSpace(raw)) > 0 && json.Unmarshal(raw, &answer) == nil {
+		res.Actions = answer.Actions
+	}
+	return res, nil
+}

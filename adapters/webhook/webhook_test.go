@@ -1,0 +1,72 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/adapters"
+)
+
+func TestDeliverSignsAndReadsActions(t *testing.T) {
+	key, _ := Key("whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	var got adapters.Delivery
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := Verify(key, r.Header, body, time.Now(), 5*time.Minute); err != nil {
+			t.Errorf("verify: %v", err)
+		}
+		_ = json.Unmarshal(body, &got)
+		io.WriteString(w, `{"actions":[{"type":"pass","to":"page-inbox","metadata":"human please"}]}`)
+	}))
+	defer srv.Close()
+	a, err := New(adapters.Settings{URL: srv.URL, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &adapters.Delivery{ID: "dlv_1", App: "bot", PageID: "1", PSID: "2", Channel: "messaging", Event: json.RawMessage(`{"message":{"text":"hi"}}`)}
+	res, err := a.Deliver(context.Background(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Actions) != 1 || res.Actions[0].Type != "pass" || res.Actions[0].To != "page-inbox" {
+		t.Fatalf("actions %+v", res.Actions)
+	}
+	if got.ID != "dlv_1" || string(got.Event) != `{"message":{"text":"hi"}}` {
+		t.Fatalf("bot got %+v", got)
+	}
+}
+
+// The example from the Standard Webhooks specification's test vectors.
+func TestSignMatchesSpecVector(t *testing.T) {
+	key, _ := Key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	got := Sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, []byte(`{"test": 2432232314}`))
+	if want := "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+}
+
+func TestDeliverFailures(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		retry  bool
+	}{{500, true}, {429, true}, {400, false}, {410, false}} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(tt.status) }))
+		a, _ := New(adapters.Settings{URL: srv.URL, Secret: "s"})
+		_, err := a.Deliver(context.Background(), &adapters.Delivery{ID: "x"})
+		var ae *adapters.Error
+		if !errors.As(err, &ae) || ae.Retry != tt.retry || ae.Status != tt.status {
+			t.Errorf("%d: %v", tt.status, err)
+		}
+		srv.Close()
+	}
+	a, _ := New(adapters.Settings{URL: "http://127.0.0.1:1", Secret: "s"})
+	if _, err := a.Deliver(context.Background(), &adapters.Delivery{ID: "x"}); err == nil || !adapters.Retryable(err) {
+		t.Fatalf("bot down: %v", err)
+	}
+}

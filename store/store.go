@@ -57,7 +57,7 @@ type HistoryEntry struct {
 	Event    string    `json:"event"`
 	From     string    `json:"from"` // app id; empty is idle
 	To       string    `json:"to"`
-	By       string    `json:"by"` // acting app id, "admin" or "meta"
+	By       string    `json:"by"` // acting app's name, "admin" or "meta"
 	Cause    string    `json:"cause"`
 	Metadata string    `json:"metadata,omitempty"`
 }
@@ -104,10 +104,13 @@ func (d *Delivery) Lane() string { return d.App + "|" + d.Page + "|" + d.PSID }
 // means Baton crashed mid-call and must reconcile the thread.
 type Intent struct {
 	ThreadKey
-	App    string    `json:"app"`
-	Op     string    `json:"op"`
-	Target string    `json:"target,omitempty"`
-	At     time.Time `json:"at"`
+	App      string    `json:"app"`
+	Op       string    `json:"op"`
+	Target   string    `json:"target,omitempty"`
+	By       string    `json:"by,omitempty"`
+	Cause    string    `json:"cause,omitempty"`
+	Metadata string    `json:"metadata,omitempty"`
+	At       time.Time `json:"at"`
 }
 
 // ThreadFilter selects threads for listing.
@@ -129,6 +132,7 @@ type ReadTx interface {
 	PendingDeliveries() ([]Delivery, error)
 	DeadDeliveries(limit int) ([]Delivery, error)
 	Intents() ([]Intent, error)
+	Intent(k ThreadKey) (Intent, error)
 	// DueTimers lists threads whose control lapses at or before now.
 	DueTimers(now time.Time, limit int) ([]ThreadKey, error)
 	// NextTimer is the earliest expiry, if any.

@@ -25,10 +25,10 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"serve", "run Baton with a config file", notYet("serve")},
+		{"serve", "run Baton with a config file", runServe},
 		{"demo", "run Baton, the fake platform, a bot and an inbox together", notYet("demo")},
 		{"check", "validate a config file", runCheck},
-		{"threads", "list threads or show one (talks to the admin API)", notYet("threads")},
+		{"threads", "list threads or show one (talks to the admin API)", runThreads},
 		{"platform", "run the fake Messenger platform alone", runPlatform},
 	}
 }

@@ -298,6 +298,10 @@ func (x *tx) PutIntent(i store.Intent) error {
 
 func (x *tx) DeleteIntent(k store.ThreadKey) error { return x.b(bIntents).Delete(threadKey(k)) }
 
+func (x *tx) Intent(k store.ThreadKey) (store.Intent, error) {
+	return get[store.Intent](x.b(bIntents), threadKey(k))
+}
+
 func (x *tx) Intents() ([]store.Intent, error) { return list[store.Intent](x.b(bIntents), 0) }
 
 func (x *tx) DueTimers(now time.Time, limit int) ([]store.ThreadKey, error) {

@@ -291,6 +291,9 @@ func testIntents(t *testing.T, open Opener) {
 		if len(in) != 1 || in[0].ThreadKey != k || in[0].Target != "B" {
 			t.Errorf("intents %+v", in)
 		}
+		if one, err := tx.Intent(k); err != nil || one.App != "A" {
+			t.Errorf("intent %+v %v", one, err)
+		}
 		return nil
 	})
 	update(t, s, func(tx store.Tx) error { return tx.DeleteIntent(k) })

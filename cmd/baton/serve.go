@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/batonhq/baton/config"
+	"github.com/batonhq/baton/orchestrator"
+)
+
+// runServe runs Baton until SIGINT or SIGTERM.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "baton.yaml", "config file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path, os.LookupEnv)
+	var problems config.Errors
+	if errors.As(err, &problems) {
+		for _, p := range problems {
+			fmt.Fprintln(stderr, p)
+		}
+		return fmt.Errorf("%s: %d problem(s); run 'baton check -config %s'", *path, len(problems), *path)
+	}
+	if err != nil {
+		return err
+	}
+	log, err := buildLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	srv, err := orchestrator.NewServer(cfg, orchestrator.ServerOptions{Log: log})
+	if err != nil {
+		return err
+	}
+	go func() {
+		<-srv.Listening()
+		pub, adm := srv.Addrs()
+		fmt.Fprintf(stdout, "baton: webhooks and bot API on %s, admin API on %s, data in %s\n", pub, adm, cfg.Data)
+	}()
+	return srv.Run(ctx)
+}
+
+func buildLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if err := lvl.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	enc := zapcore.NewJSONEncoder(encCfg)
+	if c.Format == "console" {
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// runThreads lists threads or shows one, through the admin API.
+func runThreads(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "show") {
+		return fmt.Errorf("%w: baton threads list [-page P] [-owner APP] [-state S] | show PAGE PSID", errUsage)
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("threads "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	admin := fs.String("admin", envOr("BATON_ADMIN_URL", "http://127.0.0.1:8081"), "admin API URL (BATON_ADMIN_URL)")
+	page := fs.String("page", "", "only this page")
+	owner := fs.String("owner", "", "only threads owned by this app (or idle)")
+	state := fs.String("state", "", "only this state: idle, primary, secondary")
+	limit := fs.Int("limit", 100, "threads per request")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	token := os.Getenv("BATON_ADMIN_TOKEN")
+	if token == "" {
+		return fmt.Errorf("%w: set BATON_ADMIN_TOKEN to the admin token", errUsage)
+	}
+	get := func(path string, out any) error { return adminGet(ctx, *admin+path, token, out) }
+	if sub == "show" {
+		if fs.NArg() != 2 {
+			return fmt.Errorf("%w: baton threads show PAGE PSID", errUsage)
+		}
+		var th threadJSON
+		if err := get("/admin/threads/"+url.PathEscape(fs.Arg(0))+"/"+url.PathEscape(fs.Arg(1)), &th); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, th)
+		}
+		printThread(stdout, th)
+		return nil
+	}
+	q := url.Values{}
+	for k, v := range map[string]string{"page": *page, "owner": *owner, "state": *state, "limit": fmt.Sprint(*limit)} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	if !*asJSON {
+		fmt.Fprintln(tw, "PAGE\tPSID\tSTATE\tOWNER\tEXPIRES\tLAST USER MESSAGE")
+	}
+	for {
+		var res struct {
+			Threads    []threadJSON `json:"threads"`
+			NextCursor string       `json:"next_cursor"`
+		}
+		if err := get("/admin/threads?"+q.Encode(), &res); err != nil {
+			return err
+		}
+		for _, th := range res.Threads {
+			if *asJSON {
+				_ = printJSON(stdout, th)
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", th.PageID, th.PSID, th.State, dash(th.Owner), ts(th.ExpiresAt), ts(th.LastUserMessageAt))
+		}
+		if res.NextCursor == "" {
+			break
+		}
+		q.Set("cursor", res.NextCursor)
+	}
+	return tw.Flush()
+}
+
+type threadJSON struct {
+	PageID            string     `json:"page_id"`
+	PSID              string     `json:"psid"`
+	State             string     `json:"state"`
+	Owner             string     `json:"owner"`
+	OwnerAppID        string     `json:"owner_app_id"`
+	ExpiresAt         *time.Time `json:"expires_at"`
+	LastUserMessageAt *time.Time `json:"last_user_message_at"`
+	History           []struct {
+		At       time.Time `json:"at"`
+		Event    string    `json:"event"`
+		From     string    `json:"from"`
+		To       string    `json:"to"`
+		By       string    `json:"by"`
+		Cause    string    `json:"cause"`
+		Metadata string    `json:"metadata"`
+	} `json:"history"`
+}
+
+func printThread(w io.Writer, th threadJSON) {
+	fmt.Fprintf(w, "thread %s/%s\n  state   %s\n  owner   %s %s\n  expires %s\n  last user message %s\n", th.PageID, th.PSID, th.State, dash(th.Owner), th.OwnerAppID, ts(th.ExpiresAt), ts(th.LastUserMessageAt))
+	if len(th.History) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "history:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, h := range th.History {
+		fmt.Fprintf(tw, "  %s\t%s\t%s -> %s\tby %s\t(%s)\t%s\n", h.At.Format(time.RFC3339), h.Event, dash(h.From), dash(h.To), h.By, h.Cause, h.Metadata)
+	}
+	tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func ts(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func adminGet(ctx context.Context, u, token string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("admin API: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("admin API answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return json.Unmarshal(body, out)
+}

@@ -1,0 +1,105 @@
+package orchestrator
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/batonhq/baton/statemachine"
+	"github.com/batonhq/baton/store"
+)
+
+// runTimers expires control when 24 hours (or an extension) pass without a
+// message from the person. Timers live in the store's time-ordered index:
+// nothing per idle thread, nothing lost or doubled by a restart.
+func (o *Orchestrator) runTimers(ctx context.Context) {
+	for {
+		var next time.Time
+		var ok bool
+		if err := o.store.View(func(tx store.ReadTx) error {
+			var err error
+			next, ok, err = tx.NextTimer()
+			return err
+		}); err != nil {
+			o.log.Error("read timers", zap.Error(err))
+		}
+		now := o.clock.Now()
+		if ok && !next.After(now) {
+			if n := o.expireDue(ctx, now); n > 0 {
+				continue
+			}
+		}
+		wait := time.Minute
+		if ok && next.After(now) {
+			wait = min(next.Sub(now), wait)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.wake:
+		case <-o.clock.After(wait):
+		}
+	}
+}
+
+func (o *Orchestrator) expireDue(ctx context.Context, now time.Time) int {
+	var due []store.ThreadKey
+	if err := o.store.View(func(tx store.ReadTx) error {
+		var err error
+		due, err = tx.DueTimers(now, 256)
+		return err
+	}); err != nil {
+		o.log.Error("read due timers", zap.Error(err))
+		return 0
+	}
+	for _, k := range due {
+		p := o.pages[k.Page]
+		err := o.store.Update(ctx, func(tx store.Tx) error {
+			th, err := tx.Thread(k)
+			if err != nil {
+				return err
+			}
+			if p == nil || !statemachine.Expired(p.sm, th.Thread, now) {
+				// A page left the config or became legacy: drop the timer,
+				// or this loop would find it due forever.
+				th.ExpiresAt = time.Time{}
+				return tx.PutThread(th)
+			}
+			if err := o.apply(tx, p, &th, statemachine.Input{Op: statemachine.OpExpire, At: now},
+				store.HistoryEntry{Event: "expire", By: "meta", Cause: store.CauseExpiry}); err != nil {
+				return err
+			}
+			th.UpdatedAt = now
+			return tx.PutThread(th)
+		})
+		if err != nil {
+			o.log.Error("expire thread", zap.String("thread", k.String()), zap.Error(err))
+			return 0
+		}
+	}
+	return len(due)
+}
+
+// runSweeper deletes expired dedup marks every hour, a bounded batch at a
+// time.
+func (o *Orchestrator) runSweeper(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
+		}
+		for {
+			var n int
+			err := o.store.Update(ctx, func(tx store.Tx) error {
+				var err error
+				n, err = tx.SweepSeen(o.clock.Now(), 5000)
+				return err
+			})
+			if err != nil || n < 5000 {
+				break
+			}
+		}
+	}
+}

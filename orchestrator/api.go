@@ -43,7 +43,9 @@ func (o *Orchestrator) publicRoutes() http.Handler {
 }
 
 func (o *Orchestrator) healthRoutes(r *mux.Router) {
-	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	r.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		select {
 		case <-o.ready:
@@ -53,7 +55,6 @@ func (o *Orchestrator) healthRoutes(r *mux.Router) {
 		}
 	})
 }
-
 
 // botAuth finds the hosted app whose token_env token the request bears.
 func (o *Orchestrator) botAuth(next http.Handler) http.Handler {

@@ -24,7 +24,6 @@ func (e *apiError) Error() string { return e.msg }
 
 func errBadRequest(msg string) error { return &apiError{http.StatusBadRequest, "invalid", msg} }
 func errNotFound(msg string) error   { return &apiError{http.StatusNotFound, "not_found", msg} }
-func errForbidden(msg string) error  { return &apiError{http.StatusForbidden, "forbidden", msg} }
 
 // writeError maps any error to one answer, in one place: API errors keep
 // their status, refusals of the state machine are conflicts, Meta's errors

@@ -209,9 +209,9 @@ func (o *Orchestrator) echoMeansOwner(p *page, th statemachine.Thread, sender st
 type channelVerdict int
 
 const (
-	channelAgrees channelVerdict = iota
-	channelOwner                 // the channel shows the receiver owns the thread
-	channelContradicts           // it shows the receiver does not, though we thought so
+	channelAgrees      channelVerdict = iota
+	channelOwner                      // the channel shows the receiver owns the thread
+	channelContradicts                // it shows the receiver does not, though we thought so
 )
 
 // channelSays reads ownership from the channel a person's event came on.

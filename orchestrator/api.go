@@ -235,8 +235,10 @@ func (o *Orchestrator) botControl(w http.ResponseWriter, r *http.Request) error 
 // the admin bearer token; metrics and health do not.
 func (o *Orchestrator) adminRoutes() *mux.Router {
 	r := mux.NewRouter()
-	o.registerStoreMetricsOnce()
-	r.Handle("/metrics", promhttp.HandlerFor(o.metrics.reg, promhttp.HandlerOpts{}))
+	if o.metrics != nil {
+		o.registerStoreMetricsOnce()
+		r.Handle("/metrics", promhttp.HandlerFor(o.metrics.reg, promhttp.HandlerOpts{}))
+	}
 	o.healthRoutes(r)
 	ad := r.PathPrefix("/admin").Subrouter()
 	ad.Use(o.adminAuth)
@@ -251,12 +253,28 @@ func (o *Orchestrator) adminRoutes() *mux.Router {
 	return r
 }
 
+// AdminRoutes lists the admin API's routes that need the token, as
+// "METHOD template", so tests can check every one is protected.
+func AdminRoutes() []string {
+	var o Orchestrator
+	var out []string
+	_ = o.adminRoutes().Walk(func(rt *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		tpl, _ := rt.GetPathTemplate()
+		methods, _ := rt.GetMethods()
+		if strings.HasPrefix(tpl, "/admin/") && len(methods) > 0 {
+			out = append(out, methods[0]+" "+tpl)
+		}
+		return nil
+	})
+	return out
+}
+
 // AdminHandler serves the admin listener.
 func (o *Orchestrator) AdminHandler() http.Handler { return o.adminRoutes() }
 
 func (o *Orchestrator) adminAuth(next http.Handler) http.Handler {
-	want := []byte("Bearer " + o.cfg.Admin.Token.Reveal())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		want := []byte("Bearer " + o.cfg.Admin.Token.Reveal())
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="baton-admin"`)
 			o.writeError(w, r, &apiError{http.StatusUnauthorized, "unauthorized", "missing or wrong admin token"})

@@ -95,3 +95,45 @@ func (m *Manual) Set(t time.Time) time.Time {
 	m.waiters = m.waiters[:n]
 	return m.now
 }
+
+// Offset is the wall clock shifted by an offset that Advance and Set move:
+// time flows as usual, and a person trying the fake platform can still
+// jump 25 hours ahead. After uses real timers, which an Advance does not
+// shorten.
+type Offset struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+// NewOffset returns a clock that reads start now and flows from there.
+func NewOffset(start time.Time) *Offset { return &Offset{offset: time.Until(start)} }
+
+// Now returns the wall clock plus the offset.
+func (o *Offset) Now() time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return time.Now().Add(o.offset)
+}
+
+// After is time.After.
+func (o *Offset) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Advance moves the clock forward by d.
+func (o *Offset) Advance(d time.Duration) time.Time {
+	o.mu.Lock()
+	if d > 0 {
+		o.offset += d
+	}
+	o.mu.Unlock()
+	return o.Now()
+}
+
+// Set moves the clock to t; it never moves backwards.
+func (o *Offset) Set(t time.Time) time.Time {
+	o.mu.Lock()
+	if d := time.Until(t); d > o.offset {
+		o.offset = d
+	}
+	o.mu.Unlock()
+	return o.Now()
+}

@@ -42,3 +42,20 @@ func TestManualAfterNonPositiveFiresAtOnce(t *testing.T) {
 		t.Fatal("After(0) did not fire")
 	}
 }
+
+func TestOffsetFlowsAndAdvances(t *testing.T) {
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	o := NewOffset(start)
+	if d := o.Now().Sub(start); d < 0 || d > time.Minute {
+		t.Fatalf("starts %v from its start", d)
+	}
+	before := o.Now()
+	o.Advance(25 * time.Hour)
+	if d := o.Now().Sub(before); d < 25*time.Hour || d > 25*time.Hour+time.Minute {
+		t.Fatalf("advance moved %v", d)
+	}
+	o.Set(start) // backwards: ignored
+	if o.Now().Before(before.Add(25 * time.Hour)) {
+		t.Fatal("moved backwards")
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/messenger"
 	"github.com/batonhq/baton/messenger/messengertest"
 )
@@ -126,7 +127,6 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	t.Helper()
 	e := &env{t: t, a: newBot(t, secretA), b: newBot(t, secretB)}
 	cfg := messengertest.Config{
-		Start: "2026-11-24T10:00:00Z",
 		Apps: []messengertest.AppConfig{
 			{Name: "bot-a", ID: botA, Secret: secretA, CallbackURL: e.a.srv.URL},
 			{Name: "bot-b", ID: botB, Secret: secretB, CallbackURL: e.b.srv.URL},
@@ -143,7 +143,8 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	p, err := messengertest.New(cfg)
+	// A clock that moves only when told, so that durations are exact.
+	p, err := messengertest.New(cfg, messengertest.WithClock(clock.NewManual(time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC))))
 	if err != nil {
 		t.Fatal(err)
 	}

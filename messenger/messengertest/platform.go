@@ -47,7 +47,7 @@ var retiredTagsFrom = time.Date(2026, 4, 27, 0, 0, 0, 0, time.UTC)
 // Platform is the fake Messenger Platform. Create it with New, serve
 // Handler, and Close it to stop the webhook senders.
 type Platform struct {
-	clock    *clock.Manual
+	clock    Clock
 	settings Settings
 	log      *zap.Logger
 
@@ -116,12 +116,20 @@ type otnToken struct {
 	used    bool
 }
 
+// Clock is the platform's time: it moves when /_platform/clock says so.
+// *clock.Manual (tests) and *clock.Offset (people) are Clocks.
+type Clock interface {
+	Now() time.Time
+	Advance(d time.Duration) time.Time
+	Set(t time.Time) time.Time
+}
+
 // Option configures a Platform.
 type Option func(*Platform)
 
 // WithClock makes the platform read time from c, so that a test can share
 // one clock between the platform and the code under test.
-func WithClock(c *clock.Manual) Option { return func(p *Platform) { p.clock = c } }
+func WithClock(c Clock) Option { return func(p *Platform) { p.clock = c } }
 
 // WithLogger sets the platform's logger.
 func WithLogger(l *zap.Logger) Option { return func(p *Platform) { p.log = l } }
@@ -151,7 +159,8 @@ func New(cfg Config, opts ...Option) (*Platform, error) {
 		o(p)
 	}
 	if p.clock == nil {
-		start := time.Now().UTC().Truncate(time.Second)
+		// Time flows with the wall clock; a configured start shifts it.
+		start := time.Now().UTC()
 		if cfg.Start != "" {
 			t, err := time.Parse(time.RFC3339, cfg.Start)
 			if err != nil {
@@ -159,7 +168,7 @@ func New(cfg Config, opts ...Option) (*Platform, error) {
 			}
 			start = t
 		}
-		p.clock = clock.NewManual(start)
+		p.clock = clock.NewOffset(start)
 	}
 	for _, ac := range cfg.Apps {
 		a := &app{name: ac.Name, id: ac.ID, secret: ac.Secret, verifyToken: ac.VerifyToken, callback: ac.CallbackURL, fields: ac.SubscribedFields}
@@ -212,7 +221,7 @@ func (p *Platform) appRef(ref string) messenger.ID {
 }
 
 // Clock returns the platform's clock; advance it to expire control.
-func (p *Platform) Clock() *clock.Manual { return p.clock }
+func (p *Platform) Clock() Clock { return p.clock }
 
 // Close stops the webhook senders; queued webhooks are dropped.
 func (p *Platform) Close() { p.hooks.close() }

@@ -371,6 +371,11 @@ func (c *Client) once(ctx context.Context, method string, cred Credentials, edge
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		// *url.Error prints the URL, whose query holds the access token.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = redact(ue.URL)
+		}
 		return &TransportError{Op: op, Sent: mayHaveBeenSent(err), Err: err}
 	}
 	defer resp.Body.Close()
@@ -393,6 +398,22 @@ func (c *Client) once(ctx context.Context, method string, cred Credentials, edge
 		return &TransportError{Op: op, Sent: true, HTTPStatus: resp.StatusCode, Err: fmt.Errorf("decode answer: %w", err)}
 	}
 	return nil
+}
+
+// redact hides the credentials in a Graph URL's query.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<graph url>"
+	}
+	q := u.Query()
+	for _, k := range []string{"access_token", "appsecret_proof"} {
+		if q.Has(k) {
+			q.Set(k, "REDACTED")
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // mayHaveBeenSent tells a failure before the request left (dial refused,

@@ -149,11 +149,18 @@ func TestClientUncertainOutcome(t *testing.T) {
 		t.Fatalf("timeout after sending: IsUncertain(%v) = false", err)
 	}
 
+	if strings.Contains(err.Error(), cred.AccessToken+"&") || strings.Contains(err.Error(), "access_token=tok") {
+		t.Fatalf("error shows the token: %v", err)
+	}
+
 	// Nothing listens: the request never left.
 	dead, _ := NewClient(ClientOptions{BaseURL: "http://127.0.0.1:1", MaxAttempts: 1})
 	err = dead.PassThreadControl(context.Background(), cred, "1", "2", "")
 	if err == nil || IsUncertain(err) {
 		t.Fatalf("connection refused: IsUncertain(%v) = true", err)
+	}
+	if strings.Contains(err.Error(), "access_token=tok") || strings.Contains(err.Error(), AppSecretProof("sec", "tok")) {
+		t.Fatalf("error shows credentials: %v", err)
 	}
 }
 

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -23,14 +21,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path, os.LookupEnv)
-	var problems config.Errors
-	if errors.As(err, &problems) {
-		for _, p := range problems {
-			fmt.Fprintln(stderr, p)
-		}
-		return fmt.Errorf("%s: %d problem(s); run 'baton check -config %s'", *path, len(problems), *path)
-	}
+	cfg, err := loadConfig(*path, stderr)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/looplab/fsm"
@@ -156,6 +157,10 @@ var events = fsm.Events{
 	{Name: "admin_secondary", Src: any3, Dst: string(Secondary)},
 }
 
+// machines recycles FSMs: building one (maps of events and callbacks) costs
+// more than the transition itself.
+var machines = sync.Pool{New: func() any { return fsm.NewFSM(string(Idle), events, nil) }}
+
 // Events returns the declared transitions, for documentation and tests.
 func Events() fsm.Events { return append(fsm.Events(nil), events...) }
 
@@ -181,9 +186,12 @@ func Apply(p Page, th Thread, in Input) (Result, error) {
 		return res, nil
 	}
 	to := *owner
-	// A fresh machine per input, restored to the record's state: a refused
-	// event can never leave a shared machine stuck.
-	m := fsm.NewFSM(string(th.State), events, nil)
+	// A machine restored to the record's state for this input alone. It
+	// has no callbacks and never sees a cancellable context, so no event
+	// can leave it mid-transition, and it can be reused (see machines).
+	m := machines.Get().(*fsm.FSM)
+	defer machines.Put(m)
+	m.SetState(string(th.State))
 	ev := string(in.Op) + "_" + string(stateOf(p, to))
 	// The same state again (one secondary passing to another) is
 	// NoTransitionError: the state holds, the owner still changes.

@@ -1,0 +1,70 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/statemachine"
+	"github.com/batonhq/baton/store"
+)
+
+// ingressWrite is roughly what one webhook costs the store: a dedup mark,
+// a journal entry, a thread update and one delivery.
+func ingressWrite(i int64) func(store.Tx) error {
+	return func(tx store.Tx) error {
+		now := time.Unix(1795557600, 0)
+		if _, err := tx.MarkSeen(fmt.Sprint("m:", i), now, now.Add(48*time.Hour)); err != nil {
+			return err
+		}
+		if err := tx.AppendJournal(&store.JournalEntry{App: "a", Page: "1", Event: []byte(`{"message":{"mid":"m","text":"hello"}}`)}); err != nil {
+			return err
+		}
+		k := store.ThreadKey{Page: "100200300400500", PSID: fmt.Sprint(7000000000000000 + i%1000)}
+		if err := tx.PutThread(store.Thread{ThreadKey: k, Thread: statemachine.Thread{State: statemachine.Primary, Owner: "1", ExpiresAt: now.Add(24 * time.Hour)}}); err != nil {
+			return err
+		}
+		return tx.Enqueue(&store.Delivery{App: "a", Page: k.Page, PSID: k.PSID, Event: []byte(`{"message":{"mid":"m","text":"hello"}}`)})
+	}
+}
+
+// BenchmarkIngressWriteSerial: one caller, one fsync per write.
+func BenchmarkIngressWriteSerial(b *testing.B) {
+	db := MustOpen(b, b.TempDir())
+	var i int64
+	for b.Loop() {
+		i++
+		if err := db.Update(context.Background(), ingressWrite(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkIngressWriteGrouped: 64 concurrent callers share commits.
+func BenchmarkIngressWriteGrouped(b *testing.B) {
+	db := MustOpen(b, b.TempDir())
+	var i atomic.Int64
+	b.SetParallelism(32) // 2 cores x 32 = 64 callers
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := db.Update(context.Background(), ingressWrite(i.Add(1))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkThreadRead(b *testing.B) {
+	db := MustOpen(b, b.TempDir())
+	for i := range int64(1000) {
+		if err := db.Update(context.Background(), ingressWrite(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	k := store.ThreadKey{Page: "100200300400500", PSID: "7000000000000500"}
+	for b.Loop() {
+		_ = db.View(func(tx store.ReadTx) error { _, err := tx.Thread(k); return err })
+	}
+}

@@ -23,6 +23,9 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 	case bytes.Equal(b, []byte("null")):
 		*id = ""
 		return nil
+	case b[0] == '"' && len(b) >= 2 && bytes.IndexByte(b, '\\') < 0:
+		*id = ID(b[1 : len(b)-1]) // no escapes: the bytes are the id
+		return nil
 	case b[0] == '"':
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -248,6 +249,13 @@ func (o *Orchestrator) adminRoutes() *mux.Router {
 	ad.Handle("/deliveries", o.h(o.adminDeliveries)).Methods(http.MethodGet)
 	ad.Handle("/deliveries/{id:[0-9]+}/retry", o.h(o.adminRetry)).Methods(http.MethodPost)
 	ad.Handle("/errors", o.h(o.adminErrors)).Methods(http.MethodGet)
+	// Go's profiler, behind the admin token: what an operator needs when
+	// Baton is slow.
+	dbg := r.PathPrefix("/debug/pprof").Subrouter()
+	dbg.Use(o.adminAuth)
+	dbg.HandleFunc("/profile", pprof.Profile)
+	dbg.HandleFunc("/trace", pprof.Trace)
+	dbg.PathPrefix("/").HandlerFunc(pprof.Index)
 	ad.NotFoundHandler = o.h(func(http.ResponseWriter, *http.Request) error { return errNotFound("no such endpoint") })
 	r.NotFoundHandler = ad.NotFoundHandler
 	return r

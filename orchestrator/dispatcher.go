@@ -29,10 +29,14 @@ type dispatcher struct {
 	pending int
 	ctx     context.Context
 	wg      sync.WaitGroup
+
+	doneMu   sync.Mutex
+	done     []uint64
+	doneKick chan struct{}
 }
 
 func newDispatcher(o *Orchestrator) *dispatcher {
-	d := &dispatcher{o: o, lanes: map[string][]store.Delivery{}, running: map[string]bool{}, sems: map[string]chan struct{}{}}
+	d := &dispatcher{o: o, lanes: map[string][]store.Delivery{}, running: map[string]bool{}, sems: map[string]chan struct{}{}, doneKick: make(chan struct{}, 1)}
 	for _, a := range o.apps {
 		if a.hosted {
 			d.sems[a.name] = make(chan struct{}, a.concurrency)
@@ -86,8 +90,12 @@ func (d *dispatcher) run(ctx context.Context) {
 		d.startLocked(lane)
 	}
 	d.mu.Unlock()
+	flushed := make(chan struct{})
+	go func() { d.flushDone(ctx); close(flushed) }()
 	<-ctx.Done()
 	d.wg.Wait()
+	<-flushed
+	d.writeDone() // marks of lanes that finished after the flusher's last pass
 }
 
 func (d *dispatcher) pendingCount() int {
@@ -154,9 +162,7 @@ func (d *dispatcher) attempt(ctx context.Context, del *store.Delivery) bool {
 	}
 	now := o.clock.Now()
 	if err == nil {
-		if err := d.finish(del.ID); err != nil {
-			o.log.Error("delivered but not marked done; it will be delivered again", zap.Uint64("delivery", del.ID), zap.Error(err))
-		}
+		d.finish(del.ID)
 		o.metrics.deliveries.WithLabelValues(a.name, "delivered").Inc()
 		o.runActions(ctx, del, res.Actions)
 		return true
@@ -192,8 +198,56 @@ func (d *dispatcher) attempt(ctx context.Context, del *store.Delivery) bool {
 	return false
 }
 
-func (d *dispatcher) finish(id uint64) error {
-	return d.o.store.Update(context.Background(), func(tx store.Tx) error { return tx.DeleteDelivery(id) })
+// finish marks a delivery done. The lane does not wait for the write:
+// marks are batched into one write per commit by flushDone, and a crash
+// before it lands only means the bot sees the delivery again, under the
+// same id.
+func (d *dispatcher) finish(id uint64) {
+	d.doneMu.Lock()
+	d.done = append(d.done, id)
+	first := len(d.done) == 1
+	d.doneMu.Unlock()
+	if first {
+		select {
+		case d.doneKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// flushDone writes the done marks, one batch per store commit, until ctx
+// ends; then it writes what is left.
+func (d *dispatcher) flushDone(ctx context.Context) {
+	for {
+		select {
+		case <-d.doneKick:
+		case <-ctx.Done():
+			d.writeDone()
+			return
+		}
+		d.writeDone()
+	}
+}
+
+func (d *dispatcher) writeDone() {
+	d.doneMu.Lock()
+	ids := d.done
+	d.done = nil
+	d.doneMu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	err := d.o.store.Update(context.Background(), func(tx store.Tx) error {
+		for _, id := range ids {
+			if err := tx.DeleteDelivery(id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		d.o.log.Error("delivered but not marked done; they will be delivered again", zap.Int("deliveries", len(ids)), zap.Error(err))
+	}
 }
 
 // backoff doubles from delivery.backoff up to delivery.max_backoff, with

@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/bolt"
 )
 
 // metrics are Baton's Prometheus series, on a registry of their own so
@@ -60,7 +61,23 @@ func (c *threadsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// commitStatser is a store that counts its group commits (store/bolt).
+type commitStatser interface {
+	Stats() *bolt.CommitStats
+}
+
 func (o *Orchestrator) registerStoreMetrics() {
+	if cs, ok := o.store.(commitStatser); ok {
+		st := cs.Stats()
+		o.metrics.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "baton_store_commits_total", Help: "Store transactions committed; concurrent writes share one."},
+				func() float64 { return float64(st.Commits.Load()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "baton_store_writes_total", Help: "Store write functions run (several per commit under load)."},
+				func() float64 { return float64(st.Calls.Load()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "baton_store_commit_seconds_total", Help: "Time spent in store transactions, fsync included."},
+				func() float64 { return float64(st.Nanos.Load()) / 1e9 }),
+		)
+	}
 	o.metrics.reg.MustRegister(&threadsCollector{s: o.store, desc: prometheus.NewDesc("baton_threads", "Threads by control state.", []string{"state"}, nil)})
 	o.metrics.pending = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_deliveries_pending", Help: "Deliveries in the outbox."},
 		func() float64 { return float64(o.dispatcher.pendingCount()) })

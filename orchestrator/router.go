@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,18 +19,20 @@ import (
 // after it commits. The transaction may run more than once, so it is reset
 // at the start of each run.
 type routed struct {
-	deliveries []store.Delivery
-	reconcile  []store.ThreadKey
-	unusable   []RecentError
-	accepted   int
-	duplicates int
+	journalSeq   uint64          // of the event being routed
+	journalEvent json.RawMessage // its bytes
+	deliveries   []store.Delivery
+	reconcile    []store.ThreadKey
+	unusable     []RecentError
+	accepted     int
+	duplicates   int
 }
 
 // route applies one webhook event received by hosted app rcv: drop it if
 // seen, journal it, update the thread's owner from what the event tells,
 // and enqueue deliveries. It runs inside the ingress transaction.
 func (o *Orchestrator) route(tx store.Tx, rcv *app, p *page, ch messenger.Channel, ev *messenger.Event, now time.Time, out *routed) error {
-	fresh, err := tx.MarkSeen(dedupKey(p.id, rcv, ev), now, now.Add(DedupWindow))
+	fresh, err := tx.MarkSeen(dedupKey(p.id, rcv, ev), now, DedupWindow)
 	if err != nil {
 		return fmt.Errorf("dedup: %w", err)
 	}
@@ -38,9 +41,11 @@ func (o *Orchestrator) route(tx store.Tx, rcv *app, p *page, ch messenger.Channe
 		return nil
 	}
 	out.accepted++
-	if err := tx.AppendJournal(&store.JournalEntry{ReceivedAt: now, App: rcv.name, Page: p.id, Channel: string(ch), Event: ev.Raw}); err != nil {
+	j := store.JournalEntry{ReceivedAt: now, App: rcv.name, Page: p.id, Channel: string(ch), Event: ev.Raw}
+	if err := tx.AppendJournal(&j); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
+	out.journalSeq, out.journalEvent = j.Seq, ev.Raw
 	kind := ev.Kind()
 	psid := string(ev.UserID())
 	if psid == "" { // app_roles, policy enforcement: for the receiving app alone
@@ -140,6 +145,7 @@ func (o *Orchestrator) enqueue(tx store.Tx, out *routed, a *app, p *page, th sto
 	d := store.Delivery{
 		App: a.name, Page: p.id, PSID: th.PSID, Channel: string(ch), Kind: string(kind), Event: raw,
 		State: string(th.State), Owner: th.Owner, CreatedAt: now, NextAttempt: now,
+		JournalSeq: out.journalSeq, SharesEvent: bytes.Equal(raw, out.journalEvent),
 	}
 	if d.State == "" {
 		d.State = string(statemachine.Idle)

@@ -60,11 +60,20 @@ func (o *Orchestrator) expireDue(ctx context.Context, now time.Time) int {
 			if err != nil {
 				return err
 			}
-			if p == nil || !statemachine.Expired(p.sm, th.Thread, now) {
-				// A page left the config or became legacy: drop the timer,
-				// or this loop would find it due forever.
+			if p == nil {
+				// The page left the config: drop the timer, or this loop
+				// would find it due forever.
 				th.ExpiresAt = time.Time{}
 				return tx.PutThread(th)
+			}
+			if !statemachine.Expired(p.sm, th.Thread, now) {
+				// The timer fired early (the person wrote since it was set,
+				// or control was extended): move it to the expiry.
+				if p.sm.Mode == statemachine.Legacy {
+					th.ExpiresAt = time.Time{}
+					return tx.PutThread(th)
+				}
+				return tx.RearmTimer(k)
 			}
 			if err := o.apply(tx, p, &th, statemachine.Input{Op: statemachine.OpExpire, At: now},
 				store.HistoryEntry{Event: "expire", By: "meta", Cause: store.CauseExpiry}); err != nil {
@@ -90,16 +99,12 @@ func (o *Orchestrator) runSweeper(ctx context.Context) {
 			return
 		case <-time.After(time.Hour):
 		}
-		for {
-			var n int
-			err := o.store.Update(ctx, func(tx store.Tx) error {
-				var err error
-				n, err = tx.SweepSeen(o.clock.Now(), 5000)
-				return err
-			})
-			if err != nil || n < 5000 {
-				break
-			}
+		err := o.store.Update(ctx, func(tx store.Tx) error {
+			_, err := tx.SweepSeen(o.clock.Now(), DedupWindow)
+			return err
+		})
+		if err != nil {
+			o.log.Error("sweep dedup marks", zap.Error(err))
 		}
 	}
 }

@@ -39,6 +39,9 @@ type Thread struct {
 	ThreadKey
 	statemachine.Thread
 	UpdatedAt time.Time `json:"updated_at"`
+	// TimerAt is where the store keeps the thread's expiry timer: at or
+	// before ExpiresAt. The store manages it; see Tx.PutThread.
+	TimerAt time.Time `json:"timer_at,omitzero"`
 }
 
 // Causes of an ownership change.
@@ -80,21 +83,25 @@ const (
 
 // Delivery is one event on its way to one bot.
 type Delivery struct {
-	ID          uint64          `json:"id"`
-	App         string          `json:"app"`
-	Page        string          `json:"page_id"`
-	PSID        string          `json:"psid"`
-	Channel     string          `json:"channel"`
-	Kind        string          `json:"kind"`
-	Event       json.RawMessage `json:"event"`
-	State       string          `json:"thread_state"`
-	Owner       string          `json:"thread_owner,omitempty"`
-	CreatedAt   time.Time       `json:"created_at"`
-	Attempts    int             `json:"attempts"`
-	NextAttempt time.Time       `json:"next_attempt,omitzero"`
-	LastError   string          `json:"last_error,omitempty"`
-	Status      string          `json:"status"`
-	DeadAt      time.Time       `json:"dead_at,omitzero"`
+	ID      uint64          `json:"id"`
+	App     string          `json:"app"`
+	Page    string          `json:"page_id"`
+	PSID    string          `json:"psid"`
+	Channel string          `json:"channel"`
+	Kind    string          `json:"kind"`
+	Event   json.RawMessage `json:"event,omitempty"`
+	// JournalSeq names the journal entry holding the event; when it is
+	// set and Event is the journal's bytes, the store keeps them once.
+	JournalSeq  uint64    `json:"journal_seq,omitempty"`
+	SharesEvent bool      `json:"shares_event,omitempty"`
+	State       string    `json:"thread_state"`
+	Owner       string    `json:"thread_owner,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	Attempts    int       `json:"attempts"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	Status      string    `json:"status"`
+	DeadAt      time.Time `json:"dead_at,omitzero"`
 }
 
 // Lane is the ordering unit of deliveries: one bot, one thread.
@@ -143,14 +150,21 @@ type ReadTx interface {
 // Tx reads and writes.
 type Tx interface {
 	ReadTx
-	// PutThread stores the record and keeps the expiry timer in step.
+	// PutThread stores the record and makes sure a timer is due at or
+	// before its expiry. A later expiry keeps the earlier timer (a message
+	// every minute must not move an index entry every minute): when it
+	// fires early, RearmTimer moves it.
 	PutThread(t Thread) error
+	// RearmTimer moves the thread's timer to its current expiry, or drops
+	// it when the thread has none.
+	RearmTimer(k ThreadKey) error
 	AppendHistory(k ThreadKey, h HistoryEntry) error
-	// MarkSeen records key until the given time and reports whether it
-	// was new; an expired mark counts as new.
-	MarkSeen(key string, now, until time.Time) (fresh bool, err error)
-	// SweepSeen deletes up to limit marks expired at now.
-	SweepSeen(now time.Time, limit int) (int, error)
+	// MarkSeen records key at now and reports whether it was new: a mark
+	// is remembered for at least window.
+	MarkSeen(key string, now time.Time, window time.Duration) (fresh bool, err error)
+	// SweepSeen forgets marks older than window (whole days at a time)
+	// and reports how many days of marks it dropped.
+	SweepSeen(now time.Time, window time.Duration) (int, error)
 	AppendJournal(j *JournalEntry) error
 	// Enqueue adds a delivery and assigns its ID.
 	Enqueue(d *Delivery) error

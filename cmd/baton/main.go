@@ -30,6 +30,7 @@ func commands() []command {
 		{"check", "validate a config file", runCheck},
 		{"threads", "list threads or show one (talks to the admin API)", runThreads},
 		{"platform", "run the fake Messenger platform alone", runPlatform},
+		{"bench", "measure Baton against a bare handler on this machine", runBench},
 	}
 }
 
@@ -44,7 +45,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
-	for _, c := range commands() {
+	// bench-baseline is the bare handler bench starts in its own process.
+	all := append(commands(), command{"bench-baseline", "", runBenchBaseline})
+	for _, c := range all {
 		if c.name != args[0] {
 			continue
 		}

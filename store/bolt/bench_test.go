@@ -3,6 +3,7 @@ package bolt
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,20 +14,24 @@ import (
 
 // ingressWrite is roughly what one webhook costs the store: a dedup mark,
 // a journal entry, a thread update and one delivery.
+// event is a ~1 KB webhook event, as Baton stores it twice per message
+// (journal and outbox).
+var event = []byte(`{"sender":{"id":"7123456789012345"},"recipient":{"id":"100200300400500"},"timestamp":1718000000000,"message":{"mid":"m_1","text":"` + strings.Repeat("x", 850) + `"}}`)
+
 func ingressWrite(i int64) func(store.Tx) error {
 	return func(tx store.Tx) error {
 		now := time.Unix(1795557600, 0)
-		if _, err := tx.MarkSeen(fmt.Sprint("m:", i), now, now.Add(48*time.Hour)); err != nil {
+		if _, err := tx.MarkSeen(fmt.Sprint("m:", i), now, 48*time.Hour); err != nil {
 			return err
 		}
-		if err := tx.AppendJournal(&store.JournalEntry{App: "a", Page: "1", Event: []byte(`{"message":{"mid":"m","text":"hello"}}`)}); err != nil {
+		if err := tx.AppendJournal(&store.JournalEntry{App: "a", Page: "1", Event: event}); err != nil {
 			return err
 		}
 		k := store.ThreadKey{Page: "100200300400500", PSID: fmt.Sprint(7000000000000000 + i%1000)}
 		if err := tx.PutThread(store.Thread{ThreadKey: k, Thread: statemachine.Thread{State: statemachine.Primary, Owner: "1", ExpiresAt: now.Add(24 * time.Hour)}}); err != nil {
 			return err
 		}
-		return tx.Enqueue(&store.Delivery{App: "a", Page: k.Page, PSID: k.PSID, Event: []byte(`{"message":{"mid":"m","text":"hello"}}`)})
+		return tx.Enqueue(&store.Delivery{App: "a", Page: k.Page, PSID: k.PSID, Event: event})
 	}
 }
 

@@ -16,18 +16,16 @@ import (
 )
 
 var (
-	bThreads  = []byte("threads")  // page \0 psid -> Thread
-	bHistory  = []byte("history")  // page \0 psid \0 seq -> HistoryEntry
-	bTimers   = []byte("timers")   // expires(ns) page \0 psid -> nil
-	bSeen     = []byte("seen")     // key -> until(ns)
-	bSeenExp  = []byte("seen_exp") // until(ns) key -> nil
-	bJournal  = []byte("journal")  // seq -> JournalEntry
-	bOutbox   = []byte("outbox")   // id -> Delivery
-	bDead     = []byte("dead")     // id -> Delivery
-	bIntents  = []byte("intents")  // page \0 psid -> Intent
+	bThreads  = []byte("threads") // page \0 psid -> Thread
+	bHistory  = []byte("history") // page \0 psid \0 seq -> HistoryEntry
+	bTimers   = []byte("timers")  // expires(ns) page \0 psid -> nil
+	bSeen     = []byte("seen")    // day -> (key -> empty)
+	bJournal  = []byte("journal") // seq -> JournalEntry
+	bOutbox   = []byte("outbox")  // id -> Delivery
+	bDead     = []byte("dead")    // id -> Delivery
+	bIntents  = []byte("intents") // page \0 psid -> Intent
 	bMeta     = []byte("meta")
-	allBucket = [][]byte{bThreads, bHistory, bTimers, bSeen, bSeenExp, bJournal, bOutbox, bDead, bIntents, bMeta}
-	kDelivery = []byte("delivery_seq")
+	allBucket = [][]byte{bThreads, bHistory, bTimers, bSeen, bJournal, bOutbox, bDead, bIntents, bMeta}
 )
 
 // DB is a store.Store on one bbolt file.
@@ -81,6 +79,9 @@ func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
 func (d *DB) View(fn func(store.ReadTx) error) error {
 	return d.db.View(func(btx *bolt.Tx) error { return fn(&tx{btx}) })
 }
+
+// Stats returns the group commit's counters.
+func (d *DB) Stats() *CommitStats { return &d.gc.stats }
 
 // Backup writes a consistent copy of the database to w.
 func (d *DB) Backup(w interface{ Write([]byte) (int, error) }) (int64, error) {

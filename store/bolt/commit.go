@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -17,6 +19,7 @@ import (
 // transaction, so one caller's error never loses another's write.
 type groupCommit struct {
 	db      *bolt.DB
+	stats   CommitStats
 	mu      sync.Mutex
 	queue   []*call
 	running bool
@@ -77,9 +80,19 @@ func (g *groupCommit) loop() {
 	}
 }
 
+// CommitStats count the group commit's work since Open.
+type CommitStats struct {
+	Commits atomic.Int64 // transactions committed (or failed)
+	Calls   atomic.Int64 // write functions run
+	Nanos   atomic.Int64 // time spent in transactions, fsync included
+}
+
 func (g *groupCommit) commit(group []*call) {
 	for len(group) > 0 {
 		var failed *call
+		start := time.Now()
+		g.stats.Commits.Add(1)
+		g.stats.Calls.Add(int64(len(group)))
 		err := g.db.Update(func(tx *bolt.Tx) error {
 			for _, c := range group {
 				if err := c.fn(tx); err != nil {
@@ -89,6 +102,7 @@ func (g *groupCommit) commit(group []*call) {
 			}
 			return nil
 		})
+		g.stats.Nanos.Add(int64(time.Since(start)))
 		if failed == nil {
 			for _, c := range group {
 				c.err = err // nil, or the commit's own failure for all

@@ -45,28 +45,62 @@ func (x *tx) Thread(k store.ThreadKey) (store.Thread, error) {
 
 func (x *tx) PutThread(t store.Thread) error {
 	key := threadKey(t.ThreadKey)
-	timers := x.b(bTimers)
 	old, err := x.Thread(t.ThreadKey)
-	switch {
-	case err == nil:
-		if !old.ExpiresAt.IsZero() {
-			if err := timers.Delete(append(timeKey(old.ExpiresAt), key...)); err != nil {
+	isNew := err == store.ErrNotFound
+	if err != nil && !isNew {
+		return err
+	}
+	if isNew || old.State != t.State {
+		if !isNew {
+			if err := x.count(string(old.State), -1); err != nil {
 				return err
 			}
 		}
-		if err := x.count(string(old.State), -1); err != nil {
+		if err := x.count(string(t.State), 1); err != nil {
 			return err
 		}
-	case err != store.ErrNotFound:
-		return err
 	}
-	if err := x.count(string(t.State), 1); err != nil {
-		return err
-	}
-	if t.Owner != "" && !t.ExpiresAt.IsZero() {
-		if err := timers.Put(append(timeKey(t.ExpiresAt), key...), nil); err != nil {
+	t.TimerAt = old.TimerAt
+	switch needs := t.Owner != "" && !t.ExpiresAt.IsZero(); {
+	case needs && (t.TimerAt.IsZero() || t.ExpiresAt.Before(t.TimerAt)):
+		if err := x.setTimer(key, &t, t.ExpiresAt); err != nil {
 			return err
 		}
+	case !needs && !t.TimerAt.IsZero():
+		if err := x.setTimer(key, &t, time.Time{}); err != nil {
+			return err
+		}
+	}
+	return put(x.b(bThreads), key, t)
+}
+
+// setTimer moves the thread's timer entry to at (zero: none).
+func (x *tx) setTimer(key []byte, t *store.Thread, at time.Time) error {
+	timers := x.b(bTimers)
+	if !t.TimerAt.IsZero() {
+		if err := timers.Delete(append(timeKey(t.TimerAt), key...)); err != nil {
+			return err
+		}
+	}
+	t.TimerAt = at
+	if at.IsZero() {
+		return nil
+	}
+	return timers.Put(append(timeKey(at), key...), nil)
+}
+
+func (x *tx) RearmTimer(k store.ThreadKey) error {
+	t, err := x.Thread(k)
+	if err != nil {
+		return err
+	}
+	at := t.ExpiresAt
+	if t.Owner == "" {
+		at = time.Time{}
+	}
+	key := threadKey(k)
+	if err := x.setTimer(key, &t, at); err != nil {
+		return err
 	}
 	return put(x.b(bThreads), key, t)
 }
@@ -169,40 +203,46 @@ func (x *tx) History(k store.ThreadKey) ([]store.HistoryEntry, error) {
 	return out, nil
 }
 
-func (x *tx) MarkSeen(key string, now, until time.Time) (bool, error) {
-	seen, exp := x.b(bSeen), x.b(bSeenExp)
-	if old := seen.Get([]byte(key)); old != nil {
-		oldUntil := time.Unix(0, int64(binary.BigEndian.Uint64(old)))
-		if now.Before(oldUntil) {
+// Dedup marks live in one nested bucket per UTC day of their creation:
+// a mark costs one write, a lookup reads the few days a window spans, and
+// forgetting old marks drops whole days instead of scanning keys.
+func dayName(t time.Time) []byte { return []byte(t.UTC().Format("20060102")) }
+
+func (x *tx) MarkSeen(key string, now time.Time, window time.Duration) (bool, error) {
+	seen := x.b(bSeen)
+	for d := now.Add(-window); !d.After(now.Add(24 * time.Hour)); d = d.Add(24 * time.Hour) {
+		if day := seen.Bucket(dayName(d)); day != nil && day.Get([]byte(key)) != nil {
 			return false, nil
 		}
-		if err := exp.Delete(append(timeKey(oldUntil), key...)); err != nil {
-			return false, err
-		}
 	}
-	if err := seen.Put([]byte(key), timeKey(until)); err != nil {
+	day, err := seen.CreateBucketIfNotExists(dayName(now))
+	if err != nil {
 		return false, err
 	}
-	return true, exp.Put(append(timeKey(until), key...), nil)
+	return true, day.Put([]byte(key), []byte{})
 }
 
-func (x *tx) SweepSeen(now time.Time, limit int) (int, error) {
-	seen, exp := x.b(bSeen), x.b(bSeenExp)
-	c := exp.Cursor()
-	limitKey := timeKey(now)
-	n := 0
-	for k, _ := c.First(); k != nil && n < limit && bytes.Compare(k[:8], limitKey) <= 0; k, _ = c.First() {
-		if err := seen.Delete(k[8:]); err != nil {
-			return n, err
+func (x *tx) SweepSeen(now time.Time, window time.Duration) (int, error) {
+	seen := x.b(bSeen)
+	keep := dayName(now.Add(-window - 24*time.Hour)) // days after this one may hold live marks
+	var old [][]byte
+	c := seen.Cursor()
+	for k, v := c.First(); k != nil && bytes.Compare(k, keep) < 0; k, v = c.Next() {
+		if v == nil { // a nested bucket
+			old = append(old, append([]byte(nil), k...))
 		}
-		if err := exp.Delete(k); err != nil {
-			return n, err
-		}
-		n++
 	}
-	return n, nil
+	for _, k := range old {
+		if err := seen.DeleteBucket(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(old), nil
 }
 
+// Journal values are a JSON header and the raw event after it, so that the
+// event's bytes are stored as received, never re-encoded:
+// [4-byte header length][header][event].
 func (x *tx) AppendJournal(j *store.JournalEntry) error {
 	b := x.b(bJournal)
 	seq, err := b.NextSequence()
@@ -210,37 +250,78 @@ func (x *tx) AppendJournal(j *store.JournalEntry) error {
 		return err
 	}
 	j.Seq = seq
-	return put(b, u64(seq), j)
+	hdr := *j
+	hdr.Event = nil
+	h, err := json.Marshal(hdr)
+	if err != nil {
+		return err
+	}
+	v := make([]byte, 4, 4+len(h)+len(j.Event))
+	binary.BigEndian.PutUint32(v, uint32(len(h)))
+	v = append(append(v, h...), j.Event...)
+	return b.Put(u64(seq), v)
+}
+
+// journalEvent returns a copy of the event bytes of journal entry seq.
+func (x *tx) journalEvent(seq uint64) (json.RawMessage, error) {
+	v := x.b(bJournal).Get(u64(seq))
+	if len(v) < 4 {
+		return nil, fmt.Errorf("journal entry %d: %w", seq, store.ErrNotFound)
+	}
+	n := int(binary.BigEndian.Uint32(v))
+	if 4+n > len(v) {
+		return nil, fmt.Errorf("journal entry %d is damaged", seq)
+	}
+	return append(json.RawMessage(nil), v[4+n:]...), nil
+}
+
+// stored is how a delivery is written: without the event when the journal
+// has the same bytes.
+func stored(d store.Delivery) store.Delivery {
+	if d.SharesEvent && d.JournalSeq != 0 {
+		d.Event = nil
+	}
+	return d
+}
+
+// withEvent fills the event back in from the journal.
+func (x *tx) withEvent(d store.Delivery) (store.Delivery, error) {
+	if d.Event != nil || !d.SharesEvent {
+		return d, nil
+	}
+	ev, err := x.journalEvent(d.JournalSeq)
+	d.Event = ev
+	return d, err
 }
 
 func (x *tx) Enqueue(d *store.Delivery) error {
-	meta := x.b(bMeta)
-	var seq uint64
-	if v := meta.Get(kDelivery); v != nil {
-		seq = binary.BigEndian.Uint64(v)
-	}
-	seq++
-	if err := meta.Put(kDelivery, u64(seq)); err != nil {
+	// The outbox's own sequence: ids stay unique as deliveries move to the
+	// dead letters and back.
+	seq, err := x.b(bOutbox).NextSequence()
+	if err != nil {
 		return err
 	}
 	d.ID = seq
 	d.Status = store.DeliveryPending
-	return put(x.b(bOutbox), u64(seq), d)
+	return put(x.b(bOutbox), u64(seq), stored(*d))
 }
 
 func (x *tx) Delivery(id uint64) (store.Delivery, error) {
 	d, err := get[store.Delivery](x.b(bOutbox), u64(id))
 	if err == store.ErrNotFound {
-		return get[store.Delivery](x.b(bDead), u64(id))
+		d, err = get[store.Delivery](x.b(bDead), u64(id))
 	}
-	return d, err
+	if err != nil {
+		return d, err
+	}
+	return x.withEvent(d)
 }
 
 func (x *tx) UpdateDelivery(d store.Delivery) error {
 	if x.b(bOutbox).Get(u64(d.ID)) == nil {
 		return fmt.Errorf("delivery %d: %w", d.ID, store.ErrNotFound)
 	}
-	return put(x.b(bOutbox), u64(d.ID), d)
+	return put(x.b(bOutbox), u64(d.ID), stored(d))
 }
 
 func (x *tx) DeleteDelivery(id uint64) error { return x.b(bOutbox).Delete(u64(id)) }
@@ -250,7 +331,7 @@ func (x *tx) KillDelivery(d store.Delivery) error {
 		return err
 	}
 	d.Status = store.DeliveryDead
-	return put(x.b(bDead), u64(d.ID), d)
+	return put(x.b(bDead), u64(d.ID), stored(d))
 }
 
 func (x *tx) ReviveDelivery(id uint64, now time.Time) (store.Delivery, error) {
@@ -262,7 +343,10 @@ func (x *tx) ReviveDelivery(id uint64, now time.Time) (store.Delivery, error) {
 		return d, err
 	}
 	d.Status, d.Attempts, d.NextAttempt, d.DeadAt = store.DeliveryPending, 0, now, time.Time{}
-	return d, put(x.b(bOutbox), u64(id), d)
+	if err := put(x.b(bOutbox), u64(id), d); err != nil {
+		return d, err
+	}
+	return x.withEvent(d)
 }
 
 func list[T any](b *bolt.Bucket, limit int) ([]T, error) {
@@ -285,11 +369,24 @@ func list[T any](b *bolt.Bucket, limit int) ([]T, error) {
 }
 
 func (x *tx) PendingDeliveries() ([]store.Delivery, error) {
-	return list[store.Delivery](x.b(bOutbox), 0)
+	return x.deliveries(bOutbox, 0)
 }
 
 func (x *tx) DeadDeliveries(limit int) ([]store.Delivery, error) {
-	return list[store.Delivery](x.b(bDead), limit)
+	return x.deliveries(bDead, limit)
+}
+
+func (x *tx) deliveries(bucket []byte, limit int) ([]store.Delivery, error) {
+	ds, err := list[store.Delivery](x.b(bucket), limit)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ds {
+		if ds[i], err = x.withEvent(ds[i]); err != nil {
+			return nil, err
+		}
+	}
+	return ds, nil
 }
 
 func (x *tx) PutIntent(i store.Intent) error {

@@ -1,0 +1,319 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/batonhq/baton/bench"
+)
+
+const benchSecret = "bench-app-secret"
+
+// runBench measures Baton against a bare verify-and-decode handler on this
+// machine, each in its own process, with the same load.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	duration := fs.Duration("duration", 10*time.Second, "how long each run sends")
+	conns := fs.Int("connections", 64, "concurrent senders")
+	rate := fs.Int("rate", 0, "events per second; 0 = as fast as acknowledged")
+	threads := fs.Int("threads", 1000, "distinct people")
+	pages := fs.Int("pages", 10, "pages")
+	handovers := fs.Float64("handovers", 0.02, "share of pass_thread_control events")
+	textBytes := fs.Int("text", 800, "message text size (about 1 KB webhooks)")
+	runs := fs.Int("runs", 3, "runs of each target, alternating; medians are reported")
+	botDelay := fs.Duration("bot-delay", 0, "time the recording bot takes per delivery")
+	skipBaseline := fs.Bool("no-baseline", false, "measure Baton only")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "baton-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+
+	rec := bench.NewRecorder()
+	rec.Delay = *botDelay
+	botURL, stopBot, err := serveLocal(rec)
+	if err != nil {
+		return err
+	}
+	defer stopBot()
+
+	pageIDs := make([]string, *pages)
+	for i := range pageIDs {
+		pageIDs[i] = strconv.Itoa(100200300400500 + i)
+	}
+	opt := bench.Options{Secret: []byte(benchSecret), Pages: pageIDs, AppID: "512345678901234", Threads: *threads,
+		Connections: *conns, Rate: *rate, Duration: *duration, Handovers: *handovers, TextBytes: *textBytes}
+
+	var base, baton []sample
+	for run := range *runs {
+		if !*skipBaseline {
+			s, err := benchBaseline(ctx, self, dir, opt, run)
+			if err != nil {
+				return fmt.Errorf("baseline: %w", err)
+			}
+			base = append(base, s)
+			fmt.Fprintf(stderr, "baseline run %d: %.0f acked/s, ack %s\n", run+1, s.perSec, s.ack)
+		}
+		s, err := benchBaton(ctx, self, dir, opt, run, botURL, rec, *conns)
+		if err != nil {
+			return fmt.Errorf("baton: %w", err)
+		}
+		baton = append(baton, s)
+		fmt.Fprintf(stderr, "baton run %d: %.0f acked/s, ack %s; e2e %s; lost %d, dup %d, order %d\n",
+			run+1, s.perSec, s.ack, s.e2e, s.lost, s.dups, s.order)
+	}
+	report(stdout, opt, base, baton)
+	return nil
+}
+
+type sample struct {
+	perSec                    float64
+	ack, e2e                  bench.Latencies
+	sent, acked, failed       int
+	lost, dups, order, mismat int
+	cpu                       time.Duration
+	elapsed                   time.Duration
+	maxRSS                    int64
+}
+
+func median(xs []float64) (med, lo, hi float64) {
+	if len(xs) == 0 {
+		return 0, 0, 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2], s[0], s[len(s)-1]
+}
+
+func pick(ss []sample, f func(sample) float64) []float64 {
+	out := make([]float64, len(ss))
+	for i, s := range ss {
+		out[i] = f(s)
+	}
+	return out
+}
+
+func report(w io.Writer, opt bench.Options, base, baton []sample) {
+	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+	fmt.Fprintf(w, "\nload: %d connections, rate %s, %d threads on %d pages, %.0f%% handovers, %s per run, %d runs\n",
+		opt.Connections, rateString(opt.Rate), opt.Threads, len(opt.Pages), opt.Handovers*100, opt.Duration, len(baton))
+	row := func(name string, ss []sample, f func(sample) float64, unit string) float64 {
+		m, lo, hi := median(pick(ss, f))
+		fmt.Fprintf(w, "  %-34s %10.2f %-6s (runs %.2f to %.2f)\n", name, m, unit, lo, hi)
+		return m
+	}
+	var baseRate float64
+	if len(base) > 0 {
+		fmt.Fprintln(w, "baseline (verify + decode + 200, nothing stored):")
+		baseRate = row("acknowledged", base, func(s sample) float64 { return s.perSec }, "ev/s")
+		row("ack p99", base, func(s sample) float64 { return ms(s.ack.P99) }, "ms")
+		row("cpu per event", base, func(s sample) float64 { return float64(s.cpu.Microseconds()) / float64(max(1, s.acked)) }, "us")
+	}
+	fmt.Fprintln(w, "baton (durable ack, forward to a bot):")
+	rate := row("acknowledged", baton, func(s sample) float64 { return s.perSec }, "ev/s")
+	row("ack p50", baton, func(s sample) float64 { return ms(s.ack.P50) }, "ms")
+	row("ack p99", baton, func(s sample) float64 { return ms(s.ack.P99) }, "ms")
+	row("ack p99.9", baton, func(s sample) float64 { return ms(s.ack.P999) }, "ms")
+	row("ack max", baton, func(s sample) float64 { return ms(s.ack.Max) }, "ms")
+	row("end-to-end p50", baton, func(s sample) float64 { return ms(s.e2e.P50) }, "ms")
+	row("end-to-end p99", baton, func(s sample) float64 { return ms(s.e2e.P99) }, "ms")
+	row("cpu per event", baton, func(s sample) float64 { return float64(s.cpu.Microseconds()) / float64(max(1, s.acked)) }, "us")
+	row("max RSS", baton, func(s sample) float64 { return float64(s.maxRSS) / (1 << 20) }, "MiB")
+	var lost, dups, order, mis, failed int
+	for _, s := range baton {
+		lost, dups, order, mis, failed = lost+s.lost, dups+s.dups, order+s.order, mis+s.mismat, failed+s.failed
+	}
+	fmt.Fprintf(w, "  lost %d, duplicates %d (other id: %d), out of order %d, refused/failed requests %d (all runs)\n", lost, dups, mis, order, failed)
+	if baseRate > 0 {
+		fmt.Fprintf(w, "ratio baton/baseline throughput: %.2f\n", rate/baseRate)
+	}
+}
+
+func rateString(r int) string {
+	if r == 0 {
+		return "max"
+	}
+	return fmt.Sprintf("%d/s", r)
+}
+
+func serveLocal(h http.Handler) (string, func(), error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	return "http://" + l.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// child runs this binary with args and waits until probe answers 200.
+func child(ctx context.Context, self string, args []string, env []string, probe, logPath string) (*exec.Cmd, error) {
+	cmd := exec.Command(self, args...)
+	cmd.Env = append(os.Environ(), env...)
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if resp, err := http.Get(probe); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return cmd, nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop(cmd)
+	b, _ := os.ReadFile(logPath)
+	return nil, fmt.Errorf("%s did not start: %s", args[0], b)
+}
+
+func stop(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+func measure(ctx context.Context, cmd *exec.Cmd, opt bench.Options) (*bench.Result, sample, error) {
+	before, _ := bench.ReadProc(cmd.Process.Pid)
+	res, err := bench.Run(ctx, opt)
+	if err != nil {
+		return nil, sample{}, err
+	}
+	after, _ := bench.ReadProc(cmd.Process.Pid)
+	return res, sample{perSec: res.AckedPerSecond(), ack: res.AckLatency, sent: res.Sent, acked: res.Acked, failed: res.Failed,
+		cpu: after.CPU - before.CPU, elapsed: res.Elapsed, maxRSS: after.MaxRS}, nil
+}
+
+func benchBaseline(ctx context.Context, self, dir string, opt bench.Options, run int) (sample, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return sample{}, err
+	}
+	cmd, err := child(ctx, self, []string{"bench-baseline", "-listen", addr}, []string{"BENCH_SECRET=" + benchSecret},
+		"http://"+addr+"/healthz", filepath.Join(dir, "baseline.log"))
+	if err != nil {
+		return sample{}, err
+	}
+	defer stop(cmd)
+	opt.URL, opt.RunID = "http://"+addr+"/webhooks/bench-bot", fmt.Sprint("b", run)
+	_, s, err := measure(ctx, cmd, opt)
+	return s, err
+}
+
+func benchBaton(ctx context.Context, self, dir string, opt bench.Options, run int, botURL string, rec *bench.Recorder, conns int) (sample, error) {
+	pub, err := freeAddr()
+	if err != nil {
+		return sample{}, err
+	}
+	adm, err := freeAddr()
+	if err != nil {
+		return sample{}, err
+	}
+	var pages strings.Builder
+	for _, p := range opt.Pages {
+		fmt.Fprintf(&pages, "  - {id: %q, primary: bench-bot, tokens: {bench-bot: {token_env: BENCH_TOKEN}}}\n", p)
+	}
+	cfg := fmt.Sprintf(`listen: %q
+admin: {listen: %q, token_env: BENCH_ADMIN}
+data: %q
+graph: {url: "http://127.0.0.1:1"}
+log: {level: error}
+delivery: {concurrency: %d, backoff: 50ms, max_backoff: 1s}
+apps:
+  - name: bench-bot
+    app_id: %q
+    secret_env: BENCH_SECRET
+    verify_token_env: BENCH_VERIFY
+    adapter: {type: http, url: %q, secret_env: BENCH_HOOK}
+pages:
+%s`, pub, adm, filepath.Join(dir, fmt.Sprintf("baton-%d.db", run)), conns, opt.AppID, botURL, pages.String())
+	cfgPath := filepath.Join(dir, "baton.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return sample{}, err
+	}
+	env := []string{"BENCH_SECRET=" + benchSecret, "BENCH_ADMIN=x", "BENCH_VERIFY=x", "BENCH_HOOK=x", "BENCH_TOKEN=x"}
+	cmd, err := child(ctx, self, []string{"serve", "-config", cfgPath}, env, "http://"+adm+"/readyz", filepath.Join(dir, "baton.log"))
+	if err != nil {
+		return sample{}, err
+	}
+	defer stop(cmd)
+	rec.Reset()
+	opt.URL, opt.RunID = "http://"+pub+"/webhooks/bench-bot", fmt.Sprint("t", run)
+	res, s, err := measure(ctx, cmd, opt)
+	if err != nil {
+		return s, err
+	}
+	// Wait for the bot to receive what was acknowledged.
+	deadline := time.Now().Add(60 * time.Second)
+	for rec.Missing(res.AckedMids) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.lost = rec.Missing(res.AckedMids)
+	s.e2e = rec.EndToEnd(res.AckedMids)
+	s.dups, s.order, s.mismat = rec.Duplicates, rec.OutOfOrder, rec.Mismatched
+	if st, err := bench.ReadProc(cmd.Process.Pid); err == nil {
+		s.maxRSS = st.MaxRS
+	}
+	return s, nil
+}
+
+// runBenchBaseline serves the bare handler for runBench.
+func runBenchBaseline(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench-baseline", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:0", "address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /webhooks/{app}", bench.Baseline([]byte(os.Getenv("BENCH_SECRET")), 1<<20))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

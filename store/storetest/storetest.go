@@ -23,6 +23,7 @@ var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 func Run(t *testing.T, open Opener) {
 	tests := map[string]func(*testing.T, Opener){
 		"threads and timers":       testThreadsAndTimers,
+		"lazy timers":              testLazyTimers,
 		"listing":                  testListing,
 		"history":                  testHistory,
 		"dedup":                    testDedup,

@@ -76,6 +76,8 @@ func (o *Orchestrator) registerStoreMetrics() {
 				func() float64 { return float64(st.Calls.Load()) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "baton_store_commit_seconds_total", Help: "Time spent in store transactions, fsync included."},
 				func() float64 { return float64(st.Nanos.Load()) / 1e9 }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "baton_store_apply_seconds_total", Help: "Of that, time running the writes before the commit to disk."},
+				func() float64 { return float64(st.FnNanos.Load()) / 1e9 }),
 		)
 	}
 	o.metrics.reg.MustRegister(&threadsCollector{s: o.store, desc: prometheus.NewDesc("baton_threads", "Threads by control state.", []string{"state"}, nil)})

@@ -72,12 +72,12 @@ func (d *DB) Close() error {
 // Update runs fn in a write transaction shared with concurrent callers; it
 // returns once the transaction is durable (or failed).
 func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return d.gc.do(ctx, func(btx *bolt.Tx) error { return fn(&tx{btx}) })
+	return d.gc.do(ctx, func(w *tx) error { return fn(w) })
 }
 
 // View runs fn in a read transaction.
 func (d *DB) View(fn func(store.ReadTx) error) error {
-	return d.db.View(func(btx *bolt.Tx) error { return fn(&tx{btx}) })
+	return d.db.View(func(btx *bolt.Tx) error { return fn(newTx(btx)) })
 }
 
 // Stats returns the group commit's counters.

@@ -14,8 +14,16 @@ import (
 )
 
 // tx implements store.Tx over one bbolt transaction. Values are copied out
-// by json.Unmarshal before the transaction ends.
-type tx struct{ t *bolt.Tx }
+// by json.Unmarshal before the transaction ends. It caches decoded threads
+// and dedup day buckets for the life of the transaction: a group commit
+// runs many callers' writes in one.
+type tx struct {
+	t       *bolt.Tx
+	threads map[string]store.Thread
+	days    map[string]*bolt.Bucket
+}
+
+func newTx(t *bolt.Tx) *tx { return &tx{t: t} }
 
 func (x *tx) b(name []byte) *bolt.Bucket { return x.t.Bucket(name) }
 
@@ -40,7 +48,22 @@ func put(b *bolt.Bucket, key []byte, v any) error {
 }
 
 func (x *tx) Thread(k store.ThreadKey) (store.Thread, error) {
-	return get[store.Thread](x.b(bThreads), threadKey(k))
+	key := threadKey(k)
+	if t, ok := x.threads[string(key)]; ok {
+		return t, nil
+	}
+	t, err := get[store.Thread](x.b(bThreads), key)
+	if err == nil {
+		x.cacheThread(key, t)
+	}
+	return t, err
+}
+
+func (x *tx) cacheThread(key []byte, t store.Thread) {
+	if x.threads == nil {
+		x.threads = map[string]store.Thread{}
+	}
+	x.threads[string(key)] = t
 }
 
 func (x *tx) PutThread(t store.Thread) error {
@@ -71,7 +94,11 @@ func (x *tx) PutThread(t store.Thread) error {
 			return err
 		}
 	}
-	return put(x.b(bThreads), key, t)
+	if err := put(x.b(bThreads), key, t); err != nil {
+		return err
+	}
+	x.cacheThread(key, t)
+	return nil
 }
 
 // setTimer moves the thread's timer entry to at (zero: none).
@@ -102,7 +129,11 @@ func (x *tx) RearmTimer(k store.ThreadKey) error {
 	if err := x.setTimer(key, &t, at); err != nil {
 		return err
 	}
-	return put(x.b(bThreads), key, t)
+	if err := put(x.b(bThreads), key, t); err != nil {
+		return err
+	}
+	x.cacheThread(key, t)
+	return nil
 }
 
 func (x *tx) Threads(f store.ThreadFilter) ([]store.Thread, string, error) {
@@ -209,17 +240,39 @@ func (x *tx) History(k store.ThreadKey) ([]store.HistoryEntry, error) {
 func dayName(t time.Time) []byte { return []byte(t.UTC().Format("20060102")) }
 
 func (x *tx) MarkSeen(key string, now time.Time, window time.Duration) (bool, error) {
-	seen := x.b(bSeen)
 	for d := now.Add(-window); !d.After(now.Add(24 * time.Hour)); d = d.Add(24 * time.Hour) {
-		if day := seen.Bucket(dayName(d)); day != nil && day.Get([]byte(key)) != nil {
+		if day := x.day(d, false); day != nil && day.Get([]byte(key)) != nil {
 			return false, nil
 		}
 	}
-	day, err := seen.CreateBucketIfNotExists(dayName(now))
-	if err != nil {
-		return false, err
+	day := x.day(now, true)
+	if day == nil {
+		return false, fmt.Errorf("create dedup bucket for %s", dayName(now))
 	}
 	return true, day.Put([]byte(key), []byte{})
+}
+
+// day returns the nested bucket of t's day, creating it if asked.
+func (x *tx) day(t time.Time, create bool) *bolt.Bucket {
+	name := string(dayName(t))
+	if b, ok := x.days[name]; ok && b != nil {
+		return b
+	}
+	seen := x.b(bSeen)
+	b := seen.Bucket([]byte(name))
+	if b == nil && create {
+		var err error
+		if b, err = seen.CreateBucket([]byte(name)); err != nil {
+			return nil
+		}
+	}
+	if b != nil {
+		if x.days == nil {
+			x.days = map[string]*bolt.Bucket{}
+		}
+		x.days[name] = b
+	}
+	return b
 }
 
 func (x *tx) SweepSeen(now time.Time, window time.Duration) (int, error) {
@@ -236,6 +289,7 @@ func (x *tx) SweepSeen(now time.Time, window time.Duration) (int, error) {
 		if err := seen.DeleteBucket(k); err != nil {
 			return 0, err
 		}
+		delete(x.days, string(k))
 	}
 	return len(old), nil
 }

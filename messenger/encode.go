@@ -22,8 +22,8 @@ func MarshalLikeMeta(v any) ([]byte, error) {
 }
 
 // EscapeLikeMeta rewrites compact, valid JSON into Meta's escaping. Outside
-// strings JSON has neither "/" nor non-ASCII bytes, so a byte-level pass is
-// exact.
+// strings JSON has neither "/" nor non-ASCII bytes, and escapes already in
+// the input are kept, so a byte-level pass is exact.
 func EscapeLikeMeta(js []byte) []byte {
 	out := make([]byte, 0, len(js)+len(js)/8)
 	const hexDigits = "0123456789abcdef"
@@ -34,6 +34,11 @@ func EscapeLikeMeta(js []byte) []byte {
 	for i := 0; i < len(js); {
 		c := js[i]
 		switch {
+		case c == '\\' && i+1 < len(js):
+			// An escape already in the input (raw events forwarded from
+			// Meta carry \/ and \uXXXX): keep it as it is.
+			out = append(out, c, js[i+1])
+			i += 2
 		case c == '/':
 			out = append(out, '\\', '/')
 			i++

@@ -78,6 +78,20 @@ func TestMarshalLikeMeta(t *testing.T) {
 	}
 }
 
+// Events forwarded as Meta sent them already carry escapes: they must
+// survive a second pass unchanged.
+func TestEscapeLikeMetaKeepsEscapes(t *testing.T) {
+	in := `{"t":"https:\/\/x\/y \u00e9 \\ \" /é"}`
+	want := `{"t":"https:\/\/x\/y \u00e9 \\ \" \/\u00e9"}`
+	if got := string(EscapeLikeMeta([]byte(in))); got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	var a, b map[string]string
+	if json.Unmarshal([]byte(in), &a) != nil || json.Unmarshal([]byte(want), &b) != nil || a["t"] != b["t"] {
+		t.Fatalf("value changed: %q vs %q", a["t"], b["t"])
+	}
+}
+
 func TestAppSecretProof(t *testing.T) {
 	// HMAC-SHA256(key "secret", message "token"), computed with Python's hmac.
 	const want = "e941110e3d2bfe82621f0e3e1434730d7305d106c5f68c87165d0b27a4611a4a"

@@ -91,7 +91,7 @@ func (a *App) Hosted() bool { return a.SecretEnv != "" }
 
 // Adapter says how events reach a hosted app's bot.
 type Adapter struct {
-	Type      string `yaml:"type"` // http
+	Type      string `yaml:"type"` // http (Baton's envelope) or messenger (Meta's format)
 	URL       string `yaml:"url"`
 	SecretEnv string `yaml:"secret_env"`
 	// Standby asks for copies of events while the app does not own the

@@ -138,11 +138,11 @@ func (v *validator) app(path string, a *App, names, ids map[string]bool) {
 	}
 	ad, ap := a.Adapter, path+".adapter"
 	switch ad.Type {
-	case "http":
+	case "http", "messenger":
 	case "":
-		v.bad(ap+".type", "required: http")
+		v.bad(ap+".type", "required: http or messenger")
 	default:
-		v.bad(ap+".type", "%q is not an adapter type (known: http)", ad.Type)
+		v.bad(ap+".type", "%q is not an adapter type (known: http, messenger)", ad.Type)
 	}
 	if u, err := url.Parse(ad.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		v.bad(ap+".url", "%q is not an http(s) URL", ad.URL)

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/adapters"
+	"github.com/batonhq/baton/adapters/metaformat"
 	"github.com/batonhq/baton/adapters/webhook"
 	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/config"
@@ -22,7 +23,9 @@ import (
 // Registry returns the adapter types Baton ships, registered explicitly.
 func Registry() *adapters.Registry {
 	var r adapters.Registry
-	_ = r.Register(webhook.TypeName, webhook.New) // first registration cannot fail
+	// Distinct names: these registrations cannot fail.
+	_ = r.Register(webhook.TypeName, webhook.New)
+	_ = r.Register(metaformat.TypeName, metaformat.New)
 	return &r
 }
 

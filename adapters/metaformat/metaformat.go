@@ -1,0 +1,97 @@
+// Package metaformat is the adapter of YAML type "messenger": it forwards
+// each event to the bot exactly in Meta's webhook shape, so that a bot
+// written against Meta's platform with any SDK works behind Baton
+// unmodified. The body is compact and escaped like Meta's, one event per
+// request (several SDKs read only the first event of a batch), on the
+// channel Meta would use for that app, and signed with the bot's secret in
+// X-Hub-Signature-256 and, for SDKs that check only it, X-Hub-Signature.
+package metaformat
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/batonhq/baton/adapters"
+	"github.com/batonhq/baton/messenger"
+)
+
+// TypeName is the adapter's name in the YAML.
+const TypeName = "messenger"
+
+// Adapter posts Meta-format webhooks to one URL.
+type Adapter struct {
+	url    string
+	secret []byte
+	client *http.Client
+	now    func() time.Time
+}
+
+// New builds the adapter.
+func New(s adapters.Settings) (adapters.Adapter, error) {
+	if s.URL == "" || s.Secret == "" {
+		return nil, fmt.Errorf("messenger adapter: url and secret are required")
+	}
+	c := s.Client
+	if c == nil {
+		c = &http.Client{}
+	}
+	if s.Timeout > 0 {
+		cc := *c
+		cc.Timeout = s.Timeout
+		c = &cc
+	}
+	return &Adapter{url: s.URL, secret: []byte(s.Secret), client: c, now: time.Now}, nil
+}
+
+type entry struct {
+	ID        string            `json:"id"`
+	Time      int64             `json:"time"`
+	Messaging []json.RawMessage `json:"messaging,omitempty"`
+	Standby   []json.RawMessage `json:"standby,omitempty"`
+}
+
+// Body builds the webhook body Meta would send this app for d.
+func Body(d *adapters.Delivery, now time.Time) ([]byte, error) {
+	e := entry{ID: d.PageID, Time: now.UnixMilli()}
+	if d.Channel == string(messenger.ChannelStandby) {
+		e.Standby = []json.RawMessage{d.Event}
+	} else {
+		e.Messaging = []json.RawMessage{d.Event}
+	}
+	return messenger.MarshalLikeMeta(struct {
+		Object string  `json:"object"`
+		Entry  []entry `json:"entry"`
+	}{messenger.ObjectPage, []entry{e}})
+}
+
+// Deliver posts d in Meta's shape. Like Meta, it expects a 200; anything
+// else is judged by adapters.Check.
+func (a *Adapter) Deliver(ctx context.Context, d *adapters.Delivery) (adapters.Result, error) {
+	now := a.now()
+	body, err := Body(d, now)
+	if err != nil {
+		return adapters.Result{}, &adapters.Error{Err: fmt.Errorf("encode webhook: %w", err)}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(body))
+	if err != nil {
+		return adapters.Result{}, &adapters.Error{Err: err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(messenger.HeaderSignature256, messenger.Sign(a.secret, body))
+	req.Header.Set(messenger.HeaderSignatureSHA1, messenger.SignSHA1(a.secret, body))
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return adapters.Result{}, fmt.Errorf("post to bot: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err := adapters.Check(resp.StatusCode, resp.Header, raw, now); err != nil {
+		return adapters.Result{Status: resp.StatusCode}, err
+	}
+	return adapters.Result{Status: resp.StatusCode}, nil
+}

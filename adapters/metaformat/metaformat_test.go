@@ -1,0 +1,69 @@
+package metaformat
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/batonhq/baton/adapters"
+	"github.com/batonhq/baton/messenger"
+)
+
+func TestDeliversMetaShapeSignedBothWays(t *testing.T) {
+	secret := "bot-secret"
+	var got *messenger.Envelope
+	var raw []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ = io.ReadAll(r.Body)
+		if err := messenger.Verify(r.Header, raw, []byte(secret), messenger.VerifyOptions{}); err != nil {
+			t.Errorf("sha256: %v", err)
+		}
+		h := http.Header{messenger.HeaderSignatureSHA1: r.Header[messenger.HeaderSignatureSHA1]}
+		if err := messenger.Verify(h, raw, []byte(secret), messenger.VerifyOptions{AllowSHA1: true}); err != nil {
+			t.Errorf("sha1: %v", err)
+		}
+		var err error
+		if got, err = messenger.ParseEnvelope(raw); err != nil {
+			t.Errorf("parse: %v", err)
+		}
+	}))
+	defer srv.Close()
+	a, err := New(adapters.Settings{URL: srv.URL, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The event as Meta sent it, with Meta's escapes.
+	event := json.RawMessage(`{"sender":{"id":"7"},"recipient":{"id":"1"},"timestamp":1,"postback":{"title":"Caf\u00e9 https:\/\/x","mid":"m"}}`)
+	for _, ch := range []string{"messaging", "standby"} {
+		if _, err := a.Deliver(context.Background(), &adapters.Delivery{ID: "dlv_1", PageID: "1", PSID: "7", Channel: ch, Event: event}); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		got.Each(func(en *messenger.Entry, c messenger.Channel, ev *messenger.Event) {
+			n++
+			if string(c) != ch || en.ID != "1" || ev.Postback.Title != "Café https://x" {
+				t.Errorf("%s: got %s %+v", ch, c, ev.Postback)
+			}
+		})
+		if n != 1 || !strings.Contains(string(raw), `Caf\u00e9 https:\/\/x`) {
+			t.Fatalf("%d events; body %s", n, raw)
+		}
+	}
+}
+
+func TestFailuresAreJudgedLikeAnyAdapter(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(400) }))
+	defer srv.Close()
+	a, _ := New(adapters.Settings{URL: srv.URL, Secret: "s"})
+	_, err := a.Deliver(context.Background(), &adapters.Delivery{PageID: "1", Event: json.RawMessage(`{}`)})
+	if err == nil || adapters.Retryable(err) {
+		t.Fatalf("400: %v", err)
+	}
+	if _, err := New(adapters.Settings{URL: srv.URL}); err == nil {
+		t.Fatal("no secret accepted")
+	}
+}

@@ -1,15 +1,9 @@
 package messengertest
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"encoding/json"
-	"fmt"
-	"io"
-	"mime"
 	"net/http"
-	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -22,104 +16,7 @@ import (
 
 const maxGraphBody = 1 << 20
 
-// params are a Graph call's arguments from the query string, a form body
-// and a JSON body, merged as Meta accepts all three.
-type params map[string]any
-
-func readParams(r *http.Request) (params, error) {
-	ps := params{}
-	for k, v := range r.URL.Query() {
-		ps[k] = v[0]
-	}
-	if r.Body == nil {
-		return ps, nil
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxGraphBody+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(body) > maxGraphBody {
-		return nil, fmt.Errorf("body over %d bytes", maxGraphBody)
-	}
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	trimmed := bytes.TrimSpace(body)
-	switch {
-	case len(trimmed) == 0:
-	case ct == "application/json" || (ct == "" && trimmed[0] == '{'):
-		dec := json.NewDecoder(bytes.NewReader(trimmed))
-		dec.UseNumber()
-		var m map[string]any
-		if err := dec.Decode(&m); err != nil {
-			return nil, fmt.Errorf("json body: %w", err)
-		}
-		for k, v := range m {
-			ps[k] = v
-		}
-	default:
-		form, err := url.ParseQuery(string(trimmed))
-		if err != nil {
-			return nil, fmt.Errorf("form body: %w", err)
-		}
-		for k, v := range form {
-			ps[k] = v[0]
-		}
-	}
-	return ps, nil
-}
-
-// str returns a parameter as text: strings as they are, numbers by their
-// digits, objects as JSON.
-func (ps params) str(k string) string {
-	switch v := ps[k].(type) {
-	case nil:
-		return ""
-	case string:
-		return v
-	case json.Number:
-		return v.String()
-	case bool:
-		return strconv.FormatBool(v)
-	default:
-		b, _ := json.Marshal(v)
-		return string(b)
-	}
-}
-
-var looseID = regexp.MustCompile(`"?id"?\s*:\s*"?([0-9]+)"?`)
-
-// recipient reads `recipient`: an object {"id": PSID} in JSON, or in a query
-// or form the same object as a JSON-ish string ({"id":"1"} or {id:1}).
-func (ps params) recipient() (messenger.Recipient, bool) {
-	var r messenger.Recipient
-	switch v := ps["recipient"].(type) {
-	case map[string]any:
-		b, _ := json.Marshal(v)
-		if json.Unmarshal(b, &r) != nil {
-			return r, false
-		}
-	case string:
-		if json.Unmarshal([]byte(v), &r) != nil {
-			m := looseID.FindStringSubmatch(v)
-			if m == nil {
-				return r, false
-			}
-			r.ID = messenger.ID(m[1])
-		}
-	default:
-		return r, false
-	}
-	return r, r.ID != "" || r.OneTimeNotifToken != "" || r.UserRef != ""
-}
-
-func bearer(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	for _, scheme := range []string{"Bearer ", "OAuth "} {
-		if t, ok := strings.CutPrefix(h, scheme); ok {
-			return strings.TrimSpace(t)
-		}
-	}
-	return ""
-}
+type params = messenger.Params
 
 // graphCall is one decoded Graph request.
 type graphCall struct {
@@ -147,20 +44,17 @@ func (p *Platform) graph(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Platform) serveGraph(r *http.Request, node, edge string, call *Call) (int, any) {
-	ps, err := readParams(r)
+	ps, err := messenger.ReadParams(r, maxGraphBody)
 	if err != nil {
 		return http.StatusBadRequest, graphError(messenger.CodeInvalidParameter, 0, "(#100) "+err.Error())
 	}
 	call.Params = map[string]string{}
 	for k := range ps {
 		if k != "access_token" && k != "appsecret_proof" { // never record secrets
-			call.Params[k] = ps.str(k)
+			call.Params[k] = ps.String(k)
 		}
 	}
-	token := ps.str("access_token")
-	if token == "" {
-		token = bearer(r)
-	}
+	token := ps.AccessToken(r)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	caller := p.tokens[token]
@@ -168,7 +62,7 @@ func (p *Platform) serveGraph(r *http.Request, node, edge string, call *Call) (i
 		return http.StatusBadRequest, errBadToken()
 	}
 	call.PageID, call.AppID, call.App = caller.page.id, caller.app.id, caller.app.name
-	proof := ps.str("appsecret_proof")
+	proof := ps.String("appsecret_proof")
 	if proof != "" || p.settings.RequireAppSecretProof {
 		want := messenger.AppSecretProof(caller.app.secret, token)
 		if !hmac.Equal([]byte(proof), []byte(want)) {
@@ -217,7 +111,7 @@ func isKnownEdge(e string) bool {
 var success = map[string]bool{"success": true}
 
 func (p *Platform) callThread(c *graphCall) (*thread, *messenger.Error) {
-	rcpt, ok := c.ps.recipient()
+	rcpt, ok := c.ps.Recipient()
 	if !ok || rcpt.ID == "" {
 		return nil, errParamRequired("recipient")
 	}
@@ -238,10 +132,10 @@ func (p *Platform) graphThreadControl(c *graphCall) (any, *messenger.Error) {
 	if err != nil {
 		return nil, err
 	}
-	md := c.ps.str("metadata")
+	md := c.ps.String("metadata")
 	switch c.edge {
 	case "pass_thread_control":
-		return success, p.pass(c.caller, t, messenger.ID(c.ps.str("target_app_id")), md)
+		return success, p.pass(c.caller, t, messenger.ID(c.ps.String("target_app_id")), md)
 	case "take_thread_control":
 		err, ok := p.take(c.caller, t, md)
 		if ok && p.settings.TakeSuccessBody == "thread_owner" {
@@ -255,7 +149,7 @@ func (p *Platform) graphThreadControl(c *graphCall) (any, *messenger.Error) {
 	case "release_thread_control":
 		return success, p.release(c.caller, t, md)
 	default:
-		secs, perr := strconv.ParseInt(c.ps.str("duration"), 10, 64)
+		secs, perr := strconv.ParseInt(c.ps.String("duration"), 10, 64)
 		if perr != nil {
 			return nil, errInvalidParameter()
 		}
@@ -264,11 +158,11 @@ func (p *Platform) graphThreadControl(c *graphCall) (any, *messenger.Error) {
 }
 
 func (p *Platform) graphThreadOwner(c *graphCall) (any, *messenger.Error) {
-	psid := c.ps.str("recipient")
+	psid := c.ps.String("recipient")
 	if psid == "" {
 		return nil, errParamRequired("recipient")
 	}
-	if rcpt, ok := c.ps.recipient(); ok && rcpt.ID != "" {
+	if rcpt, ok := c.ps.Recipient(); ok && rcpt.ID != "" {
 		psid = string(rcpt.ID) // tolerate the object form too
 	}
 	t := p.thread(c.caller.page, messenger.ID(psid), false)
@@ -308,7 +202,7 @@ func (p *Platform) graphSubscribedApps(c *graphCall) (any, *messenger.Error) {
 		}
 		return map[string]any{"data": data}, nil
 	case http.MethodPost:
-		fields := c.ps.str("subscribed_fields")
+		fields := c.ps.String("subscribed_fields")
 		if fields == "" {
 			return nil, errParamRequired("subscribed_fields")
 		}
@@ -355,7 +249,7 @@ func (pa *pageApp) fieldList() []string {
 func (p *Platform) graphNode(c *graphCall) (any, *messenger.Error) {
 	pg := c.caller.page
 	res := map[string]any{"id": pg.id}
-	for f := range strings.SplitSeq(c.ps.str("fields"), ",") {
+	for f := range strings.SplitSeq(c.ps.String("fields"), ",") {
 		switch strings.TrimSpace(f) {
 		case "messaging_feature_status":
 			res["messaging_feature_status"] = messenger.FeatureStatus{MsgrMultiApp: pg.mode != ModeLegacy}
@@ -372,16 +266,16 @@ func (p *Platform) graphSend(c *graphCall) (any, *messenger.Error) {
 	if err := json.Unmarshal(raw, &req); err != nil {
 		// Query and form callers send objects as JSON text.
 		req = messenger.SendRequest{}
-		if json.Unmarshal([]byte(c.ps.str("message")), &req.Message) != nil && c.ps.str("message") != "" {
+		if json.Unmarshal([]byte(c.ps.String("message")), &req.Message) != nil && c.ps.String("message") != "" {
 			return nil, graphError(messenger.CodeInvalidParameter, 0, "(#100) param message must be a JSON object")
 		}
-		req.MessagingType, req.Tag, req.SenderAction = c.ps.str("messaging_type"), c.ps.str("tag"), c.ps.str("sender_action")
-		if tc := c.ps.str("thread_control"); tc != "" {
+		req.MessagingType, req.Tag, req.SenderAction = c.ps.String("messaging_type"), c.ps.String("tag"), c.ps.String("sender_action")
+		if tc := c.ps.String("thread_control"); tc != "" {
 			req.ThreadControl = &messenger.ThreadControl{}
 			_ = json.Unmarshal([]byte(tc), req.ThreadControl)
 		}
 	}
-	rcpt, ok := c.ps.recipient()
+	rcpt, ok := c.ps.Recipient()
 	if !ok {
 		return nil, errParamRequired("recipient")
 	}

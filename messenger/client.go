@@ -337,8 +337,9 @@ func (c *Client) do(ctx context.Context, method string, cred Credentials, edge s
 	return err
 }
 
-func (c *Client) once(ctx context.Context, method string, cred Credentials, edge string, q url.Values, payload []byte, out any) error {
-	op := method + " " + edge
+// newRequest builds a Graph request for the caller: the path, the access
+// token and appsecret_proof.
+func (c *Client) newRequest(ctx context.Context, method string, cred Credentials, edge string, q url.Values, payload []byte) (*http.Request, error) {
 	u := *c.base
 	node := string(cred.PageID)
 	if node == "" {
@@ -357,18 +358,22 @@ func (c *Client) once(ctx context.Context, method string, cred Credentials, edge
 		v.Set("appsecret_proof", AppSecretProof(cred.AppSecret, cred.AccessToken))
 	}
 	u.RawQuery = v.Encode()
-
 	var rd io.Reader
 	if payload != nil {
 		rd = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
-		return &TransportError{Op: op, Err: err}
+		return nil, err
 	}
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return req, nil
+}
+
+// send performs req, hiding the token from transport errors.
+func (c *Client) send(op string, req *http.Request) (*http.Response, error) {
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		// *url.Error prints the URL, whose query holds the access token.
@@ -376,7 +381,20 @@ func (c *Client) once(ctx context.Context, method string, cred Credentials, edge
 		if errors.As(err, &ue) {
 			ue.URL = redact(ue.URL)
 		}
-		return &TransportError{Op: op, Sent: mayHaveBeenSent(err), Err: err}
+		return nil, &TransportError{Op: op, Sent: mayHaveBeenSent(err), Err: err}
+	}
+	return resp, nil
+}
+
+func (c *Client) once(ctx context.Context, method string, cred Credentials, edge string, q url.Values, payload []byte, out any) error {
+	op := method + " " + edge
+	req, err := c.newRequest(ctx, method, cred, edge, q, payload)
+	if err != nil {
+		return &TransportError{Op: op, Err: err}
+	}
+	resp, err := c.send(op, req)
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
@@ -398,6 +416,27 @@ func (c *Client) once(ctx context.Context, method string, cred Credentials, edge
 		return &TransportError{Op: op, Sent: true, HTTPStatus: resp.StatusCode, Err: fmt.Errorf("decode answer: %w", err)}
 	}
 	return nil
+}
+
+// Raw makes one call as it is and returns Meta's status and body
+// unchanged, for a proxy that must answer exactly what Meta answered. It is
+// not retried. q and payload must not carry credentials: cred's are added.
+func (c *Client) Raw(ctx context.Context, method string, cred Credentials, edge string, q url.Values, payload []byte) (int, []byte, error) {
+	op := method + " " + edge
+	req, err := c.newRequest(ctx, method, cred, edge, q, payload)
+	if err != nil {
+		return 0, nil, &TransportError{Op: op, Err: err}
+	}
+	resp, err := c.send(op, req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return resp.StatusCode, nil, &TransportError{Op: op, Sent: true, HTTPStatus: resp.StatusCode, Err: fmt.Errorf("read answer: %w", err)}
+	}
+	return resp.StatusCode, raw, nil
 }
 
 // redact hides the credentials in a Graph URL's query.

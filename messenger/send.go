@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"time"
 )
 
 // Messaging types of the Send API.
@@ -23,6 +24,19 @@ const (
 	TagConfirmedEventUpdate = "CONFIRMED_EVENT_UPDATE"
 	TagPostPurchaseUpdate   = "POST_PURCHASE_UPDATE"
 )
+
+// RetiredTagsFrom is the day Meta started refusing ACCOUNT_UPDATE,
+// CONFIRMED_EVENT_UPDATE and POST_PURCHASE_UPDATE with error 100.
+var RetiredTagsFrom = time.Date(2026, 4, 27, 0, 0, 0, 0, time.UTC)
+
+// IsRetiredTag reports whether Meta refuses tag at t.
+func IsRetiredTag(tag string, t time.Time) bool {
+	switch tag {
+	case TagAccountUpdate, TagConfirmedEventUpdate, TagPostPurchaseUpdate:
+		return !t.Before(RetiredTagsFrom)
+	}
+	return false
+}
 
 // SendRequest is the body of POST /{page}/messages.
 type SendRequest struct {

@@ -38,6 +38,7 @@ func (o *Orchestrator) publicRoutes() http.Handler {
 	v1.Use(o.botAuth)
 	v1.Handle("/threads/{page}/{psid}", o.h(o.botGetThread)).Methods(http.MethodGet)
 	v1.Handle("/threads/{page}/{psid}/{op:pass|take|request|release|extend}", o.h(o.botControl)).Methods(http.MethodPost)
+	o.graphRoutes(r)
 	o.healthRoutes(r)
 	r.NotFoundHandler = o.h(func(http.ResponseWriter, *http.Request) error { return errNotFound("no such endpoint") })
 	return r

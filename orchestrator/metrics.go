@@ -11,16 +11,17 @@ import (
 // metrics are Baton's Prometheus series, on a registry of their own so
 // that tests can build several Orchestrators in one process.
 type metrics struct {
-	reg        *prometheus.Registry
-	requests   *prometheus.CounterVec   // webhook requests by app and status code
-	events     *prometheus.CounterVec   // webhook events by app and result
-	ackSeconds prometheus.Histogram     // time from request to durable ack
-	deliveries *prometheus.CounterVec   // delivery attempts by app and result
-	deliverSec *prometheus.HistogramVec // bot answer time by app
-	graphCalls *prometheus.CounterVec   // Graph calls by op and result
-	transits   *prometheus.CounterVec   // ownership changes by cause
-	errors     *prometheus.CounterVec   // recent errors by kind
-	pending    prometheus.GaugeFunc
+	reg          *prometheus.Registry
+	requests     *prometheus.CounterVec   // webhook requests by app and status code
+	events       *prometheus.CounterVec   // webhook events by app and result
+	ackSeconds   prometheus.Histogram     // time from request to durable ack
+	deliveries   *prometheus.CounterVec   // delivery attempts by app and result
+	deliverSec   *prometheus.HistogramVec // bot answer time by app
+	graphCalls   *prometheus.CounterVec   // Graph calls by op and result
+	transits     *prometheus.CounterVec   // ownership changes by cause
+	errors       *prometheus.CounterVec   // recent errors by kind
+	sendRefusals *prometheus.CounterVec   // sends refused by the send policy, by app and code
+	pending      prometheus.GaugeFunc
 }
 
 func newMetrics() *metrics {
@@ -34,7 +35,8 @@ func newMetrics() *metrics {
 	m.graphCalls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_graph_calls_total", Help: "Graph API calls by operation and result."}, []string{"op", "result"})
 	m.transits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_thread_transitions_total", Help: "Thread ownership changes by cause."}, []string{"cause"})
 	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_errors_total", Help: "Errors shown in /admin/errors, by kind."}, []string{"kind"})
-	m.reg.MustRegister(m.requests, m.events, m.ackSeconds, m.deliveries, m.deliverSec, m.graphCalls, m.transits, m.errors,
+	m.sendRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_send_refusals_total", Help: "Sends refused before Meta, by app and Meta error code/subcode."}, []string{"app", "code"})
+	m.reg.MustRegister(m.sendRefusals, m.requests, m.events, m.ackSeconds, m.deliveries, m.deliverSec, m.graphCalls, m.transits, m.errors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

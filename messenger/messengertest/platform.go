@@ -41,9 +41,6 @@ const (
 	maxWebhookRecords = 10000
 )
 
-// retiredTagsFrom is the day Meta started refusing three message tags.
-var retiredTagsFrom = time.Date(2026, 4, 27, 0, 0, 0, 0, time.UTC)
-
 // Platform is the fake Messenger Platform. Create it with New, serve
 // Handler, and Close it to stop the webhook senders.
 type Platform struct {

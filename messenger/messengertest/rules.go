@@ -221,7 +221,7 @@ func (p *Platform) sendAllowed(caller *pageApp, t *thread, tag string, viaOTN bo
 	now := p.now()
 	switch tag {
 	case messenger.TagAccountUpdate, messenger.TagConfirmedEventUpdate, messenger.TagPostPurchaseUpdate:
-		if !now.Before(retiredTagsFrom) {
+		if messenger.IsRetiredTag(tag, now) {
 			return errInvalidParameter()
 		}
 		return nil

@@ -1,0 +1,84 @@
+// A Messenger bot written against Meta's platform with a widely used SDK
+// (messaging-api-messenger). Nothing in it knows Baton: it checks Meta's
+// X-Hub-Signature-256, reads Meta's webhook shape, and calls the Graph API
+// through the SDK, whose origin is set to Baton's /graph endpoint.
+//
+// Environment: PORT, GRAPH_ORIGIN (e.g. http://127.0.0.1:8080/graph),
+// ACCESS_TOKEN (the app's token), APP_SECRET (signs the webhooks).
+'use strict';
+const crypto = require('crypto');
+const http = require('http');
+const { MessengerClient } = require('messaging-api-messenger');
+
+const client = new MessengerClient({
+  accessToken: process.env.ACCESS_TOKEN,
+  origin: process.env.GRAPH_ORIGIN,
+  skipAppSecretProof: true,
+});
+const secret = process.env.APP_SECRET;
+const log = []; // what the bot did, for people and tests: GET /log
+
+function verified(req, body) {
+  const sig = req.headers['x-hub-signature-256'] || '';
+  const want = 'sha256=' + crypto.createHmac('sha256', secret).update(body).digest('hex');
+  return sig.length === want.length && crypto.timingSafeEqual(Buffer.from(sig), Buffer.from(want));
+}
+
+function metaError(err) {
+  const e = (err.response && err.response.data && err.response.data.error) || {};
+  // The SDK camel-cases response keys: error_subcode arrives as errorSubcode.
+  return { code: e.code, subcode: e.error_subcode ?? e.errorSubcode, message: e.message || String(err) };
+}
+
+async function handle(event, channel) {
+  const psid = event.sender && event.sender.id;
+  const message = event.message;
+  if (!psid || !message || message.is_echo || !message.text) return;
+  const text = message.text.toLowerCase();
+  if (channel === 'standby') {
+    // Someone else (the inbox) owns the thread: try to answer anyway, be
+    // refused as Meta would refuse, then take the thread back.
+    try {
+      await client.sendText(psid, 'Are you still there?');
+      log.push({ did: 'sent-while-not-owner' });
+    } catch (err) {
+      log.push({ did: 'refused', ...metaError(err) });
+      await client.takeThreadControl(psid, 'bot takes back');
+      await client.sendText(psid, "I'm back.");
+      log.push({ did: 'took' });
+    }
+    return;
+  }
+  if (text.includes('human')) {
+    await client.sendText(psid, 'Connecting you to a person.');
+    await client.passThreadControlToPageInbox(psid, 'asked for a human');
+    log.push({ did: 'passed' });
+    return;
+  }
+  await client.sendText(psid, 'You said: ' + message.text);
+  log.push({ did: 'replied', text: message.text });
+}
+
+http.createServer((req, res) => {
+  if (req.method === 'GET' && req.url === '/log') {
+    res.setHeader('Content-Type', 'application/json');
+    res.end(JSON.stringify(log));
+    return;
+  }
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', async () => {
+    const body = Buffer.concat(chunks);
+    if (!verified(req, body)) {
+      res.statusCode = 401;
+      res.end('bad signature');
+      return;
+    }
+    res.end('EVENT_RECEIVED');
+    const payload = JSON.parse(body.toString('utf8'));
+    for (const entry of payload.entry || []) {
+      for (const event of entry.messaging || []) await handle(event, 'messaging').catch((err) => log.push({ did: 'error', ...metaError(err) }));
+      for (const event of entry.standby || []) await handle(event, 'standby').catch((err) => log.push({ did: 'error', ...metaError(err) }));
+    }
+  });
+}).listen(Number(process.env.PORT), '127.0.0.1', () => console.log('sdkbot listening on ' + process.env.PORT));

@@ -76,6 +76,8 @@ type App struct {
 	VerifyTokenEnv string   `yaml:"verify_token_env"`
 	TokenEnv       string   `yaml:"token_env"` // bearer token of the bot API
 	Adapter        *Adapter `yaml:"adapter"`
+	// SendPolicy says what Baton does with the app's sends through /graph.
+	SendPolicy SendPolicy `yaml:"send_policy"`
 
 	Secret      Secret `yaml:"-"`
 	VerifyToken Secret `yaml:"-"`
@@ -84,6 +86,13 @@ type App struct {
 	InlineSecret      string `yaml:"secret"`       // refused
 	InlineVerifyToken string `yaml:"verify_token"` // refused
 	InlineToken       string `yaml:"token"`        // refused
+}
+
+// SendPolicy is what Baton does before a send reaches Meta.
+type SendPolicy struct {
+	// NotOwner is "refuse" (default: Meta's 10/2018300) or "take": take
+	// control first where the page mode and the app's permission allow.
+	NotOwner string `yaml:"not_owner"`
 }
 
 // Hosted reports whether Baton terminates the app's webhooks.
@@ -182,6 +191,7 @@ func (c *Config) applyDefaults() {
 		d.Concurrency = 16
 	}
 	for i := range c.Apps {
+		def(&c.Apps[i].SendPolicy.NotOwner, "refuse")
 		if a := c.Apps[i].Adapter; a != nil {
 			if a.Timeout == 0 {
 				a.Timeout = d.Timeout

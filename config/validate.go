@@ -115,6 +115,11 @@ func (v *validator) app(path string, a *App, names, ids map[string]bool) {
 		v.bad(path+".app_id", "%s is used by another app", a.AppID)
 	}
 	ids[a.AppID] = true
+	switch a.SendPolicy.NotOwner {
+	case "refuse", "take":
+	default:
+		v.bad(path+".send_policy.not_owner", "%q is not refuse or take", a.SendPolicy.NotOwner)
+	}
 	v.inline(path+".secret", a.InlineSecret, path+".secret_env")
 	v.inline(path+".verify_token", a.InlineVerifyToken, path+".verify_token_env")
 	v.inline(path+".token", a.InlineToken, path+".token_env")

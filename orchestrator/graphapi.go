@@ -219,8 +219,11 @@ func (o *Orchestrator) graphSend(w http.ResponseWriter, r *http.Request, p *page
 		writeGraphError(w, graphErr(http.StatusBadRequest, 100, 0, "(#100) The parameter recipient is required"))
 		return
 	}
-	if rcpt.ID != "" && req.Message != nil {
-		if gerr := o.sendPolicy(p, a, string(rcpt.ID), req.Tag); gerr != nil {
+	var otn *store.OneTimeToken
+	if req.Message != nil && (rcpt.ID != "" || rcpt.OneTimeNotifToken != "") {
+		var gerr *messenger.Error
+		otn, gerr = o.sendPolicy(r.Context(), p, a, rcpt, req.Tag)
+		if gerr != nil {
 			o.metrics.sendRefusals.WithLabelValues(a.name, strconv.Itoa(gerr.Code)+"/"+strconv.Itoa(gerr.Subcode)).Inc()
 			o.recordError(RecentError{Kind: "send_policy", App: a.name, Page: p.id, PSID: string(rcpt.ID), Message: gerr.Message})
 			writeGraphError(w, gerr)
@@ -228,6 +231,12 @@ func (o *Orchestrator) graphSend(w http.ResponseWriter, r *http.Request, p *page
 		}
 	}
 	status, _, ok2 := o.graphProxy(w, r, p, a, "messages", ps, raw)
+	if ok2 && status == http.StatusOK && otn != nil {
+		otn.UsedAt = o.clock.Now()
+		if err := o.store.Update(context.Background(), func(tx store.Tx) error { return tx.PutOneTimeToken(*otn) }); err != nil {
+			o.recordError(RecentError{Kind: "send_policy", App: a.name, Page: p.id, Message: "one-time token used but not recorded: " + err.Error()})
+		}
+	}
 	if !ok2 || status != http.StatusOK || req.ThreadControl == nil || rcpt.ID == "" {
 		return
 	}
@@ -243,43 +252,85 @@ func (o *Orchestrator) graphSend(w http.ResponseWriter, r *http.Request, p *page
 }
 
 // sendPolicy refuses, with Meta's error, what Meta would refuse: another
-// app owns the thread (10/2018300), the messaging window is closed
-// (10/2018278; HUMAN_AGENT allows 7 days), a retired tag (100).
-func (o *Orchestrator) sendPolicy(p *page, a *app, psid, tag string) *messenger.Error {
+// app owns the thread (10/2018300; or take control first, if the app's
+// send_policy says so and the page allows), the messaging window is
+// closed (10/2018278; HUMAN_AGENT allows 7 days), a retired tag (100), a
+// one-time notification token used before or older than a year (100). It
+// returns the token to mark used once the send succeeds.
+func (o *Orchestrator) sendPolicy(ctx context.Context, p *page, a *app, rcpt messenger.Recipient, tag string) (*store.OneTimeToken, *messenger.Error) {
 	now := o.clock.Now()
+	bad := http.StatusBadRequest
 	if messenger.IsRetiredTag(tag, now) {
-		return graphErr(http.StatusBadRequest, 100, 0, "(#100) Invalid parameter")
+		return nil, graphErr(bad, 100, 0, "(#100) Invalid parameter")
 	}
-	var th store.Thread
-	if err := o.store.View(func(tx store.ReadTx) error {
-		var err error
-		th, err = o.loadThread(tx, p, store.ThreadKey{Page: p.id, PSID: psid})
-		return err
-	}); err != nil {
-		return nil // cannot judge: let Meta decide
+	psid := string(rcpt.ID)
+	var otn *store.OneTimeToken
+	if tok := rcpt.OneTimeNotifToken; tok != "" {
+		var t store.OneTimeToken
+		err := o.store.View(func(tx store.ReadTx) error {
+			var err error
+			t, err = tx.OneTimeToken(tok)
+			return err
+		})
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil, nil // granted before Baton saw it: Meta decides
+		case err != nil:
+			return nil, nil
+		case t.Page != p.id || !t.UsedAt.IsZero() || now.Sub(t.Created) > 365*24*time.Hour:
+			return nil, graphErr(bad, 100, 0, "(#100) Invalid one_time_notif_token")
+		}
+		otn, psid = &t, t.PSID
+	}
+	if psid == "" {
+		return nil, nil
+	}
+	th, err := o.readThread(p, psid)
+	if err != nil {
+		return nil, nil // cannot judge: let Meta decide
 	}
 	if statemachine.Expired(p.sm, th.Thread, now) {
 		th.Owner = ""
 	}
-	notOwner := false
-	switch p.sm.Mode {
-	case statemachine.ConversationRouting:
-		notOwner = (th.Owner != "" && th.Owner != a.id) || (th.Owner == "" && a.id != p.sm.Primary)
-	case statemachine.ZeroConfig:
-		notOwner = th.Owner != "" && th.Owner != a.id
+	if o.notOwner(p, a, th.Owner) {
+		if !a.takeToSend || !p.sm.CanTake[a.id] || p.sm.Mode != statemachine.ConversationRouting {
+			return nil, graphErr(bad, messenger.CodePermission, messenger.SubcodeNotOwner, "(#10) Message failed to send because another app is controlling this thread now.")
+		}
+		if _, err := o.control(ctx, controlRequest{Page: p.id, PSID: psid, App: a.name, Op: statemachine.OpTake,
+			Metadata: "send_policy", Cause: store.CauseCall, By: a.name}); err != nil {
+			return nil, o.graphErrorFor(statemachine.OpTake, err)
+		}
 	}
-	if notOwner {
-		return graphErr(http.StatusBadRequest, messenger.CodePermission, messenger.SubcodeNotOwner, "(#10) Message failed to send because another app is controlling this thread now.")
-	}
-	if th.LastUserMessageAt.IsZero() {
-		return nil // Baton has not seen the person write: Meta knows better
+	if otn != nil || th.LastUserMessageAt.IsZero() {
+		return otn, nil // a one-time token opens its own window; unseen person: Meta knows better
 	}
 	since := now.Sub(th.LastUserMessageAt)
 	if since <= 24*time.Hour || (tag == messenger.TagHumanAgent && since <= 7*24*time.Hour) {
-		return nil
+		return nil, nil
 	}
-	return graphErr(http.StatusBadRequest, messenger.CodePermission, messenger.SubcodeOutsideWindow,
+	return nil, graphErr(bad, messenger.CodePermission, messenger.SubcodeOutsideWindow,
 		"(#10) This message is sent outside of allowed window. Learn more about the new policy here: https://developers.facebook.com/docs/messenger-platform/policy-overview")
+}
+
+func (o *Orchestrator) readThread(p *page, psid string) (store.Thread, error) {
+	var th store.Thread
+	err := o.store.View(func(tx store.ReadTx) error {
+		var err error
+		th, err = o.loadThread(tx, p, store.ThreadKey{Page: p.id, PSID: psid})
+		return err
+	})
+	return th, err
+}
+
+// notOwner reports whether Meta would refuse a's send for the owner.
+func (o *Orchestrator) notOwner(p *page, a *app, owner string) bool {
+	switch p.sm.Mode {
+	case statemachine.ConversationRouting:
+		return (owner != "" && owner != a.id) || (owner == "" && a.id != p.sm.Primary)
+	case statemachine.ZeroConfig:
+		return owner != "" && owner != a.id
+	}
+	return false // legacy: either app may respond
 }
 
 func withoutCredentials(ps messenger.Params) map[string]any {

@@ -125,3 +125,62 @@ func wantErr(t *testing.T, err error, code, subcode int, msg string) {
 		t.Fatalf("got %+v, want %d/%d %q", ge, code, subcode, msg)
 	}
 }
+
+func TestSendPolicyOneTimeTokenAndTakeToSend(t *testing.T) {
+	h := newHarness(t, func(yaml *string) {
+		// support-bot takes control to send instead of being refused.
+		*yaml = strings.Replace(*yaml, "    token_env: SUPPORT_API\n", "    token_env: SUPPORT_API\n    send_policy: {not_owner: take}\n", 1)
+	})
+	g := graphAs(t, h, "v21.0")
+	ctx := context.Background()
+	support := messenger.Credentials{AccessToken: env["SUPPORT_API"]}
+	billing := messenger.Credentials{AccessToken: env["BILLING_API"]}
+	h.say("hi")
+	h.support.next()
+
+	// A person opts in to one notification; 30 hours later the window is
+	// closed, but the token allows one message, once.
+	var tok struct {
+		Token string `json:"one_time_notif_token"`
+	}
+	h.do("POST", h.platURL+"/_platform/pages/"+pageID+"/users/"+psid+"/optins?wait=true", "", map[string]string{"payload": "BACK_IN_STOCK"}, &tok)
+	h.support.next() // the optin, delivered
+	h.platform.Advance(30 * time.Hour)
+	msg := &messenger.SendRequest{Recipient: messenger.Recipient{OneTimeNotifToken: tok.Token}, MessagingType: messenger.MessagingTypeUpdate, Message: &messenger.OutgoingMessage{Text: "It is back in stock"}}
+	if _, err := g.Send(ctx, support, msg); err != nil {
+		t.Fatalf("first use: %v", err)
+	}
+	calls := len(h.platform.Calls())
+	_, err := g.Send(ctx, support, msg)
+	wantErr(t, err, 100, 0, "(#100) Invalid one_time_notif_token")
+	if len(h.platform.Calls()) != calls {
+		t.Fatal("the second use reached Meta")
+	}
+
+	// The person writes again; billing-bot gets the thread; support-bot's
+	// send takes control first, as its send_policy says.
+	h.say("hello again")
+	if err := g.PassThreadControl(ctx, support, psid, billingID, ""); err != nil {
+		t.Fatal(err)
+	}
+	text := &messenger.SendRequest{Recipient: messenger.Recipient{ID: psid}, MessagingType: messenger.MessagingTypeResponse, Message: &messenger.OutgoingMessage{Text: "support here"}}
+	if _, err := g.Send(ctx, support, text); err != nil {
+		t.Fatalf("take-to-send: %v", err)
+	}
+	if h.platformOwner() != supportID || h.batonThread().Owner != "support-bot" {
+		t.Fatalf("after take-to-send: platform %q baton %+v", h.platformOwner(), h.batonThread())
+	}
+	// billing-bot has no such policy and no take permission: refused.
+	_, err = g.Send(ctx, billing, text)
+	wantErr(t, err, 10, 2018300, "")
+
+	// Release through /graph; a read Meta answers for a legacy-only edge.
+	if err := g.ReleaseThreadControl(ctx, support, psid, "done"); err != nil {
+		t.Fatal(err)
+	}
+	if h.platformOwner() != "" || h.batonThread().State != "idle" {
+		t.Fatalf("after release: platform %q baton %+v", h.platformOwner(), h.batonThread())
+	}
+	_, err = g.SecondaryReceivers(ctx, support)
+	wantErr(t, err, 100, 2018171, "Only available to Primary and Secondary Receivers.")
+}

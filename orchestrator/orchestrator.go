@@ -72,6 +72,7 @@ type app struct {
 	standby     bool
 	maxAttempts int
 	concurrency int
+	takeToSend  bool // send_policy.not_owner: take
 }
 
 type page struct {
@@ -110,7 +111,7 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 		ready:    make(chan struct{}),
 	}
 	for _, ac := range cfg.Apps {
-		a := &app{name: ac.Name, id: ac.AppID, hosted: ac.Hosted()}
+		a := &app{name: ac.Name, id: ac.AppID, hosted: ac.Hosted(), takeToSend: ac.SendPolicy.NotOwner == "take"}
 		if a.hosted {
 			a.secret = []byte(ac.Secret.Reveal())
 			a.verifyToken = ac.VerifyToken.Reveal()

@@ -83,6 +83,12 @@ func (o *Orchestrator) route(tx store.Tx, rcv *app, p *page, ch messenger.Channe
 			err = observe(sender, string(kind), "")
 		}
 	case messenger.KindMessage, messenger.KindPostback, messenger.KindReferral, messenger.KindOptin, messenger.KindReaction:
+		if o := ev.Optin; o != nil && o.OneTimeNotifToken != "" {
+			// The send policy checks its single use and its year of life.
+			if err := tx.PutOneTimeToken(store.OneTimeToken{Token: o.OneTimeNotifToken, Page: p.id, PSID: psid, Payload: o.Payload, Created: now}); err != nil {
+				return fmt.Errorf("store one-time token: %w", err)
+			}
+		}
 		at := now
 		if ev.Timestamp > 0 {
 			at = time.UnixMilli(ev.Timestamp).UTC()

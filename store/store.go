@@ -120,6 +120,17 @@ type Intent struct {
 	At       time.Time `json:"at"`
 }
 
+// OneTimeToken is a one-time notification token a person granted
+// (messaging_optins): it lets the page send one message, within a year.
+type OneTimeToken struct {
+	Token   string    `json:"token"`
+	Page    string    `json:"page_id"`
+	PSID    string    `json:"psid"`
+	Payload string    `json:"payload,omitempty"`
+	Created time.Time `json:"created"`
+	UsedAt  time.Time `json:"used_at,omitzero"`
+}
+
 // ThreadFilter selects threads for listing.
 type ThreadFilter struct {
 	Page   string
@@ -140,6 +151,7 @@ type ReadTx interface {
 	DeadDeliveries(limit int) ([]Delivery, error)
 	Intents() ([]Intent, error)
 	Intent(k ThreadKey) (Intent, error)
+	OneTimeToken(token string) (OneTimeToken, error)
 	// DueTimers lists threads whose control lapses at or before now.
 	DueTimers(now time.Time, limit int) ([]ThreadKey, error)
 	// NextTimer is the earliest expiry, if any.
@@ -175,6 +187,8 @@ type Tx interface {
 	KillDelivery(d Delivery) error
 	// ReviveDelivery moves a dead delivery back to the outbox.
 	ReviveDelivery(id uint64, now time.Time) (Delivery, error)
+	// PutOneTimeToken stores or updates a one-time notification token.
+	PutOneTimeToken(t OneTimeToken) error
 	PutIntent(i Intent) error
 	DeleteIntent(k ThreadKey) error
 }

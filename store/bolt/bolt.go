@@ -24,8 +24,9 @@ var (
 	bOutbox   = []byte("outbox")  // id -> Delivery
 	bDead     = []byte("dead")    // id -> Delivery
 	bIntents  = []byte("intents") // page \0 psid -> Intent
+	bOTN      = []byte("otn")     // token -> OneTimeToken
 	bMeta     = []byte("meta")
-	allBucket = [][]byte{bThreads, bHistory, bTimers, bSeen, bJournal, bOutbox, bDead, bIntents, bMeta}
+	allBucket = [][]byte{bThreads, bHistory, bTimers, bSeen, bJournal, bOutbox, bDead, bIntents, bOTN, bMeta}
 )
 
 // DB is a store.Store on one bbolt file.

@@ -449,6 +449,14 @@ func (x *tx) PutIntent(i store.Intent) error {
 
 func (x *tx) DeleteIntent(k store.ThreadKey) error { return x.b(bIntents).Delete(threadKey(k)) }
 
+func (x *tx) OneTimeToken(token string) (store.OneTimeToken, error) {
+	return get[store.OneTimeToken](x.b(bOTN), []byte(token))
+}
+
+func (x *tx) PutOneTimeToken(t store.OneTimeToken) error {
+	return put(x.b(bOTN), []byte(t.Token), t)
+}
+
 func (x *tx) Intent(k store.ThreadKey) (store.Intent, error) {
 	return get[store.Intent](x.b(bIntents), threadKey(k))
 }

@@ -331,6 +331,26 @@ func testIntents(t *testing.T, open Opener) {
 		if one, err := tx.Intent(k); err != nil || one.App != "A" {
 			t.Errorf("intent %+v %v", one, err)
 		}
+		if _, err := tx.OneTimeToken("nope"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("unknown token: %v", err)
+		}
+		return nil
+	})
+	update(t, s, func(tx store.Tx) error {
+		return tx.PutOneTimeToken(store.OneTimeToken{Token: "OTN_1", Page: "1", PSID: "2", Created: t0})
+	})
+	update(t, s, func(tx store.Tx) error {
+		o, err := tx.OneTimeToken("OTN_1")
+		if err != nil || o.PSID != "2" || !o.UsedAt.IsZero() {
+			return fmt.Errorf("token %+v %v", o, err)
+		}
+		o.UsedAt = t0.Add(time.Hour)
+		return tx.PutOneTimeToken(o)
+	})
+	view(t, s, func(tx store.ReadTx) error {
+		if o, _ := tx.OneTimeToken("OTN_1"); !o.UsedAt.Equal(t0.Add(time.Hour)) {
+			t.Errorf("use not kept: %+v", o)
+		}
 		return nil
 	})
 	update(t, s, func(tx store.Tx) error { return tx.DeleteIntent(k) })

@@ -73,7 +73,7 @@ func TestGraphCompatibleEndpoint(t *testing.T) {
 	}
 	h.platform.Advance(25 * time.Hour) // the platform and Baton share this clock
 	_, err = g.Send(ctx, billing, msg)
-	wantErr(t, err, 10, 2018278, "")
+	wantErr(t, err, 10, 2018278, "(#10) This message is sent outside of allowed window. Learn more about the new policy here: https://developers.facebook.com/docs/messenger-platform/policy-overview")
 	msg.MessagingType, msg.Tag = messenger.MessagingTypeMessageTag, messenger.TagPostPurchaseUpdate
 	_, err = g.Send(ctx, billing, msg)
 	wantErr(t, err, 100, 0, "(#100) Invalid parameter")

@@ -13,6 +13,9 @@ type ProcStats struct {
 	CPU   time.Duration // user + system
 	RSS   int64         // bytes, now
 	MaxRS int64         // bytes, peak (VmHWM)
+	// Of RSS: anonymous memory (the heap) and file-backed pages (bbolt's
+	// mmap of the data file, which the kernel can drop at will).
+	Anon, File int64
 }
 
 // ReadProc reads /proc/<pid>/stat and status (Linux only).
@@ -46,6 +49,10 @@ func ReadProc(pid int) (ProcStats, error) {
 			s.RSS = kb << 10
 		case "VmHWM":
 			s.MaxRS = kb << 10
+		case "RssAnon":
+			s.Anon = kb << 10
+		case "RssFile":
+			s.File = kb << 10
 		}
 	}
 	return s, nil

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/bench"
+	"github.com/batonhq/baton/store/bolt"
 )
 
 const benchSecret = "bench-app-secret"
@@ -37,8 +38,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	runs := fs.Int("runs", 3, "runs of each target, alternating; medians are reported")
 	botDelay := fs.Duration("bot-delay", 0, "time the recording bot takes per delivery")
 	skipBaseline := fs.Bool("no-baseline", false, "measure Baton only")
+	startup := fs.Int("startup", 0, "instead of load: fill a store with this many threads, then measure Baton's start-up, RSS and thread lookups")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *startup > 0 {
+		return benchStartup(ctx, *startup, *pages, stdout, stderr)
 	}
 	dir, err := os.MkdirTemp("", "baton-bench-")
 	if err != nil {
@@ -62,7 +67,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for i := range pageIDs {
 		pageIDs[i] = strconv.Itoa(100200300400500 + i)
 	}
-	opt := bench.Options{Secret: []byte(benchSecret), Pages: pageIDs, AppID: "512345678901234", Threads: *threads,
+	opt := bench.Options{Secret: []byte(benchSecret), Pages: pageIDs, AppID: benchAppID, Threads: *threads,
 		Connections: *conns, Rate: *rate, Duration: *duration, Handovers: *handovers, TextBytes: *textBytes}
 
 	var base, baton []sample
@@ -242,17 +247,23 @@ func benchBaseline(ctx context.Context, self, dir string, opt bench.Options, run
 	return s, err
 }
 
-func benchBaton(ctx context.Context, self, dir string, opt bench.Options, run int, botURL string, rec *bench.Recorder, conns int) (sample, error) {
+func benchEnv() []string {
+	return []string{"BENCH_SECRET=" + benchSecret, "BENCH_ADMIN=x", "BENCH_VERIFY=x", "BENCH_HOOK=x", "BENCH_TOKEN=x"}
+}
+
+// writeBenchConfig writes a baton.yaml for one hosted bench app on every
+// page, with the bot at botURL; it returns the path and the admin address.
+func writeBenchConfig(dir, data string, pageIDs []string, botURL string, conns int) (cfgPath, admin string, err error) {
 	pub, err := freeAddr()
 	if err != nil {
-		return sample{}, err
+		return "", "", err
 	}
 	adm, err := freeAddr()
 	if err != nil {
-		return sample{}, err
+		return "", "", err
 	}
 	var pages strings.Builder
-	for _, p := range opt.Pages {
+	for _, p := range pageIDs {
 		fmt.Fprintf(&pages, "  - {id: %q, primary: bench-bot, tokens: {bench-bot: {token_env: BENCH_TOKEN}}}\n", p)
 	}
 	cfg := fmt.Sprintf(`listen: %q
@@ -268,13 +279,33 @@ apps:
     verify_token_env: BENCH_VERIFY
     adapter: {type: http, url: %q, secret_env: BENCH_HOOK}
 pages:
-%s`, pub, adm, filepath.Join(dir, fmt.Sprintf("baton-%d.db", run)), conns, opt.AppID, botURL, pages.String())
-	cfgPath := filepath.Join(dir, "baton.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+%s`, pub, adm, data, conns, benchAppID, botURL, pages.String())
+	cfgPath = filepath.Join(dir, "baton.yaml")
+	return cfgPath, adm, os.WriteFile(cfgPath, []byte(cfg), 0o600)
+}
+
+const benchAppID = "512345678901234"
+
+func fillStore(ctx context.Context, path string, pageIDs []string, n int) error {
+	db, err := bolt.Open(path, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return bench.FillThreads(ctx, db, pageIDs, benchAppID, n, 20000, time.Now())
+}
+
+func benchBaton(ctx context.Context, self, dir string, opt bench.Options, run int, botURL string, rec *bench.Recorder, conns int) (sample, error) {
+	cfgPath, adm, err := writeBenchConfig(dir, filepath.Join(dir, fmt.Sprintf("baton-%d.db", run)), opt.Pages, botURL, conns)
+	if err != nil {
 		return sample{}, err
 	}
-	env := []string{"BENCH_SECRET=" + benchSecret, "BENCH_ADMIN=x", "BENCH_VERIFY=x", "BENCH_HOOK=x", "BENCH_TOKEN=x"}
-	cmd, err := child(ctx, self, []string{"serve", "-config", cfgPath}, env, "http://"+adm+"/readyz", filepath.Join(dir, "baton.log"))
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return sample{}, err
+	}
+	pub := strings.TrimSuffix(strings.TrimPrefix(strings.SplitN(string(cfg), "\n", 2)[0], `listen: "`), `"`)
+	cmd, err := child(ctx, self, []string{"serve", "-config", cfgPath}, benchEnv(), "http://"+adm+"/readyz", filepath.Join(dir, "baton.log"))
 	if err != nil {
 		return sample{}, err
 	}
@@ -314,6 +345,88 @@ func runBenchBaseline(ctx context.Context, args []string, _, stderr io.Writer) e
 	go func() { <-ctx.Done(); _ = srv.Close() }()
 	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 		return err
+	}
+	return nil
+}
+
+// benchStartup fills a bbolt file with n threads, then starts Baton on it
+// (a separate process) and measures the time to ready, RSS, and admin API
+// thread lookups, against the same lookups on a store of 1,000 threads.
+func benchStartup(ctx context.Context, n, pages int, stdout, stderr io.Writer) error {
+	dir, err := os.MkdirTemp("", "baton-startup-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	pageIDs := make([]string, pages)
+	for i := range pageIDs {
+		pageIDs[i] = strconv.Itoa(100200300400500 + i)
+	}
+	type result struct {
+		threads int
+		ready   time.Duration
+		rss     int64 // at ready
+		rssLook int64 // after the lookups
+		anon    int64 // of which heap, after the lookups
+		lookup  bench.Latencies
+		size    int64
+	}
+	var results []result
+	for _, count := range []int{1000, n} {
+		data := filepath.Join(dir, fmt.Sprintf("baton-%d.db", count))
+		fillStart := time.Now()
+		if err := fillStore(ctx, data, pageIDs, count); err != nil {
+			return err
+		}
+		fi, _ := os.Stat(data)
+		fmt.Fprintf(stderr, "filled %d threads in %s (%d MiB)\n", count, time.Since(fillStart).Round(time.Millisecond), fi.Size()>>20)
+		cfgPath, adm, err := writeBenchConfig(dir, data, pageIDs, "http://127.0.0.1:1", 1)
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		cmd, err := child(ctx, self, []string{"serve", "-config", cfgPath}, benchEnv(), "http://"+adm+"/readyz", filepath.Join(dir, "baton.log"))
+		if err != nil {
+			return err
+		}
+		ready := time.Since(start)
+		st, _ := bench.ReadProc(cmd.Process.Pid)
+		var lat []time.Duration
+		for i := range 2000 {
+			t := (i * 7919) % count
+			u := fmt.Sprintf("http://%s/admin/threads/%s/%s", adm, pageIDs[t%len(pageIDs)], bench.PSID(t))
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			req.Header.Set("Authorization", "Bearer x")
+			t0 := time.Now()
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				stop(cmd)
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				stop(cmd)
+				return fmt.Errorf("lookup %s: %s", u, resp.Status)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		after, _ := bench.ReadProc(cmd.Process.Pid)
+		stop(cmd)
+		results = append(results, result{threads: count, ready: ready, rss: st.RSS, rssLook: after.RSS, anon: after.Anon, lookup: bench.Summarise(lat), size: fi.Size()})
+	}
+	fmt.Fprintln(stdout, "\nstart-up and lookups (baton serve as its own process; ready = until /readyz answers 200):")
+	for _, r := range results {
+		fmt.Fprintf(stdout, "  %9d threads: file %4d MiB, ready in %7.1f ms, RSS %5.1f MiB at ready, %5.1f MiB after 2,000 lookups (heap %5.1f MiB, the rest the data file's mapped pages); admin lookup %s\n",
+			r.threads, r.size>>20, float64(r.ready)/1e6, float64(r.rss)/(1<<20), float64(r.rssLook)/(1<<20), float64(r.anon)/(1<<20), r.lookup)
+	}
+	if len(results) == 2 && results[0].lookup.P50 > 0 {
+		fmt.Fprintf(stdout, "lookup p50 ratio %d / %d threads: %.2f\n", results[1].threads, results[0].threads,
+			float64(results[1].lookup.P50)/float64(results[0].lookup.P50))
 	}
 	return nil
 }

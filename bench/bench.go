@@ -36,6 +36,10 @@ type Options struct {
 	Handovers   float64       // share of pass_thread_control events
 	TextBytes   int           // size of each message's text
 	RunID       string        // makes mids unique across runs on one data file
+	// Resend sends an event again until it is acknowledged, as Meta does
+	// when a webhook gets no 200 (the connection waits, so per-thread order
+	// holds).
+	Resend bool
 }
 
 // Result is what the sender saw.
@@ -141,6 +145,14 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 					page, now, psid, page, now, ev))
 				sent.Add(1)
 				ok := post(ctx, client, opt.URL, opt.Secret, body)
+				for !ok && opt.Resend && ctx.Err() == nil {
+					failed.Add(1)
+					select {
+					case <-ctx.Done():
+					case <-time.After(50 * time.Millisecond):
+					}
+					ok = post(ctx, client, opt.URL, opt.Secret, body)
+				}
 				took := time.Since(due)
 				if !ok {
 					failed.Add(1)

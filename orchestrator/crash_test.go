@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -191,6 +192,35 @@ pages:
 		}
 	}
 	t.Logf("%d sent, %d acknowledged (%d before the kill), all delivered", n, len(acked), killedAt)
+}
+
+// TestChaosShort is the CI-sized chaos run of `baton bench -chaos`: three
+// SIGKILLs under a steady load, resending what got no 200 as Meta does.
+func TestChaosShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the baton binary")
+	}
+	bin := filepath.Join(t.TempDir(), "baton")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/batonhq/baton/cmd/baton").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "bench", "-chaos", "3", "-rate", "300", "-connections", "16", "-threads", "200").CombinedOutput()
+	if err != nil {
+		t.Fatalf("chaos: %v\n%s", err, out)
+	}
+	var acked, delivered, lost, repeats, otherID int
+	for _, line := range strings.Split(string(out), "\n") {
+		line = strings.TrimSpace(line)
+		fmt.Sscanf(line, "acknowledged messages %d, delivered %d, lost %d", &acked, &delivered, &lost)
+		if strings.HasPrefix(line, "repeats to the bot") {
+			var pct float64
+			fmt.Sscanf(line, "repeats to the bot %d (%f%%), of which under another delivery id %d", &repeats, &pct, &otherID)
+		}
+	}
+	if acked == 0 || lost != 0 || delivered != acked || otherID != 0 {
+		t.Fatalf("acked %d delivered %d lost %d repeats %d (other id %d)\n%s", acked, delivered, lost, repeats, otherID, out)
+	}
+	t.Logf("3 kills: %d acknowledged, all delivered, %d repeats under the same id", acked, repeats)
 }
 
 func delivered(p *messengertest.Platform) int {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -39,8 +40,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	botDelay := fs.Duration("bot-delay", 0, "time the recording bot takes per delivery")
 	skipBaseline := fs.Bool("no-baseline", false, "measure Baton only")
 	startup := fs.Int("startup", 0, "instead of load: fill a store with this many threads, then measure Baton's start-up, RSS and thread lookups")
+	kills := fs.Int("chaos", 0, "instead of load: SIGKILL Baton this many times at random moments under a steady -rate, resending what got no 200")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *kills > 0 {
+		r := *rate
+		if r == 0 {
+			r = 500
+		}
+		return benchChaos(ctx, *kills, r, *conns, *threads, *pages, stdout, stderr)
 	}
 	if *startup > 0 {
 		return benchStartup(ctx, *startup, *pages, stdout, stderr)
@@ -428,5 +437,85 @@ func benchStartup(ctx context.Context, n, pages int, stdout, stderr io.Writer) e
 		fmt.Fprintf(stdout, "lookup p50 ratio %d / %d threads: %.2f\n", results[1].threads, results[0].threads,
 			float64(results[1].lookup.P50)/float64(results[0].lookup.P50))
 	}
+	return nil
+}
+
+// benchChaos runs load at a fixed rate while Baton is killed with SIGKILL
+// at random moments and restarted on the same file. The sender resends
+// what got no 200, as Meta does. It reports what was acknowledged,
+// delivered, lost and repeated, and the restart-to-ready times.
+func benchChaos(ctx context.Context, kills, rate, conns, threads, pages int, stdout, stderr io.Writer) error {
+	dir, err := os.MkdirTemp("", "baton-chaos-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	rec := bench.NewRecorder()
+	botURL, stopBot, err := serveLocal(rec)
+	if err != nil {
+		return err
+	}
+	defer stopBot()
+	pageIDs := make([]string, pages)
+	for i := range pageIDs {
+		pageIDs[i] = strconv.Itoa(100200300400500 + i)
+	}
+	cfgPath, adm, err := writeBenchConfig(dir, filepath.Join(dir, "baton.db"), pageIDs, botURL, conns)
+	if err != nil {
+		return err
+	}
+	cfg, _ := os.ReadFile(cfgPath)
+	pub := strings.TrimSuffix(strings.TrimPrefix(strings.SplitN(string(cfg), "\n", 2)[0], `listen: "`), `"`)
+	logPath := filepath.Join(dir, "baton.log")
+	start := func() (*exec.Cmd, time.Duration, error) {
+		t0 := time.Now()
+		cmd, err := child(ctx, self, []string{"serve", "-config", cfgPath}, benchEnv(), "http://"+adm+"/readyz", logPath)
+		return cmd, time.Since(t0), err
+	}
+	cmd, _, err := start()
+	if err != nil {
+		return err
+	}
+	// Load for as long as the kills take, plus a quiet tail.
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	done := make(chan *bench.Result, 1)
+	go func() {
+		res, _ := bench.Run(loadCtx, bench.Options{URL: "http://" + pub + "/webhooks/bench-bot", Secret: []byte(benchSecret), Pages: pageIDs,
+			AppID: benchAppID, Threads: threads, Connections: conns, Rate: rate, Duration: time.Hour, TextBytes: 800, RunID: "chaos", Resend: true})
+		done <- res
+	}()
+	var readies []time.Duration
+	for k := range kills {
+		time.Sleep(300*time.Millisecond + time.Duration(rand.N(1200))*time.Millisecond)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		var ready time.Duration
+		if cmd, ready, err = start(); err != nil {
+			stopLoad()
+			return fmt.Errorf("restart %d: %w", k+1, err)
+		}
+		readies = append(readies, ready)
+		fmt.Fprintf(stderr, "kill %d: back in %s\n", k+1, ready.Round(time.Millisecond))
+	}
+	time.Sleep(2 * time.Second)
+	stopLoad()
+	res := <-done
+	deadline := time.Now().Add(60 * time.Second)
+	for rec.Missing(res.AckedMids) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop(cmd)
+	delivered := len(res.AckedMids) - rec.Missing(res.AckedMids)
+	r := bench.Summarise(readies)
+	fmt.Fprintf(stdout, "\nchaos: %d SIGKILLs at %d ev/s over %s, %d connections\n", kills, rate, res.Elapsed.Round(time.Second), conns)
+	fmt.Fprintf(stdout, "  acknowledged messages %d, delivered %d, lost %d\n", len(res.AckedMids), delivered, rec.Missing(res.AckedMids))
+	fmt.Fprintf(stdout, "  repeats to the bot %d (%.2f%%), of which under another delivery id %d; out of order %d\n",
+		rec.Duplicates+rec.Mismatched, 100*float64(rec.Duplicates+rec.Mismatched)/float64(max(1, delivered)), rec.Mismatched, rec.OutOfOrder)
+	fmt.Fprintf(stdout, "  requests without a 200 (resent) %d\n", res.Failed)
+	fmt.Fprintf(stdout, "  restart to ready: %s\n", r)
 	return nil
 }

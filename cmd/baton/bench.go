@@ -40,6 +40,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	botDelay := fs.Duration("bot-delay", 0, "time the recording bot takes per delivery")
 	skipBaseline := fs.Bool("no-baseline", false, "measure Baton only")
 	startup := fs.Int("startup", 0, "instead of load: fill a store with this many threads, then measure Baton's start-up, RSS and thread lookups")
+	slowBot := fs.Duration("slow-bot", 0, "add a second bot taking this long per delivery (standby copies of every event) and compare with a run without it")
 	kills := fs.Int("chaos", 0, "instead of load: SIGKILL Baton this many times at random moments under a steady -rate, resending what got no 200")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -79,6 +80,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opt := bench.Options{Secret: []byte(benchSecret), Pages: pageIDs, AppID: benchAppID, Threads: *threads,
 		Connections: *conns, Rate: *rate, Duration: *duration, Handovers: *handovers, TextBytes: *textBytes}
 
+	if *slowBot > 0 {
+		return benchSlowBot(ctx, self, dir, opt, botURL, rec, *conns, *slowBot, *botDelay, stdout, stderr)
+	}
 	var base, baton []sample
 	for run := range *runs {
 		if !*skipBaseline {
@@ -263,6 +267,12 @@ func benchEnv() []string {
 // writeBenchConfig writes a baton.yaml for one hosted bench app on every
 // page, with the bot at botURL; it returns the path and the admin address.
 func writeBenchConfig(dir, data string, pageIDs []string, botURL string, conns int) (cfgPath, admin string, err error) {
+	return writeBenchConfigWith(dir, data, pageIDs, botURL, "", conns)
+}
+
+// writeBenchConfigWith adds, when slowURL is set, a second hosted app that
+// asks for standby copies, as a slow bot.
+func writeBenchConfigWith(dir, data string, pageIDs []string, botURL, slowURL string, conns int) (cfgPath, admin string, err error) {
 	pub, err := freeAddr()
 	if err != nil {
 		return "", "", err
@@ -273,7 +283,20 @@ func writeBenchConfig(dir, data string, pageIDs []string, botURL string, conns i
 	}
 	var pages strings.Builder
 	for _, p := range pageIDs {
+		if slowURL != "" {
+			fmt.Fprintf(&pages, "  - {id: %q, primary: bench-bot, secondary: [slow-bot], tokens: {bench-bot: {token_env: BENCH_TOKEN}, slow-bot: {token_env: BENCH_TOKEN}}}\n", p)
+			continue
+		}
 		fmt.Fprintf(&pages, "  - {id: %q, primary: bench-bot, tokens: {bench-bot: {token_env: BENCH_TOKEN}}}\n", p)
+	}
+	slowApp := ""
+	if slowURL != "" {
+		slowApp = fmt.Sprintf(`  - name: slow-bot
+    app_id: "623456789012345"
+    secret_env: BENCH_SECRET
+    verify_token_env: BENCH_VERIFY
+    adapter: {type: http, url: %q, secret_env: BENCH_HOOK, standby: true}
+`, slowURL)
 	}
 	cfg := fmt.Sprintf(`listen: %q
 admin: {listen: %q, token_env: BENCH_ADMIN}
@@ -287,8 +310,8 @@ apps:
     secret_env: BENCH_SECRET
     verify_token_env: BENCH_VERIFY
     adapter: {type: http, url: %q, secret_env: BENCH_HOOK}
-pages:
-%s`, pub, adm, data, conns, benchAppID, botURL, pages.String())
+%spages:
+%s`, pub, adm, data, conns, benchAppID, botURL, slowApp, pages.String())
 	cfgPath = filepath.Join(dir, "baton.yaml")
 	return cfgPath, adm, os.WriteFile(cfgPath, []byte(cfg), 0o600)
 }
@@ -305,7 +328,11 @@ func fillStore(ctx context.Context, path string, pageIDs []string, n int) error 
 }
 
 func benchBaton(ctx context.Context, self, dir string, opt bench.Options, run int, botURL string, rec *bench.Recorder, conns int) (sample, error) {
-	cfgPath, adm, err := writeBenchConfig(dir, filepath.Join(dir, fmt.Sprintf("baton-%d.db", run)), opt.Pages, botURL, conns)
+	return benchBatonWith(ctx, self, dir, opt, run, botURL, "", rec, conns)
+}
+
+func benchBatonWith(ctx context.Context, self, dir string, opt bench.Options, run int, botURL, slowURL string, rec *bench.Recorder, conns int) (sample, error) {
+	cfgPath, adm, err := writeBenchConfigWith(dir, filepath.Join(dir, fmt.Sprintf("baton-%d.db", run)), opt.Pages, botURL, slowURL, conns)
 	if err != nil {
 		return sample{}, err
 	}
@@ -517,5 +544,39 @@ func benchChaos(ctx context.Context, kills, rate, conns, threads, pages int, std
 		rec.Duplicates+rec.Mismatched, 100*float64(rec.Duplicates+rec.Mismatched)/float64(max(1, delivered)), rec.Mismatched, rec.OutOfOrder)
 	fmt.Fprintf(stdout, "  requests without a 200 (resent) %d\n", res.Failed)
 	fmt.Fprintf(stdout, "  restart to ready: %s\n", r)
+	return nil
+}
+
+// benchSlowBot measures the same load with and without a second bot that
+// is slow, to show that a slow bot holds up neither ingress nor others.
+func benchSlowBot(ctx context.Context, self, dir string, opt bench.Options, botURL string, rec *bench.Recorder, conns int, slow, fast time.Duration, stdout, stderr io.Writer) error {
+	if fast == 0 {
+		fast = slow / 10
+	}
+	rec.Delay = fast
+	slowRec := bench.NewRecorder()
+	slowRec.Delay = slow
+	slowURL, stopSlow, err := serveLocal(slowRec)
+	if err != nil {
+		return err
+	}
+	defer stopSlow()
+	without, err := benchBatonWith(ctx, self, dir, opt, 100, botURL, "", rec, conns)
+	if err != nil {
+		return err
+	}
+	with, err := benchBatonWith(ctx, self, dir, opt, 101, botURL, slowURL, rec, conns)
+	if err != nil {
+		return err
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+	fmt.Fprintf(stdout, "\nslow bot: main bot %s per delivery, slow bot %s (standby copies of every event); rate %s, %d connections, %s\n",
+		fast, slow, rateString(opt.Rate), opt.Connections, opt.Duration)
+	fmt.Fprintf(stdout, "  %-22s %12s %12s\n", "", "without", "with")
+	fmt.Fprintf(stdout, "  %-22s %12.0f %12.0f\n", "acknowledged ev/s", without.perSec, with.perSec)
+	fmt.Fprintf(stdout, "  %-22s %12.2f %12.2f\n", "ack p99 ms", ms(without.ack.P99), ms(with.ack.P99))
+	fmt.Fprintf(stdout, "  %-22s %12.2f %12.2f\n", "main bot e2e p50 ms", ms(without.e2e.P50), ms(with.e2e.P50))
+	fmt.Fprintf(stdout, "  %-22s %12.2f %12.2f\n", "main bot e2e p99 ms", ms(without.e2e.P99), ms(with.e2e.P99))
+	fmt.Fprintf(stdout, "  lost %d / %d, out of order %d / %d\n", without.lost, with.lost, without.order, with.order)
 	return nil
 }

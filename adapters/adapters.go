@@ -121,6 +121,21 @@ type Settings struct {
 	Client  *http.Client
 }
 
+// HTTPClient is the client an HTTP adapter uses: the shared one (pooled
+// connections) with the adapter's own timeout.
+func (s Settings) HTTPClient() *http.Client {
+	c := s.Client
+	if c == nil {
+		c = &http.Client{}
+	}
+	if s.Timeout > 0 {
+		cc := *c
+		cc.Timeout = s.Timeout
+		c = &cc
+	}
+	return c
+}
+
 // Factory builds an adapter from its settings.
 type Factory func(Settings) (Adapter, error)
 

@@ -36,16 +36,7 @@ func New(s adapters.Settings) (adapters.Adapter, error) {
 	if s.URL == "" || s.Secret == "" {
 		return nil, fmt.Errorf("messenger adapter: url and secret are required")
 	}
-	c := s.Client
-	if c == nil {
-		c = &http.Client{}
-	}
-	if s.Timeout > 0 {
-		cc := *c
-		cc.Timeout = s.Timeout
-		c = &cc
-	}
-	return &Adapter{url: s.URL, secret: []byte(s.Secret), client: c, now: time.Now}, nil
+	return &Adapter{url: s.URL, secret: []byte(s.Secret), client: s.HTTPClient(), now: time.Now}, nil
 }
 
 type entry struct {

@@ -42,16 +42,7 @@ func New(s adapters.Settings) (adapters.Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := s.Client
-	if c == nil {
-		c = &http.Client{}
-	}
-	if s.Timeout > 0 {
-		cc := *c
-		cc.Timeout = s.Timeout
-		c = &cc
-	}
-	return &Adapter{url: s.URL, key: key, client: c, now: time.Now}, nil
+	return &Adapter{url: s.URL, key: key, client: s.HTTPClient(), now: time.Now}, nil
 }
 
 // Key returns the signing key for a configured secret.

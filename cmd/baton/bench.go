@@ -73,10 +73,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer stopBot()
 
-	pageIDs := make([]string, *pages)
-	for i := range pageIDs {
-		pageIDs[i] = strconv.Itoa(100200300400500 + i)
-	}
+	pageIDs := benchPages(*pages)
 	opt := bench.Options{Secret: []byte(benchSecret), Pages: pageIDs, AppID: benchAppID, Threads: *threads,
 		Connections: *conns, Rate: *rate, Duration: *duration, Handovers: *handovers, TextBytes: *textBytes}
 
@@ -398,10 +395,7 @@ func benchStartup(ctx context.Context, n, pages int, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	pageIDs := make([]string, pages)
-	for i := range pageIDs {
-		pageIDs[i] = strconv.Itoa(100200300400500 + i)
-	}
+	pageIDs := benchPages(pages)
 	type result struct {
 		threads int
 		ready   time.Duration
@@ -487,10 +481,7 @@ func benchChaos(ctx context.Context, kills, rate, conns, threads, pages int, std
 		return err
 	}
 	defer stopBot()
-	pageIDs := make([]string, pages)
-	for i := range pageIDs {
-		pageIDs[i] = strconv.Itoa(100200300400500 + i)
-	}
+	pageIDs := benchPages(pages)
 	cfgPath, adm, err := writeBenchConfig(dir, filepath.Join(dir, "baton.db"), pageIDs, botURL, conns)
 	if err != nil {
 		return err
@@ -579,4 +570,13 @@ func benchSlowBot(ctx context.Context, self, dir string, opt bench.Options, botU
 	fmt.Fprintf(stdout, "  %-22s %12.2f %12.2f\n", "main bot e2e p99 ms", ms(without.e2e.P99), ms(with.e2e.P99))
 	fmt.Fprintf(stdout, "  lost %d / %d, out of order %d / %d\n", without.lost, with.lost, without.order, with.order)
 	return nil
+}
+
+// benchPages names n pages.
+func benchPages(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = strconv.Itoa(100200300400500 + i)
+	}
+	return ids
 }

@@ -90,7 +90,10 @@ func (o *Orchestrator) control(ctx context.Context, req controlRequest) (store.T
 				o.log.Warn("reconcile failed", zap.String("thread", k.String()), zap.Error(rerr))
 			}
 		}
-		_ = o.store.Update(context.Background(), func(tx store.Tx) error { return tx.DeleteIntent(k) })
+		if derr := o.store.Update(context.Background(), func(tx store.Tx) error { return tx.DeleteIntent(k) }); derr != nil {
+			// Left behind, the intent is reconciled at the next start.
+			o.log.Warn("intent not cleared", zap.String("thread", k.String()), zap.Error(derr))
+		}
 		return th, fmt.Errorf("%s thread %s: %w", req.Op, k, err)
 	}
 
@@ -105,24 +108,23 @@ func (o *Orchestrator) control(ctx context.Context, req controlRequest) (store.T
 		now := o.clock.Now()
 		in.At = now
 		h := store.HistoryEntry{Event: string(req.Op), By: req.By, Cause: req.Cause, Metadata: req.Metadata}
-		res, aerr := statemachine.Apply(p.sm, cur.Thread, in)
-		switch {
-		case aerr != nil && req.Op != statemachine.OpExtend && req.Op != statemachine.OpRequest:
-			// Our record moved on; Meta's answer is the truth.
+		err = o.apply(tx, p, &cur, in, h)
+		if err != nil && isRefusal(err) && req.Op != statemachine.OpExtend && req.Op != statemachine.OpRequest {
+			// Our record moved on (a webhook landed first); Meta's answer
+			// is the truth.
 			target := in.Target
-			if req.Op == statemachine.OpTake {
+			switch {
+			case req.Op == statemachine.OpTake:
 				target = a.id
-			} else if req.Op == statemachine.OpRelease {
+			case req.Op == statemachine.OpRelease:
 				target = ""
+			case req.Op == statemachine.OpPass && target == "":
+				target = p.sm.Primary // passed to the default app
 			}
-			if err := o.apply(tx, p, &cur, statemachine.Input{Op: statemachine.OpObserve, Target: target, At: now}, h); err != nil {
-				return err
-			}
-		case aerr == nil:
-			if err := o.apply(tx, p, &cur, in, h); err != nil {
-				return err
-			}
-			cur.Thread = res.Thread
+			err = o.apply(tx, p, &cur, statemachine.Input{Op: statemachine.OpObserve, Target: target, At: now}, h)
+		}
+		if err != nil && !isRefusal(err) {
+			return err
 		}
 		cur.UpdatedAt = now
 		if err := tx.PutThread(cur); err != nil {

@@ -97,7 +97,7 @@ func (o *Orchestrator) runSweeper(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(time.Hour):
+		case <-o.clock.After(time.Hour):
 		}
 		err := o.store.Update(ctx, func(tx store.Tx) error {
 			_, err := tx.SweepSeen(o.clock.Now(), DedupWindow)

@@ -55,15 +55,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *startup > 0 {
 		return benchStartup(ctx, *startup, *pages, stdout, stderr)
 	}
-	dir, err := os.MkdirTemp("", "baton-bench-")
+	dir, self, cleanup, err := benchWorkdir("baton-bench-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
+	defer cleanup()
 
 	rec := bench.NewRecorder()
 	rec.Delay = *botDelay
@@ -263,20 +259,20 @@ func benchEnv() []string {
 
 // writeBenchConfig writes a baton.yaml for one hosted bench app on every
 // page, with the bot at botURL; it returns the path and the admin address.
-func writeBenchConfig(dir, data string, pageIDs []string, botURL string, conns int) (cfgPath, admin string, err error) {
+func writeBenchConfig(dir, data string, pageIDs []string, botURL string, conns int) (cfgPath, public, admin string, err error) {
 	return writeBenchConfigWith(dir, data, pageIDs, botURL, "", conns)
 }
 
 // writeBenchConfigWith adds, when slowURL is set, a second hosted app that
 // asks for standby copies, as a slow bot.
-func writeBenchConfigWith(dir, data string, pageIDs []string, botURL, slowURL string, conns int) (cfgPath, admin string, err error) {
+func writeBenchConfigWith(dir, data string, pageIDs []string, botURL, slowURL string, conns int) (cfgPath, public, admin string, err error) {
 	pub, err := freeAddr()
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	adm, err := freeAddr()
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	var pages strings.Builder
 	for _, p := range pageIDs {
@@ -310,7 +306,7 @@ apps:
 %spages:
 %s`, pub, adm, data, conns, benchAppID, botURL, slowApp, pages.String())
 	cfgPath = filepath.Join(dir, "baton.yaml")
-	return cfgPath, adm, os.WriteFile(cfgPath, []byte(cfg), 0o600)
+	return cfgPath, pub, adm, os.WriteFile(cfgPath, []byte(cfg), 0o600)
 }
 
 const benchAppID = "512345678901234"
@@ -329,15 +325,10 @@ func benchBaton(ctx context.Context, self, dir string, opt bench.Options, run in
 }
 
 func benchBatonWith(ctx context.Context, self, dir string, opt bench.Options, run int, botURL, slowURL string, rec *bench.Recorder, conns int) (sample, error) {
-	cfgPath, adm, err := writeBenchConfigWith(dir, filepath.Join(dir, fmt.Sprintf("baton-%d.db", run)), opt.Pages, botURL, slowURL, conns)
+	cfgPath, pub, adm, err := writeBenchConfigWith(dir, filepath.Join(dir, fmt.Sprintf("baton-%d.db", run)), opt.Pages, botURL, slowURL, conns)
 	if err != nil {
 		return sample{}, err
 	}
-	cfg, err := os.ReadFile(cfgPath)
-	if err != nil {
-		return sample{}, err
-	}
-	pub := strings.TrimSuffix(strings.TrimPrefix(strings.SplitN(string(cfg), "\n", 2)[0], `listen: "`), `"`)
 	cmd, err := child(ctx, self, []string{"serve", "-config", cfgPath}, benchEnv(), "http://"+adm+"/readyz", filepath.Join(dir, "baton.log"))
 	if err != nil {
 		return sample{}, err
@@ -386,15 +377,11 @@ func runBenchBaseline(ctx context.Context, args []string, _, stderr io.Writer) e
 // (a separate process) and measures the time to ready, RSS, and admin API
 // thread lookups, against the same lookups on a store of 1,000 threads.
 func benchStartup(ctx context.Context, n, pages int, stdout, stderr io.Writer) error {
-	dir, err := os.MkdirTemp("", "baton-startup-")
+	dir, self, cleanup, err := benchWorkdir("baton-startup-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
+	defer cleanup()
 	pageIDs := benchPages(pages)
 	type result struct {
 		threads int
@@ -414,7 +401,7 @@ func benchStartup(ctx context.Context, n, pages int, stdout, stderr io.Writer) e
 		}
 		fi, _ := os.Stat(data)
 		fmt.Fprintf(stderr, "filled %d threads in %s (%d MiB)\n", count, time.Since(fillStart).Round(time.Millisecond), fi.Size()>>20)
-		cfgPath, adm, err := writeBenchConfig(dir, data, pageIDs, "http://127.0.0.1:1", 1)
+		cfgPath, _, adm, err := writeBenchConfig(dir, data, pageIDs, "http://127.0.0.1:1", 1)
 		if err != nil {
 			return err
 		}
@@ -466,15 +453,11 @@ func benchStartup(ctx context.Context, n, pages int, stdout, stderr io.Writer) e
 // what got no 200, as Meta does. It reports what was acknowledged,
 // delivered, lost and repeated, and the restart-to-ready times.
 func benchChaos(ctx context.Context, kills, rate, conns, threads, pages int, stdout, stderr io.Writer) error {
-	dir, err := os.MkdirTemp("", "baton-chaos-")
+	dir, self, cleanup, err := benchWorkdir("baton-chaos-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
+	defer cleanup()
 	rec := bench.NewRecorder()
 	botURL, stopBot, err := serveLocal(rec)
 	if err != nil {
@@ -482,12 +465,10 @@ func benchChaos(ctx context.Context, kills, rate, conns, threads, pages int, std
 	}
 	defer stopBot()
 	pageIDs := benchPages(pages)
-	cfgPath, adm, err := writeBenchConfig(dir, filepath.Join(dir, "baton.db"), pageIDs, botURL, conns)
+	cfgPath, pub, adm, err := writeBenchConfig(dir, filepath.Join(dir, "baton.db"), pageIDs, botURL, conns)
 	if err != nil {
 		return err
 	}
-	cfg, _ := os.ReadFile(cfgPath)
-	pub := strings.TrimSuffix(strings.TrimPrefix(strings.SplitN(string(cfg), "\n", 2)[0], `listen: "`), `"`)
 	logPath := filepath.Join(dir, "baton.log")
 	start := func() (*exec.Cmd, time.Duration, error) {
 		t0 := time.Now()
@@ -579,4 +560,16 @@ func benchPages(n int) []string {
 		ids[i] = strconv.Itoa(100200300400500 + i)
 	}
 	return ids
+}
+
+// benchWorkdir makes a scratch directory and finds this binary, which the
+// bench modes start as their baseline and Baton processes.
+func benchWorkdir(prefix string) (dir, self string, cleanup func(), err error) {
+	if self, err = os.Executable(); err != nil {
+		return "", "", nil, err
+	}
+	if dir, err = os.MkdirTemp("", prefix); err != nil {
+		return "", "", nil, err
+	}
+	return dir, self, func() { os.RemoveAll(dir) }, nil
 }

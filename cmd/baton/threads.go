@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/batonhq/baton/orchestrator"
 )
 
 // runThreads lists threads or shows one, through the admin API.
@@ -40,7 +42,7 @@ func runThreads(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if fs.NArg() != 2 {
 			return fmt.Errorf("%w: baton threads show PAGE PSID", errUsage)
 		}
-		var th threadJSON
+		var th orchestrator.ThreadView
 		if err := get("/admin/threads/"+url.PathEscape(fs.Arg(0))+"/"+url.PathEscape(fs.Arg(1)), &th); err != nil {
 			return err
 		}
@@ -62,8 +64,8 @@ func runThreads(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	for {
 		var res struct {
-			Threads    []threadJSON `json:"threads"`
-			NextCursor string       `json:"next_cursor"`
+			Threads    []orchestrator.ThreadView `json:"threads"`
+			NextCursor string                    `json:"next_cursor"`
 		}
 		if err := get("/admin/threads?"+q.Encode(), &res); err != nil {
 			return err
@@ -83,26 +85,7 @@ func runThreads(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return tw.Flush()
 }
 
-type threadJSON struct {
-	PageID            string     `json:"page_id"`
-	PSID              string     `json:"psid"`
-	State             string     `json:"state"`
-	Owner             string     `json:"owner"`
-	OwnerAppID        string     `json:"owner_app_id"`
-	ExpiresAt         *time.Time `json:"expires_at"`
-	LastUserMessageAt *time.Time `json:"last_user_message_at"`
-	History           []struct {
-		At       time.Time `json:"at"`
-		Event    string    `json:"event"`
-		From     string    `json:"from"`
-		To       string    `json:"to"`
-		By       string    `json:"by"`
-		Cause    string    `json:"cause"`
-		Metadata string    `json:"metadata"`
-	} `json:"history"`
-}
-
-func printThread(w io.Writer, th threadJSON) {
+func printThread(w io.Writer, th orchestrator.ThreadView) {
 	fmt.Fprintf(w, "thread %s/%s\n  state   %s\n  owner   %s %s\n  expires %s\n  last user message %s\n", th.PageID, th.PSID, th.State, dash(th.Owner), th.OwnerAppID, ts(th.ExpiresAt), ts(th.LastUserMessageAt))
 	if len(th.History) == 0 {
 		return

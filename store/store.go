@@ -39,6 +39,13 @@ type Thread struct {
 	ThreadKey
 	statemachine.Thread
 	UpdatedAt time.Time `json:"updated_at"`
+	// ActiveAt is the last message on the thread, from the person or from
+	// its owner; OwnerActiveAt the owner's last send. Rules read them.
+	ActiveAt      time.Time `json:"active_at,omitzero"`
+	OwnerActiveAt time.Time `json:"owner_active_at,omitzero"`
+	// FailedOver names the app (id) whose failing bot made a failover
+	// rule move the thread, until it is given back.
+	FailedOver string `json:"failed_over,omitempty"`
 	// TimerAt is where the store keeps the thread's expiry timer: at or
 	// before ExpiresAt. The store manages it; see Tx.PutThread.
 	TimerAt time.Time `json:"timer_at,omitzero"`
@@ -131,6 +138,22 @@ type OneTimeToken struct {
 	UsedAt  time.Time `json:"used_at,omitzero"`
 }
 
+// Job is a rule's pending work on a thread, due at At: one per rule and
+// thread, in a time-ordered index, so that a rule costs nothing on threads
+// it does not concern and a restart neither loses nor doubles it.
+type Job struct {
+	ThreadKey
+	Rule string    `json:"rule"`
+	At   time.Time `json:"at"`
+	// What the rule decided when it armed the job; the rule reads them
+	// again when it runs.
+	App      string    `json:"app,omitempty"`    // acting or concerned app (name)
+	Target   string    `json:"target,omitempty"` // app name
+	Metadata string    `json:"metadata,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Created  time.Time `json:"created"`
+}
+
 // ThreadFilter selects threads for listing.
 type ThreadFilter struct {
 	Page   string
@@ -157,6 +180,14 @@ type ReadTx interface {
 	// NextTimer is the earliest expiry, if any.
 	NextTimer() (time.Time, bool, error)
 	CountThreads() (map[string]int, error)
+	// Job returns the thread's job of rule.
+	Job(k ThreadKey, rule string) (Job, error)
+	// Jobs lists the jobs of one rule.
+	Jobs(rule string) ([]Job, error)
+	// DueJobs lists jobs due at or before now, earliest first.
+	DueJobs(now time.Time, limit int) ([]Job, error)
+	// NextJob is the earliest job's time, if any.
+	NextJob() (time.Time, bool, error)
 }
 
 // Tx reads and writes.
@@ -189,6 +220,10 @@ type Tx interface {
 	ReviveDelivery(id uint64, now time.Time) (Delivery, error)
 	// PutOneTimeToken stores or updates a one-time notification token.
 	PutOneTimeToken(t OneTimeToken) error
+	// PutJob stores a job, replacing the thread's job of the same rule.
+	PutJob(j Job) error
+	// DeleteJob removes the thread's job of rule, if any.
+	DeleteJob(k ThreadKey, rule string) error
 	PutIntent(i Intent) error
 	DeleteIntent(k ThreadKey) error
 }

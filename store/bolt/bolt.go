@@ -25,8 +25,10 @@ var (
 	bDead     = []byte("dead")    // id -> Delivery
 	bIntents  = []byte("intents") // page \0 psid -> Intent
 	bOTN      = []byte("otn")     // token -> OneTimeToken
+	bJobs     = []byte("jobs")     // rule \0 page \0 psid -> Job
+	bJobTimes = []byte("jobtimes") // at(ns) rule \0 page \0 psid -> nil
 	bMeta     = []byte("meta")
-	allBucket = [][]byte{bThreads, bHistory, bTimers, bSeen, bJournal, bOutbox, bDead, bIntents, bOTN, bMeta}
+	allBucket = [][]byte{bThreads, bHistory, bTimers, bSeen, bJournal, bOutbox, bDead, bIntents, bOTN, bJobs, bJobTimes, bMeta}
 )
 
 // DB is a store.Store on one bbolt file.

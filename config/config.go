@@ -128,6 +128,8 @@ type Page struct {
 	Takeover []string `yaml:"takeover"`
 	// Tokens are the page access tokens of the hosted apps, by app name.
 	Tokens map[string]PageToken `yaml:"tokens"`
+	// Rules hand threads between the apps without code.
+	Rules Rules `yaml:"rules"`
 }
 
 // PageToken is one app's page access token.

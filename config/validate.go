@@ -232,6 +232,7 @@ func (v *validator) page(path string, p *Page, c *Config, seen map[string]bool) 
 		v.secret(f+".token_env", tok.TokenEnv, true, &tok.Token)
 		p.Tokens[name] = tok
 	}
+	v.rules(path+".rules", p, on)
 	for name := range on {
 		if a, _ := c.App(name); a.Hosted() {
 			if _, ok := p.Tokens[name]; !ok {

@@ -33,10 +33,20 @@ type dispatcher struct {
 	doneMu   sync.Mutex
 	done     []uint64
 	doneKick chan struct{}
+
+	healthMu sync.Mutex
+	health   map[string]*botHealth // by app name
+}
+
+// botHealth is what the failover rule needs to know of a bot.
+type botHealth struct {
+	failingSince time.Time // zero while deliveries succeed
+	lastOK       time.Time
 }
 
 func newDispatcher(o *Orchestrator) *dispatcher {
-	d := &dispatcher{o: o, lanes: map[string][]store.Delivery{}, running: map[string]bool{}, sems: map[string]chan struct{}{}, doneKick: make(chan struct{}, 1)}
+	d := &dispatcher{o: o, lanes: map[string][]store.Delivery{}, running: map[string]bool{}, sems: map[string]chan struct{}{}, doneKick: make(chan struct{}, 1),
+		health: map[string]*botHealth{}}
 	for _, a := range o.apps {
 		if a.hosted {
 			d.sems[a.name] = make(chan struct{}, a.concurrency)
@@ -56,7 +66,56 @@ func (d *dispatcher) load() error {
 		return err
 	}
 	d.add(pending)
+	for _, del := range pending {
+		if del.Attempts > 0 { // failing before the restart
+			d.failed(del.App, del.CreatedAt)
+		}
+	}
 	return nil
+}
+
+func (d *dispatcher) healthOf(app string) *botHealth {
+	h := d.health[app]
+	if h == nil {
+		h = &botHealth{}
+		d.health[app] = h
+	}
+	return h
+}
+
+// failed records a failed delivery created at since.
+func (d *dispatcher) failed(app string, since time.Time) {
+	d.healthMu.Lock()
+	defer d.healthMu.Unlock()
+	if h := d.healthOf(app); h.failingSince.IsZero() || since.Before(h.failingSince) {
+		h.failingSince = since
+	}
+}
+
+// delivered records a success and reports whether the bot was failing.
+func (d *dispatcher) delivered(app string, now time.Time) (recovered bool) {
+	d.healthMu.Lock()
+	defer d.healthMu.Unlock()
+	h := d.healthOf(app)
+	recovered = !h.failingSince.IsZero()
+	h.failingSince, h.lastOK = time.Time{}, now
+	return recovered
+}
+
+// failingSince is when the bot's oldest failing delivery was created.
+func (d *dispatcher) failingSince(app string) (time.Time, bool) {
+	d.healthMu.Lock()
+	defer d.healthMu.Unlock()
+	h := d.healthOf(app)
+	return h.failingSince, !h.failingSince.IsZero()
+}
+
+// recovered reports whether the bot delivered since t and is not failing.
+func (d *dispatcher) recovered(app string, t time.Time) bool {
+	d.healthMu.Lock()
+	defer d.healthMu.Unlock()
+	h := d.healthOf(app)
+	return h.failingSince.IsZero() && !h.lastOK.Before(t)
 }
 
 // add queues committed deliveries; lanes start once run has begun.
@@ -164,14 +223,23 @@ func (d *dispatcher) attempt(ctx context.Context, del *store.Delivery) bool {
 	if err == nil {
 		d.finish(del.ID)
 		o.metrics.deliveries.WithLabelValues(a.name, "delivered").Inc()
+		if d.delivered(a.name, now) {
+			o.botRecovered(a.name)
+		}
 		o.runActions(ctx, del, res.Actions)
 		return true
 	}
 	del.Attempts++
 	del.LastError = err.Error()
+	d.failed(a.name, del.CreatedAt)
 	if !adapters.Retryable(err) || del.Attempts >= a.maxAttempts {
 		del.DeadAt = now
-		if err := o.store.Update(context.Background(), func(tx store.Tx) error { return tx.KillDelivery(*del) }); err != nil {
+		if err := o.store.Update(context.Background(), func(tx store.Tx) error {
+			if err := o.noteDeliveryFailure(tx, del); err != nil {
+				return err
+			}
+			return tx.KillDelivery(*del)
+		}); err != nil {
 			o.log.Error("dead letter not stored", zap.Uint64("delivery", del.ID), zap.Error(err))
 		}
 		o.metrics.deliveries.WithLabelValues(a.name, "dead").Inc()
@@ -185,7 +253,12 @@ func (d *dispatcher) attempt(ctx context.Context, del *store.Delivery) bool {
 		backoff = ae.RetryAfter
 	}
 	del.NextAttempt = now.Add(backoff)
-	if err := o.store.Update(context.Background(), func(tx store.Tx) error { return tx.UpdateDelivery(*del) }); err != nil {
+	if err := o.store.Update(context.Background(), func(tx store.Tx) error {
+		if err := o.noteDeliveryFailure(tx, del); err != nil {
+			return err
+		}
+		return tx.UpdateDelivery(*del)
+	}); err != nil {
 		o.log.Error("retry schedule not stored", zap.Uint64("delivery", del.ID), zap.Error(err))
 	}
 	d.mu.Lock()

@@ -110,6 +110,7 @@ func (o *Orchestrator) handleWebhook(w http.ResponseWriter, r *http.Request, nam
 	for _, e := range out.unusable {
 		o.recordError(e)
 	}
+	o.countFirings(out.firings)
 	o.dispatcher.add(out.deliveries)
 	o.notifyTimers()
 	for _, k := range out.reconcile {

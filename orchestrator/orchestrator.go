@@ -43,6 +43,7 @@ type Orchestrator struct {
 	dispatcher *dispatcher
 	locks      keyedMutex
 	wake       chan struct{} // the expiry loop re-reads its next timer
+	jobWake    chan struct{} // the job runner re-reads its due jobs
 	ready      chan struct{}
 	readyOnce  sync.Once
 	metricOnce sync.Once
@@ -81,6 +82,7 @@ type page struct {
 	primary string            // app name
 	tokens  map[string]string // app name -> page access token
 	apps    []*app            // on the page: primary first, then secondaries
+	rules   *config.Rules     // nil when the page has none
 }
 
 // Deps are what an Orchestrator needs from outside.
@@ -108,6 +110,7 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 		appsByID: map[string]*app{},
 		pages:    map[string]*page{},
 		wake:     make(chan struct{}, 1),
+		jobWake:  make(chan struct{}, 1),
 		ready:    make(chan struct{}),
 	}
 	for _, ac := range cfg.Apps {
@@ -142,6 +145,9 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 		for name, tok := range pc.Tokens {
 			p.tokens[name] = tok.Token.Reveal()
 		}
+		if r := pc.Rules; len(r.Escalate)+len(r.Entry) > 0 || r.Return != nil || r.Requests != nil || r.Failover != nil || r.Hours != nil {
+			p.rules = &r
+		}
 		o.pages[p.id] = p
 	}
 	o.dispatcher = newDispatcher(o)
@@ -160,8 +166,9 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	}
 	o.readyOnce.Do(func() { close(o.ready) })
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); o.dispatcher.run(ctx) }()
+	go func() { defer wg.Done(); o.runJobs(ctx) }()
 	go func() { defer wg.Done(); o.runTimers(ctx) }()
 	go func() { defer wg.Done(); o.runSweeper(ctx) }()
 	wg.Wait()
@@ -230,9 +237,11 @@ func (k *keyedMutex) lock(key string) func() {
 }
 
 func (o *Orchestrator) notifyTimers() {
-	select {
-	case o.wake <- struct{}{}:
-	default:
+	for _, ch := range []chan struct{}{o.wake, o.jobWake} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -24,6 +24,7 @@ type routed struct {
 	deliveries   []store.Delivery
 	reconcile    []store.ThreadKey
 	unusable     []RecentError
+	firings      []firing
 	accepted     int
 	duplicates   int
 }
@@ -56,7 +57,7 @@ func (o *Orchestrator) route(tx store.Tx, rcv *app, p *page, ch messenger.Channe
 	if err != nil {
 		return err
 	}
-	before := th.Version
+	before, activeBefore := th.Version, th.ActiveAt
 	if statemachine.Expired(p.sm, th.Thread, now) {
 		if err := o.apply(tx, p, &th, statemachine.Input{Op: statemachine.OpExpire, At: now}, store.HistoryEntry{Event: "expire", By: "meta", Cause: store.CauseExpiry}); err != nil {
 			return err
@@ -79,8 +80,12 @@ func (o *Orchestrator) route(tx store.Tx, rcv *app, p *page, ch messenger.Channe
 		h := ev.TakeThreadControl
 		err = observe(string(h.NewOwnerAppID), string(kind), h.Metadata)
 	case messenger.KindEcho:
-		if sender := string(ev.Message.AppID); o.echoMeansOwner(p, th.Thread, sender) {
+		sender := string(ev.Message.AppID)
+		if o.echoMeansOwner(p, th.Thread, sender) {
 			err = observe(sender, string(kind), "")
+		}
+		if sender != "" && sender == th.Owner {
+			th.ActiveAt, th.OwnerActiveAt = now, now // the owner answered
 		}
 	case messenger.KindMessage, messenger.KindPostback, messenger.KindReferral, messenger.KindOptin, messenger.KindReaction:
 		if o := ev.Optin; o != nil && o.OneTimeNotifToken != "" {
@@ -94,6 +99,7 @@ func (o *Orchestrator) route(tx store.Tx, rcv *app, p *page, ch messenger.Channe
 			at = time.UnixMilli(ev.Timestamp).UTC()
 		}
 		th.Thread = statemachine.Touch(p.sm, th.Thread, at)
+		th.ActiveAt = now
 		switch o.channelSays(p, th.Thread, rcv, ch) {
 		case channelOwner:
 			err = observe(rcv.id, "channel_"+string(ch), "")
@@ -104,11 +110,14 @@ func (o *Orchestrator) route(tx store.Tx, rcv *app, p *page, ch messenger.Channe
 	if err != nil {
 		return err
 	}
-	if th.Version != before {
+	if th.Version != before || !th.ActiveAt.Equal(activeBefore) {
 		th.UpdatedAt = now
 		if err := tx.PutThread(th); err != nil {
 			return fmt.Errorf("save thread %s: %w", k, err)
 		}
+	}
+	if err := o.routeRules(tx, p, rcv, ev, &th, now, out); err != nil {
+		return fmt.Errorf("rules of %s: %w", k, err)
 	}
 	switch kind {
 	case messenger.KindPassThreadControl, messenger.KindTakeThreadControl, messenger.KindRequestThreadControl, messenger.KindUnknown:
@@ -196,7 +205,7 @@ func (o *Orchestrator) apply(tx store.Tx, p *page, th *store.Thread, in statemac
 	if err := tx.AppendHistory(th.ThreadKey, h); err != nil {
 		return fmt.Errorf("history of %s: %w", th.ThreadKey, err)
 	}
-	return nil
+	return o.afterTransition(tx, p, th, in.At)
 }
 
 // echoMeansOwner: an echo shows which app sent; only the owner (or, while

@@ -43,9 +43,6 @@ type Thread struct {
 	// its owner; OwnerActiveAt the owner's last send. Rules read them.
 	ActiveAt      time.Time `json:"active_at,omitzero"`
 	OwnerActiveAt time.Time `json:"owner_active_at,omitzero"`
-	// FailedOver names the app (id) whose failing bot made a failover
-	// rule move the thread, until it is given back.
-	FailedOver string `json:"failed_over,omitempty"`
 	// TimerAt is where the store keeps the thread's expiry timer: at or
 	// before ExpiresAt. The store manages it; see Tx.PutThread.
 	TimerAt time.Time `json:"timer_at,omitzero"`
@@ -152,6 +149,8 @@ type Job struct {
 	Metadata string    `json:"metadata,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
 	Created  time.Time `json:"created"`
+	// Attempts counts runs that failed and were put back.
+	Attempts int `json:"attempts,omitempty"`
 }
 
 // ThreadFilter selects threads for listing.

@@ -26,6 +26,19 @@ func (System) Now() time.Time { return time.Now() }
 // After is time.After.
 func (System) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
+// At returns a channel that receives the time once c reads t or later.
+// Loops that compute a deadline from Now and then wait should wait with
+// At: on a Manual clock moved between the two, After would wait from the
+// moved time and sleep past the deadline.
+func At(c Clock, t time.Time) <-chan time.Time {
+	if a, ok := c.(interface {
+		At(time.Time) <-chan time.Time
+	}); ok {
+		return a.At(t)
+	}
+	return c.After(t.Sub(c.Now()))
+}
+
 // Manual is a clock that moves only when told to. It is safe for
 // concurrent use; waiters from After fire in time order as it advances.
 type Manual struct {
@@ -53,9 +66,19 @@ func (m *Manual) Now() time.Time {
 func (m *Manual) After(d time.Duration) <-chan time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.atLocked(m.now.Add(d))
+}
+
+// At returns a channel that fires when the clock reaches t.
+func (m *Manual) At(t time.Time) <-chan time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.atLocked(t)
+}
+
+func (m *Manual) atLocked(at time.Time) <-chan time.Time {
 	ch := make(chan time.Time, 1)
-	at := m.now.Add(d)
-	if d <= 0 {
+	if !at.After(m.now) {
 		ch <- m.now
 		return ch
 	}

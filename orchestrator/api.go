@@ -75,16 +75,33 @@ func (o *Orchestrator) botAuth(next http.Handler) http.Handler {
 
 // ThreadView is a thread as the APIs show it: app names, not only ids.
 type ThreadView struct {
-	PageID            string        `json:"page_id"`
-	PSID              string        `json:"psid"`
-	State             string        `json:"state"`
-	Owner             string        `json:"owner"`
-	OwnerAppID        string        `json:"owner_app_id"`
-	ExpiresAt         *time.Time    `json:"expires_at"`
-	LastUserMessageAt *time.Time    `json:"last_user_message_at"`
-	UpdatedAt         *time.Time    `json:"updated_at,omitempty"`
-	Version           uint64        `json:"version"`
-	History           []HistoryView `json:"history,omitempty"`
+	PageID            string     `json:"page_id"`
+	PSID              string     `json:"psid"`
+	State             string     `json:"state"`
+	Owner             string     `json:"owner"`
+	OwnerAppID        string     `json:"owner_app_id"`
+	ExpiresAt         *time.Time `json:"expires_at"`
+	LastUserMessageAt *time.Time `json:"last_user_message_at"`
+	UpdatedAt         *time.Time `json:"updated_at,omitempty"`
+	// ActiveAt is the last message from the person or the owner.
+	ActiveAt *time.Time `json:"active_at,omitempty"`
+	// OwnerActiveAt is the owner's last message (or when it got control).
+	OwnerActiveAt *time.Time    `json:"owner_active_at,omitempty"`
+	Version       uint64        `json:"version"`
+	History       []HistoryView `json:"history,omitempty"`
+	// Pending are the rules' jobs waiting on the thread (return timers,
+	// failbacks, escalations under way).
+	Pending []JobView `json:"pending,omitempty"`
+}
+
+// JobView is a rule's pending job on a thread.
+type JobView struct {
+	Rule     string    `json:"rule"`
+	At       time.Time `json:"at"`
+	App      string    `json:"app,omitempty"`
+	Target   string    `json:"target,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Attempts int       `json:"attempts,omitempty"`
 }
 
 // HistoryView is one transition as the APIs show it.
@@ -107,7 +124,8 @@ func timePtr(t time.Time) *time.Time {
 
 func (o *Orchestrator) view(th store.Thread, hist []store.HistoryEntry) ThreadView {
 	v := ThreadView{PageID: th.Page, PSID: th.PSID, State: string(th.State), OwnerAppID: th.Owner,
-		ExpiresAt: timePtr(th.ExpiresAt), LastUserMessageAt: timePtr(th.LastUserMessageAt), UpdatedAt: timePtr(th.UpdatedAt), Version: th.Version}
+		ExpiresAt: timePtr(th.ExpiresAt), LastUserMessageAt: timePtr(th.LastUserMessageAt), UpdatedAt: timePtr(th.UpdatedAt),
+		ActiveAt: timePtr(th.ActiveAt), OwnerActiveAt: timePtr(th.OwnerActiveAt), Version: th.Version}
 	if v.State == "" {
 		v.State = string(statemachine.Idle)
 	}
@@ -144,10 +162,20 @@ func (o *Orchestrator) threadView(pageID, psid string) (ThreadView, error) {
 	k := store.ThreadKey{Page: pageID, PSID: psid}
 	var th store.Thread
 	var hist []store.HistoryEntry
+	var jobs []store.Job
 	err := o.store.View(func(tx store.ReadTx) error {
 		var err error
 		if th, err = o.loadThread(tx, p, k); err != nil {
 			return err
+		}
+		for _, rule := range allRules {
+			j, err := tx.Job(k, rule)
+			switch {
+			case err == nil:
+				jobs = append(jobs, j)
+			case !errors.Is(err, store.ErrNotFound):
+				return err
+			}
 		}
 		hist, err = tx.History(k)
 		return err
@@ -155,7 +183,11 @@ func (o *Orchestrator) threadView(pageID, psid string) (ThreadView, error) {
 	if hist == nil {
 		hist = []store.HistoryEntry{}
 	}
-	return o.view(th, hist), err
+	v := o.view(th, hist)
+	for _, j := range jobs {
+		v.Pending = append(v.Pending, JobView{Rule: j.Rule, At: j.At, App: j.App, Target: j.Target, Reason: j.Reason, Attempts: j.Attempts})
+	}
+	return v, err
 }
 
 func (o *Orchestrator) botGetThread(w http.ResponseWriter, r *http.Request) error {

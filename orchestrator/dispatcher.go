@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/adapters"
+	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/statemachine"
 	"github.com/batonhq/baton/store"
 )
@@ -199,11 +200,11 @@ func (d *dispatcher) runLane(lane string) {
 func (d *dispatcher) attempt(ctx context.Context, del *store.Delivery) bool {
 	o := d.o
 	a := o.apps[del.App]
-	if wait := del.NextAttempt.Sub(o.clock.Now()); wait > 0 {
+	if del.NextAttempt.After(o.clock.Now()) {
 		select {
 		case <-ctx.Done():
 			return false
-		case <-o.clock.After(wait):
+		case <-clock.At(o.clock, del.NextAttempt):
 		}
 	}
 	sem := d.sems[a.name]
@@ -242,6 +243,7 @@ func (d *dispatcher) attempt(ctx context.Context, del *store.Delivery) bool {
 		}); err != nil {
 			o.log.Error("dead letter not stored", zap.Uint64("delivery", del.ID), zap.Error(err))
 		}
+		o.notifyTimers() // a failover job may be armed
 		o.metrics.deliveries.WithLabelValues(a.name, "dead").Inc()
 		o.recordError(RecentError{Kind: "delivery", App: a.name, Page: del.Page, PSID: del.PSID,
 			Message: fmt.Sprintf("delivery %d dead after %d attempt(s): %v", del.ID, del.Attempts, err)})
@@ -261,6 +263,7 @@ func (d *dispatcher) attempt(ctx context.Context, del *store.Delivery) bool {
 	}); err != nil {
 		o.log.Error("retry schedule not stored", zap.Uint64("delivery", del.ID), zap.Error(err))
 	}
+	o.notifyTimers() // a failover job may be armed
 	d.mu.Lock()
 	if q := d.lanes[del.Lane()]; len(q) > 0 && q[0].ID == del.ID {
 		q[0] = *del

@@ -191,6 +191,10 @@ pages:
 	for _, o := range opts {
 		o(&yaml)
 	}
+	mode := messengertest.ModeConversationRouting
+	if strings.Contains(yaml, "mode: legacy") {
+		mode = messengertest.ModeLegacy
+	}
 	cfg, err := config.Parse("test.yaml", []byte(yaml), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +207,7 @@ pages:
 			{Name: "support-bot", ID: supportID, Secret: env["SUPPORT_SECRET"], VerifyToken: env["SUPPORT_VERIFY"], CallbackURL: h.baton + "/webhooks/support-bot"},
 			{Name: "billing-bot", ID: billingID, Secret: env["BILLING_SECRET"], VerifyToken: env["BILLING_VERIFY"], CallbackURL: h.baton + "/webhooks/billing-bot"},
 		},
-		Pages: []messengertest.PageConfig{{ID: pageID, Mode: messengertest.ModeConversationRouting, DefaultApp: "support-bot",
+		Pages: []messengertest.PageConfig{{ID: pageID, Mode: mode, DefaultApp: "support-bot",
 			Apps: map[string]messengertest.PageAppConfig{"support-bot": {Token: "PT_SUPPORT", Takeover: true}, "billing-bot": {Token: "PT_BILLING"}}}},
 		Settings: messengertest.Settings{WebhookRetryDelay: 10 * time.Millisecond},
 	}
@@ -323,4 +327,9 @@ func (h *harness) eventually(what string, cond func() bool) {
 }
 
 var _ = os.Getenv
-var _ = strings.Contains
+
+// legacyPage makes the harness's page a legacy Handover Protocol page, in
+// Baton and on the platform.
+func legacyPage(yaml *string) {
+	*yaml = strings.Replace(*yaml, "mode: conversation_routing", "mode: legacy", 1)
+}

@@ -57,7 +57,7 @@ func (o *Orchestrator) route(tx store.Tx, rcv *app, p *page, ch messenger.Channe
 	if err != nil {
 		return err
 	}
-	before, activeBefore := th.Version, th.ActiveAt
+	before, activeBefore, ownerActiveBefore := th.Version, th.ActiveAt, th.OwnerActiveAt
 	if statemachine.Expired(p.sm, th.Thread, now) {
 		if err := o.apply(tx, p, &th, statemachine.Input{Op: statemachine.OpExpire, At: now}, store.HistoryEntry{Event: "expire", By: "meta", Cause: store.CauseExpiry}); err != nil {
 			return err
@@ -110,7 +110,7 @@ func (o *Orchestrator) route(tx store.Tx, rcv *app, p *page, ch messenger.Channe
 	if err != nil {
 		return err
 	}
-	if th.Version != before || !th.ActiveAt.Equal(activeBefore) {
+	if th.Version != before || !th.ActiveAt.Equal(activeBefore) || !th.OwnerActiveAt.Equal(ownerActiveBefore) {
 		th.UpdatedAt = now
 		if err := tx.PutThread(th); err != nil {
 			return fmt.Errorf("save thread %s: %w", k, err)
@@ -123,6 +123,13 @@ func (o *Orchestrator) route(tx store.Tx, rcv *app, p *page, ch messenger.Channe
 	case messenger.KindPassThreadControl, messenger.KindTakeThreadControl, messenger.KindRequestThreadControl, messenger.KindUnknown:
 		// Addressed to the app that received it.
 		return o.enqueue(tx, out, rcv, p, th, ch, kind, ev.Raw, now)
+	case messenger.KindPostback:
+		// Meta sends the payload to the owner alone, so each copy goes to
+		// the app it came to, as it came.
+		if ch == messenger.ChannelStandby && !rcv.standby {
+			return nil
+		}
+		return o.enqueue(tx, out, rcv, p, th, ch, kind, ev.Raw, now)
 	}
 	for _, a := range p.apps {
 		if !a.hosted {
@@ -132,11 +139,7 @@ func (o *Orchestrator) route(tx store.Tx, rcv *app, p *page, ch messenger.Channe
 		if c == messenger.ChannelStandby && !a.standby {
 			continue
 		}
-		raw := ev.Raw
-		if c == messenger.ChannelStandby && kind == messenger.KindPostback {
-			raw = withoutPostbackPayload(raw) // as Meta: only the owner sees the payload
-		}
-		if err := o.enqueue(tx, out, a, p, th, c, kind, raw, now); err != nil {
+		if err := o.enqueue(tx, out, a, p, th, c, kind, ev.Raw, now); err != nil {
 			return err
 		}
 	}
@@ -272,9 +275,11 @@ func dedupKey(pageID string, rcv *app, ev *messenger.Event) string {
 			return "m:" + ev.Message.Mid
 		}
 	case messenger.KindPostback:
+		// Each app's copy is its own: only the owner's carries the payload.
 		if ev.Postback.Mid != "" {
-			return "pb:" + ev.Postback.Mid
+			return "pb:" + rcv.id + ":" + ev.Postback.Mid
 		}
+		return "pb:" + rcv.id + ":" + hashOf(pageID, string(ev.UserID()), strconv.FormatInt(ev.Timestamp, 10), ev.Postback.Title)
 	case messenger.KindRead:
 		return fmt.Sprintf("rd:%s:%s:%d", pageID, ev.UserID(), ev.Read.Watermark)
 	case messenger.KindDelivery:
@@ -287,14 +292,7 @@ func dedupKey(pageID string, rcv *app, ev *messenger.Event) string {
 	if ev.IsHandover() || ev.Kind() == messenger.KindUnknown || ev.UserID() == "" {
 		return "ev:" + rcv.id + ":" + hashOf(pageID, string(ev.Raw))
 	}
-	return "ev:" + hashOf(pageID, string(ev.Kind()), string(ev.UserID()), strconv.FormatInt(ev.Timestamp, 10), stripPayload(ev))
-}
-
-func stripPayload(ev *messenger.Event) string {
-	if ev.Postback != nil { // the standby copy has no payload: key without it
-		return ev.Postback.Title
-	}
-	return string(ev.Raw)
+	return "ev:" + hashOf(pageID, string(ev.Kind()), string(ev.UserID()), strconv.FormatInt(ev.Timestamp, 10), string(ev.Raw))
 }
 
 func hashOf(parts ...string) string {
@@ -304,22 +302,4 @@ func hashOf(parts ...string) string {
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
-}
-
-func withoutPostbackPayload(raw json.RawMessage) json.RawMessage {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
-		return raw
-	}
-	var pb map[string]json.RawMessage
-	if json.Unmarshal(m["postback"], &pb) != nil {
-		return raw
-	}
-	delete(pb, "payload")
-	m["postback"], _ = json.Marshal(pb)
-	out, err := json.Marshal(m)
-	if err != nil {
-		return raw
-	}
-	return out
 }

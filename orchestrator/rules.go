@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/config"
 	"github.com/batonhq/baton/messenger"
 	"github.com/batonhq/baton/statemachine"
@@ -30,6 +31,8 @@ const (
 	ruleFailover = "failover"
 	ruleFailback = "failback"
 )
+
+var allRules = []string{ruleEscalate, ruleHours, ruleEntry, ruleRequests, ruleReturn, ruleFailover, ruleFailback}
 
 // Rule results, the metric's other label.
 const (
@@ -71,8 +74,8 @@ func (o *Orchestrator) routeRules(tx store.Tx, p *page, rcv *app, ev *messenger.
 	k := th.ThreadKey
 	switch kind := ev.Kind(); kind {
 	case messenger.KindMessage, messenger.KindPostback, messenger.KindReferral:
-		if !holdsThread(p, *th) {
-			return nil
+		if !holdsThread(p, *th) || (kind == messenger.KindPostback && ev.Postback.Payload == "") {
+			return nil // a postback's standby copy has no payload: its owner's copy decides
 		}
 		if ref := referralOf(ev); ref != nil {
 			for _, e := range r.Entry {
@@ -281,7 +284,7 @@ func (o *Orchestrator) runJobs(ctx context.Context) {
 				o.runJob(ctx, j)
 			}()
 		}
-		wait := time.Minute
+		deadline := now.Add(time.Minute)
 		var next time.Time
 		var ok bool
 		_ = o.store.View(func(tx store.ReadTx) error {
@@ -289,8 +292,8 @@ func (o *Orchestrator) runJobs(ctx context.Context) {
 			next, ok, err = tx.NextJob()
 			return err
 		})
-		if ok && next.After(now) {
-			wait = min(next.Sub(now), wait)
+		if ok && next.After(now) && next.Before(deadline) {
+			deadline = next
 		}
 		if ok && !next.After(now) && len(inflight) == 0 {
 			continue // due jobs beyond the 64 just read
@@ -304,7 +307,7 @@ func (o *Orchestrator) runJobs(ctx context.Context) {
 		case id := <-doneCh:
 			delete(inflight, id)
 		case <-o.jobWake:
-		case <-o.clock.After(wait):
+		case <-clock.At(o.clock, deadline):
 		}
 	}
 }

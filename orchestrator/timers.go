@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/statemachine"
 	"github.com/batonhq/baton/store"
 )
@@ -30,15 +31,15 @@ func (o *Orchestrator) runTimers(ctx context.Context) {
 				continue
 			}
 		}
-		wait := time.Minute
-		if ok && next.After(now) {
-			wait = min(next.Sub(now), wait)
+		deadline := now.Add(time.Minute)
+		if ok && next.After(now) && next.Before(deadline) {
+			deadline = next
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-o.wake:
-		case <-o.clock.After(wait):
+		case <-clock.At(o.clock, deadline):
 		}
 	}
 }

@@ -32,6 +32,9 @@ type Escalation struct {
 	Metadata string `yaml:"metadata"`
 	// AnyTime escalates outside business hours too.
 	AnyTime bool `yaml:"any_time"`
+	// Message, if set, is sent to the person by the app that holds the
+	// thread, just before the pass ("Connecting you with a person").
+	Message string `yaml:"message"`
 
 	Match *rules.Matcher `yaml:"-"`
 }

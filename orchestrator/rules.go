@@ -114,7 +114,7 @@ func (o *Orchestrator) routeRules(tx store.Tx, p *page, rcv *app, ev *messenger.
 				md = fmt.Sprintf("escalation %s: %s", e.Name, why)
 			}
 			out.firings = append(out.firings, firing{ruleEscalate, armedResult})
-			return tx.PutJob(store.Job{ThreadKey: k, Rule: ruleEscalate, At: now, Created: now, Target: e.To, Metadata: truncate(md, 1000), Reason: e.Name + ": " + why})
+			return tx.PutJob(store.Job{ThreadKey: k, Rule: ruleEscalate, At: now, Created: now, Target: e.To, Metadata: truncate(md, 1000), Reason: e.Name + ": " + why, Message: e.Message})
 		}
 	case messenger.KindRequestThreadControl:
 		rq := r.Requests
@@ -435,6 +435,12 @@ func (o *Orchestrator) runHandTo(ctx context.Context, p *page, j store.Job) jobO
 	actor := o.actorFor(p, th)
 	if actor == nil {
 		return jobOutcome{result: failedResult, err: fmt.Errorf("no hosted app with a page token can pass the thread (owner %s)", o.appName(th.Owner))}
+	}
+	// Said once: a retry of the pass must not say it again.
+	if j.Message != "" && j.Attempts == 0 {
+		if err := o.sendText(ctx, p, actor, j.PSID, j.Message); err != nil {
+			o.recordError(RecentError{Kind: "rule", App: actor.name, Page: p.id, PSID: j.PSID, Message: "escalation message not sent: " + err.Error()})
+		}
 	}
 	_, err = o.control(ctx, controlRequest{Page: p.id, PSID: j.PSID, App: actor.name, Op: statemachine.OpPass, Target: j.Target,
 		Metadata: j.Metadata, Cause: store.CauseRule, By: "rule:" + j.Rule})

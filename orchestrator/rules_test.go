@@ -90,7 +90,8 @@ escalate:
   - name: ask-for-human
     words: [human, "real person"]
     payloads: [TALK_TO_BILLING]
-    to: billing-bot`))
+    to: billing-bot
+    message: "Connecting you with billing."`))
 	h.say("hello")
 	h.support.next()
 	h.say("I want a REAL person, now")
@@ -107,6 +108,10 @@ escalate:
 		}
 	}
 	h.eventually("Baton's record", func() bool { return h.batonThread().Owner == "billing-bot" })
+	// The person heard it from the bot side, once, before the pass.
+	if out := h.toPerson(); len(out) != 1 || out[0] != "Connecting you with billing." {
+		t.Fatalf("the person got %q", out)
+	}
 	e, ok := lastBy(h.batonThread(), "rule:escalate")
 	if !ok || e.Cause != "rule" || e.To != "billing-bot" || e.From != "" {
 		t.Fatalf("history: %+v", h.batonThread().History)
@@ -129,6 +134,9 @@ escalate:
 		t.Fatalf("postback: %d", st)
 	}
 	h.eventually("the payload's pass", func() bool { return h.platformOwner() == billingID })
+	if out := h.toPerson(); len(out) != 2 {
+		t.Fatalf("the person got %q", out)
+	}
 }
 
 func TestRuleHoursHoldEscalationAndSayWhy(t *testing.T) {

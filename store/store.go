@@ -144,11 +144,13 @@ type Job struct {
 	At   time.Time `json:"at"`
 	// What the rule decided when it armed the job; the rule reads them
 	// again when it runs.
-	App      string    `json:"app,omitempty"`    // acting or concerned app (name)
-	Target   string    `json:"target,omitempty"` // app name
-	Metadata string    `json:"metadata,omitempty"`
-	Reason   string    `json:"reason,omitempty"`
-	Created  time.Time `json:"created"`
+	App      string `json:"app,omitempty"`    // acting or concerned app (name)
+	Target   string `json:"target,omitempty"` // app name
+	Metadata string `json:"metadata,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	// Message is said to the person before the job acts (escalation).
+	Message string    `json:"message,omitempty"`
+	Created time.Time `json:"created"`
 	// Attempts counts runs that failed and were put back.
 	Attempts int `json:"attempts,omitempty"`
 }

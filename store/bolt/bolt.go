@@ -16,15 +16,15 @@ import (
 )
 
 var (
-	bThreads  = []byte("threads") // page \0 psid -> Thread
-	bHistory  = []byte("history") // page \0 psid \0 seq -> HistoryEntry
-	bTimers   = []byte("timers")  // expires(ns) page \0 psid -> nil
-	bSeen     = []byte("seen")    // day -> (key -> empty)
-	bJournal  = []byte("journal") // seq -> JournalEntry
-	bOutbox   = []byte("outbox")  // id -> Delivery
-	bDead     = []byte("dead")    // id -> Delivery
-	bIntents  = []byte("intents") // page \0 psid -> Intent
-	bOTN      = []byte("otn")     // token -> OneTimeToken
+	bThreads  = []byte("threads")  // page \0 psid -> Thread
+	bHistory  = []byte("history")  // page \0 psid \0 seq -> HistoryEntry
+	bTimers   = []byte("timers")   // expires(ns) page \0 psid -> nil
+	bSeen     = []byte("seen")     // day -> (key -> empty)
+	bJournal  = []byte("journal")  // seq -> JournalEntry
+	bOutbox   = []byte("outbox")   // id -> Delivery
+	bDead     = []byte("dead")     // id -> Delivery
+	bIntents  = []byte("intents")  // page \0 psid -> Intent
+	bOTN      = []byte("otn")      // token -> OneTimeToken
 	bJobs     = []byte("jobs")     // rule \0 page \0 psid -> Job
 	bJobTimes = []byte("jobtimes") // at(ns) rule \0 page \0 psid -> nil
 	bMeta     = []byte("meta")

@@ -121,15 +121,25 @@ func (m *Manual) Set(t time.Time) time.Time {
 
 // Offset is the wall clock shifted by an offset that Advance and Set move:
 // time flows as usual, and a person trying the fake platform can still
-// jump 25 hours ahead. After uses real timers, which an Advance does not
-// shorten.
+// jump 25 hours ahead. Waiters from After and At fire when real time
+// reaches them or when a jump passes them, so a rule timer armed for ten
+// minutes fires at once when the demo's clock jumps ten minutes.
 type Offset struct {
-	mu     sync.Mutex
-	offset time.Duration
+	mu      sync.Mutex
+	offset  time.Duration
+	waiters map[*offsetWaiter]struct{}
+}
+
+type offsetWaiter struct {
+	at    time.Time
+	ch    chan time.Time
+	timer *time.Timer
 }
 
 // NewOffset returns a clock that reads start now and flows from there.
-func NewOffset(start time.Time) *Offset { return &Offset{offset: time.Until(start)} }
+func NewOffset(start time.Time) *Offset {
+	return &Offset{offset: time.Until(start), waiters: map[*offsetWaiter]struct{}{}}
+}
 
 // Now returns the wall clock plus the offset.
 func (o *Offset) Now() time.Time {
@@ -138,8 +148,35 @@ func (o *Offset) Now() time.Time {
 	return time.Now().Add(o.offset)
 }
 
-// After is time.After.
-func (o *Offset) After(d time.Duration) <-chan time.Time { return time.After(d) }
+// After returns a channel that fires once d has passed on this clock.
+func (o *Offset) After(d time.Duration) <-chan time.Time { return o.At(o.Now().Add(d)) }
+
+// At returns a channel that fires once the clock reads t or later.
+func (o *Offset) At(t time.Time) <-chan time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	now := time.Now().Add(o.offset)
+	if !t.After(now) {
+		ch <- now
+		return ch
+	}
+	w := &offsetWaiter{at: t, ch: ch}
+	o.waiters[w] = struct{}{}
+	// The offset only grows, so real time reaching t-now is the latest
+	// the waiter can fire.
+	w.timer = time.AfterFunc(t.Sub(now), func() { o.fire(w) })
+	return ch
+}
+
+func (o *Offset) fire(w *offsetWaiter) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.waiters[w]; ok {
+		delete(o.waiters, w)
+		w.ch <- time.Now().Add(o.offset)
+	}
+}
 
 // Advance moves the clock forward by d.
 func (o *Offset) Advance(d time.Duration) time.Time {
@@ -148,7 +185,7 @@ func (o *Offset) Advance(d time.Duration) time.Time {
 		o.offset += d
 	}
 	o.mu.Unlock()
-	return o.Now()
+	return o.wake()
 }
 
 // Set moves the clock to t; it never moves backwards.
@@ -158,5 +195,20 @@ func (o *Offset) Set(t time.Time) time.Time {
 		o.offset = d
 	}
 	o.mu.Unlock()
-	return o.Now()
+	return o.wake()
+}
+
+// wake fires the waiters a jump has passed.
+func (o *Offset) wake() time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := time.Now().Add(o.offset)
+	for w := range o.waiters {
+		if !w.at.After(now) {
+			w.timer.Stop()
+			delete(o.waiters, w)
+			w.ch <- now
+		}
+	}
+	return now
 }

@@ -59,3 +59,36 @@ func TestOffsetFlowsAndAdvances(t *testing.T) {
 		t.Fatal("moved backwards")
 	}
 }
+
+func TestOffsetWaitersFireOnJumpsAndInRealTime(t *testing.T) {
+	o := NewOffset(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	far := o.After(10 * time.Minute)
+	farther := o.At(o.Now().Add(time.Hour))
+	soon := o.After(20 * time.Millisecond)
+	select {
+	case <-far:
+		t.Fatal("fired before its time")
+	default:
+	}
+	<-soon // real time reaches it: no jump needed
+	o.Advance(10 * time.Minute)
+	select {
+	case <-far:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a jump past the waiter did not fire it")
+	}
+	select {
+	case <-farther:
+		t.Fatal("a jump short of the waiter fired it")
+	default:
+	}
+	o.Set(o.Now().Add(time.Hour))
+	select {
+	case <-farther:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Set past the waiter did not fire it")
+	}
+	if len(o.waiters) != 0 {
+		t.Fatalf("%d waiters left", len(o.waiters))
+	}
+}

@@ -50,6 +50,10 @@ func BuildAdapters(cfg *config.Config, reg *adapters.Registry, client *http.Clie
 type ServerOptions struct {
 	Clock clock.Clock
 	Log   *zap.Logger
+	// Public and Admin, if set, are listeners already open (a caller
+	// that must know the ports before Baton runs, such as baton demo);
+	// otherwise Run listens on the config's addresses.
+	Public, Admin net.Listener
 }
 
 // Server is a whole Baton process: the store file, the Orchestrator and
@@ -59,6 +63,8 @@ type Server struct {
 	cfg *config.Config
 	db  *bolt.DB
 	log *zap.Logger
+
+	pl, al net.Listener // given in ServerOptions, or nil
 
 	mu        sync.Mutex
 	listening chan struct{}
@@ -102,7 +108,7 @@ func NewServer(cfg *config.Config, opts ServerOptions) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Server{O: o, cfg: cfg, db: db, log: log, listening: make(chan struct{})}, nil
+	return &Server{O: o, cfg: cfg, db: db, log: log, listening: make(chan struct{}), pl: opts.Public, al: opts.Admin}, nil
 }
 
 // Listening is closed once both listeners accept connections.
@@ -120,14 +126,21 @@ func (s *Server) Addrs() (public, admin string) {
 // stay in the outbox), close the store.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.db.Close()
-	pl, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
+	pl, al := s.pl, s.al
+	var err error
+	if pl == nil {
+		if pl, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+			if al != nil {
+				al.Close()
+			}
+			return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
+		}
 	}
-	al, err := net.Listen("tcp", s.cfg.Admin.Listen)
-	if err != nil {
-		pl.Close()
-		return fmt.Errorf("admin listen %s: %w", s.cfg.Admin.Listen, err)
+	if al == nil {
+		if al, err = net.Listen("tcp", s.cfg.Admin.Listen); err != nil {
+			pl.Close()
+			return fmt.Errorf("admin listen %s: %w", s.cfg.Admin.Listen, err)
+		}
 	}
 	s.mu.Lock()
 	s.public, s.admin = pl.Addr().String(), al.Addr().String()

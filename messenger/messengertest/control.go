@@ -2,6 +2,7 @@ package messengertest
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ func (p *Platform) Handler() http.Handler {
 	r := mux.NewRouter()
 	c := r.PathPrefix("/_platform").Subrouter()
 	c.HandleFunc("/pages", p.ctlPages).Methods(http.MethodGet)
+	c.HandleFunc("/chat", serveChat).Methods(http.MethodGet)
 	c.HandleFunc("/pages/{page}/users/{psid}/messages", p.ctlUserMessage).Methods(http.MethodPost)
 	c.HandleFunc("/pages/{page}/users/{psid}/postbacks", p.ctlUserPostback).Methods(http.MethodPost)
 	c.HandleFunc("/pages/{page}/users/{psid}/referrals", p.ctlUserReferral).Methods(http.MethodPost)
@@ -53,6 +55,17 @@ func (p *Platform) Handler() http.Handler {
 		writeJSON(w, http.StatusBadRequest, messenger.ErrorEnvelope{Error: errUnknownPath(r.URL.Path)})
 	})
 	return r
+}
+
+// chatPage lets a person write as a Facebook user in a browser: it is a
+// plain client of the control endpoints below.
+//
+//go:embed static/chat.html
+var chatPage []byte
+
+func serveChat(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(chatPage)
 }
 
 func ctlError(w http.ResponseWriter, status int, err error) {

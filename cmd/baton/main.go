@@ -25,8 +25,8 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"demo", "run Baton, the fake platform, a FAQ bot and the inbox together", runDemo},
 		{"serve", "run Baton with a config file", runServe},
-		{"demo", "run Baton, the fake platform, a bot and an inbox together", notYet("demo")},
 		{"check", "validate a config file", runCheck},
 		{"threads", "list threads or show one (talks to the admin API)", runThreads},
 		{"platform", "run the fake Messenger platform alone", runPlatform},
@@ -77,10 +77,4 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'baton <command> -h' for a command's flags.")
-}
-
-func notYet(name string) func(context.Context, []string, io.Writer, io.Writer) error {
-	return func(context.Context, []string, io.Writer, io.Writer) error {
-		return fmt.Errorf("%w: %q is not built yet; see the README for what works today", errUsage, name)
-	}
 }

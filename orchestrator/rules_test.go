@@ -116,9 +116,9 @@ escalate:
 	if !ok || e.Cause != "rule" || e.To != "billing-bot" || e.From != "" {
 		t.Fatalf("history: %+v", h.batonThread().History)
 	}
-	if got := h.metric(`baton_rule_firings_total{result="fired",rule="escalate"}`); got != 1 {
-		t.Fatalf("fired metric %v", got)
-	}
+	h.eventually("the fired metric", func() bool {
+		return h.metric(`baton_rule_firings_total{result="fired",rule="escalate"}`) == 1
+	})
 	// While billing owns the thread, the word does nothing more.
 	h.say("human?")
 	h.billing.next()
@@ -235,10 +235,11 @@ func TestRuleRequests(t *testing.T) {
 			}
 			if c.granted {
 				h.eventually("the approval", func() bool { return h.platformOwner() == billingID })
-				e, ok := lastBy(h.batonThread(), "rule:requests")
-				if !ok || e.To != "billing-bot" || e.Metadata != "customer asked for a refund" {
-					t.Fatalf("history %+v", h.batonThread().History)
-				}
+				// Baton records the pass after Meta's answer: wait for it too.
+				h.eventually("the approval in the history", func() bool {
+					e, ok := lastBy(h.batonThread(), "rule:requests")
+					return ok && e.To == "billing-bot" && e.Metadata == "customer asked for a refund"
+				})
 				return
 			}
 			h.settle()
@@ -368,7 +369,8 @@ failover: {after: 1m, to: page-inbox, back: true, message: "A person will answer
 		e, ok := lastBy(h.batonThread(), "rule:failback")
 		return ok && e.To == "support-bot"
 	})
-	if h.metric(`baton_rule_firings_total{result="fired",rule="failback"}`) != 1 {
-		t.Fatal("failback metric")
-	}
+	// The job counts its firing once the pass is recorded.
+	h.eventually("the failback metric", func() bool {
+		return h.metric(`baton_rule_firings_total{result="fired",rule="failback"}`) == 1
+	})
 }

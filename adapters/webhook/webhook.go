@@ -88,6 +88,35 @@ func Verify(key []byte, h http.Header, body []byte, now time.Time, tolerance tim
 	return fmt.Errorf("no matching webhook-signature")
 }
 
+// A ReceiveError is why Receive refused a request; Status is the answer
+// to give Baton (401 for a signature, 400 for a body: Baton dead-letters
+// a 400 at once instead of retrying what can never succeed).
+type ReceiveError struct {
+	Status int
+	Err    error
+}
+
+func (e *ReceiveError) Error() string { return e.Err.Error() }
+func (e *ReceiveError) Unwrap() error { return e.Err }
+
+// Receive reads, verifies and decodes one delivery from Baton: the first
+// lines of a bot's handler, written in Go. Bodies over maxBody are
+// refused; tolerance bounds the age of the signature's timestamp.
+func Receive(key []byte, r *http.Request, maxBody int64, tolerance time.Duration) (*adapters.Delivery, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	if err != nil {
+		return nil, &ReceiveError{Status: http.StatusRequestEntityTooLarge, Err: fmt.Errorf("read delivery: %w", err)}
+	}
+	if err := Verify(key, r.Header, body, time.Now(), tolerance); err != nil {
+		return nil, &ReceiveError{Status: http.StatusUnauthorized, Err: err}
+	}
+	var d adapters.Delivery
+	if err := json.Unmarshal(body, &d); err != nil {
+		return nil, &ReceiveError{Status: http.StatusBadRequest, Err: fmt.Errorf("decode delivery: %w", err)}
+	}
+	return &d, nil
+}
+
 // Deliver posts d. A 2xx answer may carry {"actions":[...]}.
 func (a *Adapter) Deliver(ctx context.Context, d *adapters.Delivery) (adapters.Result, error) {
 	body, err := json.Marshal(d)

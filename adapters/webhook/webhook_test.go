@@ -1,12 +1,14 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -68,5 +70,40 @@ func TestDeliverFailures(t *testing.T) {
 	a, _ := New(adapters.Settings{URL: "http://127.0.0.1:1", Secret: "s"})
 	if _, err := a.Deliver(context.Background(), &adapters.Delivery{ID: "x"}); err == nil || !adapters.Retryable(err) {
 		t.Fatalf("bot down: %v", err)
+	}
+}
+
+func TestReceive(t *testing.T) {
+	key := []byte("bot-secret")
+	body := []byte(`{"id":"dlv_1","app":"bot","page_id":"100","psid":"7","channel":"messaging","kind":"message","attempt":1,"thread":{"owner":"bot"},"event":{"message":{"mid":"m_1"}}}`)
+	signed := func(body []byte, ts int64) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		r.Header.Set("webhook-id", "dlv_1")
+		r.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+		r.Header.Set("webhook-signature", Sign(key, "dlv_1", ts, body))
+		return r
+	}
+	now := time.Now().Unix()
+	d, err := Receive(key, signed(body, now), 1<<10, time.Minute)
+	if err != nil || d.ID != "dlv_1" || d.Thread.Owner != "bot" || string(d.Event) != `{"message":{"mid":"m_1"}}` {
+		t.Fatalf("Receive = %+v, %v", d, err)
+	}
+	tampered := signed(body, now)
+	tampered.Body = io.NopCloser(bytes.NewReader(bytes.Replace(body, []byte("m_1"), []byte("m_2"), 1)))
+	for _, tc := range []struct {
+		name   string
+		r      *http.Request
+		status int
+	}{
+		{"tampered", tampered, http.StatusUnauthorized},
+		{"stale", signed(body, now-3600), http.StatusUnauthorized},
+		{"oversized", signed(bytes.Repeat([]byte(" "), 2<<10), now), http.StatusRequestEntityTooLarge},
+		{"not JSON", signed([]byte(`{"id":`), now), http.StatusBadRequest},
+	} {
+		_, err := Receive(key, tc.r, 1<<10, time.Minute)
+		var re *ReceiveError
+		if !errors.As(err, &re) || re.Status != tc.status {
+			t.Errorf("%s: %v, want status %d", tc.name, err, tc.status)
+		}
 	}
 }

@@ -13,13 +13,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/batonhq/baton/adapters"
 	"github.com/batonhq/baton/adapters/webhook"
 	"github.com/batonhq/baton/messenger"
 )
@@ -78,18 +76,11 @@ func New(opt Options) (*Bot, error) {
 }
 
 func (b *Bot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 2<<20))
+	d, err := webhook.Receive(b.key, r, 2<<20, 5*time.Minute)
 	if err != nil {
-		http.Error(w, "read body", http.StatusBadRequest)
-		return
-	}
-	if err := webhook.Verify(b.key, r.Header, body, time.Now(), 5*time.Minute); err != nil {
-		http.Error(w, "bad signature", http.StatusUnauthorized)
-		return
-	}
-	var d adapters.Delivery
-	if err := json.Unmarshal(body, &d); err != nil {
-		http.Error(w, "not a delivery", http.StatusBadRequest)
+		var re *webhook.ReceiveError
+		errors.As(err, &re)
+		http.Error(w, err.Error(), re.Status)
 		return
 	}
 	var ev messenger.Event

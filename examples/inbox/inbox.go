@@ -140,18 +140,11 @@ func (in *Inbox) Handler() http.Handler {
 
 // receive takes one delivery from Baton.
 func (in *Inbox) receive(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 2<<20))
+	d, err := webhook.Receive(in.key, r, 2<<20, 5*time.Minute)
 	if err != nil {
-		http.Error(w, "read body", http.StatusBadRequest)
-		return
-	}
-	if err := webhook.Verify(in.key, r.Header, body, time.Now(), 5*time.Minute); err != nil {
-		http.Error(w, "bad signature", http.StatusUnauthorized)
-		return
-	}
-	var d adapters.Delivery
-	if err := json.Unmarshal(body, &d); err != nil {
-		http.Error(w, "bad delivery", http.StatusBadRequest) // Baton dead-letters it: nothing lost
+		var re *webhook.ReceiveError
+		errors.As(err, &re)
+		http.Error(w, err.Error(), re.Status) // a 400 is a dead letter in Baton: nothing lost
 		return
 	}
 	var ev messenger.Event
@@ -160,7 +153,7 @@ func (in *Inbox) receive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if d.PSID != "" {
-		in.apply(&d, &ev)
+		in.apply(d, &ev)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -399,7 +392,7 @@ func (in *Inbox) call(ctx context.Context, path string, body, out any) error {
 	req.Header.Set("Authorization", "Bearer "+in.opt.Token)
 	resp, err := in.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("Baton unreachable: %w", err)
+		return fmt.Errorf("cannot reach Baton: %w", err)
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -418,7 +411,7 @@ func (in *Inbox) call(ctx context.Context, path string, body, out any) error {
 		if json.Unmarshal(e.Error, &s) == nil && s != "" {
 			return errors.New(s) // Baton's
 		}
-		return fmt.Errorf("Baton answered %s", resp.Status)
+		return fmt.Errorf("unexpected answer from Baton: %s", resp.Status)
 	}
 	if out != nil {
 		return json.Unmarshal(answer, out)

@@ -76,18 +76,7 @@ func deliver(t *testing.T, url, id, channel, owner, event string) int {
 	t.Helper()
 	body, _ := json.Marshal(adapters.Delivery{ID: id, App: "inbox", PageID: "100", PSID: "7123", Channel: channel, Kind: "x", Attempt: 1,
 		Thread: adapters.Thread{Owner: owner}, Event: json.RawMessage(event)})
-	key, _ := webhook.Key(hookSecret)
-	req, _ := http.NewRequest(http.MethodPost, url+"/baton", bytes.NewReader(body))
-	ts := time.Now().Unix()
-	req.Header.Set("webhook-id", id)
-	req.Header.Set("webhook-timestamp", fmt.Sprint(ts))
-	req.Header.Set("webhook-signature", webhook.Sign(key, id, ts, body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return signedPost(t, url, id, body)
 }
 
 func list(t *testing.T, url string) []Conversation {
@@ -138,7 +127,7 @@ func TestInboxShowsHandedOverConversationWithHistory(t *testing.T) {
 		{"dlv_3", "standby", "faq-bot", msg("m_3", "I want a human", t0+2)},
 		{"dlv_4", "messaging", "inbox", pass("escalation human: word human", t0+3)},
 		{"dlv_4", "messaging", "inbox", pass("escalation human: word human", t0+3)}, // Baton's retry
-		{"dlv_5", "messaging", "inbox", msg("m_3", "I want a human", t0+2)},          // same mid again
+		{"dlv_5", "messaging", "inbox", msg("m_3", "I want a human", t0+2)},         // same mid again
 	} {
 		if code := deliver(t, srv.URL, d.id, d.ch, d.owner, d.ev); code != http.StatusNoContent {
 			t.Fatalf("delivery %d: status %d", i, code)
@@ -169,7 +158,9 @@ func TestInboxNewestHandoverFirstAndLeavesWhenOwnerChanges(t *testing.T) {
 	for i, psid := range []string{"7001", "7002", "7003"} {
 		b, _ := json.Marshal(adapters.Delivery{ID: "p" + psid, PageID: "100", PSID: psid, Channel: "messaging", Thread: adapters.Thread{Owner: "inbox"},
 			Event: json.RawMessage(body(psid, pass("why "+psid, t0+int64(i)*1000)))})
-		signedPost(t, srv.URL, "p"+psid, b)
+		if code := signedPost(t, srv.URL, "p"+psid, b); code != http.StatusNoContent {
+			t.Fatalf("delivery: %d", code)
+		}
 	}
 	got := list(t, srv.URL)
 	if len(got) != 3 || got[0].PSID != "7003" || got[2].PSID != "7001" {
@@ -178,14 +169,17 @@ func TestInboxNewestHandoverFirstAndLeavesWhenOwnerChanges(t *testing.T) {
 	// The return rule gave 7002 back to the bot: its next standby copy says so.
 	b, _ := json.Marshal(adapters.Delivery{ID: "s7002", PageID: "100", PSID: "7002", Channel: "standby", Thread: adapters.Thread{Owner: "faq-bot"},
 		Event: json.RawMessage(body("7002", msg("m_x", "thanks", t0+5000)))})
-	signedPost(t, srv.URL, "s7002", b)
+	if code := signedPost(t, srv.URL, "s7002", b); code != http.StatusNoContent {
+		t.Fatalf("delivery: %d", code)
+	}
 	got = list(t, srv.URL)
 	if len(got) != 2 || got[0].PSID != "7003" || got[1].PSID != "7001" {
 		t.Fatalf("after the return = %+v", got)
 	}
 }
 
-func signedPost(t *testing.T, url, id string, body []byte) {
+// signedPost POSTs body to the inbox signed as Baton signs it.
+func signedPost(t *testing.T, url, id string, body []byte) int {
 	t.Helper()
 	key, _ := webhook.Key(hookSecret)
 	req, _ := http.NewRequest(http.MethodPost, url+"/baton", bytes.NewReader(body))
@@ -198,9 +192,7 @@ func signedPost(t *testing.T, url, id string, body []byte) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("delivery %s: %d", id, resp.StatusCode)
-	}
+	return resp.StatusCode
 }
 
 func TestInboxRefusesUnsignedAndMalformed(t *testing.T) {
@@ -213,20 +205,8 @@ func TestInboxRefusesUnsignedAndMalformed(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("unsigned: %d", resp.StatusCode)
 	}
-	key, _ := webhook.Key(hookSecret)
-	body := []byte(`{"id":`)
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/baton", bytes.NewReader(body))
-	ts := time.Now().Unix()
-	req.Header.Set("webhook-id", "bad")
-	req.Header.Set("webhook-timestamp", fmt.Sprint(ts))
-	req.Header.Set("webhook-signature", webhook.Sign(key, "bad", ts, body))
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("malformed: %d", resp.StatusCode)
+	if code := signedPost(t, srv.URL, "bad", []byte(`{"id":`)); code != http.StatusBadRequest {
+		t.Errorf("malformed: %d", code)
 	}
 	if got := list(t, srv.URL); len(got) != 0 {
 		t.Errorf("conversations = %+v", got)

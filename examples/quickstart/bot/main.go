@@ -8,9 +8,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"net/http"
 	"os"
@@ -52,21 +52,14 @@ type Bot struct {
 }
 
 func (b *Bot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	d, err := webhook.Receive(b.Key, r, 1<<20, 5*time.Minute)
 	if err != nil {
-		http.Error(w, "read", http.StatusBadRequest)
+		var re *webhook.ReceiveError
+		errors.As(err, &re)
+		http.Error(w, err.Error(), re.Status)
 		return
 	}
-	if err := webhook.Verify(b.Key, r.Header, body, time.Now(), 5*time.Minute); err != nil {
-		http.Error(w, err.Error(), http.StatusUnauthorized)
-		return
-	}
-	var d adapters.Delivery
-	if err := json.Unmarshal(body, &d); err != nil {
-		http.Error(w, "not a delivery", http.StatusBadRequest)
-		return
-	}
-	actions := b.handle(r.Context(), &d)
+	actions := b.handle(r.Context(), d)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"actions": actions})
 }

@@ -138,7 +138,27 @@ func TestDemoReturnRuleOnAJumpOfTheClock(t *testing.T) {
 	d := startTestDemo(t)
 	const psid = "7000000000000002"
 	d.personWrites(t, psid, "agent please")
-	eventually(t, "the inbox to own the thread", func() bool { return ownerOf(d.thread(t, psid)) == demoInboxID })
+	// Baton arms the return timer when it records the pass, which may
+	// come after the platform's: jump only once it is armed.
+	eventually(t, "the return timer", func() bool {
+		var th struct{ Pending []struct{ Rule string } }
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/admin/threads/%s/%s", d.adminURL, demoPage, psid), nil)
+		req.Header.Set("Authorization", "Bearer "+d.adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if json.NewDecoder(resp.Body).Decode(&th) != nil {
+			return false
+		}
+		for _, j := range th.Pending {
+			if j.Rule == "return" {
+				return true
+			}
+		}
+		return false
+	})
 
 	call(t, http.MethodPost, d.platformURL+"/_platform/clock", `{"advance":"11m"}`, nil)
 	eventually(t, "the return rule to give the thread back", func() bool {

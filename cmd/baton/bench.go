@@ -383,16 +383,7 @@ func benchStartup(ctx context.Context, n, pages int, stdout, stderr io.Writer) e
 	}
 	defer cleanup()
 	pageIDs := benchPages(pages)
-	type result struct {
-		threads int
-		ready   time.Duration
-		rss     int64 // at ready
-		rssLook int64 // after the lookups
-		anon    int64 // of which heap, after the lookups
-		lookup  bench.Latencies
-		size    int64
-	}
-	var results []result
+	var results []startupResult
 	for _, count := range []int{1000, n} {
 		data := filepath.Join(dir, fmt.Sprintf("baton-%d.db", count))
 		fillStart := time.Now()
@@ -405,47 +396,76 @@ func benchStartup(ctx context.Context, n, pages int, stdout, stderr io.Writer) e
 		if err != nil {
 			return err
 		}
-		start := time.Now()
-		cmd, err := child(ctx, self, []string{"serve", "-config", cfgPath}, benchEnv(), "http://"+adm+"/readyz", filepath.Join(dir, "baton.log"))
-		if err != nil {
-			return err
-		}
-		ready := time.Since(start)
-		st, _ := bench.ReadProc(cmd.Process.Pid)
-		var lat []time.Duration
-		for i := range 2000 {
-			t := (i * 7919) % count
-			u := fmt.Sprintf("http://%s/admin/threads/%s/%s", adm, pageIDs[t%len(pageIDs)], bench.PSID(t))
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-			req.Header.Set("Authorization", "Bearer x")
-			t0 := time.Now()
-			resp, err := http.DefaultClient.Do(req)
+		for _, cache := range []string{"warm", "cold"} {
+			if cache == "cold" {
+				if err := bench.DropCache(data); err != nil {
+					return err
+				}
+			}
+			r, err := startupOnce(ctx, self, cfgPath, dir, adm, pageIDs, count)
 			if err != nil {
-				stop(cmd)
 				return err
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				stop(cmd)
-				return fmt.Errorf("lookup %s: %s", u, resp.Status)
-			}
-			lat = append(lat, time.Since(t0))
+			r.threads, r.cache, r.size = count, cache, fi.Size()
+			results = append(results, r)
 		}
-		after, _ := bench.ReadProc(cmd.Process.Pid)
-		stop(cmd)
-		results = append(results, result{threads: count, ready: ready, rss: st.RSS, rssLook: after.RSS, anon: after.Anon, lookup: bench.Summarise(lat), size: fi.Size()})
 	}
-	fmt.Fprintln(stdout, "\nstart-up and lookups (baton serve as its own process; ready = until /readyz answers 200):")
+	fmt.Fprintln(stdout, "\nstart-up and lookups (baton serve as its own process; ready = until /readyz answers 200;")
+	fmt.Fprintln(stdout, "warm: the file still in the page cache from the fill; cold: dropped from it first, as after a reboot):")
 	for _, r := range results {
-		fmt.Fprintf(stdout, "  %9d threads: file %4d MiB, ready in %7.1f ms, RSS %5.1f MiB at ready, %5.1f MiB after 2,000 lookups (heap %5.1f MiB, the rest the data file's mapped pages); admin lookup %s\n",
-			r.threads, r.size>>20, float64(r.ready)/1e6, float64(r.rss)/(1<<20), float64(r.rssLook)/(1<<20), float64(r.anon)/(1<<20), r.lookup)
+		fmt.Fprintf(stdout, "  %9d threads %s: file %4d MiB, ready in %7.1f ms, RSS %5.1f MiB at ready, %5.1f MiB after 2,000 lookups (private %5.1f MiB, the rest the data file's mapped pages); admin lookup %s\n",
+			r.threads, r.cache, r.size>>20, float64(r.ready)/1e6, float64(r.rss)/(1<<20), float64(r.rssLook)/(1<<20), float64(r.anon)/(1<<20), r.lookup)
 	}
-	if len(results) == 2 && results[0].lookup.P50 > 0 {
-		fmt.Fprintf(stdout, "lookup p50 ratio %d / %d threads: %.2f\n", results[1].threads, results[0].threads,
-			float64(results[1].lookup.P50)/float64(results[0].lookup.P50))
+	if len(results) == 4 && results[0].lookup.P50 > 0 {
+		fmt.Fprintf(stdout, "lookup p50 ratio %d / %d threads (warm): %.2f\n", results[2].threads, results[0].threads,
+			float64(results[2].lookup.P50)/float64(results[0].lookup.P50))
 	}
 	return nil
+}
+
+// startupResult is one start of Baton on a filled store.
+type startupResult struct {
+	threads int
+	cache   string // warm: the file as just written, in the page cache; cold: dropped from it first
+	ready   time.Duration
+	rss     int64 // at ready
+	rssLook int64 // after the lookups
+	anon    int64 // of which private memory (the heap), after the lookups
+	lookup  bench.Latencies
+	size    int64
+}
+
+// startupOnce starts Baton on cfgPath, times it to ready, reads 2,000
+// threads at random through the admin API and stops it.
+func startupOnce(ctx context.Context, self, cfgPath, dir, adm string, pageIDs []string, count int) (startupResult, error) {
+	start := time.Now()
+	cmd, err := child(ctx, self, []string{"serve", "-config", cfgPath}, benchEnv(), "http://"+adm+"/readyz", filepath.Join(dir, "baton.log"))
+	if err != nil {
+		return startupResult{}, err
+	}
+	defer stop(cmd)
+	ready := time.Since(start)
+	st, _ := bench.ReadProc(cmd.Process.Pid)
+	var lat []time.Duration
+	for i := range 2000 {
+		t := (i * 7919) % count
+		u := fmt.Sprintf("http://%s/admin/threads/%s/%s", adm, pageIDs[t%len(pageIDs)], bench.PSID(t))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		req.Header.Set("Authorization", "Bearer x")
+		t0 := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return startupResult{}, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return startupResult{}, fmt.Errorf("lookup %s: %s", u, resp.Status)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	after, _ := bench.ReadProc(cmd.Process.Pid)
+	return startupResult{ready: ready, rss: st.RSS, rssLook: after.RSS, anon: after.Anon, lookup: bench.Summarise(lat)}, nil
 }
 
 // benchChaos runs load at a fixed rate while Baton is killed with SIGKILL

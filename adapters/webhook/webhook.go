@@ -117,9 +117,32 @@ func Receive(key []byte, r *http.Request, maxBody int64, tolerance time.Duration
 	return &d, nil
 }
 
+// encode writes the delivery with its event spliced in byte for byte:
+// the bot gets the event exactly as Meta sent it (json.Marshal would
+// compact it and rewrite <, > and & as \u003c...), and the 1 KB event is
+// not scanned again on every attempt.
+func encode(d *adapters.Delivery) ([]byte, error) {
+	head := *d
+	head.Event = nil
+	b, err := json.Marshal(&head)
+	if err != nil {
+		return nil, err
+	}
+	// Event is the last field and nil marshals as null.
+	const tail = `"event":null}`
+	if len(d.Event) == 0 || !bytes.HasSuffix(b, []byte(tail)) {
+		return json.Marshal(d)
+	}
+	out := make([]byte, 0, len(b)-len(tail)+len(`"event":}`)+len(d.Event))
+	out = append(out, b[:len(b)-len(tail)]...)
+	out = append(out, `"event":`...)
+	out = append(out, d.Event...)
+	return append(out, '}'), nil
+}
+
 // Deliver posts d. A 2xx answer may carry {"actions":[...]}.
 func (a *Adapter) Deliver(ctx context.Context, d *adapters.Delivery) (adapters.Result, error) {
-	body, err := json.Marshal(d)
+	body, err := encode(d)
 	if err != nil {
 		return adapters.Result{}, &adapters.Error{Err: fmt.Errorf("encode delivery: %w", err)}
 	}

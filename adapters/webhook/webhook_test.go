@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,6 +105,68 @@ func TestReceive(t *testing.T) {
 		var re *ReceiveError
 		if !errors.As(err, &re) || re.Status != tc.status {
 			t.Errorf("%s: %v, want status %d", tc.name, err, tc.status)
+		}
+	}
+}
+
+// A realistic delivery: a 1 KB message event as Meta escapes it.
+func benchDelivery() *adapters.Delivery {
+	text := strings.Repeat("Bonjour, où est ma commande ? ", 27)
+	ev, _ := json.Marshal(map[string]any{"sender": map[string]string{"id": "7123456789012345"}, "recipient": map[string]string{"id": "100200300400500"},
+		"timestamp": 1795557600000, "message": map[string]string{"mid": "m_AbCdEfGhIjKlMnOp", "text": text}})
+	return &adapters.Delivery{ID: "dlv_123456", App: "support-bot", PageID: "100200300400500", PSID: "7123456789012345", Channel: "messaging",
+		Kind: "message", Attempt: 1, Thread: adapters.Thread{State: "primary", Owner: "support-bot", OwnerAppID: "512345678901234"}, Event: ev}
+}
+
+// BenchmarkEncodeDelivery compares the splice with the json.Marshal it
+// replaced, in the same run.
+func BenchmarkEncodeDelivery(b *testing.B) {
+	d := benchDelivery()
+	for _, c := range []struct {
+		name string
+		fn   func(*adapters.Delivery) ([]byte, error)
+	}{
+		{"marshal", func(d *adapters.Delivery) ([]byte, error) { return json.Marshal(d) }},
+		{"splice", encode},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(d.Event)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.fn(d); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func TestEncodeKeepsTheEventsBytes(t *testing.T) {
+	for _, raw := range []string{
+		`{"message":{"text":"a < b & c > d","mid":"m_1"}}`, // json.Marshal would write \u003c
+		"{ \"message\" : {\"text\":\"spaced\"} }",
+		`{"message":{"text":"caf\u00e9 \/ slash"}}`,
+		``, // no event: null, as before
+	} {
+		d := benchDelivery()
+		d.Event = json.RawMessage(raw)
+		if raw == "" {
+			d.Event = nil
+		}
+		got, err := encode(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back adapters.Delivery
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatalf("%s: not JSON: %v\n%s", raw, err, got)
+		}
+		want := raw
+		if raw == "" {
+			want = "null"
+		}
+		if string(back.Event) != want || back.ID != d.ID || back.Thread != d.Thread || back.Attempt != d.Attempt {
+			t.Errorf("round trip of %q:\n%s", raw, got)
 		}
 	}
 }

@@ -254,7 +254,15 @@ func benchBaseline(ctx context.Context, self, dir string, opt bench.Options, run
 }
 
 func benchEnv() []string {
-	return []string{"BENCH_SECRET=" + benchSecret, "BENCH_ADMIN=x", "BENCH_VERIFY=x", "BENCH_HOOK=x", "BENCH_TOKEN=x"}
+	env := []string{"BENCH_SECRET=" + benchSecret, "BENCH_ADMIN=x", "BENCH_VERIFY=x", "BENCH_HOOK=x", "BENCH_TOKEN=x"}
+	// The Go runtime's knobs pass through, so that their effect can be
+	// measured: GOGC=400 baton bench.
+	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }
 
 // writeBenchConfig writes a baton.yaml for one hosted bench app on every

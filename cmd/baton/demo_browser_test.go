@@ -38,6 +38,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.WindowSize(1280, 760),
 		// The machine's network is closed: nothing may call home.
 		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("disable-component-update", true),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)

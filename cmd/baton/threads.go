@@ -87,11 +87,23 @@ func runThreads(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func printThread(w io.Writer, th orchestrator.ThreadView) {
 	fmt.Fprintf(w, "thread %s/%s\n  state   %s\n  owner   %s %s\n  expires %s\n  last user message %s\n", th.PageID, th.PSID, th.State, dash(th.Owner), th.OwnerAppID, ts(th.ExpiresAt), ts(th.LastUserMessageAt))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if len(th.Pending) > 0 {
+		// The rules' timers: what will happen to the thread, and when.
+		fmt.Fprintln(tw, "pending:")
+		for _, j := range th.Pending {
+			retry := ""
+			if j.Attempts > 0 {
+				retry = fmt.Sprintf("(after %d failed attempts)", j.Attempts)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t-> %s\t%s\t%s\n", j.At.Format(time.RFC3339), j.Rule, dash(j.Target), j.Reason, retry)
+		}
+		tw.Flush()
+	}
 	if len(th.History) == 0 {
 		return
 	}
 	fmt.Fprintln(w, "history:")
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, h := range th.History {
 		fmt.Fprintf(tw, "  %s\t%s\t%s -> %s\tby %s\t(%s)\t%s\n", h.At.Format(time.RFC3339), h.Event, dash(h.From), dash(h.To), h.By, h.Cause, h.Metadata)
 	}

@@ -18,6 +18,7 @@ func TestThreadsCommand(t *testing.T) {
 		switch {
 		case r.URL.Path == "/admin/threads/1/7":
 			io.WriteString(w, `{"page_id":"1","psid":"7","state":"secondary","owner":"billing-bot","owner_app_id":"62",
+				"pending":[{"rule":"return","at":"2026-11-24T10:30:00Z","target":"support-bot","reason":"billing-bot idle 30m0s"}],
 				"history":[{"at":"2026-11-24T10:00:00Z","event":"pass","from":"","to":"billing-bot","by":"support-bot","cause":"call","metadata":"billing"}]}`)
 		case r.URL.Path == "/admin/threads" && r.URL.Query().Get("cursor") == "":
 			io.WriteString(w, `{"threads":[{"page_id":"1","psid":"7","state":"idle"}],"next_cursor":"c1"}`)
@@ -34,7 +35,8 @@ func TestThreadsCommand(t *testing.T) {
 	if code := run(context.Background(), []string{"threads", "show", "-admin", admin.URL, "1", "7"}, &out, &errb); code != 0 {
 		t.Fatalf("show: exit %d, %s", code, errb.String())
 	}
-	for _, want := range []string{"owner   billing-bot 62", "pass  - -> billing-bot  by support-bot  (call)  billing"} {
+	for _, want := range []string{"owner   billing-bot 62", "pass  - -> billing-bot  by support-bot  (call)  billing",
+		"2026-11-24T10:30:00Z  return  -> support-bot  billing-bot idle 30m0s"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("show output lacks %q:\n%s", want, out.String())
 		}

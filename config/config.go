@@ -49,6 +49,11 @@ type Webhooks struct {
 	// AllowSHA1 accepts requests signed only with the legacy
 	// X-Hub-Signature (sha1) header.
 	AllowSHA1 bool `yaml:"allow_sha1"`
+	// CommitWait lets a durable write that would share its fsync with
+	// fewer than 32 others wait up to this long for more (0: never).
+	// It trades latency at low load for CPU at high load: see
+	// docs/PERFORMANCE.md.
+	CommitWait time.Duration `yaml:"commit_wait"`
 }
 
 // Delivery tunes forwarding to bots; an adapter may override each value.

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // validator collects every problem of a decoded config, each at its line.
@@ -60,6 +61,9 @@ func (v *validator) config(c *Config) {
 	}
 	if !regexp.MustCompile(`^v[0-9]+\.[0-9]+$`).MatchString(c.Graph.Version) {
 		v.bad("graph.version", "%q is not a Graph API version such as v21.0", c.Graph.Version)
+	}
+	if w := c.Webhooks.CommitWait; w < 0 || w > time.Second {
+		v.bad("webhooks.commit_wait", "%s: want 0 (never wait) up to 1s; a few milliseconds is the useful range", w)
 	}
 	if c.Webhooks.MaxBody < 1024 {
 		v.bad("webhooks.max_body", "%d bytes is too small for a webhook", c.Webhooks.MaxBody)

@@ -78,7 +78,7 @@ func NewServer(cfg *config.Config, opts ServerOptions) (*Server, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	db, err := bolt.Open(cfg.Data, 5*time.Second)
+	db, err := bolt.Open(cfg.Data, bolt.Options{LockTimeout: 5 * time.Second, CommitWait: cfg.Webhooks.CommitWait})
 	if err != nil {
 		return nil, err
 	}

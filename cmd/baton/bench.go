@@ -41,6 +41,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	skipBaseline := fs.Bool("no-baseline", false, "measure Baton only")
 	startup := fs.Int("startup", 0, "instead of load: fill a store with this many threads, then measure Baton's start-up, RSS and thread lookups")
 	slowBot := fs.Duration("slow-bot", 0, "add a second bot taking this long per delivery (standby copies of every event) and compare with a run without it")
+	commitWait := fs.Duration("commit-wait", 0, "Baton's webhooks.commit_wait: a small write group waits this long for more")
 	kills := fs.Int("chaos", 0, "instead of load: SIGKILL Baton this many times at random moments under a steady -rate, resending what got no 200")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -86,7 +87,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			base = append(base, s)
 			fmt.Fprintf(stderr, "baseline run %d: %.0f acked/s, ack %s\n", run+1, s.perSec, s.ack)
 		}
-		s, err := benchBaton(ctx, self, dir, opt, run, botURL, rec, *conns)
+		s, err := benchBaton(ctx, self, opt, run, rec, benchTarget{Dir: dir, BotURL: botURL, Conns: *conns, CommitWait: *commitWait})
 		if err != nil {
 			return fmt.Errorf("baton: %w", err)
 		}
@@ -268,12 +269,13 @@ func benchEnv() []string {
 // writeBenchConfig writes a baton.yaml for one hosted bench app on every
 // page, with the bot at botURL; it returns the path and the admin address.
 func writeBenchConfig(dir, data string, pageIDs []string, botURL string, conns int) (cfgPath, public, admin string, err error) {
-	return writeBenchConfigWith(dir, data, pageIDs, botURL, "", conns)
+	return writeBenchConfigWith(dir, data, pageIDs, benchTarget{BotURL: botURL, Conns: conns})
 }
 
 // writeBenchConfigWith adds, when slowURL is set, a second hosted app that
 // asks for standby copies, as a slow bot.
-func writeBenchConfigWith(dir, data string, pageIDs []string, botURL, slowURL string, conns int) (cfgPath, public, admin string, err error) {
+func writeBenchConfigWith(dir, data string, pageIDs []string, t benchTarget) (cfgPath, public, admin string, err error) {
+	botURL, slowURL, conns := t.BotURL, t.SlowURL, t.Conns
 	pub, err := freeAddr()
 	if err != nil {
 		return "", "", "", err
@@ -304,6 +306,7 @@ admin: {listen: %q, token_env: BENCH_ADMIN}
 data: %q
 graph: {url: "http://127.0.0.1:1"}
 log: {level: error}
+webhooks: {commit_wait: %s}
 delivery: {concurrency: %d, backoff: 50ms, max_backoff: 1s}
 apps:
   - name: bench-bot
@@ -312,7 +315,7 @@ apps:
     verify_token_env: BENCH_VERIFY
     adapter: {type: http, url: %q, secret_env: BENCH_HOOK}
 %spages:
-%s`, pub, adm, data, conns, benchAppID, botURL, slowApp, pages.String())
+%s`, pub, adm, data, t.CommitWait, conns, benchAppID, botURL, slowApp, pages.String())
 	cfgPath = filepath.Join(dir, "baton.yaml")
 	return cfgPath, pub, adm, os.WriteFile(cfgPath, []byte(cfg), 0o600)
 }
@@ -320,7 +323,7 @@ apps:
 const benchAppID = "512345678901234"
 
 func fillStore(ctx context.Context, path string, pageIDs []string, n int) error {
-	db, err := bolt.Open(path, 5*time.Second)
+	db, err := bolt.Open(path, bolt.Options{LockTimeout: 5 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -328,12 +331,18 @@ func fillStore(ctx context.Context, path string, pageIDs []string, n int) error 
 	return bench.FillThreads(ctx, db, pageIDs, benchAppID, n, 20000, time.Now())
 }
 
-func benchBaton(ctx context.Context, self, dir string, opt bench.Options, run int, botURL string, rec *bench.Recorder, conns int) (sample, error) {
-	return benchBatonWith(ctx, self, dir, opt, run, botURL, "", rec, conns)
+// benchTarget is the Baton a load run measures.
+type benchTarget struct {
+	Dir        string // work dir: config, data files, log
+	BotURL     string // the recording bot
+	SlowURL    string // a second, slow bot, or empty
+	Conns      int    // delivery concurrency per bot
+	CommitWait time.Duration
 }
 
-func benchBatonWith(ctx context.Context, self, dir string, opt bench.Options, run int, botURL, slowURL string, rec *bench.Recorder, conns int) (sample, error) {
-	cfgPath, pub, adm, err := writeBenchConfigWith(dir, filepath.Join(dir, fmt.Sprintf("baton-%d.db", run)), opt.Pages, botURL, slowURL, conns)
+func benchBaton(ctx context.Context, self string, opt bench.Options, run int, rec *bench.Recorder, t benchTarget) (sample, error) {
+	dir := t.Dir
+	cfgPath, pub, adm, err := writeBenchConfigWith(dir, filepath.Join(dir, fmt.Sprintf("baton-%d.db", run)), opt.Pages, t)
 	if err != nil {
 		return sample{}, err
 	}
@@ -561,11 +570,11 @@ func benchSlowBot(ctx context.Context, self, dir string, opt bench.Options, botU
 		return err
 	}
 	defer stopSlow()
-	without, err := benchBatonWith(ctx, self, dir, opt, 100, botURL, "", rec, conns)
+	without, err := benchBaton(ctx, self, opt, 100, rec, benchTarget{Dir: dir, BotURL: botURL, Conns: conns})
 	if err != nil {
 		return err
 	}
-	with, err := benchBatonWith(ctx, self, dir, opt, 101, botURL, slowURL, rec, conns)
+	with, err := benchBaton(ctx, self, opt, 101, rec, benchTarget{Dir: dir, BotURL: botURL, SlowURL: slowURL, Conns: conns})
 	if err != nil {
 		return err
 	}

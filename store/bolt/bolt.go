@@ -39,13 +39,22 @@ type DB struct {
 
 var _ store.Store = (*DB)(nil)
 
-// Open opens or creates the file at path. One process owns a file: a second
-// Open fails after timeout instead of waiting forever.
-func Open(path string, timeout time.Duration) (*DB, error) {
-	if timeout <= 0 {
-		timeout = time.Second
+// Options tune a DB; the zero value is the default.
+type Options struct {
+	// LockTimeout: one process owns a file, and a second Open fails after
+	// this long instead of waiting forever (default 1s).
+	LockTimeout time.Duration
+	// CommitWait lets a small write group wait up to this long for more
+	// writes to share its fsync (default 0: never wait).
+	CommitWait time.Duration
+}
+
+// Open opens or creates the file at path.
+func Open(path string, opt Options) (*DB, error) {
+	if opt.LockTimeout <= 0 {
+		opt.LockTimeout = time.Second
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.LockTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -62,7 +71,7 @@ func Open(path string, timeout time.Duration) (*DB, error) {
 		return nil, fmt.Errorf("create buckets in %s: %w", path, err)
 	}
 	d := &DB{db: db}
-	d.gc = newGroupCommit(db)
+	d.gc = newGroupCommit(db, opt.CommitWait)
 	return d, nil
 }
 

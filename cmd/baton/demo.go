@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"text/template"
 	"time"
@@ -89,8 +90,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // startDemo writes the config, binds every address and starts everything.
 func startDemo(o demoOptions) (d *demo, err error) {
 	d = &demo{batonDone: make(chan error, 1), serveErrs: make(chan error, 4)}
+	// Listeners not yet served are closed on failure; closing one a
+	// server has already closed is harmless.
+	var listeners []net.Listener
 	defer func() {
 		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
 			d.stop()
 		}
 	}()
@@ -107,27 +114,17 @@ func startDemo(o demoOptions) (d *demo, err error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("listen %s: %w (is another demo running? pick other addresses with the flags)", addr, err)
 		}
+		listeners = append(listeners, l)
 		return l, "http://" + l.Addr().String(), nil
 	}
 	var pl, bl, al, botl, inl net.Listener
 	var botURL string
-	if pl, d.platformURL, err = listen(o.Platform); err != nil {
-		return d, err
-	}
-	closeAll := func(ls ...net.Listener) {
-		for _, l := range ls {
-			if l != nil {
-				l.Close()
-			}
-		}
-	}
 	for _, step := range []struct {
 		l    *net.Listener
 		url  *string
 		addr string
-	}{{&bl, &d.batonURL, o.Public}, {&al, &d.adminURL, o.Admin}, {&botl, &botURL, o.Bot}, {&inl, &d.inboxURL, o.Inbox}} {
+	}{{&pl, &d.platformURL, o.Platform}, {&bl, &d.batonURL, o.Public}, {&al, &d.adminURL, o.Admin}, {&botl, &botURL, o.Bot}, {&inl, &d.inboxURL, o.Inbox}} {
 		if *step.l, *step.url, err = listen(step.addr); err != nil {
-			closeAll(pl, bl, al, botl, inl)
 			return d, err
 		}
 	}
@@ -157,29 +154,24 @@ func startDemo(o demoOptions) (d *demo, err error) {
 	if err = demoConfig.Execute(&yml, map[string]any{
 		"Public": bl.Addr().String(), "Admin": al.Addr().String(), "Data": filepath.Join(d.dir, "baton.db"),
 		"Platform": d.platformURL, "Bot": botURL, "Inbox": d.inboxURL, "ReturnAfter": o.ReturnAfter.String(),
-		"Page": demoPage, "BotID": demoBotID, "InboxID": demoInboxID, "PageInbox": demoPageInbox,
+		"Words": strings.Join(demoEscalationWords, ", "), "Page": demoPage, "BotID": demoBotID, "InboxID": demoInboxID, "PageInbox": demoPageInbox,
 	}); err != nil {
-		closeAll(pl, bl, al, botl, inl)
 		return d, err
 	}
 	d.config = filepath.Join(d.dir, "baton.yaml")
 	if err = os.WriteFile(d.config, yml.Bytes(), 0o600); err != nil {
-		closeAll(pl, bl, al, botl, inl)
 		return d, err
 	}
 	cfg, err := config.Parse(d.config, yml.Bytes(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
-		closeAll(pl, bl, al, botl, inl)
 		return d, fmt.Errorf("demo config: %w", err)
 	}
 
 	if d.logFile, err = os.OpenFile(filepath.Join(d.dir, "baton.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
-		closeAll(pl, bl, al, botl, inl)
 		return d, err
 	}
 	zl, err := buildLogger(config.Log{Level: "info", Format: "console"}, d.logFile)
 	if err != nil {
-		closeAll(pl, bl, al, botl, inl)
 		return d, err
 	}
 
@@ -195,14 +187,12 @@ func startDemo(o demoOptions) (d *demo, err error) {
 			Apps: map[string]messengertest.PageAppConfig{"faq-bot": {Token: botPageToken, Takeover: true}, "inbox": {Token: inboxPageToken}}}},
 	}, messengertest.WithClock(d.clock), messengertest.WithLogger(zl.Named("platform")))
 	if err != nil {
-		closeAll(pl, bl, al, botl, inl)
 		return d, err
 	}
 	d.platformSrv = d.serve(pl, d.platform.Handler())
 
 	baton, err := orchestrator.NewServer(cfg, orchestrator.ServerOptions{Clock: d.clock, Log: zl, Public: bl, Admin: al})
 	if err != nil {
-		closeAll(bl, al, botl, inl)
 		return d, err
 	}
 	var runCtx context.Context
@@ -214,13 +204,11 @@ func startDemo(o demoOptions) (d *demo, err error) {
 	bot, err := faqbot.New(faqbot.Options{HookSecret: env["FAQ_BOT_HOOK_SECRET"], Baton: d.batonURL, Token: env["FAQ_BOT_API_TOKEN"],
 		Quiet: demoEscalationWords, Logger: stdlog})
 	if err != nil {
-		closeAll(botl, inl)
 		return d, err
 	}
 	d.botSrv = d.serve(botl, bot)
 	if d.inbox, err = inbox.New(inbox.Options{App: "inbox", AppID: demoInboxID, HookSecret: env["INBOX_HOOK_SECRET"], Baton: d.batonURL,
 		Token: env["INBOX_API_TOKEN"], Done: inbox.DonePass}); err != nil {
-		closeAll(inl)
 		return d, err
 	}
 	d.inboxSrv = d.serve(inl, d.inbox.Handler())
@@ -268,7 +256,7 @@ pages:
     rules:
       escalate:
         - name: human
-          words: [human, agent, person]
+          words: [{{.Words}}]
           payloads: [TALK_TO_HUMAN]
           to: inbox
           message: "Connecting you with a person. Someone will answer here shortly."

@@ -186,8 +186,6 @@ func (in *Inbox) apply(d *adapters.Delivery, ev *messenger.Event) {
 		if string(ev.PassThreadControl.NewOwnerAppID) == in.opt.AppID {
 			c.Assigned, c.HandedAt, c.Why = true, at, ev.PassThreadControl.Metadata
 		}
-	case messenger.KindTakeThreadControl:
-		c.Assigned = false // another app took it back
 	}
 	// Baton's view of the owner settles it: a thread the return rule or
 	// another app took away leaves the list with its next event.
@@ -397,19 +395,15 @@ func (in *Inbox) call(ctx context.Context, path string, body, out any) error {
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
+		// Baton's errors and Meta's envelope (passed through by /graph)
+		// both say {"error":{"message":...}}.
 		var e struct {
-			Error json.RawMessage `json:"error"`
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
 		}
-		_ = json.Unmarshal(answer, &e)
-		var msg struct {
-			Message string `json:"message"`
-		}
-		if json.Unmarshal(e.Error, &msg) == nil && msg.Message != "" {
-			return errors.New(msg.Message) // Meta's envelope
-		}
-		var s string
-		if json.Unmarshal(e.Error, &s) == nil && s != "" {
-			return errors.New(s) // Baton's
+		if json.Unmarshal(answer, &e) == nil && e.Error.Message != "" {
+			return errors.New(e.Error.Message)
 		}
 		return fmt.Errorf("unexpected answer from Baton: %s", resp.Status)
 	}

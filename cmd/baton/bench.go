@@ -42,6 +42,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	startup := fs.Int("startup", 0, "instead of load: fill a store with this many threads, then measure Baton's start-up, RSS and thread lookups")
 	slowBot := fs.Duration("slow-bot", 0, "add a second bot taking this long per delivery (standby copies of every event) and compare with a run without it")
 	commitWait := fs.Duration("commit-wait", 0, "Baton's webhooks.commit_wait: a small write group waits this long for more")
+	profile := fs.String("profile", "", "write CPU and allocation profiles of Baton's first run to this file and this file.allocs (pprof format)")
 	kills := fs.Int("chaos", 0, "instead of load: SIGKILL Baton this many times at random moments under a steady -rate, resending what got no 200")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -87,7 +88,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			base = append(base, s)
 			fmt.Fprintf(stderr, "baseline run %d: %.0f acked/s, ack %s\n", run+1, s.perSec, s.ack)
 		}
-		s, err := benchBaton(ctx, self, opt, run, rec, benchTarget{Dir: dir, BotURL: botURL, Conns: *conns, CommitWait: *commitWait})
+		s, err := benchBaton(ctx, self, opt, run, rec, benchTarget{Dir: dir, BotURL: botURL, Conns: *conns, CommitWait: *commitWait, Profile: profileFor(run, *profile)})
 		if err != nil {
 			return fmt.Errorf("baton: %w", err)
 		}
@@ -338,6 +339,51 @@ type benchTarget struct {
 	SlowURL    string // a second, slow bot, or empty
 	Conns      int    // delivery concurrency per bot
 	CommitWait time.Duration
+	Profile    string // write a CPU profile of the run here, or nothing
+}
+
+func profileFor(run int, path string) string {
+	if run > 0 {
+		return ""
+	}
+	return path
+}
+
+// fetchProfile fetches a profile (profile, allocs) of d from Baton's admin
+// listener and writes it to path; the returned channel yields the outcome.
+func fetchProfile(ctx context.Context, adm, kind, path string, d time.Duration) <-chan error {
+	out := make(chan error, 1)
+	go func() {
+		secs := max(1, int(d.Seconds()))
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", adm, kind, secs), nil)
+		if err != nil {
+			out <- err
+			return
+		}
+		req.Header.Set("Authorization", "Bearer x") // BENCH_ADMIN in benchEnv
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			out <- fmt.Errorf("profile: %w", err)
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			out <- fmt.Errorf("profile: %s", resp.Status)
+			return
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			out <- err
+			return
+		}
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			f.Close()
+			out <- fmt.Errorf("profile: %w", err)
+			return
+		}
+		out <- f.Close()
+	}()
+	return out
 }
 
 func benchBaton(ctx context.Context, self string, opt bench.Options, run int, rec *bench.Recorder, t benchTarget) (sample, error) {
@@ -353,9 +399,21 @@ func benchBaton(ctx context.Context, self string, opt bench.Options, run int, re
 	defer stop(cmd)
 	rec.Reset()
 	opt.URL, opt.RunID = "http://"+pub+"/webhooks/bench-bot", fmt.Sprint("t", run)
+	var profiled []<-chan error
+	if t.Profile != "" {
+		// The whole run but its last second, so the profiles hold load only.
+		profiled = append(profiled,
+			fetchProfile(ctx, adm, "profile", t.Profile, opt.Duration-time.Second),
+			fetchProfile(ctx, adm, "allocs", t.Profile+".allocs", opt.Duration-time.Second))
+	}
 	res, s, err := measure(ctx, cmd, opt)
 	if err != nil {
 		return s, err
+	}
+	for _, p := range profiled {
+		if err := <-p; err != nil {
+			return s, err
+		}
 	}
 	// Wait for the bot to receive what was acknowledged.
 	deadline := time.Now().Add(60 * time.Second)

@@ -5,11 +5,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
 // FuzzParseEnvelope: any bytes either fail cleanly or yield events whose
-// raw bytes are valid JSON; nothing panics.
+// raw bytes are valid JSON, exactly what encoding/json decodes from them;
+// nothing panics.
 func FuzzParseEnvelope(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "fixtures", "*.json"))
 	for _, fn := range files {
@@ -20,8 +22,18 @@ func FuzzParseEnvelope(f *testing.F) {
 	f.Add([]byte(`{"object":"page","entry":[{"id":1,"messaging":[{"app_roles":{"1":["x"]}}]}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		env, err := ParseEnvelope(body)
+		var old Envelope
+		oldErr := json.Unmarshal(body, &old)
 		if err != nil {
 			return
+		}
+		// ParseEnvelope's single-pass decoder must agree with encoding/json
+		// on whatever it accepts.
+		if oldErr != nil {
+			t.Fatalf("accepted a body encoding/json refuses (%v): %q", oldErr, body)
+		}
+		if !reflect.DeepEqual(*env, old) {
+			t.Fatalf("decoded differently from encoding/json:\n%#v\n%#v", *env, old)
 		}
 		env.Each(func(en *Entry, ch Channel, ev *Event) {
 			if en.ID == "" {

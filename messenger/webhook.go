@@ -1,9 +1,14 @@
 package messenger
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
 // ObjectPage is the `object` of every Messenger webhook body.
@@ -80,6 +85,24 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	}
 	*e = Event(p)
 	e.Raw = append(json.RawMessage(nil), b...)
+	return nil
+}
+
+// UnmarshalJSONFrom is UnmarshalJSON for ParseEnvelope's streaming decoder:
+// it reads the event's bytes twice (to find and keep them, then to decode
+// them) where encoding/json reads them four times.
+func (e *Event) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	raw, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	type plain Event // no methods: avoids recursion
+	var p plain
+	if err := jsonv2.Unmarshal(raw, &p, dec.Options()); err != nil {
+		return err
+	}
+	*e = Event(p)
+	e.Raw = json.RawMessage(bytes.Clone(raw))
 	return nil
 }
 
@@ -323,7 +346,7 @@ var (
 // these same bytes) and checks the shape every Messenger webhook has.
 func ParseEnvelope(body []byte) (*Envelope, error) {
 	var env Envelope
-	if err := json.Unmarshal(body, &env); err != nil {
+	if err := jsonv2.Unmarshal(body, &env, decodeOptions); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if env.Object != ObjectPage {
@@ -339,6 +362,12 @@ func ParseEnvelope(body []byte) (*Envelope, error) {
 	}
 	return &env, nil
 }
+
+// decodeOptions give ParseEnvelope encoding/json's semantics (names matched
+// without regard to case, duplicate names and invalid UTF-8 accepted) on
+// the single-pass decoder of encoding/json/v2, here from its module until
+// Baton moves to a Go that has it without an experiment flag.
+var decodeOptions = jsonv1.DefaultOptionsV1()
 
 // Each calls fn for every event of every entry in the order Meta sent
 // them, with the channel it arrived on.

@@ -33,7 +33,11 @@ type routed struct {
 // seen, journal it, update the thread's owner from what the event tells,
 // and enqueue deliveries. It runs inside the ingress transaction.
 func (o *Orchestrator) route(tx store.Tx, rcv *app, p *page, ch messenger.Channel, ev *messenger.Event, now time.Time, out *routed) error {
-	fresh, err := tx.MarkSeen(dedupKey(p.id, rcv, ev), now, DedupWindow)
+	var sent time.Time // the event's own time orders the marks: see MarkSeen
+	if ev.Timestamp > 0 {
+		sent = time.UnixMilli(ev.Timestamp)
+	}
+	fresh, err := tx.MarkSeen(dedupKey(p.id, rcv, ev), sent, now, DedupWindow)
 	if err != nil {
 		return fmt.Errorf("dedup: %w", err)
 	}
@@ -267,7 +271,11 @@ func channelFor(p *page, th statemachine.Thread, a *app) messenger.Channel {
 
 // dedupKey identifies an event across Meta's redeliveries and across the
 // copies each hosted app receives, so that it is applied and delivered
-// once. Events addressed to one app (handovers) include that app.
+// once. Events addressed to one app (handovers) include that app. Like the
+// keys below that include it, the mark's order relies on every copy of an
+// event carrying the same timestamp: Meta makes the event once and sends
+// it to each app (REFERENCE §2: standby items are identical to messaging
+// items).
 func dedupKey(pageID string, rcv *app, ev *messenger.Event) string {
 	switch k := ev.Kind(); k {
 	case messenger.KindMessage, messenger.KindEcho:

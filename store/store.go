@@ -204,8 +204,11 @@ type Tx interface {
 	RearmTimer(k ThreadKey) error
 	AppendHistory(k ThreadKey, h HistoryEntry) error
 	// MarkSeen records key at now and reports whether it was new: a mark
-	// is remembered for at least window.
-	MarkSeen(key string, now time.Time, window time.Duration) (fresh bool, err error)
+	// is remembered for at least window. at is when the event happened by
+	// its sender's clock (zero when unknown), the same on every copy and
+	// redelivery of the event: marks are laid out in its order, so that
+	// the marks of recent events share pages.
+	MarkSeen(key string, at, now time.Time, window time.Duration) (fresh bool, err error)
 	// SweepSeen forgets marks older than window (whole days at a time)
 	// and reports how many days of marks it dropped.
 	SweepSeen(now time.Time, window time.Duration) (int, error)

@@ -2,6 +2,9 @@ package bolt
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -21,7 +24,7 @@ var event = []byte(`{"sender":{"id":"7123456789012345"},"recipient":{"id":"10020
 func ingressWrite(i int64) func(store.Tx) error {
 	return func(tx store.Tx) error {
 		now := time.Unix(1795557600, 0)
-		if _, err := tx.MarkSeen(fmt.Sprint("m:", i), now, 48*time.Hour); err != nil {
+		if _, err := tx.MarkSeen(mid(i), now.Add(time.Duration(i)*time.Millisecond), now, 48*time.Hour); err != nil {
 			return err
 		}
 		if err := tx.AppendJournal(&store.JournalEntry{App: "a", Page: "1", Event: event}); err != nil {
@@ -33,6 +36,12 @@ func ingressWrite(i int64) func(store.Tx) error {
 		}
 		return tx.Enqueue(&store.Delivery{App: "a", Page: k.Page, PSID: k.PSID, Event: event})
 	}
+}
+
+// mid is a message id as Meta makes them: unordered.
+func mid(i int64) string {
+	h := sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(i)))
+	return "m:m_" + base64.RawURLEncoding.EncodeToString(h[:24])
 }
 
 // BenchmarkIngressWriteSerial: one caller, one fsync per write.

@@ -19,7 +19,7 @@ var (
 	bThreads  = []byte("threads")  // page \0 psid -> Thread
 	bHistory  = []byte("history")  // page \0 psid \0 seq -> HistoryEntry
 	bTimers   = []byte("timers")   // expires(ns) page \0 psid -> nil
-	bSeen     = []byte("seen")     // day -> (key -> empty)
+	bSeen     = []byte("seen")     // "t:"+day -> (event time + key -> empty); see MarkSeen
 	bJournal  = []byte("journal")  // seq -> JournalEntry
 	bOutbox   = []byte("outbox")   // id -> Delivery
 	bDead     = []byte("dead")     // id -> Delivery

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
+
 	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/store/storetest"
 )
@@ -79,5 +81,49 @@ func TestCommitWaitBoundsTheWait(t *testing.T) {
 	}
 	if c := db.Stats().Commits.Load(); c != 1 {
 		t.Fatalf("%d commits", c)
+	}
+}
+
+// Marks written before they were ordered by the event's time (a day bucket
+// named by the date alone, keyed by the key alone) still catch
+// redeliveries until the sweep drops their day.
+func TestDedupReadsMarksOfTheEarlierLayout(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "baton.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	err = db.db.Update(func(btx *bbolt.Tx) error {
+		day, err := btx.Bucket(bSeen).CreateBucket([]byte("20261124"))
+		if err != nil {
+			return err
+		}
+		return day.Put([]byte("m:old"), []byte{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := func(now time.Time) (fresh bool) {
+		if err := db.Update(context.Background(), func(tx store.Tx) error {
+			fresh, err = tx.MarkSeen("m:old", now.Add(-time.Second), now, 48*time.Hour)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return fresh
+	}
+	if mark(now.Add(time.Hour)) {
+		t.Fatal("a redelivery of an event marked in the earlier layout was fresh")
+	}
+	var days int
+	if err := db.Update(context.Background(), func(tx store.Tx) error {
+		days, err = tx.SweepSeen(now.Add(4*24*time.Hour), 48*time.Hour)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if days != 1 || !mark(now.Add(4*24*time.Hour)) {
+		t.Fatalf("sweep dropped %d days, want the earlier layout's one", days)
 	}
 }

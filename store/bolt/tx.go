@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -237,41 +238,63 @@ func (x *tx) History(k store.ThreadKey) ([]store.HistoryEntry, error) {
 // Dedup marks live in one nested bucket per UTC day of their creation:
 // a mark costs one write, a lookup reads the few days a window spans, and
 // forgetting old marks drops whole days instead of scanning keys.
-func dayName(t time.Time) []byte { return []byte(t.UTC().Format("20060102")) }
+//
+// Within a day a mark's key is the event's own time (8 bytes, big-endian
+// milliseconds) and then the caller's key. Meta's message ids are random:
+// keyed by them alone, every mark of a write group landed on its own leaf
+// page, which bbolt then read in whole, grew and wrote back, a third of a
+// commit's pages. Keyed by time, a group's marks share the B+tree's last
+// pages. Day buckets of that layout are named "t:" and the date; a bucket
+// named by the date alone holds marks of the earlier layout (the key
+// alone), still read until the sweep drops it.
+const timeOrdered = "t:"
 
-func (x *tx) MarkSeen(key string, now time.Time, window time.Duration) (bool, error) {
+func dayName(t time.Time) string { return t.UTC().Format("20060102") }
+
+func markKey(key string, at time.Time) []byte {
+	ms := uint64(max(at.UnixMilli(), 0)) // the zero time is before 1970: 0
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(key)), ms), key...)
+}
+
+func (x *tx) MarkSeen(key string, at, now time.Time, window time.Duration) (bool, error) {
+	k := markKey(key, at)
 	for d := now.Add(-window); !d.After(now.Add(24 * time.Hour)); d = d.Add(24 * time.Hour) {
-		if day := x.day(d, false); day != nil && day.Get([]byte(key)) != nil {
+		if day := x.day(timeOrdered+dayName(d), false); day != nil && day.Get(k) != nil {
+			return false, nil
+		}
+		if day := x.day(dayName(d), false); day != nil && day.Get([]byte(key)) != nil {
 			return false, nil
 		}
 	}
-	day := x.day(now, true)
+	day := x.day(timeOrdered+dayName(now), true)
 	if day == nil {
 		return false, fmt.Errorf("create dedup bucket for %s", dayName(now))
 	}
-	return true, day.Put([]byte(key), []byte{})
+	// Marks arrive in about time order: full pages split where they end.
+	day.FillPercent = 0.9
+	return true, day.Put(k, []byte{})
 }
 
-// day returns the nested bucket of t's day, creating it if asked.
-func (x *tx) day(t time.Time, create bool) *bolt.Bucket {
-	name := string(dayName(t))
-	if b, ok := x.days[name]; ok && b != nil {
+// day returns the nested bucket of that name, creating it if asked. A
+// missing bucket is remembered too: MarkSeen looks up the same few days
+// for every event of a group.
+func (x *tx) day(name string, create bool) *bolt.Bucket {
+	b, known := x.days[name]
+	if b != nil || (known && !create) {
 		return b
 	}
 	seen := x.b(bSeen)
-	b := seen.Bucket([]byte(name))
+	b = seen.Bucket([]byte(name))
 	if b == nil && create {
 		var err error
 		if b, err = seen.CreateBucket([]byte(name)); err != nil {
 			return nil
 		}
 	}
-	if b != nil {
-		if x.days == nil {
-			x.days = map[string]*bolt.Bucket{}
-		}
-		x.days[name] = b
+	if x.days == nil {
+		x.days = map[string]*bolt.Bucket{}
 	}
+	x.days[name] = b
 	return b
 }
 
@@ -280,8 +303,9 @@ func (x *tx) SweepSeen(now time.Time, window time.Duration) (int, error) {
 	keep := dayName(now.Add(-window - 24*time.Hour)) // days after this one may hold live marks
 	var old [][]byte
 	c := seen.Cursor()
-	for k, v := c.First(); k != nil && bytes.Compare(k, keep) < 0; k, v = c.Next() {
-		if v == nil { // a nested bucket
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		date, _ := strings.CutPrefix(string(k), timeOrdered)
+		if v == nil && date < keep { // a nested bucket of an old day
 			old = append(old, append([]byte(nil), k...))
 		}
 	}

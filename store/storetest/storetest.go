@@ -218,22 +218,30 @@ func testHistory(t *testing.T, open Opener) {
 func testDedup(t *testing.T, open Opener) {
 	s := open(t, t.TempDir())
 	const window = 36 * time.Hour
-	mark := func(key string, now time.Time) (fresh bool) {
+	sent := t0.Add(-2 * time.Second) // the event's own time, before it arrives
+	mark := func(key string, at, now time.Time) (fresh bool) {
 		update(t, s, func(tx store.Tx) error {
 			var err error
-			fresh, err = tx.MarkSeen(key, now, window)
+			fresh, err = tx.MarkSeen(key, at, now, window)
 			return err
 		})
 		return fresh
 	}
-	if !mark("m:1", t0) || mark("m:1", t0.Add(35*time.Hour)) {
+	if !mark("m:1", sent, t0) || mark("m:1", sent, t0.Add(35*time.Hour)) {
 		t.Fatal("a redelivery within the window was not caught")
 	}
-	if !mark("m:2", t0) {
+	if !mark("m:2", sent, t0) {
 		t.Fatal("a new key was not fresh")
 	}
-	if mark("m:2", t0.Add(window)) {
+	if mark("m:2", sent, t0.Add(window)) {
 		t.Fatal("a mark was forgotten before its window ended")
+	}
+	if !mark("m:3", time.Time{}, t0) || mark("m:3", time.Time{}, t0.Add(time.Hour)) {
+		t.Fatal("an event without a time of its own was not deduplicated")
+	}
+	// Events come out of order: an older one after newer ones.
+	if !mark("m:4", sent.Add(-time.Hour), t0.Add(time.Minute)) || mark("m:4", sent.Add(-time.Hour), t0.Add(2*time.Minute)) {
+		t.Fatal("an event older than the last marks was not deduplicated")
 	}
 	var days int
 	update(t, s, func(tx store.Tx) error {
@@ -241,7 +249,7 @@ func testDedup(t *testing.T, open Opener) {
 		days, err = tx.SweepSeen(t0.Add(20*time.Hour), window)
 		return err
 	})
-	if days != 0 || mark("m:1", t0.Add(21*time.Hour)) {
+	if days != 0 || mark("m:1", sent, t0.Add(21*time.Hour)) {
 		t.Fatalf("sweep dropped %d live days", days)
 	}
 	update(t, s, func(tx store.Tx) error {
@@ -249,7 +257,7 @@ func testDedup(t *testing.T, open Opener) {
 		days, err = tx.SweepSeen(t0.Add(4*24*time.Hour), window)
 		return err
 	})
-	if days != 1 || !mark("m:1", t0.Add(4*24*time.Hour)) {
+	if days != 1 || !mark("m:1", sent, t0.Add(4*24*time.Hour)) {
 		t.Fatalf("sweep after 4 days dropped %d days, and m:1 is not new again", days)
 	}
 }

@@ -2,13 +2,16 @@ package bolt
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"testing"
 	"time"
 
 	"go.etcd.io/bbolt"
 
+	"github.com/batonhq/baton/statemachine"
 	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/store/storetest"
 )
@@ -125,5 +128,33 @@ func TestDedupReadsMarksOfTheEarlierLayout(t *testing.T) {
 	}
 	if days != 1 || !mark(now.Add(4*24*time.Hour)) {
 		t.Fatalf("sweep dropped %d days, want the earlier layout's one", days)
+	}
+}
+
+// Records read with encoding/json/v2 under v1 options decode to what
+// encoding/json decoded.
+func TestRecordsDecodeAsEncodingJSONDid(t *testing.T) {
+	at := time.Date(2026, 11, 30, 15, 4, 5, 123456789, time.FixedZone("x", 3600))
+	for _, v := range []any{
+		&store.Thread{ThreadKey: store.ThreadKey{Page: "1", PSID: "2"}, Thread: statemachine.Thread{State: statemachine.Primary, Owner: "3", ExpiresAt: at}, UpdatedAt: at},
+		&store.HistoryEntry{At: at, Event: "pass", To: "263902037430900", By: "rule:human", Cause: "rule", Metadata: `<a href="x">&</a>`},
+		&store.Delivery{ID: 7, App: "a", Event: json.RawMessage(` {"message": {"text": "a < b & c"}} `), CreatedAt: at, Status: "pending"},
+		&store.Job{},
+	} {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+		got := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+		if err := json.Unmarshal(raw, want); err != nil {
+			t.Fatal(err)
+		}
+		if err := unmarshal(raw, got); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%T:\n got %+v\nwant %+v", v, got, want)
+		}
 	}
 }

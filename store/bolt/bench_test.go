@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -58,7 +60,15 @@ func BenchmarkIngressWriteSerial(b *testing.B) {
 
 // BenchmarkIngressWriteGrouped: 64 concurrent callers share commits.
 func BenchmarkIngressWriteGrouped(b *testing.B) {
-	db := MustOpen(b, b.TempDir())
+	dir := b.TempDir()
+	db := MustOpen(b, dir)
+	defer func() {
+		// Bytes of data file per write: what the layout costs in disk, and
+		// roughly in pages written.
+		if st, err := os.Stat(filepath.Join(dir, "baton.db")); err == nil && b.N > 0 {
+			b.ReportMetric(float64(st.Size())/float64(b.N), "file-B/op")
+		}
+	}()
 	var i atomic.Int64
 	b.SetParallelism(32) // 2 cores x 32 = 64 callers
 	b.RunParallel(func(pb *testing.PB) {

@@ -328,11 +328,17 @@ func (x *tx) SweepSeen(now time.Time, window time.Duration) (int, error) {
 	return len(old), nil
 }
 
+// appendOnly is the fill of buckets whose keys only grow (journal, outbox):
+// bbolt splits a full page at half by default, which leaves every page
+// behind the last one half empty when nothing is ever inserted before it.
+const appendOnly = 1.0
+
 // Journal values are a JSON header and the raw event after it, so that the
 // event's bytes are stored as received, never re-encoded:
 // [4-byte header length][header][event].
 func (x *tx) AppendJournal(j *store.JournalEntry) error {
 	b := x.b(bJournal)
+	b.FillPercent = appendOnly
 	seq, err := b.NextSequence()
 	if err != nil {
 		return err
@@ -391,6 +397,7 @@ func (x *tx) Enqueue(d *store.Delivery) error {
 	}
 	d.ID = seq
 	d.Status = store.DeliveryPending
+	x.b(bOutbox).FillPercent = appendOnly
 	return put(x.b(bOutbox), u64(seq), stored(*d))
 }
 

@@ -54,6 +54,10 @@ type Webhooks struct {
 	// It trades latency at low load for CPU at high load: see
 	// docs/PERFORMANCE.md.
 	CommitWait time.Duration `yaml:"commit_wait"`
+	// JournalRetention is how long the journal keeps each webhook event as
+	// received (default 7 days). Events a pending delivery still reads are
+	// kept longer; dead letters keep their own copy.
+	JournalRetention time.Duration `yaml:"journal_retention"`
 }
 
 // Delivery tunes forwarding to bots; an adapter may override each value.
@@ -160,6 +164,8 @@ const (
 	DefaultGraphURL    = "https://graph.facebook.com"
 	DefaultVersion     = "v21.0"
 	DefaultMaxBody     = 1 << 20
+	// DefaultJournalRetention is a week of webhooks to look back on.
+	DefaultJournalRetention = 7 * 24 * time.Hour
 )
 
 func (c *Config) applyDefaults() {
@@ -180,6 +186,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Webhooks.MaxBody == 0 {
 		c.Webhooks.MaxBody = DefaultMaxBody
+	}
+	if c.Webhooks.JournalRetention == 0 {
+		c.Webhooks.JournalRetention = DefaultJournalRetention
 	}
 	d := &c.Delivery
 	if d.MaxAttempts == 0 {

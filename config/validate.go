@@ -65,6 +65,9 @@ func (v *validator) config(c *Config) {
 	if w := c.Webhooks.CommitWait; w < 0 || w > time.Second {
 		v.bad("webhooks.commit_wait", "%s: want 0 (never wait) up to 1s; a few milliseconds is the useful range", w)
 	}
+	if r := c.Webhooks.JournalRetention; r < time.Hour {
+		v.bad("webhooks.journal_retention", "%s: want at least 1h (default 168h, a week)", r)
+	}
 	if c.Webhooks.MaxBody < 1024 {
 		v.bad("webhooks.max_body", "%d bytes is too small for a webhook", c.Webhooks.MaxBody)
 	}

@@ -236,7 +236,11 @@ func (h *harness) startBaton() {
 	case err := <-done:
 		h.t.Fatalf("baton did not start: %v", err)
 	}
-	<-srv.O.Ready()
+	select {
+	case <-srv.O.Ready():
+	case err := <-done:
+		h.t.Fatalf("baton stopped before it was ready: %v", err)
+	}
 	pub, adm := srv.Addrs()
 	h.baton, h.admin = "http://"+pub, "http://"+adm
 	h.cfg.Listen, h.cfg.Admin.Listen = pub, adm // a restart binds the same ports

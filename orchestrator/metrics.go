@@ -22,6 +22,7 @@ type metrics struct {
 	errors       *prometheus.CounterVec   // recent errors by kind
 	sendRefusals *prometheus.CounterVec   // sends refused by the send policy, by app and code
 	rules        *prometheus.CounterVec   // rule firings by rule and result
+	pruned       prometheus.Counter       // journal entries past their retention
 	pending      prometheus.GaugeFunc
 }
 
@@ -38,7 +39,8 @@ func newMetrics() *metrics {
 	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_errors_total", Help: "Errors shown in /admin/errors, by kind."}, []string{"kind"})
 	m.sendRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_send_refusals_total", Help: "Sends refused before Meta, by app and Meta error code/subcode."}, []string{"app", "code"})
 	m.rules = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_rule_firings_total", Help: "Handover rule firings by rule and result (armed, fired, held, refused, skipped, failed)."}, []string{"rule", "result"})
-	m.reg.MustRegister(m.rules, m.sendRefusals, m.requests, m.events, m.ackSeconds, m.deliveries, m.deliverSec, m.graphCalls, m.transits, m.errors,
+	m.pruned = prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_journal_pruned_total", Help: "Journal entries deleted past webhooks.journal_retention."})
+	m.reg.MustRegister(m.pruned, m.rules, m.sendRefusals, m.requests, m.events, m.ackSeconds, m.deliveries, m.deliverSec, m.graphCalls, m.transits, m.errors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

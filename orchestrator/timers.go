@@ -91,8 +91,8 @@ func (o *Orchestrator) expireDue(ctx context.Context, now time.Time) int {
 	return len(due)
 }
 
-// runSweeper deletes expired dedup marks every hour, a bounded batch at a
-// time.
+// runSweeper deletes expired dedup marks and the journal's entries past
+// their retention every hour.
 func (o *Orchestrator) runSweeper(ctx context.Context) {
 	for {
 		select {
@@ -107,5 +107,38 @@ func (o *Orchestrator) runSweeper(ctx context.Context) {
 		if err != nil {
 			o.log.Error("sweep dedup marks", zap.Error(err))
 		}
+		o.pruneJournal(ctx)
 	}
+}
+
+// pruneBatch bounds one transaction of journal pruning: webhooks wait for
+// the write lock meanwhile.
+const pruneBatch = 2000
+
+// pruneJournal deletes the journal's entries older than its retention, a
+// batch per transaction, and reports how many went.
+func (o *Orchestrator) pruneJournal(ctx context.Context) int {
+	before := o.clock.Now().Add(-o.cfg.Webhooks.JournalRetention)
+	total := 0
+	for ctx.Err() == nil {
+		var n int
+		err := o.store.Update(ctx, func(tx store.Tx) error {
+			var err error
+			n, err = tx.PruneJournal(before, pruneBatch)
+			return err
+		})
+		if err != nil {
+			o.log.Error("prune journal", zap.Error(err))
+			break
+		}
+		total += n
+		o.metrics.pruned.Add(float64(n))
+		if n < pruneBatch {
+			break
+		}
+	}
+	if total > 0 {
+		o.log.Info("journal pruned", zap.Int("entries", total), zap.Time("received_before", before))
+	}
+	return total
 }

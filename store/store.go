@@ -213,12 +213,17 @@ type Tx interface {
 	// and reports how many days of marks it dropped.
 	SweepSeen(now time.Time, window time.Duration) (int, error)
 	AppendJournal(j *JournalEntry) error
+	// PruneJournal deletes up to limit journal entries received before
+	// before, oldest first, and reports how many it deleted. It stops at
+	// the first entry a pending delivery still reads its event from.
+	PruneJournal(before time.Time, limit int) (int, error)
 	// Enqueue adds a delivery and assigns its ID.
 	Enqueue(d *Delivery) error
 	UpdateDelivery(d Delivery) error
 	// DeleteDelivery removes a delivered delivery.
 	DeleteDelivery(id uint64) error
-	// KillDelivery moves a delivery to the dead letters.
+	// KillDelivery moves a delivery to the dead letters, with its own copy
+	// of the event: a dead letter may outlive the journal's retention.
 	KillDelivery(d Delivery) error
 	// ReviveDelivery moves a dead delivery back to the outbox.
 	ReviveDelivery(id uint64, now time.Time) (Delivery, error)

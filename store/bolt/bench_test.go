@@ -92,3 +92,38 @@ func BenchmarkThreadRead(b *testing.B) {
 		_ = db.View(func(tx store.ReadTx) error { _, err := tx.Thread(k); return err })
 	}
 }
+
+// BenchmarkPruneJournal: one batch of the hourly journal sweep, which
+// webhooks wait behind (a write transaction), from a journal of 1 KB
+// events.
+func BenchmarkPruneJournal(b *testing.B) {
+	db := MustOpen(b, b.TempDir())
+	const batch = 2000
+	now := time.Unix(1795557600, 0)
+	fill := func() {
+		if err := db.Update(context.Background(), func(tx store.Tx) error {
+			for range batch {
+				if err := tx.AppendJournal(&store.JournalEntry{ReceivedAt: now, App: "a", Page: "1", Event: event}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		b.StopTimer()
+		fill()
+		b.StartTimer()
+		if err := db.Update(context.Background(), func(tx store.Tx) error {
+			n, err := tx.PruneJournal(now.Add(time.Hour), batch)
+			if err == nil && n != batch {
+				err = fmt.Errorf("pruned %d", n)
+			}
+			return err
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -356,6 +357,77 @@ func (x *tx) AppendJournal(j *store.JournalEntry) error {
 	return b.Put(u64(seq), v)
 }
 
+func (x *tx) PruneJournal(before time.Time, limit int) (int, error) {
+	keep, err := x.oldestSharedEvent()
+	if err != nil {
+		return 0, err
+	}
+	j := x.b(bJournal)
+	var old [][]byte
+	c := j.Cursor()
+	for k, v := c.First(); k != nil && len(old) < limit; k, v = c.Next() {
+		if binary.BigEndian.Uint64(k) >= keep {
+			break
+		}
+		var hdr struct {
+			ReceivedAt time.Time `json:"received_at"`
+		}
+		if len(v) < 4 || int(binary.BigEndian.Uint32(v)) > len(v)-4 {
+			return 0, fmt.Errorf("journal entry %d is damaged", binary.BigEndian.Uint64(k))
+		}
+		if err := unmarshal(v[4:4+binary.BigEndian.Uint32(v)], &hdr); err != nil {
+			return 0, fmt.Errorf("journal entry %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		if !hdr.ReceivedAt.Before(before) {
+			break // entries are in the order received
+		}
+		old = append(old, k)
+	}
+	// Keys are deleted after the walk: a bbolt cursor may skip a key when
+	// the one under it is deleted.
+	for _, k := range old {
+		if err := j.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(old), nil
+}
+
+// oldestSharedEvent is the lowest journal seq a delivery reads its event
+// from, or the largest seq when none does. Deliveries that share an event
+// were enqueued with it, in journal order, so the first such one in the
+// outbox has it; dead letters keep their own copy, except those a version
+// before that wrote.
+func (x *tx) oldestSharedEvent() (uint64, error) {
+	keep := uint64(math.MaxUint64)
+	var probe struct {
+		JournalSeq  uint64 `json:"journal_seq"`
+		SharesEvent bool   `json:"shares_event"`
+	}
+	c := x.b(bOutbox).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		probe.JournalSeq, probe.SharesEvent = 0, false
+		if err := unmarshal(v, &probe); err != nil {
+			return 0, fmt.Errorf("delivery %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		if probe.SharesEvent && probe.JournalSeq != 0 {
+			keep = probe.JournalSeq
+			break
+		}
+	}
+	err := x.b(bDead).ForEach(func(k, v []byte) error {
+		probe.JournalSeq, probe.SharesEvent = 0, false
+		if err := unmarshal(v, &probe); err != nil {
+			return fmt.Errorf("dead delivery %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		if probe.SharesEvent && probe.JournalSeq != 0 {
+			keep = min(keep, probe.JournalSeq)
+		}
+		return nil
+	})
+	return keep, err
+}
+
 // journalEvent returns a copy of the event bytes of journal entry seq.
 func (x *tx) journalEvent(seq uint64) (json.RawMessage, error) {
 	v := x.b(bJournal).Get(u64(seq))
@@ -425,8 +497,12 @@ func (x *tx) KillDelivery(d store.Delivery) error {
 	if err := x.b(bOutbox).Delete(u64(d.ID)); err != nil {
 		return err
 	}
-	d.Status = store.DeliveryDead
-	return put(x.b(bDead), u64(d.ID), stored(d))
+	d, err := x.withEvent(d)
+	if err != nil {
+		return err
+	}
+	d.Status, d.SharesEvent = store.DeliveryDead, false
+	return put(x.b(bDead), u64(d.ID), d)
 }
 
 func (x *tx) ReviveDelivery(id uint64, now time.Time) (store.Delivery, error) {

@@ -28,6 +28,7 @@ func Run(t *testing.T, open Opener) {
 		"history":                  testHistory,
 		"dedup":                    testDedup,
 		"outbox":                   testOutbox,
+		"journal retention":        testJournalRetention,
 		"intents":                  testIntents,
 		"jobs":                     testJobs,
 		"concurrent updates":       testConcurrent,
@@ -260,6 +261,73 @@ func testDedup(t *testing.T, open Opener) {
 	if days != 1 || !mark("m:1", sent, t0.Add(4*24*time.Hour)) {
 		t.Fatalf("sweep after 4 days dropped %d days, and m:1 is not new again", days)
 	}
+}
+
+// The journal forgets what is older than its retention, except events a
+// pending delivery still reads; a dead letter keeps its own copy.
+func testJournalRetention(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	var seqs []uint64
+	var shared, dying uint64 // deliveries reading entries 3 and 2
+	update(t, s, func(tx store.Tx) error {
+		for i := range 6 {
+			j := &store.JournalEntry{ReceivedAt: t0.Add(time.Duration(i) * time.Hour), App: "a", Event: []byte(fmt.Sprintf(`{"n":%d}`, i))}
+			if err := tx.AppendJournal(j); err != nil {
+				return err
+			}
+			seqs = append(seqs, j.Seq)
+		}
+		for _, i := range []int{2, 3} {
+			d := &store.Delivery{App: "a", Page: "1", PSID: "2", Event: []byte(fmt.Sprintf(`{"n":%d}`, i)), JournalSeq: seqs[i], SharesEvent: true}
+			if err := tx.Enqueue(d); err != nil {
+				return err
+			}
+			dying, shared = shared, d.ID
+		}
+		return nil
+	})
+	prune := func(before time.Time, limit int) (n int) {
+		update(t, s, func(tx store.Tx) error {
+			var err error
+			n, err = tx.PruneJournal(before, limit)
+			return err
+		})
+		return n
+	}
+	if n := prune(t0.Add(5*time.Hour), 1); n != 1 {
+		t.Fatalf("pruned %d with a limit of 1", n)
+	}
+	if n := prune(t0.Add(5*time.Hour), 100); n != 1 {
+		t.Fatalf("pruned %d, want 1: entry 2 is read by a pending delivery", n)
+	}
+	update(t, s, func(tx store.Tx) error {
+		d, err := tx.Delivery(dying)
+		if err != nil {
+			return err
+		}
+		return tx.KillDelivery(d)
+	})
+	if n := prune(t0.Add(5*time.Hour), 100); n != 1 {
+		t.Fatalf("pruned %d, want 1 (entry 2, its delivery dead with a copy; entry 3 still read)", n)
+	}
+	update(t, s, func(tx store.Tx) error { return tx.DeleteDelivery(shared) })
+	if n := prune(t0.Add(5*time.Hour), 100); n != 2 {
+		t.Fatalf("pruned %d, want entries 3 and 4; 5 is not old enough", n)
+	}
+	view(t, s, func(tx store.ReadTx) error {
+		dead, err := tx.DeadDeliveries(10)
+		if err != nil || len(dead) != 1 || string(dead[0].Event) != `{"n":2}` {
+			t.Errorf("dead letter after its journal entry went: %+v %v", dead, err)
+		}
+		return nil
+	})
+	update(t, s, func(tx store.Tx) error {
+		d, err := tx.ReviveDelivery(dying, t0)
+		if err != nil || string(d.Event) != `{"n":2}` {
+			return fmt.Errorf("revived %+v: %v", d, err)
+		}
+		return nil
+	})
 }
 
 func testOutbox(t *testing.T, open Opener) {

@@ -20,6 +20,11 @@ func FuzzParseEnvelope(f *testing.F) {
 		}
 	}
 	f.Add([]byte(`{"object":"page","entry":[{"id":1,"messaging":[{"app_roles":{"1":["x"]}}]}]}`))
+	// Where encoding/json and v2 differ unless told to agree: duplicate
+	// and differently cased names, invalid UTF-8, null and numeric ids.
+	f.Add([]byte(`{"object":"page","Object":"x","entry":[{"id":"1","ID":"2","messaging":[{"message":{"mid":"a"},"Message":{"text":"b"},"sender":null,"recipient":{"id":12}}]}]}`))
+	f.Add([]byte("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"standby\":[{\"message\":{\"text\":\"\xff\xfe\",\"mid\":\"m\"},\"timestamp\":1}]}]}"))
+	f.Add([]byte(`{"object":"page","entry":[{"id":"1","messaging":[null,{"pass_thread_control":{"new_owner_app_id":null,"previous_owner_app_id":263902037430900}}]}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		env, err := ParseEnvelope(body)
 		var old Envelope

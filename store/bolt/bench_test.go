@@ -127,3 +127,70 @@ func BenchmarkPruneJournal(b *testing.B) {
 		}
 	}
 }
+
+// enqueueShared journals n events and enqueues a delivery sharing each,
+// as ingress does.
+func enqueueShared(b *testing.B, db store.Store, n int) []uint64 {
+	ids := make([]uint64, 0, n)
+	for n > 0 {
+		m := min(n, 1000)
+		n -= m
+		if err := db.Update(context.Background(), func(tx store.Tx) error {
+			for range m {
+				j := &store.JournalEntry{App: "a", Page: "1", Event: event}
+				if err := tx.AppendJournal(j); err != nil {
+					return err
+				}
+				d := &store.Delivery{App: "a", Page: "1", PSID: "2", Event: event, JournalSeq: j.Seq, SharesEvent: true}
+				if err := tx.Enqueue(d); err != nil {
+					return err
+				}
+				ids = append(ids, d.ID)
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return ids
+}
+
+// BenchmarkOutboxDone: the dispatcher's claim on the outbox ends with a
+// done mark; marks are written in batches, here of 64, per transaction.
+// ns/op is per delivery.
+func BenchmarkOutboxDone(b *testing.B) {
+	db := MustOpen(b, b.TempDir())
+	ids := enqueueShared(b, db, 64*b.N)
+	b.ResetTimer()
+	for i := 0; i < len(ids); i += 64 {
+		if err := db.Update(context.Background(), func(tx store.Tx) error {
+			for _, id := range ids[i : i+64] {
+				if err := tx.DeleteDelivery(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(len(ids)), "ns/delivery")
+}
+
+// BenchmarkOutboxLoad: start-up claims the whole outbox, events read back
+// from the journal; here 10,000 pending deliveries.
+func BenchmarkOutboxLoad(b *testing.B) {
+	db := MustOpen(b, b.TempDir())
+	enqueueShared(b, db, 10000)
+	for b.Loop() {
+		if err := db.View(func(tx store.ReadTx) error {
+			ds, err := tx.PendingDeliveries()
+			if err == nil && len(ds) != 10000 {
+				err = fmt.Errorf("%d pending", len(ds))
+			}
+			return err
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

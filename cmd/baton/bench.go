@@ -105,7 +105,8 @@ type sample struct {
 	ack, e2e                  bench.Latencies
 	sent, acked, failed       int
 	lost, dups, order, mismat int
-	cpu                       time.Duration
+	cpu                       time.Duration // of the measured process
+	benchCPU                  time.Duration // of this one: the generator and the recording bot
 	elapsed                   time.Duration
 	maxRSS                    int64
 }
@@ -142,6 +143,7 @@ func report(w io.Writer, opt bench.Options, base, baton []sample) {
 		baseRate = row("acknowledged", base, func(s sample) float64 { return s.perSec }, "ev/s")
 		row("ack p99", base, func(s sample) float64 { return ms(s.ack.P99) }, "ms")
 		row("cpu per event", base, func(s sample) float64 { return float64(s.cpu.Microseconds()) / float64(max(1, s.acked)) }, "us")
+		row("generator cpu per event", base, func(s sample) float64 { return float64(s.benchCPU.Microseconds()) / float64(max(1, s.acked)) }, "us")
 	}
 	fmt.Fprintln(w, "baton (durable ack, forward to a bot):")
 	rate := row("acknowledged", baton, func(s sample) float64 { return s.perSec }, "ev/s")
@@ -152,6 +154,7 @@ func report(w io.Writer, opt bench.Options, base, baton []sample) {
 	row("end-to-end p50", baton, func(s sample) float64 { return ms(s.e2e.P50) }, "ms")
 	row("end-to-end p99", baton, func(s sample) float64 { return ms(s.e2e.P99) }, "ms")
 	row("cpu per event", baton, func(s sample) float64 { return float64(s.cpu.Microseconds()) / float64(max(1, s.acked)) }, "us")
+	row("generator + bot cpu per event", baton, func(s sample) float64 { return float64(s.benchCPU.Microseconds()) / float64(max(1, s.acked)) }, "us")
 	row("max RSS", baton, func(s sample) float64 { return float64(s.maxRSS) / (1 << 20) }, "MiB")
 	var lost, dups, order, mis, failed int
 	for _, s := range baton {
@@ -230,13 +233,15 @@ func stop(cmd *exec.Cmd) {
 
 func measure(ctx context.Context, cmd *exec.Cmd, opt bench.Options) (*bench.Result, sample, error) {
 	before, _ := bench.ReadProc(cmd.Process.Pid)
+	self, _ := bench.ReadProc(os.Getpid())
 	res, err := bench.Run(ctx, opt)
 	if err != nil {
 		return nil, sample{}, err
 	}
 	after, _ := bench.ReadProc(cmd.Process.Pid)
+	selfAfter, _ := bench.ReadProc(os.Getpid())
 	return res, sample{perSec: res.AckedPerSecond(), ack: res.AckLatency, sent: res.Sent, acked: res.Acked, failed: res.Failed,
-		cpu: after.CPU - before.CPU, elapsed: res.Elapsed, maxRSS: after.MaxRS}, nil
+		cpu: after.CPU - before.CPU, benchCPU: selfAfter.CPU - self.CPU, elapsed: res.Elapsed, maxRSS: after.MaxRS}, nil
 }
 
 func benchBaseline(ctx context.Context, self, dir string, opt bench.Options, run int) (sample, error) {

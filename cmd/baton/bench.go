@@ -344,7 +344,7 @@ type benchTarget struct {
 	SlowURL    string // a second, slow bot, or empty
 	Conns      int    // delivery concurrency per bot
 	CommitWait time.Duration
-	Profile    string // write a CPU profile of the run here, or nothing
+	Profile    string // write CPU and allocation profiles of the run here (and .allocs), or nothing
 }
 
 func profileFor(run int, path string) string {

@@ -366,17 +366,19 @@ func (x *tx) PruneJournal(before time.Time, limit int) (int, error) {
 	var old [][]byte
 	c := j.Cursor()
 	for k, v := c.First(); k != nil && len(old) < limit; k, v = c.Next() {
-		if binary.BigEndian.Uint64(k) >= keep {
+		seq := binary.BigEndian.Uint64(k)
+		if seq >= keep {
 			break
+		}
+		h, _, err := splitJournal(seq, v)
+		if err != nil {
+			return 0, err
 		}
 		var hdr struct {
 			ReceivedAt time.Time `json:"received_at"`
 		}
-		if len(v) < 4 || int(binary.BigEndian.Uint32(v)) > len(v)-4 {
-			return 0, fmt.Errorf("journal entry %d is damaged", binary.BigEndian.Uint64(k))
-		}
-		if err := unmarshal(v[4:4+binary.BigEndian.Uint32(v)], &hdr); err != nil {
-			return 0, fmt.Errorf("journal entry %d: %w", binary.BigEndian.Uint64(k), err)
+		if err := unmarshal(h, &hdr); err != nil {
+			return 0, fmt.Errorf("journal entry %d: %w", seq, err)
 		}
 		if !hdr.ReceivedAt.Before(before) {
 			break // entries are in the order received
@@ -431,14 +433,21 @@ func (x *tx) oldestSharedEvent() (uint64, error) {
 // journalEvent returns a copy of the event bytes of journal entry seq.
 func (x *tx) journalEvent(seq uint64) (json.RawMessage, error) {
 	v := x.b(bJournal).Get(u64(seq))
-	if len(v) < 4 {
+	if v == nil {
 		return nil, fmt.Errorf("journal entry %d: %w", seq, store.ErrNotFound)
 	}
-	n := int(binary.BigEndian.Uint32(v))
-	if 4+n > len(v) {
-		return nil, fmt.Errorf("journal entry %d is damaged", seq)
+	_, ev, err := splitJournal(seq, v)
+	return append(json.RawMessage(nil), ev...), err
+}
+
+// splitJournal splits journal entry seq's value into its JSON header and
+// the event's bytes (see AppendJournal); both alias v.
+func splitJournal(seq uint64, v []byte) (hdr, event []byte, err error) {
+	if len(v) < 4 || int(binary.BigEndian.Uint32(v)) > len(v)-4 {
+		return nil, nil, fmt.Errorf("journal entry %d is damaged", seq)
 	}
-	return append(json.RawMessage(nil), v[4+n:]...), nil
+	n := 4 + int(binary.BigEndian.Uint32(v))
+	return v[4:n], v[n:], nil
 }
 
 // stored is how a delivery is written: without the event when the journal

@@ -112,20 +112,45 @@ type Result struct {
 	Notify bool
 }
 
-// Reasons a call is refused; match with errors.Is.
+// ErrRefused is what every refusal Apply returns matches with errors.Is:
+// the input is one Meta's rules do not allow (the caller lacks control or
+// permission, the page mode has no such call, the declared table has no
+// such transition). Each refusal also matches its own reason below, whose
+// text API responses show.
+var ErrRefused = errors.New("thread-control call refused")
+
+// refusal is the type of the reasons Apply refuses an input: its text is
+// the reason alone, and it matches ErrRefused as well as itself.
+type refusal struct{ msg string }
+
+func (r *refusal) Error() string { return r.msg }
+
+// Is makes every refusal match ErrRefused.
+func (r *refusal) Is(target error) bool { return target == ErrRefused }
+
+// Reasons a call is refused; match with errors.Is. Each matches ErrRefused.
 var (
-	ErrNotOwner          = errors.New("the caller does not control the thread")
-	ErrAlreadyOwner      = errors.New("the caller already controls the thread")
-	ErrTargetIsCaller    = errors.New("control cannot be passed to the caller itself")
-	ErrTargetRequired    = errors.New("a target app is required")
-	ErrTakeNotPermitted  = errors.New("the caller may not take control on this page")
-	ErrNotInMode         = errors.New("not supported in this page mode")
-	ErrDuration          = errors.New("extend duration must be between 1 second and 7 days")
-	ErrNotPrimary        = errors.New("only the primary app may do this")
-	ErrPrimaryMayNotAsk  = errors.New("the primary app takes control, it does not request it")
-	ErrNothingToExpire   = errors.New("control has not lapsed")
-	ErrInvalidTransition = errors.New("transition not possible from this state")
+	ErrNotOwner          error = &refusal{"the caller does not control the thread"}
+	ErrAlreadyOwner      error = &refusal{"the caller already controls the thread"}
+	ErrTargetIsCaller    error = &refusal{"control cannot be passed to the caller itself"}
+	ErrTargetRequired    error = &refusal{"a target app is required"}
+	ErrTakeNotPermitted  error = &refusal{"the caller may not take control on this page"}
+	ErrNotInMode         error = &refusal{"not supported in this page mode"}
+	ErrDuration          error = &refusal{"extend duration must be between 1 second and 7 days"}
+	ErrNotPrimary        error = &refusal{"only the primary app may do this"}
+	ErrPrimaryMayNotAsk  error = &refusal{"the primary app takes control, it does not request it"}
+	ErrInvalidTransition error = &refusal{"transition not possible from this state"}
 )
+
+// ErrNothingToExpire is what an expire returns while control has not
+// lapsed (or never lapses, on a legacy page). It is not a refusal and does
+// not match ErrRefused: nobody asked for anything, there is only nothing
+// to do, and the timer that fires it is expected to be early or stale.
+var ErrNothingToExpire = errors.New("control has not lapsed")
+
+// errNoCaller is a call of the protocol without an acting app: a bug in
+// the caller, like an unknown op, not one of Meta's refusals.
+var errNoCaller = errors.New("a caller app is required")
 
 var (
 	any3    = []string{string(Idle), string(Primary), string(Secondary)}
@@ -136,15 +161,18 @@ var (
 // events declares every transition once: the event name is the op and the
 // destination, so "pass to the primary" and "pass to a secondary" are
 // separate events with one destination each, and the sources say from
-// where an op can start at all (release and expire need an owner, a
-// request grants only an idle thread, a take by the primary starts where
-// the primary is not the owner).
+// where an op can start at all: the primary never passes to itself, a
+// take by the primary starts where the primary is not the owner, a request
+// grants only an idle thread (and only on a zero-config page, which has no
+// primary), release and expire need an owner. decide applies the guards
+// that depend on who calls; TestTableAgreesWithGuards checks that every
+// input it allows is a declared transition and that every declared
+// transition is reached by some allowed input.
 var events = fsm.Events{
-	{Name: "pass_primary", Src: any3, Dst: string(Primary)},
+	{Name: "pass_primary", Src: []string{string(Idle), string(Secondary)}, Dst: string(Primary)},
 	{Name: "pass_secondary", Src: any3, Dst: string(Secondary)},
 	{Name: "take_primary", Src: []string{string(Idle), string(Secondary)}, Dst: string(Primary)},
 	{Name: "take_secondary", Src: any3, Dst: string(Secondary)},
-	{Name: "request_primary", Src: idleSrc, Dst: string(Primary)},
 	{Name: "request_secondary", Src: idleSrc, Dst: string(Secondary)},
 	{Name: "release_idle", Src: owned, Dst: string(Idle)},
 	{Name: "release_primary", Src: owned, Dst: string(Primary)}, // legacy
@@ -165,7 +193,9 @@ var machines = sync.Pool{New: func() any { return fsm.NewFSM(string(Idle), event
 func Events() fsm.Events { return append(fsm.Events(nil), events...) }
 
 // Apply decides what in does to th on page p. It returns the new record, or
-// an error wrapping one of the Err values that says why Meta would refuse.
+// an error wrapping one of the Err values: a refusal (matching ErrRefused)
+// that says why Meta would refuse, ErrNothingToExpire, or (a bug in the
+// caller) an unknown op or a protocol call without a caller.
 func Apply(p Page, th Thread, in Input) (Result, error) {
 	if th.State == "" {
 		th.State = Idle
@@ -189,13 +219,18 @@ func Apply(p Page, th Thread, in Input) (Result, error) {
 	// A machine restored to the record's state for this input alone. It
 	// has no callbacks and never sees a cancellable context, so no event
 	// can leave it mid-transition, and it can be reused (see machines).
+	// The state is the one the record's owner has on this page now: a
+	// stored state may predate a change of the page's primary in the
+	// config, and the table is about owners' roles, not old labels.
 	m := machines.Get().(*fsm.FSM)
 	defer machines.Put(m)
-	m.SetState(string(th.State))
+	m.SetState(string(stateOf(p, th.Owner)))
 	ev := string(in.Op) + "_" + string(stateOf(p, to))
 	// The same state again (one secondary passing to another) is
 	// NoTransitionError: the state holds, the owner still changes.
 	if err := m.Event(context.Background(), ev); err != nil && !errors.As(err, new(fsm.NoTransitionError)) {
+		// Only a page the config would refuse (a zero-config page with a
+		// primary) gets here: TestTableAgreesWithGuards walks the rest.
 		return res, fmt.Errorf("%s: %w: %w", in.Op, ErrInvalidTransition, err)
 	}
 	next := th
@@ -253,6 +288,14 @@ func ptr(s string) *string { return &s }
 // or nil when the owner stays.
 func decide(p Page, th Thread, in Input) (*string, error) {
 	me, owner := in.Caller, th.Owner
+	switch in.Op {
+	case OpPass, OpTake, OpRequest, OpRelease, OpExtend:
+		if me == "" {
+			// Nobody would otherwise "own" an idle thread and could
+			// release or extend it; no API call lacks a caller.
+			return nil, errNoCaller
+		}
+	}
 	switch in.Op {
 	case OpObserve, OpAdmin:
 		return ptr(in.Target), nil

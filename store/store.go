@@ -17,6 +17,21 @@ import (
 // ErrNotFound is returned for a record that does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrInvalidCursor is what ReadTx.Threads returns, wrapped with what is
+// wrong, for a cursor it did not hand out: one that does not decode, or
+// one from a listing of another page. It is the caller's mistake (an API
+// answers 400), not the store's.
+var ErrInvalidCursor = errors.New("invalid listing cursor")
+
+// CommitStats count a store's write transactions since it was opened, for
+// metrics: how many writes share a commit, and where its time goes.
+type CommitStats struct {
+	Commits uint64        // write transactions committed (or failed)
+	Calls   uint64        // write functions run in them
+	Commit  time.Duration // total time in the transactions, fsync included
+	Apply   time.Duration // of Commit, the time running the write functions
+}
+
 // Store runs transactions. Update may group the functions of concurrent
 // callers into one durable commit; a function must therefore read and write
 // only through its Tx and may be run more than once.
@@ -161,12 +176,16 @@ type ThreadFilter struct {
 	Owner  string // app id; "idle" for none
 	State  string
 	Limit  int
-	Cursor string // from a previous page
+	Cursor string // next from a previous page of the same listing
 }
 
 // ReadTx reads.
 type ReadTx interface {
 	Thread(k ThreadKey) (Thread, error)
+	// Threads lists threads in key order, a page of f.Limit (100 when
+	// unset, at most 1,000), and the cursor of the next page ("" after
+	// the last). A cursor it did not hand out for f.Page is
+	// ErrInvalidCursor.
 	Threads(f ThreadFilter) (threads []Thread, next string, err error)
 	History(k ThreadKey) ([]HistoryEntry, error)
 	Delivery(id uint64) (Delivery, error)

@@ -92,8 +92,21 @@ func (d *DB) View(fn func(store.ReadTx) error) error {
 	return d.db.View(func(btx *bolt.Tx) error { return fn(newTx(btx)) })
 }
 
-// Stats returns the group commit's counters.
+// Stats returns the group commit's live counters. CommitStats gives a
+// snapshot without exposing this package's types.
 func (d *DB) Stats() *CommitStats { return &d.gc.stats }
+
+// CommitStats returns a snapshot of the group commit's counters. Each is
+// read on its own, so under load they may be a commit apart.
+func (d *DB) CommitStats() store.CommitStats {
+	st := &d.gc.stats
+	return store.CommitStats{
+		Commits: uint64(st.Commits.Load()),
+		Calls:   uint64(st.Calls.Load()),
+		Commit:  time.Duration(st.Nanos.Load()),
+		Apply:   time.Duration(st.FnNanos.Load()),
+	}
+}
 
 // Backup writes a consistent copy of the database to w.
 func (d *DB) Backup(w interface{ Write([]byte) (int, error) }) (int64, error) {

@@ -158,3 +158,20 @@ func TestRecordsDecodeAsEncodingJSONDid(t *testing.T) {
 		}
 	}
 }
+
+// CommitStats is a snapshot of the counters Stats exposes.
+func TestCommitStatsSnapshot(t *testing.T) {
+	db := MustOpen(t, t.TempDir()).(*DB)
+	for i := range 3 {
+		if err := putThread(db, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := db.CommitStats()
+	if st.Commits != 3 || st.Calls != 3 || st.Commit <= 0 || st.Apply <= 0 || st.Apply > st.Commit {
+		t.Fatalf("%+v", st)
+	}
+	if live := db.Stats(); uint64(live.Commits.Load()) != st.Commits || time.Duration(live.Nanos.Load()) != st.Commit {
+		t.Fatalf("snapshot %+v, counters %d commits %d ns", st, live.Commits.Load(), live.Nanos.Load())
+	}
+}

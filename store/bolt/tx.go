@@ -160,8 +160,13 @@ func (x *tx) Threads(f store.ThreadFilter) ([]store.Thread, string, error) {
 	var k, v []byte
 	if f.Cursor != "" {
 		after, err := base64.RawURLEncoding.DecodeString(f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("bad cursor: %w", err)
+		switch {
+		case err != nil:
+			return nil, "", fmt.Errorf("%w: %w", store.ErrInvalidCursor, err)
+		case bytes.IndexByte(after, 0) < 0:
+			return nil, "", fmt.Errorf("%w: not a thread key", store.ErrInvalidCursor)
+		case !bytes.HasPrefix(after, prefix):
+			return nil, "", fmt.Errorf("%w: not from a listing of page %s", store.ErrInvalidCursor, f.Page)
 		}
 		k, v = c.Seek(after)
 		if bytes.Equal(k, after) {

@@ -25,6 +25,7 @@ func Run(t *testing.T, open Opener) {
 		"threads and timers":       testThreadsAndTimers,
 		"lazy timers":              testLazyTimers,
 		"listing":                  testListing,
+		"invalid cursor":           testInvalidCursor,
 		"history":                  testHistory,
 		"dedup":                    testDedup,
 		"outbox":                   testOutbox,

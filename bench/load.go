@@ -1,0 +1,219 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+)
+
+// compare measures Baton against the bare handler, each in its own
+// process, with the same load, alternating runs; or, with c.SlowBot, Baton
+// with and without a slow second bot.
+func compare(ctx context.Context, c Config) error {
+	l, err := newLab(c.Executable, "baton-bench-")
+	if err != nil {
+		return err
+	}
+	defer l.close()
+
+	rec := NewRecorder()
+	rec.Delay = c.BotDelay
+	botURL, stopBot, err := serveLocal(rec)
+	if err != nil {
+		return err
+	}
+	defer stopBot()
+
+	opt := Options{Secret: []byte(appSecret), Pages: pageIDs(c.Pages), AppID: botAppID, Threads: c.Threads,
+		Connections: c.Connections, Rate: c.Rate, Duration: c.Duration, Handovers: c.Handovers, TextBytes: c.TextBytes}
+
+	if c.SlowBot > 0 {
+		return l.slowBot(ctx, c, opt, botURL, rec)
+	}
+	var base, baton []sample
+	for run := range c.Runs {
+		if !c.NoBaseline {
+			s, err := l.baseline(ctx, opt, run)
+			if err != nil {
+				return fmt.Errorf("baseline: %w", err)
+			}
+			base = append(base, s)
+			fmt.Fprintf(c.Stderr, "baseline run %d: %.0f acked/s, ack %s\n", run+1, s.perSec, s.ack)
+		}
+		s, err := l.baton(ctx, opt, run, rec, target{BotURL: botURL, Conns: c.Connections, CommitWait: c.CommitWait, Profile: profileFor(run, c.Profile)})
+		if err != nil {
+			return fmt.Errorf("baton: %w", err)
+		}
+		baton = append(baton, s)
+		fmt.Fprintf(c.Stderr, "baton run %d: %.0f acked/s, ack %s; e2e %s; lost %d, dup %d, order %d\n",
+			run+1, s.perSec, s.ack, s.e2e, s.lost, s.dups, s.order)
+	}
+	report(c.Stdout, opt, base, baton)
+	return nil
+}
+
+// slowBot measures the same load with and without a second bot that is
+// slow, to show that a slow bot holds up neither ingress nor others.
+func (l *lab) slowBot(ctx context.Context, c Config, opt Options, botURL string, rec *Recorder) error {
+	slow, fast := c.SlowBot, c.BotDelay
+	if fast == 0 {
+		fast = slow / 10
+	}
+	rec.Delay = fast
+	slowRec := NewRecorder()
+	slowRec.Delay = slow
+	slowURL, stopSlow, err := serveLocal(slowRec)
+	if err != nil {
+		return err
+	}
+	defer stopSlow()
+	without, err := l.baton(ctx, opt, 100, rec, target{BotURL: botURL, Conns: c.Connections})
+	if err != nil {
+		return err
+	}
+	with, err := l.baton(ctx, opt, 101, rec, target{BotURL: botURL, SlowURL: slowURL, Conns: c.Connections})
+	if err != nil {
+		return err
+	}
+	slowBotReport(c.Stdout, opt, fast, slow, without, with)
+	return nil
+}
+
+// sample is one run against one target.
+type sample struct {
+	perSec                    float64
+	ack, e2e                  Latencies
+	sent, acked, failed       int
+	lost, dups, order, mismat int
+	cpu                       time.Duration // of the measured process
+	benchCPU                  time.Duration // of this one: the generator and the recording bot
+	elapsed                   time.Duration
+	maxRSS                    int64
+}
+
+// measure sends the load to cmd and reads its CPU time and memory, and
+// this process's, around it.
+func measure(ctx context.Context, cmd *exec.Cmd, opt Options) (*Result, sample, error) {
+	before, _ := ReadProc(cmd.Process.Pid)
+	self, _ := ReadProc(os.Getpid())
+	res, err := Run(ctx, opt)
+	if err != nil {
+		return nil, sample{}, err
+	}
+	after, _ := ReadProc(cmd.Process.Pid)
+	selfAfter, _ := ReadProc(os.Getpid())
+	return res, sample{perSec: res.AckedPerSecond(), ack: res.AckLatency, sent: res.Sent, acked: res.Acked, failed: res.Failed,
+		cpu: after.CPU - before.CPU, benchCPU: selfAfter.CPU - self.CPU, elapsed: res.Elapsed, maxRSS: after.MaxRS}, nil
+}
+
+// baseline measures one run of `baton bench-baseline`.
+func (l *lab) baseline(ctx context.Context, opt Options, run int) (sample, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return sample{}, err
+	}
+	cmd, err := l.child(ctx, []string{"bench-baseline", "-listen", addr}, []string{secretEnv + "=" + appSecret},
+		"http://"+addr+"/healthz", "baseline.log")
+	if err != nil {
+		return sample{}, err
+	}
+	defer stop(cmd)
+	opt.URL, opt.RunID = "http://"+addr+"/webhooks/bench-bot", fmt.Sprint("b", run)
+	_, s, err := measure(ctx, cmd, opt)
+	return s, err
+}
+
+// baton measures one run of `baton serve` on a fresh data file, up to the
+// bot's receipt of everything acknowledged (or a minute).
+func (l *lab) baton(ctx context.Context, opt Options, run int, rec *Recorder, t target) (sample, error) {
+	cfgPath, pub, adm, err := writeConfig(l.dir, filepath.Join(l.dir, fmt.Sprintf("baton-%d.db", run)), opt.Pages, t)
+	if err != nil {
+		return sample{}, err
+	}
+	cmd, err := l.serve(ctx, cfgPath, adm)
+	if err != nil {
+		return sample{}, err
+	}
+	defer stop(cmd)
+	rec.Reset()
+	opt.URL, opt.RunID = "http://"+pub+"/webhooks/bench-bot", fmt.Sprint("t", run)
+	var profiled []<-chan error
+	if t.Profile != "" {
+		// The whole run but its last second, so the profiles hold load only.
+		profiled = append(profiled,
+			fetchProfile(ctx, adm, "profile", t.Profile, opt.Duration-time.Second),
+			fetchProfile(ctx, adm, "allocs", t.Profile+".allocs", opt.Duration-time.Second))
+	}
+	res, s, err := measure(ctx, cmd, opt)
+	if err != nil {
+		return s, err
+	}
+	for _, p := range profiled {
+		if err := <-p; err != nil {
+			return s, err
+		}
+	}
+	// Wait for the bot to receive what was acknowledged.
+	deadline := time.Now().Add(60 * time.Second)
+	for rec.Missing(res.AckedMids) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.lost = rec.Missing(res.AckedMids)
+	s.e2e = rec.EndToEnd(res.AckedMids)
+	s.dups, s.order, s.mismat = rec.Duplicates, rec.OutOfOrder, rec.Mismatched
+	if st, err := ReadProc(cmd.Process.Pid); err == nil {
+		s.maxRSS = st.MaxRS
+	}
+	return s, nil
+}
+
+// profileFor profiles the first run only.
+func profileFor(run int, path string) string {
+	if run > 0 {
+		return ""
+	}
+	return path
+}
+
+// fetchProfile fetches a profile (profile, allocs) of d from Baton's admin
+// listener and writes it to path; the returned channel yields the outcome.
+func fetchProfile(ctx context.Context, adm, kind, path string, d time.Duration) <-chan error {
+	out := make(chan error, 1)
+	go func() {
+		secs := max(1, int(d.Seconds()))
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", adm, kind, secs), nil)
+		if err != nil {
+			out <- err
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		client := &http.Client{Timeout: time.Duration(secs)*time.Second + time.Minute}
+		resp, err := client.Do(req)
+		if err != nil {
+			out <- fmt.Errorf("profile: %w", err)
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			out <- fmt.Errorf("profile: %s", resp.Status)
+			return
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			out <- err
+			return
+		}
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			f.Close()
+			out <- fmt.Errorf("profile: %w", err)
+			return
+		}
+		out <- f.Close()
+	}()
+	return out
+}

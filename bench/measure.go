@@ -1,0 +1,98 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Config is one `baton bench`: the binary it starts, where it writes, and
+// what it measures. By default Measure compares Baton with the bare
+// handler under the same load; Chaos, Startup and SlowBot choose another
+// measurement instead, tried in that order.
+type Config struct {
+	// Executable is the baton binary. Measure starts it as `baton serve`
+	// and `baton bench-baseline`, each in a process of its own, so that
+	// what is measured does not share a Go runtime with the load.
+	Executable string
+	Stdout     io.Writer // the report
+	Stderr     io.Writer // progress: a line per run, kill or fill
+
+	Duration    time.Duration // how long each run sends
+	Connections int           // concurrent senders
+	Rate        int           // events per second; 0 sends as fast as acknowledged
+	Threads     int           // distinct people
+	Pages       int           // pages the threads are spread over
+	Handovers   float64       // share of pass_thread_control events
+	TextBytes   int           // message text size
+	Runs        int           // runs of each target, alternating; medians are reported
+	BotDelay    time.Duration // time the recording bot takes per delivery
+	NoBaseline  bool          // measure Baton only
+	CommitWait  time.Duration // Baton's webhooks.commit_wait
+	// Profile, when set, is where CPU and allocation (Profile+".allocs")
+	// profiles of Baton's first run are written, in pprof format.
+	Profile string
+
+	// Chaos SIGKILLs Baton this many times at random moments under a
+	// steady Rate (500/s when Rate is 0), resending what got no 200.
+	Chaos int
+	// Startup fills a store with this many threads, then measures Baton's
+	// start-up, RSS and thread lookups.
+	Startup int
+	// SlowBot adds a second bot taking this long per delivery (standby
+	// copies of every event) and compares with a run without it.
+	SlowBot time.Duration
+}
+
+// Measure runs the measurement c chooses and writes its report to
+// c.Stdout.
+func Measure(ctx context.Context, c Config) error {
+	if c.Executable == "" {
+		return errors.New("bench: no baton executable to start")
+	}
+	switch {
+	case c.Chaos > 0:
+		return chaos(ctx, c)
+	case c.Startup > 0:
+		return startup(ctx, c)
+	}
+	return compare(ctx, c)
+}
+
+// appSecret signs the load's webhooks; the children get it as secretEnv.
+const (
+	appSecret = "bench-app-secret"
+	secretEnv = "BENCH_SECRET"
+)
+
+// botAppID is the app id of the recording bot Baton hosts.
+const botAppID = "512345678901234"
+
+// pageIDs names n pages.
+func pageIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = strconv.Itoa(100200300400500 + i)
+	}
+	return ids
+}
+
+// lab is where one measurement runs: the baton binary it starts and a
+// scratch directory for configs, data files and logs.
+type lab struct {
+	self string
+	dir  string
+}
+
+func newLab(self, prefix string) (*lab, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, err
+	}
+	return &lab{self: self, dir: dir}, nil
+}
+
+func (l *lab) close() { os.RemoveAll(l.dir) }

@@ -1,0 +1,137 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"time"
+)
+
+// median returns the median of xs (the upper one of an even count) and
+// its range.
+func median(xs []float64) (med, lo, hi float64) {
+	if len(xs) == 0 {
+		return 0, 0, 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2], s[0], s[len(s)-1]
+}
+
+func pick(ss []sample, f func(sample) float64) []float64 {
+	out := make([]float64, len(ss))
+	for i, s := range ss {
+		out[i] = f(s)
+	}
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// report writes the comparison: the median of each measure over the runs
+// of each target, with its range.
+func report(w io.Writer, opt Options, base, baton []sample) {
+	fmt.Fprintf(w, "\nload: %d connections, rate %s, %d threads on %d pages, %.0f%% handovers, %s per run, %d runs\n",
+		opt.Connections, rateString(opt.Rate), opt.Threads, len(opt.Pages), opt.Handovers*100, opt.Duration, len(baton))
+	row := func(name string, ss []sample, f func(sample) float64, unit string) float64 {
+		m, lo, hi := median(pick(ss, f))
+		fmt.Fprintf(w, "  %-34s %10.2f %-6s (runs %.2f to %.2f)\n", name, m, unit, lo, hi)
+		return m
+	}
+	var baseRate float64
+	if len(base) > 0 {
+		fmt.Fprintln(w, "baseline (verify + decode + 200, nothing stored):")
+		baseRate = row("acknowledged", base, func(s sample) float64 { return s.perSec }, "ev/s")
+		row("ack p99", base, func(s sample) float64 { return ms(s.ack.P99) }, "ms")
+		row("cpu per event", base, func(s sample) float64 { return float64(s.cpu.Microseconds()) / float64(max(1, s.acked)) }, "us")
+		row("generator cpu per event", base, func(s sample) float64 { return float64(s.benchCPU.Microseconds()) / float64(max(1, s.acked)) }, "us")
+	}
+	fmt.Fprintln(w, "baton (durable ack, forward to a bot):")
+	rate := row("acknowledged", baton, func(s sample) float64 { return s.perSec }, "ev/s")
+	row("ack p50", baton, func(s sample) float64 { return ms(s.ack.P50) }, "ms")
+	row("ack p99", baton, func(s sample) float64 { return ms(s.ack.P99) }, "ms")
+	row("ack p99.9", baton, func(s sample) float64 { return ms(s.ack.P999) }, "ms")
+	row("ack max", baton, func(s sample) float64 { return ms(s.ack.Max) }, "ms")
+	row("end-to-end p50", baton, func(s sample) float64 { return ms(s.e2e.P50) }, "ms")
+	row("end-to-end p99", baton, func(s sample) float64 { return ms(s.e2e.P99) }, "ms")
+	row("cpu per event", baton, func(s sample) float64 { return float64(s.cpu.Microseconds()) / float64(max(1, s.acked)) }, "us")
+	row("generator + bot cpu per event", baton, func(s sample) float64 { return float64(s.benchCPU.Microseconds()) / float64(max(1, s.acked)) }, "us")
+	row("max RSS", baton, func(s sample) float64 { return float64(s.maxRSS) / (1 << 20) }, "MiB")
+	var lost, dups, order, mis, failed int
+	for _, s := range baton {
+		lost, dups, order, mis, failed = lost+s.lost, dups+s.dups, order+s.order, mis+s.mismat, failed+s.failed
+	}
+	fmt.Fprintf(w, "  lost %d, duplicates %d (other id: %d), out of order %d, refused/failed requests %d (all runs)\n", lost, dups, mis, order, failed)
+	if baseRate > 0 {
+		fmt.Fprintf(w, "ratio baton/baseline throughput: %.2f\n", rate/baseRate)
+	}
+}
+
+func rateString(r int) string {
+	if r == 0 {
+		return "max"
+	}
+	return fmt.Sprintf("%d/s", r)
+}
+
+// slowBotReport writes the runs without and with a slow second bot side by
+// side.
+func slowBotReport(w io.Writer, opt Options, fast, slow time.Duration, without, with sample) {
+	fmt.Fprintf(w, "\nslow bot: main bot %s per delivery, slow bot %s (standby copies of every event); rate %s, %d connections, %s\n",
+		fast, slow, rateString(opt.Rate), opt.Connections, opt.Duration)
+	fmt.Fprintf(w, "  %-22s %12s %12s\n", "", "without", "with")
+	fmt.Fprintf(w, "  %-22s %12.0f %12.0f\n", "acknowledged ev/s", without.perSec, with.perSec)
+	fmt.Fprintf(w, "  %-22s %12.2f %12.2f\n", "ack p99 ms", ms(without.ack.P99), ms(with.ack.P99))
+	fmt.Fprintf(w, "  %-22s %12.2f %12.2f\n", "main bot e2e p50 ms", ms(without.e2e.P50), ms(with.e2e.P50))
+	fmt.Fprintf(w, "  %-22s %12.2f %12.2f\n", "main bot e2e p99 ms", ms(without.e2e.P99), ms(with.e2e.P99))
+	fmt.Fprintf(w, "  lost %d / %d, out of order %d / %d\n", without.lost, with.lost, without.order, with.order)
+}
+
+// chaosResult is what a chaos run saw.
+type chaosResult struct {
+	kills, rate, conns int
+	elapsed            time.Duration
+	// Messages acknowledged, and of them delivered and lost.
+	acked, delivered, lost int
+	// What the bot saw: repeats under the same and another delivery id.
+	duplicates, mismatched, outOfOrder int
+	failed                             int // requests without a 200, resent
+	restart                            Latencies
+}
+
+func (r chaosResult) report(w io.Writer) {
+	repeats := r.duplicates + r.mismatched
+	fmt.Fprintf(w, "\nchaos: %d SIGKILLs at %d ev/s over %s, %d connections\n", r.kills, r.rate, r.elapsed.Round(time.Second), r.conns)
+	fmt.Fprintf(w, "  acknowledged messages %d, delivered %d, lost %d\n", r.acked, r.delivered, r.lost)
+	fmt.Fprintf(w, "  repeats to the bot %d (%.2f%%), of which under another delivery id %d; out of order %d\n",
+		repeats, 100*float64(repeats)/float64(max(1, r.delivered)), r.mismatched, r.outOfOrder)
+	fmt.Fprintf(w, "  requests without a 200 (resent) %d\n", r.failed)
+	fmt.Fprintf(w, "  restart to ready: %s\n", r.restart)
+}
+
+// startupResult is one start of Baton on a filled store.
+type startupResult struct {
+	threads int
+	cache   string // warm: the file as just written, in the page cache; cold: dropped from it first
+	ready   time.Duration
+	rss     int64 // at ready
+	rssLook int64 // after the lookups
+	anon    int64 // of which private memory (the heap), after the lookups
+	lookup  Latencies
+	size    int64
+}
+
+// startupReport writes the starts, and how lookups on the large store
+// compare with the small one, warm.
+func startupReport(w io.Writer, results []startupResult) {
+	fmt.Fprintln(w, "\nstart-up and lookups (baton serve as its own process; ready = until /readyz answers 200;")
+	fmt.Fprintln(w, "warm: the file still in the page cache from the fill; cold: dropped from it first, as after a reboot):")
+	for _, r := range results {
+		fmt.Fprintf(w, "  %9d threads %s: file %4d MiB, ready in %7.1f ms, RSS %5.1f MiB at ready, %5.1f MiB after 2,000 lookups (private %5.1f MiB, the rest the data file's mapped pages); admin lookup %s\n",
+			r.threads, r.cache, r.size>>20, float64(r.ready)/1e6, float64(r.rss)/(1<<20), float64(r.rssLook)/(1<<20), float64(r.anon)/(1<<20), r.lookup)
+	}
+	if len(results) == 4 && results[0].lookup.P50 > 0 {
+		fmt.Fprintf(w, "lookup p50 ratio %d / %d threads (warm): %.2f\n", results[2].threads, results[0].threads,
+			float64(results[2].lookup.P50)/float64(results[0].lookup.P50))
+	}
+}

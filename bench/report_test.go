@@ -1,0 +1,149 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/config"
+)
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		xs          []float64
+		med, lo, hi float64
+	}{
+		{nil, 0, 0, 0},
+		{[]float64{7}, 7, 7, 7},
+		{[]float64{3, 1, 2}, 2, 1, 3},
+		{[]float64{4, 1, 3, 2}, 3, 1, 4}, // an even count takes the upper middle
+	} {
+		in := slices.Clone(c.xs)
+		med, lo, hi := median(in)
+		if med != c.med || lo != c.lo || hi != c.hi {
+			t.Errorf("median(%v) = %v, %v, %v; want %v, %v, %v", c.xs, med, lo, hi, c.med, c.lo, c.hi)
+		}
+		if !slices.Equal(in, c.xs) {
+			t.Errorf("median sorted its argument: %v", in)
+		}
+	}
+}
+
+func TestReport(t *testing.T) {
+	opt := Options{Connections: 8, Threads: 100, Pages: pageIDs(2), Handovers: 0.02, Duration: 2 * time.Second}
+	base := []sample{{perSec: 1000, acked: 1000, cpu: 50 * time.Millisecond}, {perSec: 3000, acked: 1000}, {perSec: 2000, acked: 1000}}
+	baton := []sample{
+		{perSec: 500, acked: 100, ack: Latencies{P50: time.Millisecond}, lost: 1, dups: 2, failed: 3, maxRSS: 30 << 20},
+		{perSec: 800, acked: 100, ack: Latencies{P50: 3 * time.Millisecond}, order: 4, mismat: 5, maxRSS: 20 << 20},
+		{perSec: 600, acked: 100, ack: Latencies{P50: 2 * time.Millisecond}, maxRSS: 10 << 20},
+	}
+	var b strings.Builder
+	report(&b, opt, base, baton)
+	out := b.String()
+	for _, want := range []string{
+		"\nload: 8 connections, rate max, 100 threads on 2 pages, 2% handovers, 2s per run, 3 runs\n",
+		"baseline (verify + decode + 200, nothing stored):\n  acknowledged                          2000.00 ev/s   (runs 1000.00 to 3000.00)\n",
+		"  cpu per event                            0.00 us     (runs 0.00 to 50.00)\n",
+		"baton (durable ack, forward to a bot):\n  acknowledged                           600.00 ev/s   (runs 500.00 to 800.00)\n",
+		"  ack p50                                  2.00 ms     (runs 1.00 to 3.00)\n",
+		"  max RSS                                 20.00 MiB    (runs 10.00 to 30.00)\n",
+		"  lost 1, duplicates 2 (other id: 5), out of order 4, refused/failed requests 3 (all runs)\n",
+		"ratio baton/baseline throughput: 0.30\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	// Baton only: no baseline section, no ratio.
+	b.Reset()
+	opt.Rate = 500
+	report(&b, opt, nil, baton[:1])
+	if out := b.String(); strings.Contains(out, "baseline") || strings.Contains(out, "ratio") || !strings.Contains(out, "rate 500/s") {
+		t.Errorf("baton-only report:\n%s", out)
+	}
+}
+
+func TestChaosReport(t *testing.T) {
+	var b strings.Builder
+	chaosResult{kills: 3, rate: 300, conns: 16, elapsed: 6400 * time.Millisecond, acked: 1000, delivered: 998, lost: 2,
+		duplicates: 8, mismatched: 2, outOfOrder: 1, failed: 40,
+		restart: Latencies{P50: 20 * time.Millisecond, P99: 30 * time.Millisecond, P999: 30 * time.Millisecond, Max: 30 * time.Millisecond}}.report(&b)
+	want := "\nchaos: 3 SIGKILLs at 300 ev/s over 6s, 16 connections\n" +
+		"  acknowledged messages 1000, delivered 998, lost 2\n" +
+		"  repeats to the bot 10 (1.00%), of which under another delivery id 2; out of order 1\n" +
+		"  requests without a 200 (resent) 40\n" +
+		"  restart to ready: p50 20.00 ms, p99 30.00 ms, p99.9 30.00 ms, max 30.00 ms\n"
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+func TestSlowBotReport(t *testing.T) {
+	var b strings.Builder
+	opt := Options{Rate: 100, Connections: 4, Duration: 2 * time.Second}
+	slowBotReport(&b, opt, 2*time.Millisecond, 20*time.Millisecond,
+		sample{perSec: 98, ack: Latencies{P99: 3 * time.Millisecond}, lost: 1},
+		sample{perSec: 99, e2e: Latencies{P50: 4 * time.Millisecond}, order: 2})
+	for _, want := range []string{
+		"\nslow bot: main bot 2ms per delivery, slow bot 20ms (standby copies of every event); rate 100/s, 4 connections, 2s\n",
+		"  acknowledged ev/s                98           99\n",
+		"  ack p99 ms                     3.00         0.00\n",
+		"  main bot e2e p50 ms            0.00         4.00\n",
+		"  lost 1 / 0, out of order 0 / 2\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestStartupReport(t *testing.T) {
+	var b strings.Builder
+	r := func(n int, cache string, p50 time.Duration) startupResult {
+		return startupResult{threads: n, cache: cache, ready: 20 * time.Millisecond, size: 4 << 20, lookup: Latencies{P50: p50}}
+	}
+	startupReport(&b, []startupResult{r(1000, "warm", time.Millisecond), r(1000, "cold", 2*time.Millisecond),
+		r(100000, "warm", 1500*time.Microsecond), r(100000, "cold", 3*time.Millisecond)})
+	if out := b.String(); !strings.Contains(out, "     1000 threads warm: file    4 MiB, ready in    20.0 ms,") ||
+		!strings.HasSuffix(out, "lookup p50 ratio 100000 / 1000 threads (warm): 1.50\n") {
+		t.Errorf("report:\n%s", out)
+	}
+}
+
+// The config Baton is started with is one it accepts, with and without
+// the slow bot.
+func TestWriteConfigIsValid(t *testing.T) {
+	env := map[string]string{}
+	for _, kv := range childEnv() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for _, tg := range []target{
+		{BotURL: "http://127.0.0.1:1", Conns: 4},
+		{BotURL: "http://127.0.0.1:1", SlowURL: "http://127.0.0.1:2", Conns: 4, CommitWait: time.Millisecond},
+	} {
+		dir := t.TempDir()
+		path, pub, adm, err := writeConfig(dir, dir+"/baton.db", pageIDs(3), tg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(path, lookup)
+		if err != nil {
+			b, _ := os.ReadFile(path)
+			t.Fatalf("%v\n%s", err, b)
+		}
+		if len(cfg.Pages) != 3 || pub == adm {
+			t.Errorf("%d pages, listen %s, admin %s", len(cfg.Pages), pub, adm)
+		}
+	}
+}
+
+func TestMeasureNeedsTheExecutable(t *testing.T) {
+	if err := Measure(context.Background(), Config{}); err == nil {
+		t.Fatal("measured without a baton binary")
+	}
+}

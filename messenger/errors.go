@@ -62,6 +62,7 @@ const (
 	SubcodeSecondaryHidden = 2018234
 	SubcodeNotReceiver     = 2018171
 	SubcodeUserUnavailable = 1545041
+	SubcodeIGNotOwner      = 2534037 // Instagram: the action is invalid since it's not the thread owner
 )
 
 func asGraphError(err error) (*Error, bool) {

@@ -60,6 +60,9 @@ func runPlatform(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	printPlatformBanner(stdout, base, p)
 
 	srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Calls a fault holds end when the platform closes; Shutdown would
+	// otherwise wait for them.
+	srv.RegisterOnShutdown(p.Close)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -17,44 +16,47 @@ import (
 	"github.com/batonhq/baton/messenger"
 )
 
-// Handler serves the Graph API (with and without a version segment) and the
-// control surface under /_platform/.
-func (p *Platform) Handler() http.Handler {
-	r := mux.NewRouter()
-	c := r.PathPrefix("/_platform").Subrouter()
-	c.HandleFunc("/pages", p.ctlPages).Methods(http.MethodGet)
+// controlSurface serves /_platform/: a person's and the Page Inbox's
+// actions, the truth about threads, the clock, the records of calls and
+// webhooks, and the faults. It is how people and tests outside Go drive
+// the platform; each endpoint is a thin client of one part.
+type controlSurface struct {
+	w      *world
+	person *person
+	inbox  *inbox
+	calls  *callLog
+	hooks  *webhookSender
+	faults *faultInjector
+}
+
+// register adds the control endpoints to c, the /_platform subrouter.
+func (s *controlSurface) register(c *mux.Router) {
+	c.HandleFunc("/pages", s.pages).Methods(http.MethodGet)
 	c.HandleFunc("/chat", serveChat).Methods(http.MethodGet)
-	c.HandleFunc("/pages/{page}/users/{psid}/messages", p.ctlUserMessage).Methods(http.MethodPost)
-	c.HandleFunc("/pages/{page}/users/{psid}/postbacks", p.ctlUserPostback).Methods(http.MethodPost)
-	c.HandleFunc("/pages/{page}/users/{psid}/referrals", p.ctlUserReferral).Methods(http.MethodPost)
-	c.HandleFunc("/pages/{page}/users/{psid}/optins", p.ctlUserOptin).Methods(http.MethodPost)
-	c.HandleFunc("/pages/{page}/users/{psid}/reads", p.ctlUserRead).Methods(http.MethodPost)
-	c.HandleFunc("/pages/{page}/inbox/{psid}/messages", p.ctlInboxMessage).Methods(http.MethodPost)
-	c.HandleFunc("/pages/{page}/inbox/{psid}/take", p.ctlInboxTake).Methods(http.MethodPost)
-	c.HandleFunc("/pages/{page}/inbox/{psid}/done", p.ctlInboxDone).Methods(http.MethodPost)
-	c.HandleFunc("/pages/{page}/threads/{psid}", p.ctlThread).Methods(http.MethodGet)
-	c.HandleFunc("/clock", p.ctlClock).Methods(http.MethodGet, http.MethodPost)
-	c.HandleFunc("/calls", p.ctlCalls).Methods(http.MethodGet)
-	c.HandleFunc("/webhooks", p.ctlWebhooks).Methods(http.MethodGet)
-	c.HandleFunc("/settle", p.ctlSettle).Methods(http.MethodPost)
-	c.HandleFunc("/apps/{app}/verify", p.ctlVerify).Methods(http.MethodPost)
+	c.HandleFunc("/pages/{page}/users/{psid}/messages", s.userMessage).Methods(http.MethodPost)
+	c.HandleFunc("/pages/{page}/users/{psid}/postbacks", s.userPostback).Methods(http.MethodPost)
+	c.HandleFunc("/pages/{page}/users/{psid}/referrals", s.userReferral).Methods(http.MethodPost)
+	c.HandleFunc("/pages/{page}/users/{psid}/optins", s.userOptin).Methods(http.MethodPost)
+	c.HandleFunc("/pages/{page}/users/{psid}/reads", s.userRead).Methods(http.MethodPost)
+	c.HandleFunc("/pages/{page}/inbox/{psid}/messages", s.inboxMessage).Methods(http.MethodPost)
+	c.HandleFunc("/pages/{page}/inbox/{psid}/take", s.inboxTake).Methods(http.MethodPost)
+	c.HandleFunc("/pages/{page}/inbox/{psid}/done", s.inboxDone).Methods(http.MethodPost)
+	c.HandleFunc("/pages/{page}/threads/{psid}", s.thread).Methods(http.MethodGet)
+	c.HandleFunc("/clock", s.clock).Methods(http.MethodGet, http.MethodPost)
+	c.HandleFunc("/calls", s.listCalls).Methods(http.MethodGet)
+	c.HandleFunc("/webhooks", s.listWebhooks).Methods(http.MethodGet)
+	c.HandleFunc("/settle", s.settle).Methods(http.MethodPost)
+	c.HandleFunc("/apps/{app}/verify", s.verify).Methods(http.MethodPost)
+	c.HandleFunc("/faults", s.listFaults).Methods(http.MethodGet)
+	c.HandleFunc("/faults", s.addFault).Methods(http.MethodPost)
+	c.HandleFunc("/faults", s.clearFaults).Methods(http.MethodDelete)
+	c.HandleFunc("/faults/{id}", s.clearFault).Methods(http.MethodDelete)
 	c.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctlError(w, http.StatusNotFound, fmt.Errorf("no control endpoint %s %s", r.Method, r.URL.Path))
 	})
 	c.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctlError(w, http.StatusMethodNotAllowed, fmt.Errorf("%s is not allowed on %s", r.Method, r.URL.Path))
 	})
-
-	const version = `{version:v[0-9]+\.[0-9]+}`
-	const node = `{node:me|[0-9]+}`
-	for _, prefix := range []string{"/" + version, ""} {
-		r.HandleFunc(prefix+"/"+node+"/{edge:[a-z_]+}", p.graph)
-		r.HandleFunc(prefix+"/"+node, p.graph)
-	}
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusBadRequest, messenger.ErrorEnvelope{Error: errUnknownPath(r.URL.Path)})
-	})
-	return r
 }
 
 // chatPage lets a person write as a Facebook user in a browser: it is a
@@ -92,7 +94,7 @@ func decodeBody(r *http.Request, v any) error {
 
 // respond answers a control action: errors map to statuses, and ?wait=true
 // holds the answer until the webhooks the action caused were delivered.
-func (p *Platform) respond(w http.ResponseWriter, r *http.Request, v any, err error) {
+func (s *controlSurface) respond(w http.ResponseWriter, r *http.Request, v any, err error) {
 	var ge *messenger.Error
 	switch {
 	case errors.As(err, &ge):
@@ -111,7 +113,7 @@ func (p *Platform) respond(w http.ResponseWriter, r *http.Request, v any, err er
 	if wait := r.URL.Query().Get("wait"); wait == "true" || wait == "1" {
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 		defer cancel()
-		if err := p.Settle(ctx); err != nil {
+		if err := s.hooks.settle(ctx); err != nil {
 			ctlError(w, http.StatusGatewayTimeout, err)
 			return
 		}
@@ -124,7 +126,7 @@ func ids(r *http.Request) (page, psid messenger.ID) {
 	return messenger.ID(v["page"]), messenger.ID(v["psid"])
 }
 
-func (p *Platform) ctlUserMessage(w http.ResponseWriter, r *http.Request) {
+func (s *controlSurface) userMessage(w http.ResponseWriter, r *http.Request) {
 	var m UserMessage
 	if err := decodeBody(r, &m); err != nil {
 		ctlError(w, http.StatusBadRequest, err)
@@ -135,22 +137,22 @@ func (p *Platform) ctlUserMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page, psid := ids(r)
-	mid, err := p.UserSends(page, psid, m)
-	p.respond(w, r, map[string]string{"mid": mid}, err)
+	mid, err := s.person.sends(page, psid, m)
+	s.respond(w, r, map[string]string{"mid": mid}, err)
 }
 
-func (p *Platform) ctlUserPostback(w http.ResponseWriter, r *http.Request) {
+func (s *controlSurface) userPostback(w http.ResponseWriter, r *http.Request) {
 	var b struct{ Title, Payload, Ref string }
 	if err := decodeBody(r, &b); err != nil {
 		ctlError(w, http.StatusBadRequest, err)
 		return
 	}
 	page, psid := ids(r)
-	mid, err := p.UserPostback(page, psid, b.Title, b.Payload, b.Ref)
-	p.respond(w, r, map[string]string{"mid": mid}, err)
+	mid, err := s.person.postback(page, psid, b.Title, b.Payload, b.Ref)
+	s.respond(w, r, map[string]string{"mid": mid}, err)
 }
 
-func (p *Platform) ctlUserReferral(w http.ResponseWriter, r *http.Request) {
+func (s *controlSurface) userReferral(w http.ResponseWriter, r *http.Request) {
 	var b struct {
 		Ref    string `json:"ref"`
 		Source string `json:"source"`
@@ -161,49 +163,49 @@ func (p *Platform) ctlUserReferral(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page, psid := ids(r)
-	p.respond(w, r, map[string]bool{"ok": true}, p.UserReferral(page, psid, b.Ref, b.Source, b.AdID))
+	s.respond(w, r, map[string]bool{"ok": true}, s.person.referral(page, psid, b.Ref, b.Source, b.AdID))
 }
 
-func (p *Platform) ctlUserOptin(w http.ResponseWriter, r *http.Request) {
+func (s *controlSurface) userOptin(w http.ResponseWriter, r *http.Request) {
 	var b struct{ Payload string }
 	if err := decodeBody(r, &b); err != nil {
 		ctlError(w, http.StatusBadRequest, err)
 		return
 	}
 	page, psid := ids(r)
-	tok, err := p.UserOptsIn(page, psid, b.Payload)
-	p.respond(w, r, map[string]string{"one_time_notif_token": tok}, err)
+	tok, err := s.person.optsIn(page, psid, b.Payload)
+	s.respond(w, r, map[string]string{"one_time_notif_token": tok}, err)
 }
 
-func (p *Platform) ctlUserRead(w http.ResponseWriter, r *http.Request) {
+func (s *controlSurface) userRead(w http.ResponseWriter, r *http.Request) {
 	page, psid := ids(r)
-	p.respond(w, r, map[string]bool{"ok": true}, p.UserReads(page, psid))
+	s.respond(w, r, map[string]bool{"ok": true}, s.person.reads(page, psid))
 }
 
-func (p *Platform) ctlInboxMessage(w http.ResponseWriter, r *http.Request) {
+func (s *controlSurface) inboxMessage(w http.ResponseWriter, r *http.Request) {
 	var b struct{ Text string }
 	if err := decodeBody(r, &b); err != nil || b.Text == "" {
 		ctlError(w, http.StatusBadRequest, errors.Join(errors.New(`body must be {"text": "..."}`), err))
 		return
 	}
 	page, psid := ids(r)
-	mid, err := p.InboxReplies(page, psid, b.Text)
-	p.respond(w, r, map[string]string{"mid": mid}, err)
+	mid, err := s.inbox.replies(page, psid, b.Text)
+	s.respond(w, r, map[string]string{"mid": mid}, err)
 }
 
-func (p *Platform) ctlInboxTake(w http.ResponseWriter, r *http.Request) {
+func (s *controlSurface) inboxTake(w http.ResponseWriter, r *http.Request) {
 	page, psid := ids(r)
-	p.respond(w, r, map[string]bool{"ok": true}, p.InboxTakes(page, psid))
+	s.respond(w, r, map[string]bool{"ok": true}, s.inbox.takes(page, psid))
 }
 
-func (p *Platform) ctlInboxDone(w http.ResponseWriter, r *http.Request) {
+func (s *controlSurface) inboxDone(w http.ResponseWriter, r *http.Request) {
 	page, psid := ids(r)
-	p.respond(w, r, map[string]bool{"ok": true}, p.InboxDone(page, psid))
+	s.respond(w, r, map[string]bool{"ok": true}, s.inbox.done(page, psid))
 }
 
-func (p *Platform) ctlThread(w http.ResponseWriter, r *http.Request) {
+func (s *controlSurface) thread(w http.ResponseWriter, r *http.Request) {
 	page, psid := ids(r)
-	st, ok := p.Thread(page, psid)
+	st, ok := s.w.threadState(page, psid)
 	if !ok {
 		ctlError(w, http.StatusNotFound, fmt.Errorf("%w %s", ErrUnknownPage, page))
 		return
@@ -211,7 +213,7 @@ func (p *Platform) ctlThread(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-func (p *Platform) ctlClock(w http.ResponseWriter, r *http.Request) {
+func (s *controlSurface) clock(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		var b struct {
 			Advance string `json:"advance"`
@@ -228,27 +230,26 @@ func (p *Platform) ctlClock(w http.ResponseWriter, r *http.Request) {
 				ctlError(w, http.StatusBadRequest, fmt.Errorf("advance %q: want a positive Go duration such as \"25h\"", b.Advance))
 				return
 			}
-			p.Advance(d)
+			s.w.advance(d)
 		case b.Set != "":
 			t, err := time.Parse(time.RFC3339, b.Set)
 			if err != nil {
 				ctlError(w, http.StatusBadRequest, fmt.Errorf("set: %w", err))
 				return
 			}
-			p.clock.Set(t)
-			p.expireAll()
+			s.w.setTime(t)
 		default:
 			ctlError(w, http.StatusBadRequest, errors.New(`body must be {"advance": "25h"} or {"set": "<RFC 3339>"}`))
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]time.Time{"now": p.now()})
+	writeJSON(w, http.StatusOK, map[string]time.Time{"now": s.w.now()})
 }
 
-func (p *Platform) ctlCalls(w http.ResponseWriter, r *http.Request) {
+func (s *controlSurface) listCalls(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	out := []Call{}
-	for _, c := range p.Calls() {
+	for _, c := range s.calls.list() {
 		if (q.Get("edge") == "" || q.Get("edge") == c.Edge) && (q.Get("app") == "" || q.Get("app") == c.App || q.Get("app") == string(c.AppID)) {
 			out = append(out, c)
 		}
@@ -256,10 +257,10 @@ func (p *Platform) ctlCalls(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"calls": out})
 }
 
-func (p *Platform) ctlWebhooks(w http.ResponseWriter, r *http.Request) {
+func (s *controlSurface) listWebhooks(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	out := []WebhookRecord{}
-	for _, h := range p.Webhooks() {
+	for _, h := range s.hooks.list() {
 		if (q.Get("app") == "" || q.Get("app") == h.App) && (q.Get("status") == "" || q.Get("status") == h.Status) {
 			out = append(out, h)
 		}
@@ -267,7 +268,7 @@ func (p *Platform) ctlWebhooks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"webhooks": out})
 }
 
-func (p *Platform) ctlSettle(w http.ResponseWriter, r *http.Request) {
+func (s *controlSurface) settle(w http.ResponseWriter, r *http.Request) {
 	timeout := 30 * time.Second
 	if s := r.URL.Query().Get("timeout"); s != "" {
 		d, err := time.ParseDuration(s)
@@ -279,7 +280,7 @@ func (p *Platform) ctlSettle(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	if err := p.Settle(ctx); err != nil {
+	if err := s.hooks.settle(ctx); err != nil {
 		ctlError(w, http.StatusGatewayTimeout, err)
 		return
 	}
@@ -304,63 +305,21 @@ type AppInfo struct {
 	SubscribedFields []string     `json:"subscribed_fields"`
 }
 
-// Pages lists the pages and their connected apps.
-func (p *Platform) Pages() []PageInfo {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []PageInfo
-	for _, pg := range p.pages {
-		pi := PageInfo{ID: pg.id, Name: pg.name, Mode: pg.mode, DefaultApp: p.appName(pg.defaultApp)}
-		for _, pa := range pg.connectedApps() {
-			pi.Apps = append(pi.Apps, AppInfo{Name: pa.app.name, ID: pa.app.id, CallbackURL: pa.app.callback, Takeover: pa.takeover, SubscribedFields: pa.fieldList()})
-		}
-		out = append(out, pi)
-	}
-	return out
+func (s *controlSurface) pages(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"pages": s.w.pageInfos()})
 }
 
-func (p *Platform) ctlPages(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"pages": p.Pages()})
-}
-
-// VerifyCallback performs Meta's subscription handshake with the app's
-// callback: GET ?hub.mode=subscribe&hub.verify_token=..&hub.challenge=..,
-// which must answer 200 with the challenge as its body.
-func (p *Platform) VerifyCallback(ctx context.Context, appName string) error {
-	p.mu.Lock()
-	a := p.byName[appName]
-	p.mu.Unlock()
-	if a == nil || a.callback == "" {
+// verifyCallback is Platform.VerifyCallback.
+func (s *controlSurface) verifyCallback(ctx context.Context, appName string) error {
+	callback, verifyToken, ok := s.w.callbackOf(appName)
+	if !ok {
 		return fmt.Errorf("app %q has no callback_url", appName)
 	}
-	challenge := fmt.Sprint(time.Now().UnixNano() % 1e9)
-	u, err := url.Parse(a.callback)
-	if err != nil {
-		return fmt.Errorf("callback_url: %w", err)
-	}
-	q := u.Query()
-	q.Set("hub.mode", "subscribe")
-	q.Set("hub.verify_token", a.verifyToken)
-	q.Set("hub.challenge", challenge)
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := p.hooks.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("verify %s: %w", appName, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	if resp.StatusCode != http.StatusOK || string(body) != challenge {
-		return fmt.Errorf("verify %s: callback answered %s %.100q, want 200 %q", appName, resp.Status, body, challenge)
-	}
-	return nil
+	return s.hooks.verify(ctx, appName, callback, verifyToken)
 }
 
-func (p *Platform) ctlVerify(w http.ResponseWriter, r *http.Request) {
-	if err := p.VerifyCallback(r.Context(), mux.Vars(r)["app"]); err != nil {
+func (s *controlSurface) verify(w http.ResponseWriter, r *http.Request) {
+	if err := s.verifyCallback(r.Context(), mux.Vars(r)["app"]); err != nil {
 		ctlError(w, http.StatusBadGateway, err)
 		return
 	}

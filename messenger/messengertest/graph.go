@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 
@@ -26,12 +25,47 @@ type graphCall struct {
 	edge   string
 }
 
-// graph serves /{version}/{node}/{edge} and /{node}/{edge}.
-func (p *Platform) graph(w http.ResponseWriter, r *http.Request) {
+// graphAPI serves the Graph API: /{version}/{node}/{edge} and
+// /{node}/{edge}, with {node} "me" or the page id. It resolves the caller
+// from the page access token, lets the fault injector answer a call it
+// matches, and otherwise applies the rules; every call is recorded.
+type graphAPI struct {
+	w      *world
+	rules  *rules
+	calls  *callLog
+	faults *faultInjector
+}
+
+// register adds the Graph routes to r, and answers any other path like
+// Graph answers an unknown one.
+func (g *graphAPI) register(r *mux.Router) {
+	const version = `{version:v[0-9]+\.[0-9]+}`
+	const node = `{node:me|[0-9]+}`
+	for _, prefix := range []string{"/" + version, ""} {
+		r.Handle(prefix+"/"+node+"/{edge:[a-z_]+}", g)
+		r.Handle(prefix+"/"+node, g)
+	}
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusBadRequest, messenger.ErrorEnvelope{Error: errUnknownPath(r.URL.Path)})
+	})
+}
+
+// ServeHTTP serves one Graph call.
+func (g *graphAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	vars := mux.Vars(r)
 	node, edge := vars["node"], vars["edge"]
-	call := Call{At: p.now(), Method: r.Method, Path: r.URL.Path, Edge: edge}
-	status, body := p.serveGraph(r, node, edge, &call)
+	call := Call{At: g.w.now(), Method: r.Method, Path: r.URL.Path, Edge: edge}
+	ps, perr := messenger.ReadParams(r, maxGraphBody)
+	if perr == nil {
+		g.identify(r, ps, &call)
+	}
+	apply := func() (int, any) { return g.serve(r, ps, perr, node, edge, &call) }
+	if f, ok := g.faults.match(&call); ok {
+		defer f.done()
+		g.serveFault(w, r, f, &call, apply)
+		return
+	}
+	status, body := apply()
 	call.Status = status
 	if ge, ok := body.(*messenger.Error); ok {
 		call.Error = ge
@@ -39,31 +73,43 @@ func (p *Platform) graph(w http.ResponseWriter, r *http.Request) {
 	} else {
 		call.Success = true
 	}
-	p.recordCall(call)
+	g.calls.record(call)
 	writeJSON(w, status, body)
 }
 
-func (p *Platform) serveGraph(r *http.Request, node, edge string, call *Call) (int, any) {
-	ps, err := messenger.ReadParams(r, maxGraphBody)
-	if err != nil {
-		return http.StatusBadRequest, graphError(messenger.CodeInvalidParameter, 0, "(#100) "+err.Error())
-	}
+// identify fills in the call's arguments (never its secrets) and who makes
+// it, as far as the token tells, so that a fault can match on them before
+// anything is applied.
+func (g *graphAPI) identify(r *http.Request, ps params, call *Call) {
 	call.Params = map[string]string{}
 	for k := range ps {
 		if k != "access_token" && k != "appsecret_proof" { // never record secrets
 			call.Params[k] = ps.String(k)
 		}
 	}
+	g.w.mu.Lock()
+	defer g.w.mu.Unlock()
+	if caller := g.w.caller(ps.AccessToken(r)); caller != nil {
+		call.PageID, call.AppID, call.App = caller.page.id, caller.app.id, caller.app.name
+	}
+}
+
+// serve applies one call and returns Meta's answer: a body, or a
+// *messenger.Error for a refusal.
+func (g *graphAPI) serve(r *http.Request, ps params, perr error, node, edge string, call *Call) (int, any) {
+	if perr != nil {
+		return http.StatusBadRequest, graphError(messenger.CodeInvalidParameter, 0, "(#100) "+perr.Error())
+	}
 	token := ps.AccessToken(r)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	caller := p.tokens[token]
+	g.w.mu.Lock()
+	defer g.w.mu.Unlock()
+	caller := g.w.caller(token)
 	if caller == nil {
 		return http.StatusBadRequest, errBadToken()
 	}
 	call.PageID, call.AppID, call.App = caller.page.id, caller.app.id, caller.app.name
 	proof := ps.String("appsecret_proof")
-	if proof != "" || p.settings.RequireAppSecretProof {
+	if proof != "" || g.w.settings.RequireAppSecretProof {
 		want := messenger.AppSecretProof(caller.app.secret, token)
 		if !hmac.Equal([]byte(proof), []byte(want)) {
 			return http.StatusBadRequest, errBadProof()
@@ -77,17 +123,17 @@ func (p *Platform) serveGraph(r *http.Request, node, edge string, call *Call) (i
 	var gerr *messenger.Error
 	switch {
 	case edge == "" && r.Method == http.MethodGet:
-		res, gerr = p.graphNode(c)
+		res, gerr = g.node(c)
 	case edge == "thread_owner" && r.Method == http.MethodGet:
-		res, gerr = p.graphThreadOwner(c)
+		res, gerr = g.threadOwner(c)
 	case edge == "secondary_receivers" && r.Method == http.MethodGet:
-		res, gerr = p.graphSecondaryReceivers(c)
+		res, gerr = g.secondaryReceivers(c)
 	case edge == "subscribed_apps":
-		res, gerr = p.graphSubscribedApps(c)
+		res, gerr = g.subscribedApps(c)
 	case edge == "messages" && r.Method == http.MethodPost:
-		res, gerr = p.graphSend(c)
+		res, gerr = g.sendAPI(c)
 	case r.Method == http.MethodPost && strings.HasSuffix(edge, "_thread_control"):
-		res, gerr = p.graphThreadControl(c)
+		res, gerr = g.threadControl(c)
 	case edge == "" || isKnownEdge(edge):
 		gerr = errUnsupported(strings.ToLower(r.Method), node)
 	default:
@@ -110,54 +156,54 @@ func isKnownEdge(e string) bool {
 
 var success = map[string]bool{"success": true}
 
-func (p *Platform) callThread(c *graphCall) (*thread, *messenger.Error) {
+func (g *graphAPI) callThread(c *graphCall) (*thread, *messenger.Error) {
 	rcpt, ok := c.ps.Recipient()
 	if !ok || rcpt.ID == "" {
 		return nil, errParamRequired("recipient")
 	}
-	t := p.thread(c.caller.page, rcpt.ID, false)
+	t := g.w.thread(c.caller.page, rcpt.ID, false)
 	if t == nil {
 		return nil, errNoUser()
 	}
 	return t, nil
 }
 
-func (p *Platform) graphThreadControl(c *graphCall) (any, *messenger.Error) {
+func (g *graphAPI) threadControl(c *graphCall) (any, *messenger.Error) {
 	switch c.edge {
 	case "pass_thread_control", "take_thread_control", "request_thread_control", "release_thread_control", "extend_thread_control":
 	default:
 		return nil, errUnknownPath("/" + c.edge)
 	}
-	t, err := p.callThread(c)
+	t, err := g.callThread(c)
 	if err != nil {
 		return nil, err
 	}
 	md := c.ps.String("metadata")
 	switch c.edge {
 	case "pass_thread_control":
-		return success, p.pass(c.caller, t, messenger.ID(c.ps.String("target_app_id")), md)
+		return success, g.rules.pass(c.caller, t, messenger.ID(c.ps.String("target_app_id")), md)
 	case "take_thread_control":
-		err, ok := p.take(c.caller, t, md)
-		if ok && p.settings.TakeSuccessBody == "thread_owner" {
+		err, ok := g.rules.take(c.caller, t, md)
+		if ok && g.w.settings.TakeSuccessBody == "thread_owner" {
 			return map[string]any{"data": []any{map[string]any{"thread_owner": map[string]any{
 				"app_id": t.owner, "expiration": t.expires.Unix(),
 			}}}}, nil
 		}
 		return success, err
 	case "request_thread_control":
-		return success, p.request(c.caller, t, md)
+		return success, g.rules.request(c.caller, t, md)
 	case "release_thread_control":
-		return success, p.release(c.caller, t, md)
+		return success, g.rules.release(c.caller, t, md)
 	default:
 		secs, perr := strconv.ParseInt(c.ps.String("duration"), 10, 64)
 		if perr != nil {
 			return nil, errInvalidParameter()
 		}
-		return success, p.extend(c.caller, t, secs)
+		return success, g.rules.extend(c.caller, t, secs)
 	}
 }
 
-func (p *Platform) graphThreadOwner(c *graphCall) (any, *messenger.Error) {
+func (g *graphAPI) threadOwner(c *graphCall) (any, *messenger.Error) {
 	psid := c.ps.String("recipient")
 	if psid == "" {
 		return nil, errParamRequired("recipient")
@@ -165,17 +211,17 @@ func (p *Platform) graphThreadOwner(c *graphCall) (any, *messenger.Error) {
 	if rcpt, ok := c.ps.Recipient(); ok && rcpt.ID != "" {
 		psid = string(rcpt.ID) // tolerate the object form too
 	}
-	t := p.thread(c.caller.page, messenger.ID(psid), false)
+	t := g.w.thread(c.caller.page, messenger.ID(psid), false)
 	if t == nil {
 		t = &thread{page: c.caller.page, psid: messenger.ID(psid)} // never wrote: idle
 		if t.page.mode == ModeLegacy {
 			t.owner = t.page.defaultApp
 		}
 	}
-	return p.threadOwnerView(c.caller, t)
+	return g.rules.threadOwnerView(c.caller, t)
 }
 
-func (p *Platform) graphSecondaryReceivers(c *graphCall) (any, *messenger.Error) {
+func (g *graphAPI) secondaryReceivers(c *graphCall) (any, *messenger.Error) {
 	pg := c.caller.page
 	if pg.mode != ModeLegacy || !isPrimary(pg, c.caller.app.id) {
 		return nil, errNotReceiver()
@@ -189,7 +235,7 @@ func (p *Platform) graphSecondaryReceivers(c *graphCall) (any, *messenger.Error)
 	return map[string]any{"data": data}, nil
 }
 
-func (p *Platform) graphSubscribedApps(c *graphCall) (any, *messenger.Error) {
+func (g *graphAPI) subscribedApps(c *graphCall) (any, *messenger.Error) {
 	pa := c.caller
 	switch c.r.Method {
 	case http.MethodGet:
@@ -236,17 +282,7 @@ func knownField(f string) bool {
 	return false
 }
 
-func (pa *pageApp) fieldList() []string {
-	var out []string
-	for _, f := range AllFields {
-		if pa.subscribed[f] {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-func (p *Platform) graphNode(c *graphCall) (any, *messenger.Error) {
+func (g *graphAPI) node(c *graphCall) (any, *messenger.Error) {
 	pg := c.caller.page
 	res := map[string]any{"id": pg.id}
 	for f := range strings.SplitSeq(c.ps.String("fields"), ",") {
@@ -260,7 +296,7 @@ func (p *Platform) graphNode(c *graphCall) (any, *messenger.Error) {
 	return res, nil
 }
 
-func (p *Platform) graphSend(c *graphCall) (any, *messenger.Error) {
+func (g *graphAPI) sendAPI(c *graphCall) (any, *messenger.Error) {
 	var req messenger.SendRequest
 	raw, _ := json.Marshal(map[string]any(c.ps))
 	if err := json.Unmarshal(raw, &req); err != nil {
@@ -280,105 +316,7 @@ func (p *Platform) graphSend(c *graphCall) (any, *messenger.Error) {
 		return nil, errParamRequired("recipient")
 	}
 	req.Recipient = rcpt
-	return p.send(c.caller, &req)
-}
-
-// send applies one Send API call. Callers hold p.mu.
-func (p *Platform) send(caller *pageApp, req *messenger.SendRequest) (any, *messenger.Error) {
-	pg := caller.page
-	psid, viaOTN := req.Recipient.ID, false
-	if tok := req.Recipient.OneTimeNotifToken; tok != "" {
-		o := p.otns[tok]
-		if o == nil || o.page != pg.id || o.used || p.now().Sub(o.created) > otnLifetime {
-			return nil, graphError(messenger.CodeInvalidParameter, 0, "(#100) Invalid one_time_notif_token")
-		}
-		psid, viaOTN = o.psid, true
-	}
-	if req.Message == nil && req.SenderAction == "" {
-		return nil, errParamRequired("message")
-	}
-	if req.Message != nil {
-		if req.MessagingType == "" {
-			return nil, errParamRequired("messaging_type")
-		}
-		if req.MessagingType == messenger.MessagingTypeMessageTag && req.Tag == "" {
-			return nil, errParamRequired("tag")
-		}
-		if utf8.RuneCountInString(req.Message.Text) >= maxTextLen || utf8.RuneCountInString(req.Message.Metadata) >= maxSendMetadata {
-			return nil, errInvalidParameter()
-		}
-		if req.Message.Text == "" && req.Message.Attachment == nil {
-			return nil, errParamRequired("message.text or message.attachment")
-		}
-	}
-	t := p.thread(pg, psid, false)
-	if t == nil {
-		return nil, errNoUser()
-	}
-	if err := p.sendAllowed(caller, t, req.Tag, viaOTN); err != nil {
-		return nil, err
-	}
-	if tc := req.ThreadControl; tc != nil {
-		if pg.mode != ModeConversationRouting {
-			return nil, errCRNotEnabled()
-		}
-		// Refuse a pass that cannot happen before anything is sent.
-		if tc.ControlType == "pass" {
-			target := tc.AppID
-			if target == "" {
-				target = pg.defaultApp
-			}
-			if target == caller.app.id {
-				return nil, errInvalidParameter()
-			}
-			if pg.apps[target] == nil {
-				return nil, errIncorrectAppID()
-			}
-		}
-	}
-	if req.Message == nil { // sender action: no message, no echo
-		return map[string]any{"recipient_id": psid}, nil
-	}
-	if viaOTN {
-		p.otns[req.Recipient.OneTimeNotifToken].used = true
-	}
-	mid := newID("m_")
-	p.recordOutbound(t, caller.app, mid, req)
-	if tc := req.ThreadControl; tc != nil {
-		// Send, then change control, as one call. "release" (the default)
-		// sends no webhook.
-		switch tc.ControlType {
-		case "pass":
-			if err := p.pass(caller, t, tc.AppID, ""); err != nil {
-				return nil, err
-			}
-		default:
-			if t.owner == caller.app.id {
-				t.owner = ""
-			}
-		}
-	}
-	out := messenger.SendResponse{MessageID: mid}
-	if req.Recipient.ID != "" {
-		out.RecipientID = psid
-	}
-	return out, nil
-}
-
-// recordOutbound stores a page message and routes its echo.
-func (p *Platform) recordOutbound(t *thread, from *app, mid string, req *messenger.SendRequest) {
-	m := req.Message
-	t.messages = append(t.messages, ThreadMessage{
-		Mid: mid, At: p.now(), Direction: "out", AppID: from.id, App: from.name,
-		Text: m.Text, Metadata: m.Metadata, Tag: req.Tag, HasAttach: m.Attachment != nil,
-	})
-	echo := &messenger.Message{Mid: mid, IsEcho: true, AppID: from.id, Metadata: m.Metadata, Text: m.Text}
-	if a := m.Attachment; a != nil {
-		var pl messenger.AttachmentPayload
-		_ = json.Unmarshal(a.Payload, &pl)
-		echo.Attachments = []messenger.Attachment{{Type: a.Type, Payload: pl}}
-	}
-	p.route(t, messenger.Event{Message: echo}, "message_echoes")
+	return g.rules.send(c.caller, &req)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -54,10 +54,12 @@ type bot struct {
 	events []received
 	posts  int
 	fail   int
+	// got is signalled after each POST whose events were recorded.
+	got chan struct{}
 }
 
 func newBot(t *testing.T, secret string) *bot {
-	b := &bot{t: t, secret: secret}
+	b := &bot{t: t, secret: secret, got: make(chan struct{}, 1)}
 	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
 	t.Cleanup(b.srv.Close)
 	return b
@@ -87,6 +89,10 @@ func (b *bot) serve(w http.ResponseWriter, r *http.Request) {
 	env.Each(func(_ *messenger.Entry, ch messenger.Channel, ev *messenger.Event) {
 		b.events = append(b.events, received{Channel: ch, Event: *ev, Body: body})
 	})
+	select {
+	case b.got <- struct{}{}:
+	default:
+	}
 }
 
 // take returns and forgets what the bot received so far.
@@ -107,6 +113,7 @@ func (b *bot) setFail(n int) {
 // env is one fake platform with two bots on one page.
 type env struct {
 	t      *testing.T
+	p      *messengertest.Platform
 	url    string
 	a, b   *bot
 	client *messenger.Client
@@ -149,8 +156,10 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(p.Handler())
-	t.Cleanup(func() { srv.Close(); p.Close() })
-	e.url = srv.URL
+	// Close the platform first: it releases the calls faults hold, which
+	// srv.Close would wait for.
+	t.Cleanup(func() { p.Close(); srv.Close() })
+	e.p, e.url = p, srv.URL
 	e.client, err = messenger.NewClient(messenger.ClientOptions{BaseURL: srv.URL, Version: "v21.0", MaxAttempts: 1})
 	if err != nil {
 		t.Fatal(err)

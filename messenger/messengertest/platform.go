@@ -3,21 +3,52 @@
 // Send API endpoints with Conversation Routing, zero-config and legacy
 // Handover rules, and a webhook sender that routes, escapes, signs and
 // retries like Meta. A control surface under /_platform/ lets tests and
-// people act as a Facebook user, a Page Inbox agent, or the passage of time.
+// people act as a Facebook user, a Page Inbox agent, or the passage of time,
+// and make any Graph call fail the way Meta's do.
 //
 // It backs Baton's tests, `baton platform` and `baton demo`. Where Meta's
 // behaviour is not documented, Settings chooses it.
+//
+// # Parts
+//
+// A Platform is a few parts around one shared state:
+//
+//   - the world (world.go, route.go) holds apps, pages, tokens and threads
+//     under one mutex, applies control expiry and turns events on a thread
+//     into webhooks queued per app;
+//   - the rules (rules.go) are the thread-control and Send API rules, the
+//     one place that changes who owns a thread on an app's behalf;
+//   - the Graph API (graph.go) serves /vNN.N/{node}/{edge}, records each
+//     call (calls.go) and lets the fault injector answer instead;
+//   - the webhook sender (webhooks.go) posts the queued webhooks in order
+//     per app, signed, with retries;
+//   - the person and the Page Inbox (person.go, inbox.go) act as a
+//     Facebook user and a staff member;
+//   - the control surface (control.go, control_faults.go) serves
+//     /_platform/ over all of them;
+//   - the fault injector (faults.go, graph_fault.go) makes matching Graph
+//     calls fail: an error answer (a Meta-shaped envelope by default), a
+//     held request that ends without an answer, a dropped connection, or
+//     a call that is applied for real while its answer says otherwise.
+//
+// # Faults
+//
+// POST /_platform/faults (or AddFault) adds a Fault; see Fault and FaultMode
+// for the fields and what each mode does. GET /_platform/faults lists the
+// active ones, DELETE /_platform/faults clears them all and DELETE
+// /_platform/faults/{id} one. A faulted call is still recorded in Calls,
+// with the fault's id. Fault delays are real time, not the platform clock.
 package messengertest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"sort"
-	"sync"
 	"time"
 
+	"github.com/gorilla/mux"
 	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/clock"
@@ -42,75 +73,22 @@ const (
 )
 
 // Platform is the fake Messenger Platform. Create it with New, serve
-// Handler, and Close it to stop the webhook senders.
+// Handler, and Close it to stop the webhook senders and release the
+// requests faults hold.
 type Platform struct {
-	clock    Clock
-	settings Settings
-	log      *zap.Logger
+	// Set by options before the parts are built.
+	clock      Clock
+	log        *zap.Logger
+	hookClient *http.Client
 
-	mu      sync.Mutex
-	apps    map[messenger.ID]*app
-	byName  map[string]*app
-	pages   map[messenger.ID]*page
-	tokens  map[string]*pageApp
-	threads map[threadKey]*thread
-	otns    map[string]*otnToken
-	calls   []Call
-	seq     int
-
-	hooks *webhookSender
-}
-
-type app struct {
-	name        string
-	id          messenger.ID
-	secret      string
-	verifyToken string
-	callback    string
-	fields      []string
-}
-
-type page struct {
-	id          messenger.ID
-	name        string
-	mode        Mode
-	defaultApp  messenger.ID // primary receiver in legacy mode
-	socialRoute messenger.ID
-	linkRoutes  map[string]messenger.ID
-	apps        map[messenger.ID]*pageApp
-}
-
-type pageApp struct {
-	page       *page
-	app        *app
-	token      string
-	takeover   bool
-	subscribed map[string]bool
-	// failingSince is when the app's webhooks for this page started to
-	// fail without a success since; zero when healthy.
-	failingSince time.Time
-}
-
-type threadKey struct {
-	page messenger.ID
-	psid messenger.ID
-}
-
-type thread struct {
-	page        *page
-	psid        messenger.ID
-	owner       messenger.ID // empty: idle
-	expires     time.Time
-	lastUserMsg time.Time
-	messages    []ThreadMessage
-}
-
-type otnToken struct {
-	page    messenger.ID
-	psid    messenger.ID
-	payload string
-	created time.Time
-	used    bool
+	w      *world
+	calls  *callLog
+	faults *faultInjector
+	hooks  *webhookSender
+	graph  *graphAPI
+	person *person
+	inbox  *inbox
+	ctl    *controlSurface
 }
 
 // Clock is the platform's time: it moves when /_platform/clock says so.
@@ -132,7 +110,7 @@ func WithClock(c Clock) Option { return func(p *Platform) { p.clock = c } }
 func WithLogger(l *zap.Logger) Option { return func(p *Platform) { p.log = l } }
 
 // WithHTTPClient sets the client webhooks are sent with.
-func WithHTTPClient(c *http.Client) Option { return func(p *Platform) { p.hooks.client = c } }
+func WithHTTPClient(c *http.Client) Option { return func(p *Platform) { p.hookClient = c } }
 
 // New builds a platform from cfg.
 func New(cfg Config, opts ...Option) (*Platform, error) {
@@ -141,17 +119,7 @@ func New(cfg Config, opts ...Option) (*Platform, error) {
 	}
 	settings := cfg.Settings
 	settings.applyDefaults()
-	p := &Platform{
-		settings: settings,
-		log:      zap.NewNop(),
-		apps:     map[messenger.ID]*app{},
-		byName:   map[string]*app{},
-		pages:    map[messenger.ID]*page{},
-		tokens:   map[string]*pageApp{},
-		threads:  map[threadKey]*thread{},
-		otns:     map[string]*otnToken{},
-	}
-	p.hooks = newWebhookSender(p)
+	p := &Platform{log: zap.NewNop(), hookClient: &http.Client{}}
 	for _, o := range opts {
 		o(p)
 	}
@@ -167,151 +135,134 @@ func New(cfg Config, opts ...Option) (*Platform, error) {
 		}
 		p.clock = clock.NewOffset(start)
 	}
-	for _, ac := range cfg.Apps {
-		a := &app{name: ac.Name, id: ac.ID, secret: ac.Secret, verifyToken: ac.VerifyToken, callback: ac.CallbackURL, fields: ac.SubscribedFields}
-		if len(a.fields) == 0 {
-			a.fields = AllFields
-		}
-		p.apps[a.id], p.byName[a.name] = a, a
-	}
-	if p.apps[messenger.PageInboxAppID] == nil {
-		inbox := &app{name: PageInboxName, id: messenger.PageInboxAppID}
-		p.apps[inbox.id], p.byName[inbox.name] = inbox, inbox
-	}
-	for _, pc := range cfg.Pages {
-		pg := &page{id: pc.ID, name: pc.Name, mode: pc.Mode, linkRoutes: map[string]messenger.ID{}, apps: map[messenger.ID]*pageApp{}}
-		if pg.mode == "" {
-			pg.mode = ModeConversationRouting
-		}
-		pg.defaultApp = p.appRef(pc.DefaultApp)
-		pg.socialRoute = p.appRef(pc.SocialRoute)
-		for ref, a := range pc.LinkRoutes {
-			pg.linkRoutes[ref] = p.appRef(a)
-		}
-		for name, pac := range pc.Apps {
-			a := p.byName[name]
-			pa := &pageApp{page: pg, app: a, token: pac.Token, takeover: pac.Takeover, subscribed: map[string]bool{}}
-			for _, f := range a.fields {
-				pa.subscribed[f] = true
-			}
-			pg.apps[a.id] = pa
-			p.tokens[pac.Token] = pa
-		}
-		if !pc.NoPageInbox && pg.apps[messenger.PageInboxAppID] == nil {
-			// Meta's inbox answers from Meta's side: no token, no webhooks.
-			pg.apps[messenger.PageInboxAppID] = &pageApp{page: pg, app: p.apps[messenger.PageInboxAppID], takeover: true, subscribed: map[string]bool{}}
-		}
-		p.pages[pg.id] = pg
-	}
+	p.w = newWorld(cfg, settings, p.clock, p.log)
+	p.hooks = newWebhookSender(p.hookClient, p.clock, p.log.Named("webhooks"), settings, p.w.markWebhookResult)
+	p.w.out = p.hooks
+	p.calls = &callLog{}
+	p.faults = newFaultInjector(p.w, p.log.Named("faults"))
+	rules := &rules{w: p.w}
+	p.graph = &graphAPI{w: p.w, rules: rules, calls: p.calls, faults: p.faults}
+	p.person = &person{w: p.w}
+	p.inbox = &inbox{w: p.w, rules: rules}
+	p.ctl = &controlSurface{w: p.w, person: p.person, inbox: p.inbox, calls: p.calls, hooks: p.hooks, faults: p.faults}
 	return p, nil
 }
 
-// appRef resolves an app name or id from the config ("" stays "").
-func (p *Platform) appRef(ref string) messenger.ID {
-	if ref == "" {
-		return ""
-	}
-	if a := p.byName[ref]; a != nil {
-		return a.id
-	}
-	return messenger.ID(ref)
+// Handler serves the Graph API (with and without a version segment) and the
+// control surface under /_platform/.
+func (p *Platform) Handler() http.Handler {
+	r := mux.NewRouter()
+	p.ctl.register(r.PathPrefix("/_platform").Subrouter())
+	p.graph.register(r)
+	return r
 }
 
 // Clock returns the platform's clock; advance it to expire control.
 func (p *Platform) Clock() Clock { return p.clock }
 
-// Close stops the webhook senders; queued webhooks are dropped.
-func (p *Platform) Close() { p.hooks.close() }
+// Close stops the webhook senders, whose queued webhooks are dropped, and
+// ends every request a fault holds or delays (its connection is closed
+// without an answer). It returns once those requests are released.
+func (p *Platform) Close() {
+	p.faults.close()
+	p.hooks.close()
+}
 
-func (p *Platform) now() time.Time { return p.clock.Now() }
+// Advance moves the platform clock forward and applies the expiries that
+// fall due.
+func (p *Platform) Advance(d time.Duration) time.Time { return p.w.advance(d) }
+
+// Thread returns the platform's truth about a thread, with expiry applied
+// as of the platform clock. ok is false for an unknown page.
+func (p *Platform) Thread(pageID, psid messenger.ID) (ThreadState, bool) {
+	return p.w.threadState(pageID, psid)
+}
+
+// Pages lists the pages and their connected apps.
+func (p *Platform) Pages() []PageInfo { return p.w.pageInfos() }
+
+// Calls returns every Graph call received so far, oldest first.
+func (p *Platform) Calls() []Call { return p.calls.list() }
+
+// Settle blocks until every queued webhook has been delivered or has
+// failed for good: the signal a test waits on instead of sleeping.
+func (p *Platform) Settle(ctx context.Context) error { return p.hooks.settle(ctx) }
+
+// Webhooks returns the record of every webhook POST, oldest first.
+func (p *Platform) Webhooks() []WebhookRecord { return p.hooks.list() }
+
+// VerifyCallback performs Meta's subscription handshake with the app's
+// callback: GET ?hub.mode=subscribe&hub.verify_token=..&hub.challenge=..,
+// which must answer 200 with the challenge as its body.
+func (p *Platform) VerifyCallback(ctx context.Context, appName string) error {
+	return p.ctl.verifyCallback(ctx, appName)
+}
+
+// UserSends delivers a message from the person psid to the page, as Meta
+// would: routed to the owner on messaging and the others on standby. A ref
+// sends an m.me referral first. It returns the message id.
+func (p *Platform) UserSends(pageID, psid messenger.ID, m UserMessage) (string, error) {
+	return p.person.sends(pageID, psid, m)
+}
+
+// UserPostback delivers a button tap; a ref makes it the Get Started tap of
+// a person who came through an m.me link.
+func (p *Platform) UserPostback(pageID, psid messenger.ID, title, payload, ref string) (string, error) {
+	return p.person.postback(pageID, psid, title, payload, ref)
+}
+
+// UserReferral delivers an m.me link or ad click into an existing thread.
+// source is SHORTLINK (default) or ADS.
+func (p *Platform) UserReferral(pageID, psid messenger.ID, ref, source, adID string) error {
+	return p.person.referral(pageID, psid, ref, source, adID)
+}
+
+// UserOptsIn delivers a one-time notification opt-in and returns its
+// token, usable once within a year.
+func (p *Platform) UserOptsIn(pageID, psid messenger.ID, payload string) (string, error) {
+	return p.person.optsIn(pageID, psid, payload)
+}
+
+// UserReads marks everything sent so far as read.
+func (p *Platform) UserReads(pageID, psid messenger.ID) error { return p.person.reads(pageID, psid) }
+
+// InboxReplies sends a staff member's reply from Page Inbox: the inbox
+// takes the thread if it does not own it, and every app sees the echo with
+// the inbox's app_id.
+func (p *Platform) InboxReplies(pageID, psid messenger.ID, text string) (string, error) {
+	return p.inbox.replies(pageID, psid, text)
+}
+
+// InboxTakes moves the thread to the inbox's Main folder: the inbox takes
+// control.
+func (p *Platform) InboxTakes(pageID, psid messenger.ID) error { return p.inbox.takes(pageID, psid) }
+
+// InboxDone marks the conversation done in Page Inbox: control passes back
+// to the default app (primary receiver), or the thread becomes idle on a
+// zero-config page. How Meta's inbox does this under Conversation Routing
+// is not documented; this follows the legacy "Done" behaviour.
+func (p *Platform) InboxDone(pageID, psid messenger.ID) error { return p.inbox.done(pageID, psid) }
+
+// AddFault makes the Graph calls that match f fail as f says, until it has
+// affected f.Count calls (0: until cleared). It returns f as stored, with
+// its ID and defaults filled in, or an error naming each invalid field.
+func (p *Platform) AddFault(f Fault) (Fault, error) { return p.faults.add(f) }
+
+// Faults lists the active faults, oldest first, with how many calls each
+// will still affect and how many it has affected.
+func (p *Platform) Faults() []Fault { return p.faults.list() }
+
+// ClearFaults removes every fault; calls that faults hold now are not
+// released (Close releases them).
+func (p *Platform) ClearFaults() { p.faults.clear() }
+
+// ClearFault removes the fault with id and reports whether it was active.
+func (p *Platform) ClearFault(id string) bool { return p.faults.clearOne(id) }
 
 func newID(prefix string) string {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	return prefix + hex.EncodeToString(b)
-}
-
-// thread returns the thread, creating it when create is set; it applies
-// any expiry that is due first. Callers hold p.mu.
-func (p *Platform) thread(pg *page, psid messenger.ID, create bool) *thread {
-	k := threadKey{pg.id, psid}
-	t := p.threads[k]
-	if t == nil {
-		if !create {
-			return nil
-		}
-		t = &thread{page: pg, psid: psid}
-		if pg.mode == ModeLegacy {
-			t.owner = pg.defaultApp // the primary receiver owns by default
-		}
-		p.threads[k] = t
-	}
-	p.expire(t)
-	return t
-}
-
-// expire makes the thread idle once control has lapsed. Legacy pages have
-// no expiry.
-func (p *Platform) expire(t *thread) {
-	if t.owner == "" || t.page.mode == ModeLegacy || p.now().Before(t.expires) {
-		return
-	}
-	prev := t.owner
-	t.owner = ""
-	p.log.Debug("thread control expired", zap.String("page", string(t.page.id)), zap.String("psid", string(t.psid)), zap.String("app", string(prev)))
-	if p.settings.ExpiryWebhook {
-		ev := p.handoverEvent(t, messenger.Event{PassThreadControl: &messenger.PassThreadControl{PreviousOwnerAppID: prev, Metadata: "expired"}})
-		p.deliverTo(t.page, []messenger.ID{prev}, ev, "messaging_handovers")
-	}
-}
-
-// expireAll applies due expiries everywhere, after the clock moved.
-func (p *Platform) expireAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, t := range p.threads {
-		p.expire(t)
-	}
-}
-
-// grant gives the thread to owner for the standard 24 hours.
-func (p *Platform) grant(t *thread, owner messenger.ID) {
-	t.owner = owner
-	t.expires = p.now().Add(controlTTL)
-}
-
-// Call is one Graph API request the platform received.
-type Call struct {
-	Seq     int               `json:"seq"`
-	At      time.Time         `json:"at"`
-	Method  string            `json:"method"`
-	Path    string            `json:"path"`
-	Edge    string            `json:"edge"`
-	PageID  messenger.ID      `json:"page_id,omitempty"`
-	AppID   messenger.ID      `json:"app_id,omitempty"`
-	App     string            `json:"app,omitempty"`
-	Params  map[string]string `json:"params,omitempty"`
-	Status  int               `json:"status"`
-	Error   *messenger.Error  `json:"error,omitempty"`
-	Success bool              `json:"success"`
-}
-
-// Calls returns every Graph call received so far, oldest first.
-func (p *Platform) Calls() []Call {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]Call(nil), p.calls...)
-}
-
-func (p *Platform) recordCall(c Call) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.seq++
-	c.Seq = p.seq
-	if len(p.calls) >= maxCallsRecorded {
-		p.calls = p.calls[1:]
-	}
-	p.calls = append(p.calls, c)
 }
 
 // ThreadMessage is one message in a thread, as the platform saw it.
@@ -337,53 +288,4 @@ type ThreadState struct {
 	ExpiresAt         *time.Time      `json:"expires_at"`
 	LastUserMessageAt *time.Time      `json:"last_user_message_at"`
 	Messages          []ThreadMessage `json:"messages"`
-}
-
-// Thread returns the platform's truth about a thread, with expiry applied
-// as of the platform clock. ok is false for an unknown page.
-func (p *Platform) Thread(pageID, psid messenger.ID) (ThreadState, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	pg := p.pages[pageID]
-	if pg == nil {
-		return ThreadState{}, false
-	}
-	st := ThreadState{PageID: pageID, PSID: psid, Messages: []ThreadMessage{}}
-	t := p.thread(pg, psid, false)
-	if t == nil {
-		return st, true
-	}
-	if t.owner != "" {
-		owner := t.owner
-		st.OwnerAppID = &owner
-		st.OwnerApp = p.appName(owner)
-		if pg.mode != ModeLegacy {
-			exp := t.expires
-			st.ExpiresAt = &exp
-		}
-	}
-	if !t.lastUserMsg.IsZero() {
-		last := t.lastUserMsg
-		st.LastUserMessageAt = &last
-	}
-	st.Messages = append(st.Messages, t.messages...)
-	return st, true
-}
-
-func (p *Platform) appName(id messenger.ID) string {
-	if a := p.apps[id]; a != nil {
-		return a.name
-	}
-	return ""
-}
-
-// connectedApps returns the page's apps in a stable order (by app id), so
-// webhooks go out in the same order on every run.
-func (pg *page) connectedApps() []*pageApp {
-	out := make([]*pageApp, 0, len(pg.apps))
-	for _, pa := range pg.apps {
-		out = append(out, pa)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].app.id < out[j].app.id })
-	return out
 }

@@ -7,12 +7,17 @@ import (
 	"github.com/batonhq/baton/messenger"
 )
 
-// The thread-control rules of REFERENCE §1.2, §1.3 and §5.1, one method per
-// call. Each runs with p.mu held, on a thread that exists, and returns Meta's
-// error for a refusal.
+// rules are the thread-control and Send API rules of REFERENCE §1.2, §1.3,
+// §4 and §5.1, one method per call. Each runs with w.mu held, on a thread
+// that exists, changes it (and queues the webhooks the change causes), and
+// returns Meta's error for a refusal. The Graph endpoint and the Page
+// Inbox both act through them.
+type rules struct {
+	w *world
+}
 
-func (p *Platform) checkMetadata(md string) *messenger.Error {
-	if lim := p.settings.MetadataLimit; lim > 0 && utf8.RuneCountInString(md) > lim {
+func (r *rules) checkMetadata(md string) *messenger.Error {
+	if lim := r.w.settings.MetadataLimit; lim > 0 && utf8.RuneCountInString(md) > lim {
 		return errInvalidParameter()
 	}
 	return nil
@@ -22,8 +27,8 @@ func (p *Platform) checkMetadata(md string) *messenger.Error {
 // or default app (Conversation Routing).
 func isPrimary(pg *page, id messenger.ID) bool { return pg.defaultApp == id }
 
-func (p *Platform) pass(caller *pageApp, t *thread, target messenger.ID, md string) *messenger.Error {
-	if err := p.checkMetadata(md); err != nil {
+func (r *rules) pass(caller *pageApp, t *thread, target messenger.ID, md string) *messenger.Error {
+	if err := r.checkMetadata(md); err != nil {
 		return err
 	}
 	pg, me := t.page, caller.app.id
@@ -69,15 +74,15 @@ func (p *Platform) pass(caller *pageApp, t *thread, target messenger.ID, md stri
 		return errIncorrectAppID()
 	}
 	prev := t.owner
-	p.grant(t, target)
-	p.deliverHandover(t, messenger.Event{PassThreadControl: &messenger.PassThreadControl{
+	r.w.grant(t, target)
+	r.w.deliverHandover(t, messenger.Event{PassThreadControl: &messenger.PassThreadControl{
 		PreviousOwnerAppID: prev, NewOwnerAppID: target, Metadata: md,
-	}}, target, p.settings.PassWebhookTo == "all")
+	}}, target, r.w.settings.PassWebhookTo == "all")
 	return nil
 }
 
-func (p *Platform) take(caller *pageApp, t *thread, md string) (*messenger.Error, bool) {
-	if err := p.checkMetadata(md); err != nil {
+func (r *rules) take(caller *pageApp, t *thread, md string) (*messenger.Error, bool) {
+	if err := r.checkMetadata(md); err != nil {
 		return err, false
 	}
 	pg, me := t.page, caller.app.id
@@ -97,17 +102,17 @@ func (p *Platform) take(caller *pageApp, t *thread, md string) (*messenger.Error
 		return errInvalidParameter(), false
 	}
 	prev := t.owner
-	p.grant(t, me)
+	r.w.grant(t, me)
 	if prev != "" { // taking an idle thread sends no webhook
-		p.deliverHandover(t, messenger.Event{TakeThreadControl: &messenger.TakeThreadControl{
+		r.w.deliverHandover(t, messenger.Event{TakeThreadControl: &messenger.TakeThreadControl{
 			PreviousOwnerAppID: prev, NewOwnerAppID: me, Metadata: md,
-		}}, prev, p.settings.TakeWebhookTo == "all")
+		}}, prev, r.w.settings.TakeWebhookTo == "all")
 	}
 	return nil, true
 }
 
-func (p *Platform) request(caller *pageApp, t *thread, md string) *messenger.Error {
-	if err := p.checkMetadata(md); err != nil {
+func (r *rules) request(caller *pageApp, t *thread, md string) *messenger.Error {
+	if err := r.checkMetadata(md); err != nil {
 		return err
 	}
 	pg, me := t.page, caller.app.id
@@ -121,7 +126,7 @@ func (p *Platform) request(caller *pageApp, t *thread, md string) *messenger.Err
 		if t.owner == me {
 			return errInvalidParameter()
 		}
-		p.deliverHandover(t, messenger.Event{RequestThreadControl: &messenger.RequestThreadControl{
+		r.w.deliverHandover(t, messenger.Event{RequestThreadControl: &messenger.RequestThreadControl{
 			RequestedOwnerAppID: me, Metadata: md,
 		}}, pg.defaultApp, false)
 		return nil
@@ -131,20 +136,20 @@ func (p *Platform) request(caller *pageApp, t *thread, md string) *messenger.Err
 	}
 	if t.owner == "" {
 		// Zero-config: the first app to ask gets an idle thread.
-		p.grant(t, me)
-		p.deliverHandover(t, messenger.Event{PassThreadControl: &messenger.PassThreadControl{
+		r.w.grant(t, me)
+		r.w.deliverHandover(t, messenger.Event{PassThreadControl: &messenger.PassThreadControl{
 			NewOwnerAppID: me, Metadata: md,
 		}}, me, false)
 		return nil
 	}
-	p.deliverHandover(t, messenger.Event{RequestThreadControl: &messenger.RequestThreadControl{
+	r.w.deliverHandover(t, messenger.Event{RequestThreadControl: &messenger.RequestThreadControl{
 		RequestedOwnerAppID: me, Metadata: md,
 	}}, t.owner, false)
 	return nil
 }
 
-func (p *Platform) release(caller *pageApp, t *thread, md string) *messenger.Error {
-	if err := p.checkMetadata(md); err != nil {
+func (r *rules) release(caller *pageApp, t *thread, md string) *messenger.Error {
+	if err := r.checkMetadata(md); err != nil {
 		return err
 	}
 	if t.owner != caller.app.id {
@@ -158,20 +163,20 @@ func (p *Platform) release(caller *pageApp, t *thread, md string) *messenger.Err
 	return nil
 }
 
-func (p *Platform) extend(caller *pageApp, t *thread, seconds int64) *messenger.Error {
+func (r *rules) extend(caller *pageApp, t *thread, seconds int64) *messenger.Error {
 	if t.owner != caller.app.id {
 		return errNotOwnerExtend()
 	}
 	if seconds <= 0 || seconds > maxExtendSeconds {
 		return errInvalidParameter()
 	}
-	t.expires = p.now().Add(time.Duration(seconds) * time.Second)
+	t.expires = r.w.now().Add(time.Duration(seconds) * time.Second)
 	return nil
 }
 
 // threadOwnerView is what GET thread_owner shows the caller: (owner,
-// expiration, visible). Callers hold p.mu.
-func (p *Platform) threadOwnerView(caller *pageApp, t *thread) (body any, err *messenger.Error) {
+// expiration, visible).
+func (r *rules) threadOwnerView(caller *pageApp, t *thread) (body any, err *messenger.Error) {
 	pg, me := t.page, caller.app.id
 	type owner struct {
 		AppID      messenger.ID `json:"app_id,omitempty"`
@@ -187,7 +192,7 @@ func (p *Platform) threadOwnerView(caller *pageApp, t *thread) (body any, err *m
 		return wrap(owner{AppID: t.owner}), nil
 	}
 	if t.owner == "" {
-		if p.settings.IdleThreadOwnerBody == "object" {
+		if r.w.settings.IdleThreadOwnerBody == "object" {
 			return map[string]any{}, nil
 		}
 		return map[string]any{"data": []any{}}, nil
@@ -201,7 +206,7 @@ func (p *Platform) threadOwnerView(caller *pageApp, t *thread) (body any, err *m
 
 // sendAllowed applies the Send API's ownership and window rules (REFERENCE
 // §4, §5.1) for a message to the person of t.
-func (p *Platform) sendAllowed(caller *pageApp, t *thread, tag string, viaOTN bool) *messenger.Error {
+func (r *rules) sendAllowed(caller *pageApp, t *thread, tag string, viaOTN bool) *messenger.Error {
 	pg, me := t.page, caller.app.id
 	switch pg.mode {
 	case ModeLegacy:
@@ -218,7 +223,7 @@ func (p *Platform) sendAllowed(caller *pageApp, t *thread, tag string, viaOTN bo
 			return errSendNotOwner() // while idle only the default app may send
 		}
 	}
-	now := p.now()
+	now := r.w.now()
 	switch tag {
 	case messenger.TagAccountUpdate, messenger.TagConfirmedEventUpdate, messenger.TagPostPurchaseUpdate:
 		if messenger.IsRetiredTag(tag, now) {
@@ -240,4 +245,86 @@ func (p *Platform) sendAllowed(caller *pageApp, t *thread, tag string, viaOTN bo
 		return nil
 	}
 	return errOutsideWindow()
+}
+
+// send applies one Send API call.
+func (r *rules) send(caller *pageApp, req *messenger.SendRequest) (any, *messenger.Error) {
+	pg := caller.page
+	psid, viaOTN := req.Recipient.ID, false
+	if tok := req.Recipient.OneTimeNotifToken; tok != "" {
+		o := r.w.otns[tok]
+		if o == nil || o.page != pg.id || o.used || r.w.now().Sub(o.created) > otnLifetime {
+			return nil, graphError(messenger.CodeInvalidParameter, 0, "(#100) Invalid one_time_notif_token")
+		}
+		psid, viaOTN = o.psid, true
+	}
+	if req.Message == nil && req.SenderAction == "" {
+		return nil, errParamRequired("message")
+	}
+	if req.Message != nil {
+		if req.MessagingType == "" {
+			return nil, errParamRequired("messaging_type")
+		}
+		if req.MessagingType == messenger.MessagingTypeMessageTag && req.Tag == "" {
+			return nil, errParamRequired("tag")
+		}
+		if utf8.RuneCountInString(req.Message.Text) >= maxTextLen || utf8.RuneCountInString(req.Message.Metadata) >= maxSendMetadata {
+			return nil, errInvalidParameter()
+		}
+		if req.Message.Text == "" && req.Message.Attachment == nil {
+			return nil, errParamRequired("message.text or message.attachment")
+		}
+	}
+	t := r.w.thread(pg, psid, false)
+	if t == nil {
+		return nil, errNoUser()
+	}
+	if err := r.sendAllowed(caller, t, req.Tag, viaOTN); err != nil {
+		return nil, err
+	}
+	if tc := req.ThreadControl; tc != nil {
+		if pg.mode != ModeConversationRouting {
+			return nil, errCRNotEnabled()
+		}
+		// Refuse a pass that cannot happen before anything is sent.
+		if tc.ControlType == "pass" {
+			target := tc.AppID
+			if target == "" {
+				target = pg.defaultApp
+			}
+			if target == caller.app.id {
+				return nil, errInvalidParameter()
+			}
+			if pg.apps[target] == nil {
+				return nil, errIncorrectAppID()
+			}
+		}
+	}
+	if req.Message == nil { // sender action: no message, no echo
+		return map[string]any{"recipient_id": psid}, nil
+	}
+	if viaOTN {
+		r.w.otns[req.Recipient.OneTimeNotifToken].used = true
+	}
+	mid := newID("m_")
+	r.w.recordOutbound(t, caller.app, mid, req)
+	if tc := req.ThreadControl; tc != nil {
+		// Send, then change control, as one call. "release" (the default)
+		// sends no webhook.
+		switch tc.ControlType {
+		case "pass":
+			if err := r.pass(caller, t, tc.AppID, ""); err != nil {
+				return nil, err
+			}
+		default:
+			if t.owner == caller.app.id {
+				t.owner = ""
+			}
+		}
+	}
+	out := messenger.SendResponse{MessageID: mid}
+	if req.Recipient.ID != "" {
+		out.RecipientID = psid
+	}
+	return out, nil
 }

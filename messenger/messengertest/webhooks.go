@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -53,10 +54,14 @@ type queued struct {
 }
 
 // webhookSender delivers webhooks in order per app: one goroutine per app
-// while it has work, which retries a failing POST before moving on.
+// while it has work, which retries a failing POST before moving on. It
+// knows the world only through onResult, which it calls after each POST.
 type webhookSender struct {
-	p      *Platform
-	client *http.Client
+	client   *http.Client
+	clock    Clock
+	log      *zap.Logger
+	settings Settings
+	onResult func(batch []queued, ok bool)
 
 	mu      sync.Mutex
 	queues  map[messenger.ID][]queued
@@ -70,16 +75,19 @@ type webhookSender struct {
 	wg      sync.WaitGroup
 }
 
-func newWebhookSender(p *Platform) *webhookSender {
+func newWebhookSender(client *http.Client, c Clock, log *zap.Logger, settings Settings, onResult func([]queued, bool)) *webhookSender {
 	idle := make(chan struct{})
 	close(idle)
 	return &webhookSender{
-		p:       p,
-		client:  &http.Client{},
-		queues:  map[messenger.ID][]queued{},
-		running: map[messenger.ID]bool{},
-		idle:    idle,
-		stop:    make(chan struct{}),
+		client:   client,
+		clock:    c,
+		log:      log,
+		settings: settings,
+		onResult: onResult,
+		queues:   map[messenger.ID][]queued{},
+		running:  map[messenger.ID]bool{},
+		idle:     idle,
+		stop:     make(chan struct{}),
 	}
 }
 
@@ -113,7 +121,7 @@ func (s *webhookSender) run(appID messenger.ID) {
 			s.mu.Unlock()
 			return
 		}
-		n := min(len(q), s.p.settings.MaxBatch)
+		n := min(len(q), s.settings.MaxBatch)
 		batch := append([]queued(nil), q[:n]...)
 		s.queues[appID] = q[n:]
 		s.mu.Unlock()
@@ -132,7 +140,7 @@ func (s *webhookSender) run(appID messenger.ID) {
 func (s *webhookSender) send(batch []queued) {
 	a := batch[0].pa.app
 	env := wireEnvelope{Object: messenger.ObjectPage}
-	rec := &WebhookRecord{At: s.p.now(), App: a.name, AppID: a.id, URL: a.callback, Status: "pending"}
+	rec := &WebhookRecord{At: s.clock.Now(), App: a.name, AppID: a.id, URL: a.callback, Status: "pending"}
 	for _, q := range batch {
 		env.Entry = append(env.Entry, q.entry)
 		rec.Channels = append(rec.Channels, string(q.channel))
@@ -140,7 +148,7 @@ func (s *webhookSender) send(batch []queued) {
 	}
 	body, err := messenger.MarshalLikeMeta(env)
 	if err != nil { // cannot happen: every part was encoded before
-		s.p.log.Error("encode webhook", zap.Error(err))
+		s.log.Error("encode webhook", zap.Error(err))
 		return
 	}
 	rec.Body = string(body)
@@ -153,8 +161,8 @@ func (s *webhookSender) send(batch []queued) {
 	s.records = append(s.records, rec)
 	s.mu.Unlock()
 
-	delay := s.p.settings.WebhookRetryDelay
-	for attempt := 0; attempt <= s.p.settings.WebhookRetries; attempt++ {
+	delay := s.settings.WebhookRetryDelay
+	for attempt := 0; attempt <= s.settings.WebhookRetries; attempt++ {
 		if attempt > 0 {
 			select {
 			case <-s.stop:
@@ -175,19 +183,19 @@ func (s *webhookSender) send(batch []queued) {
 		}
 		s.mu.Unlock()
 		if err == nil {
-			s.p.markWebhookResult(batch, true)
+			s.onResult(batch, true)
 			return
 		}
-		s.p.log.Info("webhook failed", zap.String("app", a.name), zap.Int("attempt", attempt+1), zap.Error(err))
+		s.log.Info("webhook failed", zap.String("app", a.name), zap.Int("attempt", attempt+1), zap.Error(err))
 	}
 	s.mu.Lock()
 	rec.Status = "failed"
 	s.mu.Unlock()
-	s.p.markWebhookResult(batch, false)
+	s.onResult(batch, false)
 }
 
 func (s *webhookSender) post(a *app, body []byte) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.p.settings.WebhookTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.settings.WebhookTimeout)
 	defer cancel()
 	go func() { // Close cancels in-flight posts too
 		select {
@@ -259,151 +267,32 @@ func (s *webhookSender) close() {
 	s.mu.Unlock()
 }
 
-// Settle blocks until every queued webhook has been delivered or has
-// failed for good: the signal a test waits on instead of sleeping.
-func (p *Platform) Settle(ctx context.Context) error { return p.hooks.settle(ctx) }
-
-// Webhooks returns the record of every webhook POST, oldest first.
-func (p *Platform) Webhooks() []WebhookRecord { return p.hooks.list() }
-
-// markWebhookResult tracks how long an app's webhooks have failed and,
-// past Settings.UnsubscribeAfter, unsubscribes it from the page as Meta
-// does after an hour of failures.
-func (p *Platform) markWebhookResult(batch []queued, ok bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := p.now()
-	for _, q := range batch {
-		pa := q.pa
-		switch {
-		case ok:
-			pa.failingSince = time.Time{}
-		case pa.failingSince.IsZero():
-			pa.failingSince = now
-		case now.Sub(pa.failingSince) >= p.settings.UnsubscribeAfter && len(pa.subscribed) > 0:
-			p.log.Warn("webhooks disabled: app unsubscribed from page after failing",
-				zap.String("app", pa.app.name), zap.String("page", string(pa.page.id)), zap.Duration("failing_for", now.Sub(pa.failingSince)))
-			pa.subscribed = map[string]bool{}
-		}
+// verify performs Meta's subscription handshake with an app's callback:
+// GET ?hub.mode=subscribe&hub.verify_token=..&hub.challenge=.., which must
+// answer 200 with the challenge as its body.
+func (s *webhookSender) verify(ctx context.Context, appName, callback, verifyToken string) error {
+	challenge := fmt.Sprint(time.Now().UnixNano() % 1e9)
+	u, err := url.Parse(callback)
+	if err != nil {
+		return fmt.Errorf("callback_url: %w", err)
 	}
-}
-
-// encodeEvent encodes one event as Meta would put it in an entry.
-func encodeEvent(ev *messenger.Event) json.RawMessage {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(ev) // plain structs: cannot fail
-	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	if m := ev.Message; m != nil && m.IsEcho && m.AppID != "" {
-		// Every Meta example sends an echo's app_id as a bare number; bots
-		// with strict types depend on it. Strings inside the event are
-		// escaped, so this exact key only occurs as the field itself.
-		b = bytes.Replace(b, []byte(`"app_id":"`+m.AppID+`"`), []byte(`"app_id":`+m.AppID), 1)
+	q := u.Query()
+	q.Set("hub.mode", "subscribe")
+	q.Set("hub.verify_token", verifyToken)
+	q.Set("hub.challenge", challenge)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
 	}
-	return b
-}
-
-// channelFor tells on which channel an app gets the thread's events.
-func channelFor(t *thread, pa *pageApp) messenger.Channel {
-	switch t.page.mode {
-	case ModeZeroConfig:
-		return messenger.ChannelMessaging
-	case ModeLegacy:
-		if t.owner == pa.app.id {
-			return messenger.ChannelMessaging
-		}
-		return messenger.ChannelStandby
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", appName, err)
 	}
-	if t.owner == pa.app.id || (t.owner == "" && t.page.defaultApp == pa.app.id) {
-		return messenger.ChannelMessaging
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode != http.StatusOK || string(body) != challenge {
+		return fmt.Errorf("verify %s: callback answered %s %.100q, want 200 %q", appName, resp.Status, body, challenge)
 	}
-	return messenger.ChannelStandby
-}
-
-// route sends a person's event, or an echo, to every subscribed app on the
-// page: the owner on messaging, the others on standby. Callers hold p.mu.
-func (p *Platform) route(t *thread, ev messenger.Event, field string) {
-	p.stamp(t, &ev)
-	kind := ev.Kind()
-	for _, pa := range t.page.connectedApps() {
-		if pa.app.callback == "" {
-			continue
-		}
-		ch := channelFor(t, pa)
-		e := ev
-		if ch == messenger.ChannelMessaging {
-			if !pa.subscribed[field] {
-				continue
-			}
-		} else {
-			if !pa.subscribed["standby"] || (kind == messenger.KindEcho && !pa.subscribed[field]) {
-				continue
-			}
-			if e.Postback != nil && e.Postback.Payload != "" {
-				// Only the app that sent the button gets its payload.
-				pb := *e.Postback
-				pb.Payload = ""
-				e.Postback = &pb
-			}
-		}
-		p.enqueue(t.page, pa, ch, &e)
-	}
-}
-
-// deliverTo sends a messaging_handovers event to the named apps on the
-// messaging channel. Callers hold p.mu.
-func (p *Platform) deliverTo(pg *page, appIDs []messenger.ID, ev messenger.Event, field string) {
-	for _, id := range appIDs {
-		pa := pg.apps[id]
-		if pa == nil || pa.app.callback == "" || !pa.subscribed[field] {
-			continue
-		}
-		p.enqueue(pg, pa, messenger.ChannelMessaging, &ev)
-	}
-}
-
-// deliverHandover sends a handover event to its recipients, or to every
-// connected app when the setting says "all".
-func (p *Platform) deliverHandover(t *thread, ev messenger.Event, to messenger.ID, all bool) {
-	ev = p.handoverEvent(t, ev)
-	ids := []messenger.ID{to}
-	if all {
-		ids = ids[:0]
-		for _, pa := range t.page.connectedApps() {
-			ids = append(ids, pa.app.id)
-		}
-	}
-	p.deliverTo(t.page, ids, ev, "messaging_handovers")
-}
-
-func (p *Platform) handoverEvent(t *thread, ev messenger.Event) messenger.Event {
-	p.stamp(t, &ev)
-	return ev
-}
-
-// stamp fills sender, recipient and timestamp as Meta does for the kind of
-// event: echoes come from the page to the person, all else the reverse.
-func (p *Platform) stamp(t *thread, ev *messenger.Event) {
-	if ev.Timestamp == 0 {
-		ev.Timestamp = p.now().UnixMilli()
-	}
-	if ev.Message != nil && ev.Message.IsEcho {
-		ev.Sender = &messenger.Party{ID: t.page.id}
-		ev.Recipient = messenger.Party{ID: t.psid}
-		return
-	}
-	ev.Sender = &messenger.Party{ID: t.psid}
-	ev.Recipient = messenger.Party{ID: t.page.id}
-}
-
-func (p *Platform) enqueue(pg *page, pa *pageApp, ch messenger.Channel, ev *messenger.Event) {
-	entry := wireEntry{ID: pg.id, Time: p.now().UnixMilli()}
-	raw := encodeEvent(ev)
-	if ch == messenger.ChannelStandby {
-		entry.Standby = []json.RawMessage{raw}
-	} else {
-		entry.Messaging = []json.RawMessage{raw}
-	}
-	p.hooks.enqueue(queued{pa: pa, entry: entry, channel: ch, kind: ev.Kind()})
+	return nil
 }

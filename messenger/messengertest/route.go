@@ -1,0 +1,148 @@
+package messengertest
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/batonhq/baton/messenger"
+)
+
+// How an event on a thread becomes webhooks: which apps get a copy, on
+// which channel, stamped and encoded as Meta does. Each method runs with
+// w.mu held and only queues; the webhook sender posts later.
+
+// channelFor tells on which channel an app gets the thread's events.
+func channelFor(t *thread, pa *pageApp) messenger.Channel {
+	switch t.page.mode {
+	case ModeZeroConfig:
+		return messenger.ChannelMessaging
+	case ModeLegacy:
+		if t.owner == pa.app.id {
+			return messenger.ChannelMessaging
+		}
+		return messenger.ChannelStandby
+	}
+	if t.owner == pa.app.id || (t.owner == "" && t.page.defaultApp == pa.app.id) {
+		return messenger.ChannelMessaging
+	}
+	return messenger.ChannelStandby
+}
+
+// route sends a person's event, or an echo, to every subscribed app on the
+// page: the owner on messaging, the others on standby.
+func (w *world) route(t *thread, ev messenger.Event, field string) {
+	w.stamp(t, &ev)
+	kind := ev.Kind()
+	for _, pa := range t.page.connectedApps() {
+		if pa.app.callback == "" {
+			continue
+		}
+		ch := channelFor(t, pa)
+		e := ev
+		if ch == messenger.ChannelMessaging {
+			if !pa.subscribed[field] {
+				continue
+			}
+		} else {
+			if !pa.subscribed["standby"] || (kind == messenger.KindEcho && !pa.subscribed[field]) {
+				continue
+			}
+			if e.Postback != nil && e.Postback.Payload != "" {
+				// Only the app that sent the button gets its payload.
+				pb := *e.Postback
+				pb.Payload = ""
+				e.Postback = &pb
+			}
+		}
+		w.enqueue(t.page, pa, ch, &e)
+	}
+}
+
+// deliverTo sends a messaging_handovers event to the named apps on the
+// messaging channel.
+func (w *world) deliverTo(pg *page, appIDs []messenger.ID, ev messenger.Event, field string) {
+	for _, id := range appIDs {
+		pa := pg.apps[id]
+		if pa == nil || pa.app.callback == "" || !pa.subscribed[field] {
+			continue
+		}
+		w.enqueue(pg, pa, messenger.ChannelMessaging, &ev)
+	}
+}
+
+// deliverHandover sends a handover event to its recipients, or to every
+// connected app when the setting says "all".
+func (w *world) deliverHandover(t *thread, ev messenger.Event, to messenger.ID, all bool) {
+	ev = w.handoverEvent(t, ev)
+	ids := []messenger.ID{to}
+	if all {
+		ids = ids[:0]
+		for _, pa := range t.page.connectedApps() {
+			ids = append(ids, pa.app.id)
+		}
+	}
+	w.deliverTo(t.page, ids, ev, "messaging_handovers")
+}
+
+func (w *world) handoverEvent(t *thread, ev messenger.Event) messenger.Event {
+	w.stamp(t, &ev)
+	return ev
+}
+
+// stamp fills sender, recipient and timestamp as Meta does for the kind of
+// event: echoes come from the page to the person, all else the reverse.
+func (w *world) stamp(t *thread, ev *messenger.Event) {
+	if ev.Timestamp == 0 {
+		ev.Timestamp = w.now().UnixMilli()
+	}
+	if ev.Message != nil && ev.Message.IsEcho {
+		ev.Sender = &messenger.Party{ID: t.page.id}
+		ev.Recipient = messenger.Party{ID: t.psid}
+		return
+	}
+	ev.Sender = &messenger.Party{ID: t.psid}
+	ev.Recipient = messenger.Party{ID: t.page.id}
+}
+
+func (w *world) enqueue(pg *page, pa *pageApp, ch messenger.Channel, ev *messenger.Event) {
+	entry := wireEntry{ID: pg.id, Time: w.now().UnixMilli()}
+	raw := encodeEvent(ev)
+	if ch == messenger.ChannelStandby {
+		entry.Standby = []json.RawMessage{raw}
+	} else {
+		entry.Messaging = []json.RawMessage{raw}
+	}
+	w.out.enqueue(queued{pa: pa, entry: entry, channel: ch, kind: ev.Kind()})
+}
+
+// recordOutbound stores a page message and routes its echo.
+func (w *world) recordOutbound(t *thread, from *app, mid string, req *messenger.SendRequest) {
+	m := req.Message
+	t.messages = append(t.messages, ThreadMessage{
+		Mid: mid, At: w.now(), Direction: "out", AppID: from.id, App: from.name,
+		Text: m.Text, Metadata: m.Metadata, Tag: req.Tag, HasAttach: m.Attachment != nil,
+	})
+	echo := &messenger.Message{Mid: mid, IsEcho: true, AppID: from.id, Metadata: m.Metadata, Text: m.Text}
+	if a := m.Attachment; a != nil {
+		var pl messenger.AttachmentPayload
+		_ = json.Unmarshal(a.Payload, &pl)
+		echo.Attachments = []messenger.Attachment{{Type: a.Type, Payload: pl}}
+	}
+	w.route(t, messenger.Event{Message: echo}, "message_echoes")
+}
+
+// encodeEvent encodes one event as Meta would put it in an entry.
+func encodeEvent(ev *messenger.Event) json.RawMessage {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(ev) // plain structs: cannot fail
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if m := ev.Message; m != nil && m.IsEcho && m.AppID != "" {
+		// Every Meta example sends an echo's app_id as a bare number; bots
+		// with strict types depend on it. Strings inside the event are
+		// escaped, so this exact key only occurs as the field itself.
+		b = bytes.Replace(b, []byte(`"app_id":"`+m.AppID+`"`), []byte(`"app_id":`+m.AppID), 1)
+	}
+	return b
+}

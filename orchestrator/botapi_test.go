@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/batonhq/baton/messenger"
-	"github.com/batonhq/baton/orchestrator"
+	"github.com/batonhq/baton/orchestrator/api"
 )
 
 func TestBotAPI(t *testing.T) {
@@ -13,7 +13,7 @@ func TestBotAPI(t *testing.T) {
 	h.say("hi")
 	h.support.next()
 	url := h.baton + "/v1/threads/" + pageID + "/" + psid
-	var tv orchestrator.ThreadView
+	var tv api.ThreadView
 	var apiErr struct {
 		Error struct{ Code, Message string }
 	}

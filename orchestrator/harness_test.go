@@ -21,6 +21,8 @@ import (
 	"github.com/batonhq/baton/config"
 	"github.com/batonhq/baton/messenger/messengertest"
 	"github.com/batonhq/baton/orchestrator"
+	"github.com/batonhq/baton/orchestrator/api"
+	"github.com/batonhq/baton/store/bolt"
 )
 
 const (
@@ -224,8 +226,10 @@ pages:
 }
 
 func (h *harness) startBaton() {
-	srv, err := orchestrator.NewServer(h.cfg, orchestrator.ServerOptions{Clock: h.clock})
+	db := mustOpenStore(h.t, h.cfg.Data)
+	srv, err := orchestrator.NewServer(h.cfg, db, orchestrator.ServerOptions{Clock: h.clock})
 	if err != nil {
+		db.Close()
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -254,8 +258,21 @@ func (h *harness) startBaton() {
 		if err := <-done; err != nil {
 			h.t.Errorf("baton stopped with %v", err)
 		}
+		if err := db.Close(); err != nil {
+			h.t.Errorf("close store: %v", err)
+		}
 	}
 	h.t.Cleanup(h.stop)
+}
+
+// mustOpenStore opens the bbolt file at path, as baton serve does.
+func mustOpenStore(tb testing.TB, path string) *bolt.DB {
+	tb.Helper()
+	db, err := bolt.Open(path, bolt.Options{LockTimeout: 5 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return db
 }
 
 func (h *harness) settle() {
@@ -300,9 +317,9 @@ func (h *harness) say(text string) {
 	}
 }
 
-func (h *harness) batonThread() orchestrator.ThreadView {
+func (h *harness) batonThread() api.ThreadView {
 	h.t.Helper()
-	var tv orchestrator.ThreadView
+	var tv api.ThreadView
 	if st := h.do("GET", h.admin+"/admin/threads/"+pageID+"/"+psid, adminToken, nil, &tv); st != 200 {
 		h.t.Fatalf("admin thread: %d", st)
 	}

@@ -11,7 +11,8 @@ import (
 
 	"github.com/batonhq/baton/adapters"
 	"github.com/batonhq/baton/messenger"
-	"github.com/batonhq/baton/orchestrator"
+	"github.com/batonhq/baton/orchestrator/api"
+	"github.com/batonhq/baton/orchestrator/recent"
 )
 
 // post sends a webhook body to Baton as Meta would, signed with secret.
@@ -36,8 +37,8 @@ func messageBody(page, mid, text string) []byte {
 		page, psid, page, mid, text))
 }
 
-func (h *harness) recentErrors() []orchestrator.RecentError {
-	var out struct{ Errors []orchestrator.RecentError }
+func (h *harness) recentErrors() []recent.Error {
+	var out struct{ Errors []recent.Error }
 	h.do("GET", h.admin+"/admin/errors", adminToken, nil, &out)
 	return out.Errors
 }
@@ -116,7 +117,7 @@ func TestDeadLetterAndRetry(t *testing.T) {
 	h := newHarness(t)
 	h.support.setRespond(func(adapters.Delivery) (int, string) { return 400, "no thanks" })
 	h.say("will be refused")
-	var dead struct{ Deliveries []orchestrator.DeliveryView }
+	var dead struct{ Deliveries []api.DeliveryView }
 	h.eventually("a dead letter", func() bool {
 		h.do("GET", h.admin+"/admin/deliveries?status=dead", adminToken, nil, &dead)
 		return len(dead.Deliveries) == 1
@@ -192,7 +193,7 @@ func TestAdminRequiresToken(t *testing.T) {
 	}
 	want := "GET /admin/threads|GET /admin/threads/{page}/{psid}|POST /admin/threads/{page}/{psid}/{op:pass|take|release}|" +
 		"GET /admin/deliveries|POST /admin/deliveries/{id:[0-9]+}/retry|GET /admin/errors"
-	if got := strings.Join(orchestrator.AdminRoutes(), "|"); got != want {
+	if got := strings.Join(api.AdminRoutes(), "|"); got != want {
 		t.Fatalf("admin routes are now %s; add the new ones to this test", got)
 	}
 	for _, rt := range routes {
@@ -220,7 +221,7 @@ func TestAdminActionsAndListing(t *testing.T) {
 	h.say("hi")
 	h.support.next()
 
-	var tv orchestrator.ThreadView
+	var tv api.ThreadView
 	if st := h.do("POST", h.admin+"/admin/threads/"+pageID+"/"+psid+"/pass", adminToken, map[string]string{"to": "page-inbox", "metadata": "vip"}, &tv); st != 200 || tv.Owner != "page-inbox" {
 		t.Fatalf("admin pass: %d %+v", st, tv)
 	}
@@ -235,7 +236,7 @@ func TestAdminActionsAndListing(t *testing.T) {
 		t.Fatalf("take without permission: %d (want 409 with the reason)", st)
 	}
 	var list struct {
-		Threads    []orchestrator.ThreadView
+		Threads    []api.ThreadView
 		NextCursor string `json:"next_cursor"`
 	}
 	if st := h.do("GET", h.admin+"/admin/threads?owner=idle&page="+pageID, adminToken, nil, &list); st != 200 || len(list.Threads) != 1 || list.Threads[0].PSID != psid {

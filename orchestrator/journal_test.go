@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/adapters"
-	"github.com/batonhq/baton/orchestrator"
+	"github.com/batonhq/baton/orchestrator/api"
 )
 
 // The journal forgets webhooks past webhooks.journal_retention, but not
@@ -20,7 +20,7 @@ func TestJournalRetentionKeepsWhatDeliveriesRead(t *testing.T) {
 	h.say("still owed")
 	// The failed attempt's retry is on disk before the clock moves.
 	h.eventually("the retry scheduled", func() bool {
-		var out struct{ Deliveries []orchestrator.DeliveryView }
+		var out struct{ Deliveries []api.DeliveryView }
 		h.do("GET", h.admin+"/admin/deliveries?status=pending", adminToken, nil, &out)
 		return len(out.Deliveries) == 1 && out.Deliveries[0].Attempts == 1 &&
 			strings.Contains(string(out.Deliveries[0].Event), "still owed")

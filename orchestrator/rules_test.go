@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/adapters"
-	"github.com/batonhq/baton/orchestrator"
+	"github.com/batonhq/baton/orchestrator/api"
 )
 
 // withRules adds a rules block to the harness's page.
@@ -43,13 +43,13 @@ func (h *harness) metric(series string) float64 {
 }
 
 // lastBy is the newest history entry made by who.
-func lastBy(tv orchestrator.ThreadView, by string) (orchestrator.HistoryView, bool) {
+func lastBy(tv api.ThreadView, by string) (api.HistoryView, bool) {
 	for i := len(tv.History) - 1; i >= 0; i-- {
 		if tv.History[i].By == by {
 			return tv.History[i], true
 		}
 	}
-	return orchestrator.HistoryView{}, false
+	return api.HistoryView{}, false
 }
 
 // toPerson lists the texts the page sent the person, per the platform.
@@ -64,13 +64,13 @@ func (h *harness) toPerson() []string {
 	return out
 }
 
-func (h *harness) pending(rule string) (orchestrator.JobView, bool) {
+func (h *harness) pending(rule string) (api.JobView, bool) {
 	for _, j := range h.batonThread().Pending {
 		if j.Rule == rule {
 			return j, true
 		}
 	}
-	return orchestrator.JobView{}, false
+	return api.JobView{}, false
 }
 
 // countCalls counts the platform's successful Graph calls on edge by app.

@@ -17,7 +17,7 @@ import (
 	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/config"
 	"github.com/batonhq/baton/messenger"
-	"github.com/batonhq/baton/store/bolt"
+	"github.com/batonhq/baton/store"
 )
 
 // Registry returns the adapter types Baton ships, registered explicitly.
@@ -56,12 +56,11 @@ type ServerOptions struct {
 	Public, Admin net.Listener
 }
 
-// Server is a whole Baton process: the store file, the Orchestrator and
+// Server is a whole Baton process but its store: the Orchestrator and
 // its two listeners.
 type Server struct {
 	O   *Orchestrator
 	cfg *config.Config
-	db  *bolt.DB
 	log *zap.Logger
 
 	pl, al net.Listener // given in ServerOptions, or nil
@@ -72,15 +71,12 @@ type Server struct {
 	admin     string
 }
 
-// NewServer opens the store and builds everything from cfg.
-func NewServer(cfg *config.Config, opts ServerOptions) (*Server, error) {
+// NewServer builds everything from cfg on an open store, which the
+// caller closes after Run returns.
+func NewServer(cfg *config.Config, st store.Store, opts ServerOptions) (*Server, error) {
 	log := opts.Log
 	if log == nil {
 		log = zap.NewNop()
-	}
-	db, err := bolt.Open(cfg.Data, bolt.Options{LockTimeout: 5 * time.Second, CommitWait: cfg.Webhooks.CommitWait})
-	if err != nil {
-		return nil, err
 	}
 	// One pooled client for forwarding: keep-alive connections up to the
 	// forwarding concurrency (Go's default of 2 idle per host halves it).
@@ -95,20 +91,17 @@ func NewServer(cfg *config.Config, opts ServerOptions) (*Server, error) {
 	botClient := &http.Client{Transport: tr}
 	ads, err := BuildAdapters(cfg, Registry(), botClient)
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
 	graph, err := messenger.NewClient(messenger.ClientOptions{BaseURL: cfg.Graph.URL, Version: cfg.Graph.Version, HTTPClient: &http.Client{Timeout: cfg.Graph.Timeout}})
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
-	o, err := New(cfg, Deps{Store: db, Graph: graph, Clock: opts.Clock, Log: log, Adapters: ads})
+	o, err := New(cfg, Deps{Store: st, Graph: graph, Clock: opts.Clock, Log: log, Adapters: ads})
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
-	return &Server{O: o, cfg: cfg, db: db, log: log, listening: make(chan struct{}), pl: opts.Public, al: opts.Admin}, nil
+	return &Server{O: o, cfg: cfg, log: log, listening: make(chan struct{}), pl: opts.Public, al: opts.Admin}, nil
 }
 
 // Listening is closed once both listeners accept connections.
@@ -122,10 +115,9 @@ func (s *Server) Addrs() (public, admin string) {
 }
 
 // Run serves until ctx ends, then shuts down gracefully: stop accepting,
-// finish in-flight requests, stop the dispatcher (unfinished deliveries
-// stay in the outbox), close the store.
+// finish in-flight requests, stop the background work (unfinished
+// deliveries stay in the outbox).
 func (s *Server) Run(ctx context.Context) error {
-	defer s.db.Close()
 	pl, al := s.pl, s.al
 	var err error
 	if pl == nil {

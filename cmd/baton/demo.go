@@ -191,13 +191,24 @@ func startDemo(o demoOptions) (d *demo, err error) {
 	}
 	d.platformSrv = d.serve(pl, d.platform.Handler())
 
-	baton, err := orchestrator.NewServer(cfg, orchestrator.ServerOptions{Clock: d.clock, Log: zl, Public: bl, Admin: al})
+	db, err := openStore(cfg)
 	if err != nil {
+		return d, err
+	}
+	baton, err := orchestrator.NewServer(cfg, db, orchestrator.ServerOptions{Clock: d.clock, Log: zl, Public: bl, Admin: al})
+	if err != nil {
+		db.Close()
 		return d, err
 	}
 	var runCtx context.Context
 	runCtx, d.stopBaton = context.WithCancel(context.Background())
-	go func() { d.batonDone <- baton.Run(runCtx) }()
+	go func() {
+		err := baton.Run(runCtx)
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+		d.batonDone <- err
+	}()
 	<-baton.Listening()
 
 	stdlog := log.New(d.logFile, "", log.LstdFlags)

@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/batonhq/baton/config"
 	"github.com/batonhq/baton/orchestrator"
+	"github.com/batonhq/baton/store/bolt"
 )
 
 // runServe runs Baton until SIGINT or SIGTERM.
@@ -30,7 +32,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	srv, err := orchestrator.NewServer(cfg, orchestrator.ServerOptions{Log: log})
+	db, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	srv, err := orchestrator.NewServer(cfg, db, orchestrator.ServerOptions{Log: log})
 	if err != nil {
 		return err
 	}
@@ -40,6 +47,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "baton: webhooks and bot API on %s, admin API on %s, data in %s\n", pub, adm, cfg.Data)
 	}()
 	return srv.Run(ctx)
+}
+
+// openStore opens the config's bbolt file: the embedded store.
+func openStore(cfg *config.Config) (*bolt.DB, error) {
+	return bolt.Open(cfg.Data, bolt.Options{LockTimeout: 5 * time.Second, CommitWait: cfg.Webhooks.CommitWait})
 }
 
 func buildLogger(c config.Log, w io.Writer) (*zap.Logger, error) {

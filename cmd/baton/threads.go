@@ -13,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/batonhq/baton/orchestrator"
+	"github.com/batonhq/baton/orchestrator/api"
 )
 
 // runThreads lists threads or shows one, through the admin API.
@@ -42,7 +42,7 @@ func runThreads(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if fs.NArg() != 2 {
 			return fmt.Errorf("%w: baton threads show PAGE PSID", errUsage)
 		}
-		var th orchestrator.ThreadView
+		var th api.ThreadView
 		if err := get("/admin/threads/"+url.PathEscape(fs.Arg(0))+"/"+url.PathEscape(fs.Arg(1)), &th); err != nil {
 			return err
 		}
@@ -64,8 +64,8 @@ func runThreads(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	for {
 		var res struct {
-			Threads    []orchestrator.ThreadView `json:"threads"`
-			NextCursor string                    `json:"next_cursor"`
+			Threads    []api.ThreadView `json:"threads"`
+			NextCursor string           `json:"next_cursor"`
 		}
 		if err := get("/admin/threads?"+q.Encode(), &res); err != nil {
 			return err
@@ -85,7 +85,7 @@ func runThreads(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return tw.Flush()
 }
 
-func printThread(w io.Writer, th orchestrator.ThreadView) {
+func printThread(w io.Writer, th api.ThreadView) {
 	fmt.Fprintf(w, "thread %s/%s\n  state   %s\n  owner   %s %s\n  expires %s\n  last user message %s\n", th.PageID, th.PSID, th.State, dash(th.Owner), th.OwnerAppID, ts(th.ExpiresAt), ts(th.LastUserMessageAt))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if len(th.Pending) > 0 {

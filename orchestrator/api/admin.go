@@ -1,0 +1,232 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"net/http/pprof"
+	"strconv"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/batonhq/baton/orchestrator/apierr"
+	"github.com/batonhq/baton/orchestrator/threads"
+	"github.com/batonhq/baton/orchestrator/topology"
+	"github.com/batonhq/baton/statemachine"
+	"github.com/batonhq/baton/store"
+)
+
+// AdminHandler serves the admin listener. Everything under /admin/ and
+// /debug/pprof/ needs the admin bearer token; metrics and health do not.
+func (api *API) AdminHandler() http.Handler { return api.adminRoutes() }
+
+func (api *API) adminRoutes() *mux.Router {
+	r := mux.NewRouter()
+	if api.d.Gatherer != nil {
+		r.Handle("/metrics", promhttp.HandlerFor(api.d.Gatherer, promhttp.HandlerOpts{}))
+	}
+	api.RegisterHealth(r)
+	ad := r.PathPrefix("/admin").Subrouter()
+	ad.Use(api.adminAuth)
+	ad.Handle("/threads", api.h(api.listThreads)).Methods(http.MethodGet)
+	ad.Handle("/threads/{page}/{psid}", api.h(api.getThread)).Methods(http.MethodGet)
+	ad.Handle("/threads/{page}/{psid}/{op:pass|take|release}", api.h(api.adminControl)).Methods(http.MethodPost)
+	ad.Handle("/deliveries", api.h(api.listDeliveries)).Methods(http.MethodGet)
+	ad.Handle("/deliveries/{id:[0-9]+}/retry", api.h(api.retryDelivery)).Methods(http.MethodPost)
+	ad.Handle("/errors", api.h(api.listErrors)).Methods(http.MethodGet)
+	// Go's profiler, behind the admin token: what an operator needs when
+	// Baton is slow.
+	dbg := r.PathPrefix("/debug/pprof").Subrouter()
+	dbg.Use(api.adminAuth)
+	dbg.HandleFunc("/profile", pprof.Profile)
+	dbg.HandleFunc("/trace", pprof.Trace)
+	dbg.PathPrefix("/").HandlerFunc(pprof.Index)
+	ad.NotFoundHandler = api.NotFound()
+	r.NotFoundHandler = ad.NotFoundHandler
+	return r
+}
+
+// AdminRoutes lists the admin API's routes that need the token, as
+// "METHOD template", so tests can check every one is protected.
+func AdminRoutes() []string {
+	var out []string
+	_ = New(Deps{}).adminRoutes().Walk(func(rt *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		tpl, _ := rt.GetPathTemplate()
+		methods, _ := rt.GetMethods()
+		if strings.HasPrefix(tpl, "/admin/") && len(methods) > 0 {
+			out = append(out, methods[0]+" "+tpl)
+		}
+		return nil
+	})
+	return out
+}
+
+func (api *API) adminAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		want := []byte("Bearer " + api.d.AdminToken)
+		if api.d.AdminToken == "" || subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="baton-admin"`)
+			api.writeError(w, r, apierr.Errorf(apierr.Unauthorized, "missing or wrong admin token"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (api *API) listThreads(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	f := store.ThreadFilter{Page: q.Get("page"), State: q.Get("state"), Cursor: q.Get("cursor")}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			return apierr.Errorf(apierr.Invalid, "limit must be 1 to 1000")
+		}
+		f.Limit = n
+	}
+	switch owner := q.Get("owner"); {
+	case owner == "" || owner == "idle":
+		f.Owner = owner
+	case api.d.Topology.App(owner) != nil:
+		f.Owner = api.d.Topology.App(owner).ID
+	default:
+		f.Owner = owner // an app id not in the config
+	}
+	var list []store.Thread
+	var next string
+	err := api.d.Store.View(func(tx store.ReadTx) error {
+		var err error
+		list, next, err = tx.Threads(f)
+		return err
+	})
+	if errors.Is(err, store.ErrInvalidCursor) {
+		return apierr.Errorf(apierr.Invalid, "%v", err)
+	}
+	if err != nil {
+		return err
+	}
+	out := make([]ThreadView, 0, len(list))
+	for _, th := range list {
+		out = append(out, api.view(th, nil))
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"threads": out, "next_cursor": next})
+	return nil
+}
+
+// adminControl acts for the operator: pass with the owner's token (or the
+// default app's while idle), take as the named app, release as the owner.
+// When the owner is an app Baton does not host, a hosted app that may take
+// control takes it first.
+func (api *API) adminControl(w http.ResponseWriter, r *http.Request) error {
+	v := mux.Vars(r)
+	var body actionBody
+	if err := decodeStrict(r, &body); err != nil {
+		return err
+	}
+	p := api.d.Topology.Page(v["page"])
+	if p == nil {
+		return apierr.Errorf(apierr.NotFound, "page %s is not configured", v["page"])
+	}
+	tv, err := api.threadView(p.ID, v["psid"])
+	if err != nil {
+		return err
+	}
+	req := threads.Request{Page: p.ID, PSID: v["psid"], Op: statemachine.Op(v["op"]), Metadata: body.Metadata, Cause: store.CauseAdmin, By: "admin"}
+	switch req.Op {
+	case statemachine.OpTake:
+		if body.App == "" {
+			return apierr.Errorf(apierr.Invalid, `take needs {"app": "<hosted app>"}`)
+		}
+		req.App = body.App
+	case statemachine.OpPass:
+		if body.To == "" {
+			return apierr.Errorf(apierr.Invalid, `pass needs {"to": "<app>"}`)
+		}
+		req.Target = body.To
+		fallthrough
+	case statemachine.OpRelease:
+		actor, err := api.adminActor(r.Context(), p, tv)
+		if err != nil {
+			return err
+		}
+		req.App = actor
+	}
+	if _, err := api.d.Threads.Control(r.Context(), req); err != nil {
+		return err
+	}
+	if tv, err = api.threadView(p.ID, v["psid"]); err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, tv)
+	return nil
+}
+
+// adminActor picks the hosted app that can act on the thread now, taking
+// it from an external owner first when that is the only way.
+func (api *API) adminActor(ctx context.Context, p *topology.Page, tv ThreadView) (string, error) {
+	if tv.OwnerAppID == "" {
+		if a := p.FirstActor(); a != nil {
+			return a.Name, nil
+		}
+		return "", apierr.Errorf(apierr.Invalid, "no hosted app with a page token on this page")
+	}
+	if a := api.d.Topology.AppByID(tv.OwnerAppID); a != nil && a.Hosted {
+		return a.Name, nil
+	}
+	for _, a := range p.Apps {
+		if p.CanAct(a) && p.SM.CanTake[a.ID] {
+			if _, err := api.d.Threads.Control(ctx, threads.Request{Page: p.ID, PSID: tv.PSID, App: a.Name, Op: statemachine.OpTake,
+				Metadata: "admin", Cause: store.CauseAdmin, By: "admin"}); err != nil {
+				return "", err
+			}
+			return a.Name, nil
+		}
+	}
+	return "", apierr.Errorf(apierr.Invalid, "the owner %s is not hosted by Baton and no hosted app may take control", tv.Owner)
+}
+
+func (api *API) listDeliveries(w http.ResponseWriter, r *http.Request) error {
+	status := r.URL.Query().Get("status")
+	var ds []store.Delivery
+	err := api.d.Store.View(func(tx store.ReadTx) error {
+		var err error
+		switch status {
+		case "", store.DeliveryDead:
+			ds, err = tx.DeadDeliveries(1000)
+		case store.DeliveryPending:
+			ds, err = tx.PendingDeliveries()
+		default:
+			err = apierr.Errorf(apierr.Invalid, "status must be dead or pending")
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	out := make([]DeliveryView, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, deliveryView(d))
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"deliveries": out})
+	return nil
+}
+
+func (api *API) retryDelivery(w http.ResponseWriter, r *http.Request) error {
+	id, _ := strconv.ParseUint(mux.Vars(r)["id"], 10, 64)
+	d, err := api.d.Deliveries.Retry(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return apierr.Errorf(apierr.NotFound, "no dead delivery %d", id)
+	}
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, deliveryView(d))
+	return nil
+}
+
+func (api *API) listErrors(w http.ResponseWriter, _ *http.Request) error {
+	WriteJSON(w, http.StatusOK, map[string]any{"errors": api.d.Errors.List()})
+	return nil
+}

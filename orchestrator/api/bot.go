@@ -1,0 +1,80 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/batonhq/baton/orchestrator/apierr"
+	"github.com/batonhq/baton/orchestrator/threads"
+	"github.com/batonhq/baton/orchestrator/topology"
+	"github.com/batonhq/baton/statemachine"
+	"github.com/batonhq/baton/store"
+)
+
+// RegisterBot adds the bot API under /v1 to r.
+func (api *API) RegisterBot(r *mux.Router) {
+	v1 := r.PathPrefix("/v1").Subrouter()
+	v1.Use(api.botAuth)
+	v1.Handle("/threads/{page}/{psid}", api.h(api.getThread)).Methods(http.MethodGet)
+	v1.Handle("/threads/{page}/{psid}/{op:pass|take|request|release|extend}", api.h(api.botControl)).Methods(http.MethodPost)
+}
+
+type appCtxKey struct{}
+
+func appFromContext(r *http.Request) *topology.App {
+	a, _ := r.Context().Value(appCtxKey{}).(*topology.App)
+	return a
+}
+
+// botAuth finds the hosted app whose token_env token the request bears.
+func (api *API) botAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if a := api.d.Topology.AppByToken(tok); a != nil {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), appCtxKey{}, a)))
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="baton"`)
+		api.writeError(w, r, apierr.Errorf(apierr.Unauthorized, "missing or unknown bearer token"))
+	})
+}
+
+func (api *API) getThread(w http.ResponseWriter, r *http.Request) error {
+	v := mux.Vars(r)
+	tv, err := api.threadView(v["page"], v["psid"])
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, tv)
+	return nil
+}
+
+func (api *API) botControl(w http.ResponseWriter, r *http.Request) error {
+	a := appFromContext(r)
+	v := mux.Vars(r)
+	var body actionBody
+	if err := decodeStrict(r, &body); err != nil {
+		return err
+	}
+	req := threads.Request{Page: v["page"], PSID: v["psid"], App: a.Name, Op: statemachine.Op(v["op"]), Target: body.To,
+		Metadata: body.Metadata, Cause: store.CauseCall, By: a.Name}
+	if req.Op == statemachine.OpExtend {
+		d, err := parseDuration(body.Duration)
+		if err != nil {
+			return err
+		}
+		req.Duration = d
+	}
+	if _, err := api.d.Threads.Control(r.Context(), req); err != nil {
+		return err
+	}
+	tv, err := api.threadView(req.Page, req.PSID)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, tv)
+	return nil
+}

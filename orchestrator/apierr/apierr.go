@@ -1,0 +1,85 @@
+// Package apierr is the one error type at Baton's API edge: a code and a
+// message meant for the caller, and one table from code to HTTP status.
+// Parts return these for what the caller got wrong; the state machine's
+// refusals and Meta's errors keep their own types and are classified here
+// by type, never by their text.
+package apierr
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/statemachine"
+)
+
+// Code classifies an error for the caller.
+type Code string
+
+// The codes, as the APIs write them in {"error":{"code":...}}.
+const (
+	Invalid      Code = "invalid"      // the request is wrong
+	NotFound     Code = "not_found"    // no such page, thread, delivery or endpoint
+	Unauthorized Code = "unauthorized" // no token, or a wrong one
+	Refused      Code = "refused"      // the state machine says Meta would refuse it
+	GraphAPI     Code = "graph_api"    // Meta answered with an error
+	Internal     Code = "internal"     // Baton's own failure: logged, not shown
+)
+
+// statuses is the one table from code to HTTP status.
+var statuses = map[Code]int{
+	Invalid:      http.StatusBadRequest,
+	NotFound:     http.StatusNotFound,
+	Unauthorized: http.StatusUnauthorized,
+	Refused:      http.StatusConflict,
+	GraphAPI:     http.StatusBadGateway,
+	Internal:     http.StatusInternalServerError,
+}
+
+// Status is the HTTP status of a code.
+func Status(c Code) int {
+	if s, ok := statuses[c]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// Error is an error meant for the caller of an API.
+type Error struct {
+	Code    Code
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Errorf makes an Error with a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// CodeOf classifies any error: an *Error keeps its code, a refusal of the
+// state machine is Refused, an error from Meta is GraphAPI, the rest is
+// Internal.
+func CodeOf(err error) Code {
+	var ae *Error
+	var ge *messenger.Error
+	switch {
+	case errors.As(err, &ae):
+		return ae.Code
+	case errors.Is(err, statemachine.ErrRefused):
+		return Refused
+	case errors.As(err, &ge):
+		return GraphAPI
+	}
+	return Internal
+}
+
+// MessageOf is what the caller is told of err; Internal errors are not
+// shown.
+func MessageOf(err error) string {
+	if CodeOf(err) == Internal {
+		return "internal error; see the server log"
+	}
+	return err.Error()
+}

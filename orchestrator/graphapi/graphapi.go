@@ -1,0 +1,137 @@
+// Package graphapi is the Graph-compatible endpoint: a bot built on a
+// Messenger SDK points its Graph origin at https://<baton>/graph and keeps
+// its code. It speaks Meta's paths (with or without a version, /me or
+// /{page-id}) and bodies, takes the app's Baton token where Meta takes
+// tokens, runs thread control through the thread-control service, checks
+// sends against what Meta would refuse (the send policy), and passes the
+// rest to Meta with the real page token, answering Meta's bodies and error
+// envelopes unchanged. Its errors are Meta-shaped, with their own writer.
+package graphapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/batonhq/baton/clock"
+	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/orchestrator/metrics"
+	"github.com/batonhq/baton/orchestrator/recent"
+	"github.com/batonhq/baton/orchestrator/threads"
+	"github.com/batonhq/baton/orchestrator/topology"
+	"github.com/batonhq/baton/store"
+)
+
+const maxGraphBody = 1 << 20
+
+// Threads is what the endpoint needs of the thread-control service.
+type Threads interface {
+	Control(ctx context.Context, req threads.Request) (store.Thread, error)
+	Current(p *topology.Page, k store.ThreadKey) (store.Thread, error)
+}
+
+// Proxy passes a call to Meta and returns Meta's status and body
+// (messenger.Client.Raw).
+type Proxy interface {
+	Raw(ctx context.Context, method string, cred messenger.Credentials, edge string, q url.Values, payload []byte) (int, []byte, error)
+}
+
+// Deps are what the endpoint needs.
+type Deps struct {
+	Store    store.Store
+	Topology *topology.Topology
+	Threads  Threads
+	Ledger   *threads.Ledger
+	Graph    Proxy
+	Clock    clock.Clock
+	Metrics  *metrics.Set
+	Errors   *recent.Errors
+}
+
+// Endpoint serves /graph/.
+type Endpoint struct{ d Deps }
+
+// New builds the endpoint.
+func New(d Deps) *Endpoint { return &Endpoint{d: d} }
+
+// Register adds /graph/... to r.
+func (g *Endpoint) Register(r *mux.Router) {
+	sub := r.PathPrefix("/graph").Subrouter()
+	for _, prefix := range []string{`/{version:v[0-9]+\.[0-9]+}`, ""} {
+		sub.HandleFunc(prefix+"/{node:me|[0-9]+}/{edge:[a-z_]+}", g.serve)
+		sub.HandleFunc(prefix+"/{node:me|[0-9]+}", g.serve)
+	}
+	sub.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, newError(http.StatusBadRequest, 2500, 0, "Unknown path components: "+strings.TrimPrefix(r.URL.Path, "/graph")))
+	})
+}
+
+func (g *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
+	v := mux.Vars(r)
+	ps, err := messenger.ReadParams(r, maxGraphBody)
+	if err != nil {
+		writeError(w, newError(http.StatusBadRequest, 100, 0, "(#100) "+err.Error()))
+		return
+	}
+	a := g.d.Topology.AppByToken(ps.AccessToken(r))
+	if a == nil {
+		writeError(w, newError(http.StatusBadRequest, messenger.CodeBadToken, 0, "Invalid OAuth access token."))
+		return
+	}
+	p, gerr := g.page(a, v["node"])
+	if gerr != nil {
+		writeError(w, gerr)
+		return
+	}
+	edge := v["edge"]
+	switch {
+	case r.Method == http.MethodPost && strings.HasSuffix(edge, "_thread_control"):
+		g.control(w, r, p, a, edge, ps)
+	case r.Method == http.MethodPost && edge == "messages":
+		g.send(w, r, p, a, ps)
+	case r.Method == http.MethodGet && (edge == "" || edge == "thread_owner" || edge == "secondary_receivers" || edge == "subscribed_apps"),
+		r.Method == http.MethodPost && edge == "subscribed_apps":
+		g.proxy(w, r, p, a, edge, ps, nil)
+	default:
+		writeError(w, newError(http.StatusBadRequest, 100, 33, fmt.Sprintf("Unsupported %s request on %s.", strings.ToLower(r.Method), edge)))
+	}
+}
+
+// page resolves the node: a page id, or "me", the one page the app has a
+// token for.
+func (g *Endpoint) page(a *topology.App, node string) (*topology.Page, *messenger.Error) {
+	if node != "me" {
+		p := g.d.Topology.Page(node)
+		if p == nil || p.Tokens[a.Name] == "" {
+			return nil, newError(http.StatusBadRequest, 100, 33, fmt.Sprintf("Unsupported request. Object with ID '%s' does not exist, cannot be loaded due to missing permissions, or does not support this operation.", node))
+		}
+		return p, nil
+	}
+	var found *topology.Page
+	for _, p := range g.d.Topology.Pages() {
+		if p.Tokens[a.Name] != "" {
+			if found != nil {
+				return nil, newError(http.StatusBadRequest, 100, 0, "(#100) This app is on several pages in Baton: call /{page-id}/... instead of /me/...")
+			}
+			found = p
+		}
+	}
+	if found == nil {
+		return nil, newError(http.StatusBadRequest, 100, 0, "(#100) This app has no page token in Baton's config")
+	}
+	return found, nil
+}
+
+func withoutCredentials(ps messenger.Params) map[string]any {
+	out := make(map[string]any, len(ps))
+	for k, v := range ps {
+		if k != "access_token" && k != "appsecret_proof" {
+			out[k] = v
+		}
+	}
+	return out
+}

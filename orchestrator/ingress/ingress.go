@@ -1,0 +1,186 @@
+// Package ingress is where a webhook enters Baton: it reads the body
+// within its limit, verifies Meta's signature on the raw bytes, parses the
+// events and routes them inside one durable write shared with concurrent
+// requests (the group commit): dedup, journal, what each event says about
+// the thread's owner, the rules it arms, the deliveries it makes. Only
+// then does Meta get its 200. It also sweeps what it wrote: dedup marks
+// past their window and the journal past its retention.
+package ingress
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"go.uber.org/zap"
+
+	"github.com/batonhq/baton/clock"
+	"github.com/batonhq/baton/config"
+	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/orchestrator/handover"
+	"github.com/batonhq/baton/orchestrator/metrics"
+	"github.com/batonhq/baton/orchestrator/recent"
+	"github.com/batonhq/baton/orchestrator/threads"
+	"github.com/batonhq/baton/orchestrator/topology"
+	"github.com/batonhq/baton/store"
+)
+
+// DedupWindow is how long a webhook event is remembered to drop Meta's
+// redeliveries (Meta retries for up to 36 hours).
+const DedupWindow = 48 * time.Hour
+
+// Rules arms the handover rules an event calls for, inside the ingress
+// transaction, and counts what they did once it committed.
+type Rules interface {
+	Arm(tx store.Tx, p *topology.Page, rcv *topology.App, ev *messenger.Event, th *store.Thread, now time.Time) (handover.Firing, error)
+	Fired(fs []handover.Firing)
+}
+
+// Deps are what ingress needs.
+type Deps struct {
+	Store    store.Store
+	Topology *topology.Topology
+	Ledger   *threads.Ledger
+	Rules    Rules
+	Clock    clock.Clock
+	Log      *zap.Logger
+	Metrics  *metrics.Set
+	Errors   *recent.Errors
+	Webhooks config.Webhooks
+	// Deliver hands committed deliveries to the dispatcher.
+	Deliver func([]store.Delivery)
+	// Reconcile asks Meta about a thread whose events contradict the
+	// record.
+	Reconcile func(k store.ThreadKey, why string)
+	// Wake is called after a commit that may have armed a timer or job.
+	Wake func()
+}
+
+// Ingress serves GET and POST /webhooks/{app}.
+type Ingress struct{ d Deps }
+
+// New builds the ingress.
+func New(d Deps) *Ingress { return &Ingress{d: d} }
+
+// Register adds the webhook routes to r.
+func (in *Ingress) Register(r *mux.Router) {
+	r.HandleFunc("/webhooks/{app}", in.verify).Methods(http.MethodGet)
+	r.HandleFunc("/webhooks/{app}", in.receive).Methods(http.MethodPost)
+}
+
+// verify answers Meta's subscription handshake.
+func (in *Ingress) verify(w http.ResponseWriter, r *http.Request) {
+	a := in.d.Topology.App(mux.Vars(r)["app"])
+	if a == nil || !a.Hosted {
+		http.Error(w, "unknown app", http.StatusNotFound)
+		return
+	}
+	q := r.URL.Query()
+	if q.Get("hub.mode") != "subscribe" || subtle.ConstantTimeCompare([]byte(q.Get("hub.verify_token")), []byte(a.VerifyToken)) != 1 {
+		http.Error(w, "verify token mismatch", http.StatusForbidden)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = io.WriteString(w, q.Get("hub.challenge"))
+}
+
+// receive acknowledges a webhook once its events are durable: one
+// transaction (shared with concurrent requests) journals them, applies
+// what they say about ownership and enqueues the deliveries. Only a failed
+// write answers 5xx, so that Meta retries; a signed body Baton cannot use
+// is acknowledged and shown in recent errors, never retried forever.
+func (in *Ingress) receive(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	name := mux.Vars(r)["app"]
+	code := in.handle(w, r, name)
+	in.d.Metrics.Requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+	if code == http.StatusOK {
+		in.d.Metrics.AckSeconds.Observe(time.Since(start).Seconds())
+	}
+}
+
+func (in *Ingress) handle(w http.ResponseWriter, r *http.Request, name string) int {
+	a := in.d.Topology.App(name)
+	if a == nil || !a.Hosted {
+		http.Error(w, "unknown app", http.StatusNotFound)
+		return http.StatusNotFound
+	}
+	body, err := readBody(w, r, in.d.Webhooks.MaxBody)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			in.d.Errors.Record(recent.Error{Kind: "webhook", App: name, Message: fmt.Sprintf("body over %d bytes refused", tooBig.Limit)})
+			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+			return http.StatusRequestEntityTooLarge
+		}
+		http.Error(w, "read body", http.StatusBadRequest)
+		return http.StatusBadRequest
+	}
+	if err := messenger.Verify(r.Header, body, a.Secret, messenger.VerifyOptions{AllowSHA1: in.d.Webhooks.AllowSHA1}); err != nil {
+		in.d.Errors.Record(recent.Error{Kind: "webhook", App: name, Message: "signature refused: " + err.Error()})
+		http.Error(w, "invalid signature", http.StatusUnauthorized)
+		return http.StatusUnauthorized
+	}
+	env, err := messenger.ParseEnvelope(body)
+	if err != nil {
+		in.d.Metrics.Events.WithLabelValues(name, "unusable").Inc()
+		in.d.Errors.Record(recent.Error{Kind: "webhook", App: name, Message: "unusable body acknowledged: " + err.Error()})
+		ack(w)
+		return http.StatusOK
+	}
+	var out routed
+	err = in.d.Store.Update(r.Context(), func(tx store.Tx) error {
+		out = routed{}
+		return in.routeEnvelope(tx, a, env, in.d.Clock.Now(), &out)
+	})
+	if err != nil {
+		in.d.Log.Error("webhook not stored; Meta will retry", zap.String("app", name), zap.Error(err))
+		http.Error(w, "not stored, retry", http.StatusServiceUnavailable)
+		return http.StatusServiceUnavailable
+	}
+	in.committed(name, &out)
+	ack(w)
+	return http.StatusOK
+}
+
+// committed does what follows the durable write: counts, recent errors,
+// the deliveries to the dispatcher, timers woken, reconciles queued.
+func (in *Ingress) committed(app string, out *routed) {
+	in.d.Metrics.Events.WithLabelValues(app, "accepted").Add(float64(out.accepted))
+	in.d.Metrics.Events.WithLabelValues(app, "duplicate").Add(float64(out.duplicates))
+	in.d.Metrics.Events.WithLabelValues(app, "unusable").Add(float64(len(out.unusable)))
+	for _, e := range append(out.unusable, out.problems...) {
+		in.d.Errors.Record(e)
+	}
+	in.d.Rules.Fired(out.firings)
+	in.d.Deliver(out.deliveries)
+	in.d.Wake()
+	for _, k := range out.reconcile {
+		in.d.Reconcile(k, "an event came on standby for the app we took as owner")
+	}
+}
+
+// readBody reads a request body of at most max bytes. When the sender said
+// how long it is, as Meta does, one buffer of that size takes it; io.ReadAll
+// starts at 512 bytes and copies a 1 KB webhook three times on the way.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	rd := http.MaxBytesReader(w, r.Body, max)
+	if n := r.ContentLength; n > 0 && n <= max {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(rd, body); err != nil {
+			return nil, err
+		}
+		return body, nil // net/http ends the body at Content-Length
+	}
+	return io.ReadAll(rd)
+}
+
+func ack(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = io.WriteString(w, "EVENT_RECEIVED")
+}

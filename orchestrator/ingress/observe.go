@@ -1,0 +1,137 @@
+package ingress
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/orchestrator/topology"
+	"github.com/batonhq/baton/statemachine"
+	"github.com/batonhq/baton/store"
+)
+
+// observe applies what an event tells about the thread's owner: a
+// handover webhook, the app an echo was sent by, the channel a person's
+// event came on.
+func (in *Ingress) observe(tx store.Tx, rcv *topology.App, p *topology.Page, ch messenger.Channel, ev *messenger.Event, th *store.Thread, now time.Time, out *routed) error {
+	switch kind := ev.Kind(); kind {
+	case messenger.KindPassThreadControl:
+		h := ev.PassThreadControl
+		return in.observed(tx, p, th, string(h.NewOwnerAppID), string(kind), h.Metadata, now)
+	case messenger.KindTakeThreadControl:
+		h := ev.TakeThreadControl
+		return in.observed(tx, p, th, string(h.NewOwnerAppID), string(kind), h.Metadata, now)
+	case messenger.KindEcho:
+		return in.observeEcho(tx, p, th, ev, now)
+	case messenger.KindMessage, messenger.KindPostback, messenger.KindReferral, messenger.KindOptin, messenger.KindReaction:
+		return in.observePerson(tx, rcv, p, ch, ev, th, now, out)
+	}
+	return nil
+}
+
+// observed records an owner Meta told us of. Meta's webhook for a call
+// Baton is making may land before the call returns: the transition is
+// then credited to the call.
+func (in *Ingress) observed(tx store.Tx, p *topology.Page, th *store.Thread, owner, event, metadata string, now time.Time) error {
+	h := store.HistoryEntry{Event: event, By: "meta", Cause: store.CauseWebhook, Metadata: metadata}
+	if it, err := tx.Intent(th.ThreadKey); err == nil && intentExplains(it, owner) {
+		h = store.HistoryEntry{Event: it.Op, By: it.By, Cause: it.Cause, Metadata: it.Metadata}
+	}
+	return in.d.Ledger.Apply(tx, p, th, statemachine.Input{Op: statemachine.OpObserve, Target: owner, At: now}, h)
+}
+
+// observeEcho: an echo shows which app sent; a sender that could only
+// send as the owner owns the thread now, and the owner's echo is its
+// activity.
+func (in *Ingress) observeEcho(tx store.Tx, p *topology.Page, th *store.Thread, ev *messenger.Event, now time.Time) error {
+	sender := string(ev.Message.AppID)
+	if echoMeansOwner(p, th.Thread, sender) {
+		if err := in.observed(tx, p, th, sender, string(messenger.KindEcho), "", now); err != nil {
+			return err
+		}
+	}
+	if sender != "" && sender == th.Owner {
+		th.ActiveAt, th.OwnerActiveAt = now, now // the owner answered
+	}
+	return nil
+}
+
+// observePerson records a person's activity (a new messaging window, more
+// time for the owner), a one-time notification token they granted, and
+// what the channel of the receiver's copy says about the owner.
+func (in *Ingress) observePerson(tx store.Tx, rcv *topology.App, p *topology.Page, ch messenger.Channel, ev *messenger.Event, th *store.Thread, now time.Time, out *routed) error {
+	if o := ev.Optin; o != nil && o.OneTimeNotifToken != "" {
+		// The send policy checks its single use and its year of life.
+		if err := tx.PutOneTimeToken(store.OneTimeToken{Token: o.OneTimeNotifToken, Page: p.ID, PSID: th.PSID, Payload: o.Payload, Created: now}); err != nil {
+			return fmt.Errorf("store one-time token: %w", err)
+		}
+	}
+	at := now
+	if ev.Timestamp > 0 {
+		at = time.UnixMilli(ev.Timestamp).UTC()
+	}
+	th.Thread = statemachine.Touch(p.SM, th.Thread, at)
+	th.ActiveAt = now
+	switch channelSays(p, th.Thread, rcv, ch) {
+	case channelOwner:
+		return in.observed(tx, p, th, rcv.ID, "channel_"+string(ch), "", now)
+	case channelContradicts:
+		out.reconcile = append(out.reconcile, th.ThreadKey)
+	}
+	return nil
+}
+
+// intentExplains reports whether a call in flight leads to owner.
+func intentExplains(it store.Intent, owner string) bool {
+	switch statemachine.Op(it.Op) {
+	case statemachine.OpPass:
+		return it.Target == owner || (it.Target == "" && owner != "")
+	case statemachine.OpTake, statemachine.OpRequest:
+		return it.App == owner
+	case statemachine.OpRelease:
+		return owner == ""
+	}
+	return false
+}
+
+// echoMeansOwner: only the owner (or, while idle, the default app) can
+// send, so a sender we did not expect owns the thread now. A Page Inbox
+// reply is how Meta's inbox takes control.
+func echoMeansOwner(p *topology.Page, th statemachine.Thread, sender string) bool {
+	if sender == "" || sender == th.Owner {
+		return false
+	}
+	if sender == string(messenger.PageInboxAppID) {
+		return true
+	}
+	switch p.SM.Mode {
+	case statemachine.ConversationRouting:
+		return !(th.Owner == "" && sender == p.SM.Primary)
+	case statemachine.ZeroConfig:
+		return th.Owner != "" // while idle anyone may send
+	}
+	return false // legacy: either app may send
+}
+
+type channelVerdict int
+
+const (
+	channelAgrees      channelVerdict = iota
+	channelOwner                      // the channel shows the receiver owns the thread
+	channelContradicts                // it shows the receiver does not, though we thought so
+)
+
+// channelSays reads ownership from the channel a person's event came on.
+func channelSays(p *topology.Page, th statemachine.Thread, rcv *topology.App, ch messenger.Channel) channelVerdict {
+	if p.SM.Mode == statemachine.ZeroConfig {
+		return channelAgrees // every app gets messaging
+	}
+	switch expected := p.ChannelFor(th, rcv); {
+	case ch == expected:
+		return channelAgrees
+	case ch == messenger.ChannelMessaging:
+		return channelOwner
+	default:
+		return channelContradicts
+	}
+}

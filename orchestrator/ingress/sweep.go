@@ -1,0 +1,62 @@
+package ingress
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/batonhq/baton/store"
+)
+
+// pruneBatch bounds one transaction of journal pruning: webhooks wait for
+// the write lock meanwhile.
+const pruneBatch = 2000
+
+// RunSweeper deletes expired dedup marks and the journal's entries past
+// their retention every hour, until ctx ends.
+func (in *Ingress) RunSweeper(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-in.d.Clock.After(time.Hour):
+		}
+		err := in.d.Store.Update(ctx, func(tx store.Tx) error {
+			_, err := tx.SweepSeen(in.d.Clock.Now(), DedupWindow)
+			return err
+		})
+		if err != nil {
+			in.d.Log.Error("dedup marks not swept", zap.Error(err))
+		}
+		in.pruneJournal(ctx)
+	}
+}
+
+// pruneJournal deletes the journal's entries older than its retention, a
+// batch per transaction, and reports how many went.
+func (in *Ingress) pruneJournal(ctx context.Context) int {
+	before := in.d.Clock.Now().Add(-in.d.Webhooks.JournalRetention)
+	total := 0
+	for ctx.Err() == nil {
+		var n int
+		err := in.d.Store.Update(ctx, func(tx store.Tx) error {
+			var err error
+			n, err = tx.PruneJournal(before, pruneBatch)
+			return err
+		})
+		if err != nil {
+			in.d.Log.Error("journal not pruned", zap.Error(err))
+			break
+		}
+		total += n
+		in.d.Metrics.Pruned.Add(float64(n))
+		if n < pruneBatch {
+			break
+		}
+	}
+	if total > 0 {
+		in.d.Log.Info("journal pruned", zap.Int("entries", total), zap.Time("received_before", before))
+	}
+	return total
+}

@@ -1,0 +1,98 @@
+// Package metrics declares Baton's Prometheus series in one place, on a
+// registry of their own so that a process (a test) can run several
+// Batons. Each part is handed the set and updates its own series.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/batonhq/baton/store"
+)
+
+// Set is every series Baton exports.
+type Set struct {
+	Registry     *prometheus.Registry
+	Requests     *prometheus.CounterVec   // webhook requests by app and status code
+	Events       *prometheus.CounterVec   // webhook events by app and result
+	AckSeconds   prometheus.Histogram     // time from request to durable ack
+	Deliveries   *prometheus.CounterVec   // delivery attempts by app and result
+	DeliverSec   *prometheus.HistogramVec // bot answer time by app
+	GraphCalls   *prometheus.CounterVec   // Graph calls by op and result
+	Transitions  *prometheus.CounterVec   // ownership changes by cause
+	Errors       *prometheus.CounterVec   // recent errors by kind
+	SendRefusals *prometheus.CounterVec   // sends refused by the send policy, by app and code
+	Rules        *prometheus.CounterVec   // rule firings by rule and result
+	Pruned       prometheus.Counter       // journal entries past their retention
+}
+
+// New registers the series, with Go's runtime and process collectors.
+func New() *Set {
+	m := &Set{Registry: prometheus.NewRegistry()}
+	m.Requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_webhook_requests_total", Help: "Webhook requests by app and HTTP status."}, []string{"app", "code"})
+	m.Events = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_webhook_events_total", Help: "Webhook events by app and result (accepted, duplicate, unusable)."}, []string{"app", "result"})
+	m.AckSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "baton_webhook_ack_seconds", Help: "Time from receiving a webhook to its durable acknowledgement.",
+		Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5}})
+	m.Deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_deliveries_total", Help: "Delivery attempts by app and result (delivered, retry, dead)."}, []string{"app", "result"})
+	m.DeliverSec = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "baton_delivery_seconds", Help: "Bot answer time by app.", Buckets: prometheus.DefBuckets}, []string{"app"})
+	m.GraphCalls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_graph_calls_total", Help: "Graph API calls by operation and result."}, []string{"op", "result"})
+	m.Transitions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_thread_transitions_total", Help: "Thread ownership changes by cause."}, []string{"cause"})
+	m.Errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_errors_total", Help: "Errors shown in /admin/errors, by kind."}, []string{"kind"})
+	m.SendRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_send_refusals_total", Help: "Sends refused before Meta, by app and Meta error code/subcode."}, []string{"app", "code"})
+	m.Rules = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_rule_firings_total", Help: "Handover rule firings by rule and result (armed, fired, held, refused, skipped, failed)."}, []string{"rule", "result"})
+	m.Pruned = prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_journal_pruned_total", Help: "Journal entries deleted past webhooks.journal_retention."})
+	m.Registry.MustRegister(m.Pruned, m.Rules, m.SendRefusals, m.Requests, m.Events, m.AckSeconds, m.Deliveries, m.DeliverSec, m.GraphCalls, m.Transitions, m.Errors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// CommitStatser is a store that counts its group commits (store/bolt).
+type CommitStatser interface {
+	CommitStats() store.CommitStats
+}
+
+// RegisterStore adds the series read from the store: threads by state,
+// and the group commit's counters when the store keeps them.
+func (m *Set) RegisterStore(s store.Store) {
+	if cs, ok := s.(CommitStatser); ok {
+		m.Registry.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "baton_store_commits_total", Help: "Store transactions committed; concurrent writes share one."},
+				func() float64 { return float64(cs.CommitStats().Commits) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "baton_store_writes_total", Help: "Store write functions run (several per commit under load)."},
+				func() float64 { return float64(cs.CommitStats().Calls) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "baton_store_commit_seconds_total", Help: "Time spent in store transactions, fsync included."},
+				func() float64 { return cs.CommitStats().Commit.Seconds() }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "baton_store_apply_seconds_total", Help: "Of that, time running the writes before the commit to disk."},
+				func() float64 { return cs.CommitStats().Apply.Seconds() }),
+		)
+	}
+	m.Registry.MustRegister(&threadsCollector{s: s, desc: prometheus.NewDesc("baton_threads", "Threads by control state.", []string{"state"}, nil)})
+}
+
+// RegisterPending adds the outbox gauge, read from the dispatcher.
+func (m *Set) RegisterPending(pending func() int) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_deliveries_pending", Help: "Deliveries in the outbox."},
+		func() float64 { return float64(pending()) }))
+}
+
+// threadsCollector reports threads by state from the store's counters.
+type threadsCollector struct {
+	s    store.Store
+	desc *prometheus.Desc
+}
+
+func (c *threadsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *threadsCollector) Collect(ch chan<- prometheus.Metric) {
+	var counts map[string]int
+	if err := c.s.View(func(tx store.ReadTx) error {
+		var err error
+		counts, err = tx.CountThreads()
+		return err
+	}); err != nil {
+		return
+	}
+	for _, st := range []string{"idle", "primary", "secondary"} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[st]), st)
+	}
+}

@@ -1,0 +1,90 @@
+// Package threads is Baton's record of who controls each thread and the
+// service that changes it: the ledger applies the state machine to a
+// record inside a store transaction and writes the history; the service
+// makes the thread-control calls one thread at a time (check, intent,
+// Graph call, apply), reconciles the record with Meta's thread_owner when
+// they may disagree, recovers calls a crash cut short, and expires control
+// when its time runs out.
+package threads
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/batonhq/baton/orchestrator/topology"
+	"github.com/batonhq/baton/statemachine"
+	"github.com/batonhq/baton/store"
+)
+
+// TransitionFunc runs in the transaction of every change of owner, after
+// the history entry is written (the return rule arms or drops its timer).
+type TransitionFunc func(tx store.Tx, p *topology.Page, th *store.Thread, at time.Time) error
+
+// Ledger applies inputs to thread records and keeps their history.
+type Ledger struct {
+	transitions  *prometheus.CounterVec // by cause
+	onTransition TransitionFunc
+}
+
+// NewLedger returns a ledger that counts transitions by cause and calls
+// on (may be nil) on each.
+func NewLedger(transitions *prometheus.CounterVec, on TransitionFunc) *Ledger {
+	return &Ledger{transitions: transitions, onTransition: on}
+}
+
+// Load reads a thread, or starts the record of a new one: idle, or owned
+// by the primary on a legacy page.
+func Load(tx store.ReadTx, p *topology.Page, k store.ThreadKey) (store.Thread, error) {
+	th, err := tx.Thread(k)
+	if errors.Is(err, store.ErrNotFound) {
+		th = store.Thread{ThreadKey: k, Thread: statemachine.Thread{State: statemachine.Idle}}
+		if p.SM.Mode == statemachine.Legacy && p.SM.Primary != "" {
+			th.State, th.Owner = statemachine.Primary, p.SM.Primary
+		}
+		return th, nil
+	}
+	if err != nil {
+		return th, fmt.Errorf("load thread %s: %w", k, err)
+	}
+	return th, nil
+}
+
+// Apply runs the state machine on th and, when the owner changed, records
+// the transition in the history; getting control counts as activity. The
+// caller saves th.
+func (l *Ledger) Apply(tx store.Tx, p *topology.Page, th *store.Thread, in statemachine.Input, h store.HistoryEntry) error {
+	res, err := statemachine.Apply(p.SM, th.Thread, in)
+	if err != nil {
+		return err
+	}
+	th.Thread = res.Thread
+	if !res.Changed {
+		return nil
+	}
+	h.At, h.From, h.To = in.At, res.From, res.To
+	l.transitions.WithLabelValues(h.Cause).Inc()
+	if err := tx.AppendHistory(th.ThreadKey, h); err != nil {
+		return fmt.Errorf("history of %s: %w", th.ThreadKey, err)
+	}
+	th.ActiveAt, th.OwnerActiveAt = in.At, in.At
+	if l.onTransition == nil {
+		return nil
+	}
+	return l.onTransition(tx, p, th, in.At)
+}
+
+// Expire lapses control on th when its time ran out by t, without a
+// history entry: for reads and checks that do not write.
+func Expire(p *topology.Page, th statemachine.Thread, t time.Time) statemachine.Thread {
+	if !statemachine.Expired(p.SM, th, t) {
+		return th
+	}
+	res, err := statemachine.Apply(p.SM, th, statemachine.Input{Op: statemachine.OpExpire, At: t})
+	if err != nil {
+		return th
+	}
+	return res.Thread
+}

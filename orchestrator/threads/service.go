@@ -1,0 +1,246 @@
+package threads
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/batonhq/baton/clock"
+	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/orchestrator/apierr"
+	"github.com/batonhq/baton/orchestrator/metrics"
+	"github.com/batonhq/baton/orchestrator/recent"
+	"github.com/batonhq/baton/orchestrator/topology"
+	"github.com/batonhq/baton/statemachine"
+	"github.com/batonhq/baton/store"
+)
+
+// Request is one thread-control action by a hosted app, from the bot API,
+// a delivery's answer, the admin API, /graph or a rule.
+type Request struct {
+	Page, PSID string
+	App        string // acting app's name
+	Op         statemachine.Op
+	Target     string // pass: app name; empty for the default app
+	Metadata   string
+	Duration   time.Duration
+	Cause      string
+	By         string // who asked, for the history: the app name, "admin" or "rule:<name>"
+}
+
+// Deps are what the service needs.
+type Deps struct {
+	Store    store.Store
+	Topology *topology.Topology
+	Ledger   *Ledger
+	Graph    Graph
+	Clock    clock.Clock
+	Log      *zap.Logger
+	Metrics  *metrics.Set
+	Errors   *recent.Errors
+	// Wake is called after a commit that may have armed a timer or a
+	// rule's job.
+	Wake func()
+	// Expiry wakes the expiry loop (RunExpiry).
+	Expiry *clock.Bell
+}
+
+// Service makes the thread-control calls, one thread at a time.
+type Service struct {
+	d     Deps
+	locks keyedMutex
+	queue *reconcileQueue
+}
+
+// New builds the service.
+func New(d Deps) *Service {
+	if d.Wake == nil {
+		d.Wake = func() {}
+	}
+	if d.Expiry == nil {
+		d.Expiry = clock.NewBell()
+	}
+	return &Service{d: d, queue: newReconcileQueue(reconcileQueueSize)}
+}
+
+// Current reads a thread as it stands now: control that has lapsed shows
+// as lapsed, though the expiry loop may not have written it yet.
+func (s *Service) Current(p *topology.Page, k store.ThreadKey) (store.Thread, error) {
+	var th store.Thread
+	err := s.d.Store.View(func(tx store.ReadTx) error {
+		var err error
+		th, err = Load(tx, p, k)
+		return err
+	})
+	if err == nil {
+		th.Thread = Expire(p, th.Thread, s.d.Clock.Now())
+	}
+	return th, err
+}
+
+// Control performs req: the state machine decides whether Meta would
+// allow it, the intent is stored, the Graph call is made with the acting
+// app's page token, and the result applied. When Meta disagrees with our
+// record or the outcome is unknown (a timeout), the thread is reconciled
+// with GET thread_owner.
+func (s *Service) Control(ctx context.Context, req Request) (store.Thread, error) {
+	p, a, cred, in, err := s.resolve(req)
+	if err != nil {
+		return store.Thread{}, err
+	}
+	k := store.ThreadKey{Page: p.ID, PSID: req.PSID}
+	unlock := s.locks.lock(k.String())
+	defer unlock()
+
+	// Check first: a call Meta would refuse is refused here, with the reason.
+	th, err := s.Current(p, k)
+	if err != nil {
+		return th, err
+	}
+	in.At = s.d.Clock.Now()
+	if _, err := statemachine.Apply(p.SM, th.Thread, in); err != nil {
+		return th, fmt.Errorf("%s thread %s: %w", req.Op, k, err)
+	}
+	intent := store.Intent{ThreadKey: k, App: a.ID, Op: string(req.Op), Target: in.Target, By: req.By, Cause: req.Cause, Metadata: req.Metadata, At: in.At}
+	if err := s.d.Store.Update(ctx, func(tx store.Tx) error { return tx.PutIntent(intent) }); err != nil {
+		return th, fmt.Errorf("record intent: %w", err)
+	}
+
+	err = s.call(ctx, cred, req, in.Target)
+	s.d.Metrics.GraphCalls.WithLabelValues(string(req.Op), GraphResult(err)).Inc()
+	if err != nil {
+		s.failed(ctx, k, a, req, err)
+		return th, fmt.Errorf("%s thread %s: %w", req.Op, k, err)
+	}
+	out, err := s.applied(p, a, k, req, in)
+	s.d.Wake()
+	return out, err
+}
+
+// resolve checks a request against the config and turns it into the
+// state machine's input and the acting app's credentials.
+func (s *Service) resolve(req Request) (*topology.Page, *topology.App, messenger.Credentials, statemachine.Input, error) {
+	var in statemachine.Input
+	p := s.d.Topology.Page(req.Page)
+	if p == nil {
+		return nil, nil, messenger.Credentials{}, in, apierr.Errorf(apierr.NotFound, "page %s is not configured", req.Page)
+	}
+	a := s.d.Topology.App(req.App)
+	if a == nil || !a.Hosted {
+		return nil, nil, messenger.Credentials{}, in, apierr.Errorf(apierr.Invalid, "app %q is not a hosted app", req.App)
+	}
+	cred, ok := p.Credentials(a)
+	if !ok {
+		return nil, nil, cred, in, apierr.Errorf(apierr.Invalid, "app %s has no page token for page %s", a.Name, p.ID)
+	}
+	in = statemachine.Input{Op: req.Op, Caller: a.ID, Duration: req.Duration}
+	if req.Target != "" {
+		t := s.d.Topology.App(req.Target)
+		if t == nil {
+			return nil, nil, cred, in, apierr.Errorf(apierr.Invalid, "target %q is not an app in the config", req.Target)
+		}
+		if !p.HasApp(t.ID) {
+			return nil, nil, cred, in, apierr.Errorf(apierr.Invalid, "target %q is not on page %s", req.Target, p.ID)
+		}
+		in.Target = t.ID
+	}
+	return p, a, cred, in, nil
+}
+
+// failed handles a call Meta refused or did not answer: a reconcile when
+// the record may be wrong or the outcome is unknown, then the intent goes.
+func (s *Service) failed(ctx context.Context, k store.ThreadKey, a *topology.App, req Request, err error) {
+	s.d.Errors.Record(recent.Error{Kind: "graph", App: a.Name, Page: k.Page, PSID: k.PSID, Message: fmt.Sprintf("%s: %v", req.Op, err)})
+	if messenger.IsUncertain(err) || ownershipInDoubt(err) {
+		if rerr := s.Reconcile(ctx, k, "Meta refused or did not answer a "+string(req.Op)); rerr != nil {
+			s.d.Log.Warn("reconcile after a failed call failed", zap.String("thread", k.String()), zap.Error(rerr))
+		}
+	}
+	if derr := s.d.Store.Update(context.Background(), func(tx store.Tx) error { return tx.DeleteIntent(k) }); derr != nil {
+		// Left behind, the intent is reconciled at the next start.
+		s.d.Log.Warn("intent not cleared", zap.String("thread", k.String()), zap.Error(derr))
+	}
+}
+
+// applied records a call Meta applied on the current record, which a
+// webhook may have moved meanwhile, and clears the intent.
+func (s *Service) applied(p *topology.Page, a *topology.App, k store.ThreadKey, req Request, in statemachine.Input) (store.Thread, error) {
+	var out store.Thread
+	err := s.d.Store.Update(context.Background(), func(tx store.Tx) error {
+		cur, err := Load(tx, p, k)
+		if err != nil {
+			return err
+		}
+		now := s.d.Clock.Now()
+		in.At = now
+		h := store.HistoryEntry{Event: string(req.Op), By: req.By, Cause: req.Cause, Metadata: req.Metadata}
+		err = s.d.Ledger.Apply(tx, p, &cur, in, h)
+		if errors.Is(err, statemachine.ErrRefused) && req.Op != statemachine.OpExtend && req.Op != statemachine.OpRequest {
+			// Our record moved on (a webhook landed first); Meta's answer
+			// is the truth.
+			err = s.d.Ledger.Apply(tx, p, &cur, statemachine.Input{Op: statemachine.OpObserve, Target: ownerAfter(p, a, req.Op, in.Target), At: now}, h)
+		}
+		if err != nil && !errors.Is(err, statemachine.ErrRefused) {
+			return err
+		}
+		cur.UpdatedAt = now
+		if err := tx.PutThread(cur); err != nil {
+			return err
+		}
+		out = cur
+		return tx.DeleteIntent(k)
+	})
+	return out, err
+}
+
+// ownerAfter is who owns a thread once Meta applied op by a.
+func ownerAfter(p *topology.Page, a *topology.App, op statemachine.Op, target string) string {
+	switch {
+	case op == statemachine.OpTake:
+		return a.ID
+	case op == statemachine.OpRelease:
+		return ""
+	case op == statemachine.OpPass && target == "":
+		return p.SM.Primary // passed to the default app
+	}
+	return target
+}
+
+// keyedMutex serialises work on one thread: loading, deciding and saving a
+// thread's record happen under its lock, never two at once.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*keyedEntry
+}
+
+type keyedEntry struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyedEntry{}
+	}
+	e := k.m[key]
+	if e == nil {
+		e = &keyedEntry{}
+		k.m[key] = e
+	}
+	e.refs++
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		if e.refs--; e.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+}

@@ -1,0 +1,177 @@
+// Package topology is Baton's configuration compiled for lookups: the apps
+// (hosted or external) and the pages they share, found by name, app id or
+// Baton token, and which channel Meta would use for an app on a thread.
+// Every other part reads it; it changes only at start.
+package topology
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"sort"
+
+	"github.com/batonhq/baton/adapters"
+	"github.com/batonhq/baton/config"
+	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/statemachine"
+)
+
+// App is a participant in thread control, as the config declares it.
+type App struct {
+	Name   string
+	ID     string // Facebook app id
+	Hosted bool   // Baton terminates its webhooks and holds its secrets
+	// The rest is set for hosted apps only.
+	Secret      []byte
+	VerifyToken string
+	APIToken    string // the bot's Baton token (token_env)
+	Adapter     adapters.Adapter
+	Standby     bool // the bot wants standby copies
+	MaxAttempts int
+	Concurrency int
+	TakeToSend  bool // send_policy.not_owner: take
+}
+
+// Page is a Facebook Page and the apps on it.
+type Page struct {
+	ID      string
+	SM      statemachine.Page
+	Primary string            // the default app's name; empty in zero-config
+	Tokens  map[string]string // app name -> page access token
+	Apps    []*App            // primary first, then secondaries
+	Rules   *config.Rules     // nil when the page has none
+}
+
+// HasApp reports whether the app with this id is on the page.
+func (p *Page) HasApp(id string) bool {
+	for _, a := range p.Apps {
+		if a.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// CanAct reports whether Baton can make calls as a on this page: a hosted
+// app with a page token.
+func (p *Page) CanAct(a *App) bool { return a != nil && a.Hosted && p.Tokens[a.Name] != "" }
+
+// Credentials of a hosted app on the page, for Graph calls.
+func (p *Page) Credentials(a *App) (messenger.Credentials, bool) {
+	tok, ok := p.Tokens[a.Name]
+	return messenger.Credentials{PageID: messenger.ID(p.ID), AccessToken: tok, AppSecret: string(a.Secret)}, ok
+}
+
+// FirstActor is the first app on the page Baton can act as: the primary
+// when Baton hosts it and holds its token.
+func (p *Page) FirstActor() *App {
+	for _, a := range p.Apps {
+		if p.CanAct(a) {
+			return a
+		}
+	}
+	return nil
+}
+
+// ChannelFor is where Meta would send a thread's events for app a.
+func (p *Page) ChannelFor(th statemachine.Thread, a *App) messenger.Channel {
+	switch {
+	case p.SM.Mode == statemachine.ZeroConfig,
+		th.Owner == a.ID,
+		th.Owner == "" && p.SM.Mode == statemachine.ConversationRouting && a.ID == p.SM.Primary:
+		return messenger.ChannelMessaging
+	}
+	return messenger.ChannelStandby
+}
+
+// Topology is every app and page of one config.
+type Topology struct {
+	apps  []*App // config order
+	names map[string]*App
+	ids   map[string]*App
+	pages map[string]*Page
+	order []*Page // by id
+}
+
+// New compiles cfg; ads holds the adapter of each hosted app by name.
+func New(cfg *config.Config, ads map[string]adapters.Adapter) (*Topology, error) {
+	t := &Topology{names: map[string]*App{}, ids: map[string]*App{}, pages: map[string]*Page{}}
+	for _, ac := range cfg.Apps {
+		a := &App{Name: ac.Name, ID: ac.AppID, Hosted: ac.Hosted(), TakeToSend: ac.SendPolicy.NotOwner == "take"}
+		if a.Hosted {
+			a.Secret = []byte(ac.Secret.Reveal())
+			a.VerifyToken = ac.VerifyToken.Reveal()
+			a.APIToken = ac.APIToken.Reveal()
+			a.Adapter = ads[ac.Name]
+			if a.Adapter == nil {
+				return nil, fmt.Errorf("app %s: no adapter built", ac.Name)
+			}
+			a.Standby = ac.Adapter.Standby
+			a.MaxAttempts = ac.Adapter.MaxAttempts
+			a.Concurrency = ac.Adapter.Concurrency
+		}
+		t.apps = append(t.apps, a)
+		t.names[a.Name], t.ids[a.ID] = a, a
+	}
+	for _, pc := range cfg.Pages {
+		p := &Page{ID: pc.ID, Primary: pc.Primary, Tokens: map[string]string{}}
+		p.SM = statemachine.Page{Mode: statemachine.Mode(pc.Mode), CanTake: map[string]bool{}}
+		if pc.Primary != "" {
+			p.SM.Primary = t.names[pc.Primary].ID
+			p.Apps = append(p.Apps, t.names[pc.Primary])
+		}
+		for _, s := range pc.Secondary {
+			p.Apps = append(p.Apps, t.names[s])
+		}
+		for _, name := range pc.Takeover {
+			p.SM.CanTake[t.names[name].ID] = true
+		}
+		for name, tok := range pc.Tokens {
+			p.Tokens[name] = tok.Token.Reveal()
+		}
+		if r := pc.Rules; len(r.Escalate)+len(r.Entry) > 0 || r.Return != nil || r.Requests != nil || r.Failover != nil || r.Hours != nil {
+			p.Rules = &r
+		}
+		t.pages[p.ID] = p
+		t.order = append(t.order, p)
+	}
+	sort.Slice(t.order, func(i, j int) bool { return t.order[i].ID < t.order[j].ID })
+	return t, nil
+}
+
+// App returns the app of that name, or nil.
+func (t *Topology) App(name string) *App { return t.names[name] }
+
+// AppByID returns the app with that Facebook app id, or nil.
+func (t *Topology) AppByID(id string) *App { return t.ids[id] }
+
+// Apps lists every app in config order.
+func (t *Topology) Apps() []*App { return t.apps }
+
+// Page returns the page with that id, or nil.
+func (t *Topology) Page(id string) *Page { return t.pages[id] }
+
+// Pages lists every page, ordered by id.
+func (t *Topology) Pages() []*Page { return t.order }
+
+// AppByToken finds the hosted app whose Baton token this is, comparing in
+// constant time.
+func (t *Topology) AppByToken(tok string) *App {
+	if tok == "" {
+		return nil
+	}
+	for _, a := range t.apps {
+		if a.APIToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.APIToken)) == 1 {
+			return a
+		}
+	}
+	return nil
+}
+
+// Name names an app id for people: the YAML name, else the id; empty
+// stays empty (idle).
+func (t *Topology) Name(id string) string {
+	if a := t.ids[id]; a != nil {
+		return a.Name
+	}
+	return id
+}

@@ -1,0 +1,167 @@
+package threads_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/adapters"
+	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/store"
+)
+
+// A call cut short by a crash left its intent: the start-up reconciles
+// the thread and clears the intent, whatever Meta answers.
+func TestRecoverIntentsAtStart(t *testing.T) {
+	f := newFixture(t)
+	other := store.ThreadKey{Page: page, PSID: "7999999999999999"}
+	for _, k := range []store.ThreadKey{key(page), other} {
+		in := store.Intent{ThreadKey: k, App: supportID, Op: "pass", Target: billingID, At: f.clock.Now()}
+		if err := f.store.Update(context.Background(), func(tx store.Tx) error { return tx.PutIntent(in) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.graph.owner = func(p string) (messenger.ThreadOwner, error) {
+		if p == other.PSID {
+			return messenger.ThreadOwner{}, lost()
+		}
+		return messenger.ThreadOwner{AppID: billingID}, nil
+	}
+	if err := f.svc.RecoverIntents(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	th, hist, intents := f.thread(key(page))
+	if th.Owner != billingID || len(hist) != 1 || hist[0].Cause != store.CauseReconcile || !strings.Contains(hist[0].Metadata, "cut short by a restart") {
+		t.Fatalf("record %+v history %+v", th.Thread, hist)
+	}
+	if len(intents) != 0 {
+		t.Fatalf("intents left %+v", intents)
+	}
+	if es := f.errorsOf("reconcile"); len(es) != 1 || es[0].PSID != other.PSID {
+		t.Fatalf("recent errors %+v", es)
+	}
+}
+
+func TestRecoverIntentsWhenTheStoreFails(t *testing.T) {
+	f := newFixture(t)
+	f.store.FailViews(1, nil)
+	if err := f.svc.RecoverIntents(context.Background()); err == nil {
+		t.Fatal("no error from a store that cannot be read")
+	}
+}
+
+func TestReconcileAnswers(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		start   string
+		answer  messenger.ThreadOwner
+		err     error
+		want    string
+		history int
+		fails   string
+	}{
+		{name: "Meta agrees", start: billingID, answer: messenger.ThreadOwner{AppID: billingID}, want: billingID},
+		{name: "another owner", start: billingID, answer: messenger.ThreadOwner{AppID: inboxID}, want: inboxID, history: 1},
+		{name: "idle", start: billingID, answer: messenger.ThreadOwner{Idle: true}, want: "", history: 1},
+		{name: "owner hidden", start: billingID, answer: messenger.ThreadOwner{Expires: time.Unix(1e9, 0)}, want: billingID, fails: "hides the owner"},
+		{name: "Meta fails", start: billingID, err: lost(), want: billingID, fails: "thread_owner"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.put(key(page), c.start)
+			f.graph.owner = func(string) (messenger.ThreadOwner, error) { return c.answer, c.err }
+			err := f.svc.Reconcile(context.Background(), key(page), "test")
+			if (c.fails == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.fails)) {
+				t.Fatalf("err %v, want %q", err, c.fails)
+			}
+			th, hist, _ := f.thread(key(page))
+			if th.Owner != c.want || len(hist) != c.history {
+				t.Fatalf("record %+v history %+v", th.Thread, hist)
+			}
+		})
+	}
+}
+
+func TestReconcileUnknownPage(t *testing.T) {
+	f := newFixture(t)
+	if err := f.svc.Reconcile(context.Background(), store.ThreadKey{Page: "1", PSID: psid}, "test"); err == nil {
+		t.Fatal("no error")
+	}
+}
+
+// Reconciles asked for in the background run on the workers, at most one
+// per thread at a time, and stop with their context.
+func TestReconcileLaterRunsOncePerThread(t *testing.T) {
+	f := newFixture(t)
+	f.put(key(page), billingID)
+	entered, release := make(chan string, 10), make(chan struct{})
+	var mu sync.Mutex
+	asked := map[string]int{}
+	f.graph.owner = func(p string) (messenger.ThreadOwner, error) {
+		mu.Lock()
+		asked[p]++
+		mu.Unlock()
+		entered <- p
+		<-release
+		return messenger.ThreadOwner{AppID: inboxID}, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.svc.RunReconciles(ctx) }()
+	f.svc.ReconcileLater(key(page), "first")
+	<-entered
+	f.svc.ReconcileLater(key(page), "second, while the first is in flight")
+	close(release)
+	f.eventually("the reconcile recorded", func() bool { th, _, _ := f.thread(key(page)); return th.Owner == inboxID })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if asked[psid] != 1 {
+		t.Fatalf("thread_owner asked %d times", asked[psid])
+	}
+}
+
+func TestReconcileLaterRecordsFailures(t *testing.T) {
+	f := newFixture(t)
+	f.graph.owner = func(string) (messenger.ThreadOwner, error) { return messenger.ThreadOwner{}, errors.New("boom") }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.svc.RunReconciles(ctx) }()
+	f.svc.ReconcileLater(key(page), "test")
+	f.eventually("the failure recorded", func() bool { return len(f.errorsOf("reconcile")) == 1 })
+	cancel()
+	<-done
+}
+
+func TestRunActions(t *testing.T) {
+	f := newFixture(t)
+	del := &store.Delivery{App: "support-bot", Page: page, PSID: psid}
+	f.svc.RunActions(context.Background(), del, []adapters.Action{
+		{Type: "pass", To: "billing-bot", Metadata: "from the bot"},
+		{Type: "dance"},
+		{Type: "extend", Duration: "forever"},
+		{Type: "release"}, // support no longer owns it: refused
+	})
+	th, hist, _ := f.thread(key(page))
+	if th.Owner != billingID || len(hist) != 1 || hist[0].Metadata != "from the bot" {
+		t.Fatalf("record %+v history %+v", th.Thread, hist)
+	}
+	es := f.errorsOf("action")
+	if len(es) != 3 {
+		t.Fatalf("action errors %+v", es)
+	}
+	for i, want := range []string{"refused", "extend duration", "unknown action type"} { // newest first
+		if !strings.Contains(es[i].Message, want) && !strings.Contains(es[i].Message, "does not control") {
+			t.Fatalf("error %d: %q, want %q", i, es[i].Message, want)
+		}
+	}
+	// Events without a person (app_roles) carry no thread to act on.
+	f.svc.RunActions(context.Background(), &store.Delivery{App: "support-bot", Page: page}, []adapters.Action{{Type: "take"}})
+	if n := len(f.graph.Calls()); n != 1 {
+		t.Fatalf("calls %d", n)
+	}
+}

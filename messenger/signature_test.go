@@ -99,3 +99,14 @@ func TestAppSecretProof(t *testing.T) {
 		t.Fatalf("proof %q, want %q", got, want)
 	}
 }
+
+func TestValidID(t *testing.T) {
+	for s, want := range map[string]bool{
+		"7123456789012345": true, "1": true, "12345678901234567890": true,
+		"": false, "123456789012345678901": false, "12a": false, "71234\x00": false, "-1": false, "1/2": false, " 1": false,
+	} {
+		if got := ValidID(s); got != want {
+			t.Errorf("ValidID(%q) = %v", s, got)
+		}
+	}
+}

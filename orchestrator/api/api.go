@@ -89,9 +89,15 @@ func (api *API) NotFound() http.Handler {
 func (api *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := apierr.CodeOf(err)
 	body := map[string]any{"code": code, "message": apierr.MessageOf(err)}
+	if apierr.Retryable(err) {
+		body["retryable"] = true
+	}
 	switch code {
 	case apierr.GraphAPI:
 		body["graph"] = asGraphError(err)
+	case apierr.Unavailable:
+		// Meta's envelope for "try again", as /graph answers it.
+		body["graph"] = &messenger.Error{Message: "Service temporarily unavailable", Type: "OAuthException", Code: messenger.CodeService, IsTransient: true}
 	case apierr.Internal:
 		api.d.Log.Error("request failed", zap.String("path", r.URL.Path), zap.Error(err))
 	}

@@ -18,7 +18,7 @@ import (
 func (api *API) RegisterBot(r *mux.Router) {
 	v1 := r.PathPrefix("/v1").Subrouter()
 	v1.Use(api.botAuth)
-	v1.Handle("/threads/{page}/{psid}", api.h(api.getThread)).Methods(http.MethodGet)
+	v1.Handle("/threads/{page}/{psid}", api.h(api.botGetThread)).Methods(http.MethodGet)
 	v1.Handle("/threads/{page}/{psid}/{op:pass|take|request|release|extend}", api.h(api.botControl)).Methods(http.MethodPost)
 }
 
@@ -42,6 +42,23 @@ func (api *API) botAuth(next http.Handler) http.Handler {
 	})
 }
 
+// onPage checks that the calling app is configured on the path's page: a
+// bot's token reads and acts on its own pages only.
+func (api *API) onPage(r *http.Request) error {
+	a, page := appFromContext(r), mux.Vars(r)["page"]
+	if p := api.d.Topology.Page(page); p == nil || !p.HasApp(a.ID) {
+		return apierr.Errorf(apierr.Forbidden, "app %s is not configured on page %s", a.Name, page)
+	}
+	return nil
+}
+
+func (api *API) botGetThread(w http.ResponseWriter, r *http.Request) error {
+	if err := api.onPage(r); err != nil {
+		return err
+	}
+	return api.getThread(w, r)
+}
+
 func (api *API) getThread(w http.ResponseWriter, r *http.Request) error {
 	v := mux.Vars(r)
 	tv, err := api.threadView(v["page"], v["psid"])
@@ -53,6 +70,9 @@ func (api *API) getThread(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (api *API) botControl(w http.ResponseWriter, r *http.Request) error {
+	if err := api.onPage(r); err != nil {
+		return err
+	}
 	a := appFromContext(r)
 	v := mux.Vars(r)
 	var body actionBody

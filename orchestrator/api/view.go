@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/batonhq/baton/messenger"
 	"github.com/batonhq/baton/orchestrator/apierr"
 	"github.com/batonhq/baton/orchestrator/handover"
 	"github.com/batonhq/baton/orchestrator/threads"
@@ -103,6 +104,9 @@ func (api *API) threadView(pageID, psid string) (ThreadView, error) {
 	if p == nil {
 		return ThreadView{}, apierr.Errorf(apierr.NotFound, "page %s is not configured", pageID)
 	}
+	if err := validPSID(psid); err != nil {
+		return ThreadView{}, err
+	}
 	k := store.ThreadKey{Page: pageID, PSID: psid}
 	var th store.Thread
 	var hist []store.HistoryEntry
@@ -132,6 +136,15 @@ func (api *API) threadView(pageID, psid string) (ThreadView, error) {
 		v.Pending = append(v.Pending, JobView{Rule: j.Rule, At: j.At, App: j.App, Target: j.Target, Reason: j.Reason, Attempts: j.Attempts})
 	}
 	return v, err
+}
+
+// validPSID refuses a PSID that is not one: it would be part of a store
+// key.
+func validPSID(psid string) error {
+	if !messenger.ValidID(psid) {
+		return apierr.Errorf(apierr.Invalid, "psid %q: want 1 to %d decimal digits", psid, messenger.MaxIDLength)
+	}
+	return nil
 }
 
 func deliveryView(d store.Delivery) DeliveryView {

@@ -19,12 +19,14 @@ type Code string
 
 // The codes, as the APIs write them in {"error":{"code":...}}.
 const (
-	Invalid      Code = "invalid"      // the request is wrong
-	NotFound     Code = "not_found"    // no such page, thread, delivery or endpoint
-	Unauthorized Code = "unauthorized" // no token, or a wrong one
-	Refused      Code = "refused"      // the state machine says Meta would refuse it
-	GraphAPI     Code = "graph_api"    // Meta answered with an error
-	Internal     Code = "internal"     // Baton's own failure: logged, not shown
+	Invalid      Code = "invalid"           // the request is wrong
+	NotFound     Code = "not_found"         // no such page, thread, delivery or endpoint
+	Unauthorized Code = "unauthorized"      // no token, or a wrong one
+	Forbidden    Code = "forbidden"         // the token is valid, but not for this page
+	Refused      Code = "refused"           // the state machine says Meta would refuse it
+	GraphAPI     Code = "graph_api"         // Meta answered with an error
+	Unavailable  Code = "graph_unavailable" // Meta did not answer (unreachable, timed out, not JSON): retry
+	Internal     Code = "internal"          // Baton's own failure: logged, not shown
 )
 
 // statuses is the one table from code to HTTP status.
@@ -32,8 +34,10 @@ var statuses = map[Code]int{
 	Invalid:      http.StatusBadRequest,
 	NotFound:     http.StatusNotFound,
 	Unauthorized: http.StatusUnauthorized,
+	Forbidden:    http.StatusForbidden,
 	Refused:      http.StatusConflict,
 	GraphAPI:     http.StatusBadGateway,
+	Unavailable:  http.StatusServiceUnavailable,
 	Internal:     http.StatusInternalServerError,
 }
 
@@ -59,11 +63,12 @@ func Errorf(code Code, format string, args ...any) *Error {
 }
 
 // CodeOf classifies any error: an *Error keeps its code, a refusal of the
-// state machine is Refused, an error from Meta is GraphAPI, the rest is
-// Internal.
+// state machine is Refused, an error from Meta is GraphAPI, a Graph call
+// that got no answer is Unavailable, the rest is Internal.
 func CodeOf(err error) Code {
 	var ae *Error
 	var ge *messenger.Error
+	var te *messenger.TransportError
 	switch {
 	case errors.As(err, &ae):
 		return ae.Code
@@ -71,8 +76,22 @@ func CodeOf(err error) Code {
 		return Refused
 	case errors.As(err, &ge):
 		return GraphAPI
+	case errors.As(err, &te):
+		return Unavailable
 	}
 	return Internal
+}
+
+// Retryable reports whether the same request may succeed later: Meta did
+// not answer, or said its failure is transient or a rate limit.
+func Retryable(err error) bool {
+	switch CodeOf(err) {
+	case Unavailable:
+		return true
+	case GraphAPI:
+		return messenger.IsTransient(err) || messenger.IsRateLimited(err)
+	}
+	return false
 }
 
 // MessageOf is what the caller is told of err; Internal errors are not

@@ -17,13 +17,7 @@ import (
 // thread-control service: the state machine's refusals come back in
 // Meta's envelope before any call to Meta.
 func (g *Endpoint) control(w http.ResponseWriter, r *http.Request, p *topology.Page, a *topology.App, edge string, ps messenger.Params) {
-	op := statemachine.Op(strings.TrimSuffix(edge, "_thread_control"))
-	switch op {
-	case statemachine.OpPass, statemachine.OpTake, statemachine.OpRequest, statemachine.OpRelease, statemachine.OpExtend:
-	default:
-		writeError(w, newError(http.StatusBadRequest, 2500, 0, "Unknown path components: /"+edge))
-		return
-	}
+	op := statemachine.Op(strings.TrimSuffix(edge, "_thread_control")) // the allow-list let only the five through
 	rcpt, ok := ps.Recipient()
 	if !ok || rcpt.ID == "" {
 		writeError(w, newError(http.StatusBadRequest, 100, 0, "(#100) The parameter recipient is required"))

@@ -88,16 +88,17 @@ func (g *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	edge := v["edge"]
-	switch {
-	case r.Method == http.MethodPost && strings.HasSuffix(edge, "_thread_control"):
+	h, gerr := allow(r.Method, edge, ps)
+	switch h {
+	case control:
 		g.control(w, r, p, a, edge, ps)
-	case r.Method == http.MethodPost && edge == "messages":
+	case send:
 		g.send(w, r, p, a, ps)
-	case r.Method == http.MethodGet && (edge == "" || edge == "thread_owner" || edge == "secondary_receivers" || edge == "subscribed_apps"),
-		r.Method == http.MethodPost && edge == "subscribed_apps":
+	case passThrough:
 		g.proxy(w, r, p, a, edge, ps, nil)
 	default:
-		writeError(w, newError(http.StatusBadRequest, 100, 33, fmt.Sprintf("Unsupported %s request on %s.", strings.ToLower(r.Method), edge)))
+		g.d.Errors.Record(recent.Error{Kind: "graph", App: a.Name, Page: p.ID, Message: fmt.Sprintf("refused %s /%s: not on the allow-list", r.Method, edge)})
+		writeError(w, gerr)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/messenger"
 	"github.com/batonhq/baton/orchestrator/apierr"
 	"github.com/batonhq/baton/orchestrator/recent"
@@ -68,40 +69,93 @@ func (s *Service) Reconcile(ctx context.Context, k store.ThreadKey, why string) 
 }
 
 // ReconcileLater queues a reconcile for the workers of RunReconciles; a
-// thread already queued or in flight is not queued twice.
+// thread already queued or in flight is not queued twice. When too many
+// wait, it is dropped and said so: the next contradiction asks again.
 func (s *Service) ReconcileLater(k store.ThreadKey, why string) {
-	if !s.queue.push(k, why) {
+	if !s.queue.push(reconcileJob{k: k, why: why}) {
 		s.d.Errors.Record(recent.Error{Kind: "reconcile", Page: k.Page, PSID: k.PSID,
 			Message: "reconcile not queued (" + why + "): too many waiting; the next contradiction asks again"})
 	}
 }
 
-// RunReconciles runs queued reconciles, a few at once, until ctx ends.
+// RunReconciles runs queued reconciles, a few at once, and puts back with
+// backoff the ones that settle an intent and failed, until ctx ends.
 func (s *Service) RunReconciles(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	for range reconcileWorkers {
 		g.Go(func() error {
 			for {
-				var job reconcileJob
 				select {
 				case <-ctx.Done():
 					return nil
-				case job = <-s.queue.ch:
+				case job := <-s.queue.ch:
+					s.runReconcile(ctx, job)
 				}
-				rctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
-				if err := s.Reconcile(rctx, job.k, job.why); err != nil && ctx.Err() == nil {
-					s.d.Errors.Record(recent.Error{Kind: "reconcile", Page: job.k.Page, PSID: job.k.PSID, Message: err.Error()})
-				}
-				cancel()
-				s.queue.done(job.k)
 			}
 		})
 	}
+	g.Go(func() error { return s.runRetries(ctx) })
 	return g.Wait()
 }
 
-// RecoverIntents reconciles every thread whose thread-control call was cut
-// short by a crash: whether Meta applied it is unknown.
+func (s *Service) runReconcile(ctx context.Context, job reconcileJob) {
+	rctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
+	err := s.Reconcile(rctx, job.k, job.why)
+	cancel()
+	switch {
+	case err == nil:
+		if !job.intentAt.IsZero() {
+			s.clearIntent(job.k, job.intentAt)
+		}
+		s.queue.done(job.k)
+	case ctx.Err() != nil:
+		s.queue.done(job.k) // shutting down: an intent stays for the next start
+	case job.intentAt.IsZero():
+		s.d.Errors.Record(recent.Error{Kind: "reconcile", Page: job.k.Page, PSID: job.k.PSID, Message: err.Error()})
+		s.queue.done(job.k)
+	default:
+		// Whether Meta applied the call is still unknown: ask again later.
+		if job.attempt == 0 || job.attempt%8 == 0 {
+			s.d.Errors.Record(recent.Error{Kind: "reconcile", Page: job.k.Page, PSID: job.k.PSID,
+				Message: fmt.Sprintf("%v (attempt %d; asked again with backoff until Meta answers)", err, job.attempt+1)})
+		}
+		job.attempt++
+		s.queue.retry(job, s.d.Clock.Now().Add(s.retryBackoff(job.attempt)))
+	}
+}
+
+// runRetries hands the reconciles put back to the workers when they are
+// due.
+func (s *Service) runRetries(ctx context.Context) error {
+	for {
+		next, ok := s.queue.requeueDue(s.d.Clock.Now())
+		wait := make(<-chan time.Time)
+		if ok {
+			wait = clock.At(s.d.Clock, next)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.queue.retried.C():
+		case <-wait:
+		}
+	}
+}
+
+// retryBackoff is the wait before the attempt-th retry of a reconcile
+// that settles an intent: doubling from 1 s to 5 min.
+func (s *Service) retryBackoff(attempt int) time.Duration {
+	d := time.Second
+	for i := 1; i < attempt && d < 5*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 5*time.Minute)
+}
+
+// RecoverIntents queues a reconcile for every thread whose thread-control
+// call was cut short by a crash (whether Meta applied it is unknown); each
+// intent is deleted once its reconcile succeeds. It does not wait for
+// Meta: readiness and deliveries are not held back by a Graph outage.
 func (s *Service) RecoverIntents(ctx context.Context) error {
 	var intents []store.Intent
 	if err := s.d.Store.View(func(tx store.ReadTx) error {
@@ -111,13 +165,9 @@ func (s *Service) RecoverIntents(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	now := s.d.Clock.Now()
 	for _, in := range intents {
-		if err := s.Reconcile(ctx, in.ThreadKey, "a "+in.Op+" call was cut short by a restart"); err != nil {
-			s.d.Errors.Record(recent.Error{Kind: "reconcile", Page: in.Page, PSID: in.PSID, Message: err.Error()})
-		}
-		if err := s.d.Store.Update(ctx, func(tx store.Tx) error { return tx.DeleteIntent(in.ThreadKey) }); err != nil {
-			return err
-		}
+		s.queue.retry(reconcileJob{k: in.ThreadKey, why: "a " + in.Op + " call was cut short by a restart", intentAt: in.At}, now)
 	}
 	return nil
 }
@@ -125,32 +175,82 @@ func (s *Service) RecoverIntents(ctx context.Context) error {
 type reconcileJob struct {
 	k   store.ThreadKey
 	why string
+	// intentAt names the intent the reconcile settles (zero: none); it is
+	// deleted once a reconcile succeeds, and the reconcile is retried
+	// until then.
+	intentAt time.Time
+	attempt  int
 }
 
-// reconcileQueue holds the reconciles waiting, at most one per thread.
+// reconcileQueue holds the reconciles waiting, at most one per thread:
+// queued for a worker, or put back until a time.
 type reconcileQueue struct {
-	ch     chan reconcileJob
+	ch      chan reconcileJob
+	retried *clock.Bell // a job was put back
+
 	mu     sync.Mutex
 	queued map[store.ThreadKey]bool
+	later  []delayedJob
+}
+
+type delayedJob struct {
+	at  time.Time
+	job reconcileJob
 }
 
 func newReconcileQueue(n int) *reconcileQueue {
-	return &reconcileQueue{ch: make(chan reconcileJob, n), queued: map[store.ThreadKey]bool{}}
+	return &reconcileQueue{ch: make(chan reconcileJob, n), retried: clock.NewBell(), queued: map[store.ThreadKey]bool{}}
 }
 
-func (q *reconcileQueue) push(k store.ThreadKey, why string) bool {
+// push queues job unless its thread is queued already; it reports false
+// when the queue is full.
+func (q *reconcileQueue) push(job reconcileJob) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.queued[k] {
+	if q.queued[job.k] {
 		return true
 	}
 	select {
-	case q.ch <- reconcileJob{k, why}:
-		q.queued[k] = true
+	case q.ch <- job:
+		q.queued[job.k] = true
 		return true
 	default:
 		return false
 	}
+}
+
+// retry puts job back until at. Jobs that settle an intent are never
+// dropped: there is one per thread at most.
+func (q *reconcileQueue) retry(job reconcileJob, at time.Time) {
+	q.mu.Lock()
+	q.queued[job.k] = true
+	q.later = append(q.later, delayedJob{at, job})
+	q.mu.Unlock()
+	q.retried.Ring()
+}
+
+// requeueDue moves the jobs due by now to the workers, as far as the
+// queue takes them, and returns the next time one is due.
+func (q *reconcileQueue) requeueDue(now time.Time) (next time.Time, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	kept := q.later[:0]
+	for _, d := range q.later {
+		if !d.at.After(now) {
+			select {
+			case q.ch <- d.job:
+				continue
+			default:
+				d.at = now.Add(time.Second) // the workers are busy: soon
+			}
+		}
+		kept = append(kept, d)
+		if !ok || d.at.Before(next) {
+			next, ok = d.at, true
+		}
+	}
+	q.later = kept
+	return next, ok
 }
 
 func (q *reconcileQueue) done(k store.ThreadKey) {

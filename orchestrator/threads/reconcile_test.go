@@ -13,8 +13,22 @@ import (
 	"github.com/batonhq/baton/store"
 )
 
-// A call cut short by a crash left its intent: the start-up reconciles
-// the thread and clears the intent, whatever Meta answers.
+// runReconciles runs the reconcile workers until the test ends.
+func (f *fixture) runReconciles() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.svc.RunReconciles(ctx) }()
+	f.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			f.t.Error(err)
+		}
+	})
+}
+
+// A call cut short by a crash left its intent: the start-up queues a
+// reconcile without waiting for Meta; the intent goes once Meta answered,
+// and stays (asked again with backoff) while it does not.
 func TestRecoverIntentsAtStart(t *testing.T) {
 	f := newFixture(t)
 	other := store.ThreadKey{Page: page, PSID: "7999999999999999"}
@@ -24,8 +38,12 @@ func TestRecoverIntentsAtStart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	var mu sync.Mutex
+	down := true
 	f.graph.owner = func(p string) (messenger.ThreadOwner, error) {
-		if p == other.PSID {
+		mu.Lock()
+		defer mu.Unlock()
+		if p == other.PSID && down {
 			return messenger.ThreadOwner{}, lost()
 		}
 		return messenger.ThreadOwner{AppID: billingID}, nil
@@ -33,15 +51,72 @@ func TestRecoverIntentsAtStart(t *testing.T) {
 	if err := f.svc.RecoverIntents(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	th, hist, intents := f.thread(key(page))
-	if th.Owner != billingID || len(hist) != 1 || hist[0].Cause != store.CauseReconcile || !strings.Contains(hist[0].Metadata, "cut short by a restart") {
-		t.Fatalf("record %+v history %+v", th.Thread, hist)
+	f.runReconciles()
+	f.eventually("the first thread reconciled", func() bool { th, _, _ := f.thread(key(page)); return th.Owner == billingID })
+	_, hist, _ := f.thread(key(page))
+	if len(hist) != 1 || hist[0].Cause != store.CauseReconcile || !strings.Contains(hist[0].Metadata, "cut short by a restart") {
+		t.Fatalf("history %+v", hist)
 	}
-	if len(intents) != 0 {
-		t.Fatalf("intents left %+v", intents)
-	}
-	if es := f.errorsOf("reconcile"); len(es) != 1 || es[0].PSID != other.PSID {
+	f.eventually("the failure shown", func() bool { return len(f.errorsOf("reconcile")) == 1 })
+	if es := f.errorsOf("reconcile"); es[0].PSID != other.PSID {
 		t.Fatalf("recent errors %+v", es)
+	}
+	f.eventually("the first intent cleared", func() bool { _, _, in := f.thread(key(page)); return len(in) == 1 })
+	if _, _, in := f.thread(other); len(in) != 1 || in[0].PSID != other.PSID {
+		t.Fatalf("the unsettled intent: %+v", in)
+	}
+	// Meta answers again: the retry, after its backoff, settles it.
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	f.clock.Advance(2 * time.Second)
+	f.eventually("the second intent cleared", func() bool { _, _, in := f.thread(other); return len(in) == 0 })
+	if th, _, _ := f.thread(other); th.Owner != billingID {
+		t.Fatalf("record %+v", th.Thread)
+	}
+}
+
+// A call whose answer was lost, and Meta unreachable for the reconcile:
+// the intent stays and the reconcile is retried until Meta answers.
+func TestUncertainCallKeepsItsIntentUntilReconciled(t *testing.T) {
+	f := newFixture(t)
+	f.runReconciles()
+	var mu sync.Mutex
+	down := true
+	f.graph.control = func(string, string, string) error { return lost() }
+	f.graph.owner = func(string) (messenger.ThreadOwner, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			return messenger.ThreadOwner{}, lost()
+		}
+		return messenger.ThreadOwner{AppID: billingID}, nil
+	}
+	if _, err := f.svc.Control(context.Background(), pass("billing-bot")); !messenger.IsUncertain(err) {
+		t.Fatalf("err %v", err)
+	}
+	if _, _, in := f.thread(key(page)); len(in) != 1 {
+		t.Fatalf("intents %+v", in)
+	}
+	f.clock.Advance(time.Second) // the first retry: Meta still down
+	f.eventually("the first retry", func() bool {
+		for _, c := range f.graph.Calls() {
+			if strings.HasPrefix(c, "thread_owner") {
+				return strings.Count(strings.Join(f.graph.Calls(), "|"), "thread_owner") >= 2
+			}
+		}
+		return false
+	})
+	if _, _, in := f.thread(key(page)); len(in) != 1 {
+		t.Fatalf("intent dropped while Meta is down: %+v", in)
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	f.clock.Advance(5 * time.Second)
+	f.eventually("the intent settled", func() bool { _, _, in := f.thread(key(page)); return len(in) == 0 })
+	if th, _, _ := f.thread(key(page)); th.Owner != billingID {
+		t.Fatalf("record %+v", th.Thread)
 	}
 }
 

@@ -92,6 +92,10 @@ func (s *Service) Control(ctx context.Context, req Request) (store.Thread, error
 	if err != nil {
 		return store.Thread{}, err
 	}
+	// From here on, what is committed takes effect whether or not the
+	// caller still waits: an intent written is settled, a call Meta
+	// applied is recorded.
+	ctx = context.WithoutCancel(ctx)
 	k := store.ThreadKey{Page: p.ID, PSID: req.PSID}
 	unlock := s.locks.lock(k.String())
 	defer unlock()
@@ -113,7 +117,7 @@ func (s *Service) Control(ctx context.Context, req Request) (store.Thread, error
 	err = s.call(ctx, cred, req, in.Target)
 	s.d.Metrics.GraphCalls.WithLabelValues(string(req.Op), GraphResult(err)).Inc()
 	if err != nil {
-		s.failed(ctx, k, a, req, err)
+		s.failed(ctx, k, a, req, err, intent.At)
 		return th, fmt.Errorf("%s thread %s: %w", req.Op, k, err)
 	}
 	out, err := s.applied(p, a, k, req, in)
@@ -128,6 +132,9 @@ func (s *Service) resolve(req Request) (*topology.Page, *topology.App, messenger
 	p := s.d.Topology.Page(req.Page)
 	if p == nil {
 		return nil, nil, messenger.Credentials{}, in, apierr.Errorf(apierr.NotFound, "page %s is not configured", req.Page)
+	}
+	if !messenger.ValidID(req.PSID) {
+		return nil, nil, messenger.Credentials{}, in, apierr.Errorf(apierr.Invalid, "psid %q: want 1 to %d decimal digits", req.PSID, messenger.MaxIDLength)
 	}
 	a := s.d.Topology.App(req.App)
 	if a == nil || !a.Hosted {
@@ -151,18 +158,46 @@ func (s *Service) resolve(req Request) (*topology.Page, *topology.App, messenger
 	return p, a, cred, in, nil
 }
 
-// failed handles a call Meta refused or did not answer: a reconcile when
-// the record may be wrong or the outcome is unknown, then the intent goes.
-func (s *Service) failed(ctx context.Context, k store.ThreadKey, a *topology.App, req Request, err error) {
+// failed handles a call Meta refused or did not answer. When the record
+// may be wrong, the thread is reconciled. When the outcome is unknown,
+// the intent stays until a reconcile succeeds (retried in the background,
+// and at the next start); otherwise Meta applied nothing and it goes.
+func (s *Service) failed(ctx context.Context, k store.ThreadKey, a *topology.App, req Request, err error, intentAt time.Time) {
 	s.d.Errors.Record(recent.Error{Kind: "graph", App: a.Name, Page: k.Page, PSID: k.PSID, Message: fmt.Sprintf("%s: %v", req.Op, err)})
-	if messenger.IsUncertain(err) || ownershipInDoubt(err) {
-		if rerr := s.Reconcile(ctx, k, "Meta refused or did not answer a "+string(req.Op)); rerr != nil {
-			s.d.Log.Warn("reconcile after a failed call failed", zap.String("thread", k.String()), zap.Error(rerr))
+	uncertain := messenger.IsUncertain(err)
+	if uncertain || ownershipInDoubt(err) {
+		why := "Meta refused or did not answer a " + string(req.Op)
+		rerr := s.Reconcile(ctx, k, why)
+		switch {
+		case rerr == nil:
+		case uncertain:
+			s.d.Log.Warn("reconcile after a call with no answer failed; retrying in the background", zap.String("thread", k.String()), zap.Error(rerr))
+			s.queue.retry(reconcileJob{k: k, why: why, intentAt: intentAt, attempt: 1}, s.d.Clock.Now().Add(s.retryBackoff(1)))
+			return
+		default:
+			s.d.Log.Warn("reconcile after a refused call failed", zap.String("thread", k.String()), zap.Error(rerr))
+			s.ReconcileLater(k, why)
 		}
 	}
-	if derr := s.d.Store.Update(context.Background(), func(tx store.Tx) error { return tx.DeleteIntent(k) }); derr != nil {
+	s.clearIntent(k, intentAt)
+}
+
+// clearIntent deletes the thread's intent if it is still the one made at
+// at: a later call's intent stands.
+func (s *Service) clearIntent(k store.ThreadKey, at time.Time) {
+	err := s.d.Store.Update(context.Background(), func(tx store.Tx) error {
+		in, err := tx.Intent(k)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && !in.At.Equal(at)) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return tx.DeleteIntent(k)
+	})
+	if err != nil {
 		// Left behind, the intent is reconciled at the next start.
-		s.d.Log.Warn("intent not cleared", zap.String("thread", k.String()), zap.Error(derr))
+		s.d.Log.Warn("intent not cleared", zap.String("thread", k.String()), zap.Error(err))
 	}
 }
 

@@ -23,6 +23,15 @@ type Faulty struct {
 	err     error
 	// before, when set, decides each Update: a non-nil error fails it.
 	before func() error
+	// calls counts the transactions asked for, failed or not.
+	nUpdates, nViews int
+}
+
+// Calls reports how many Updates and Views were asked for, failed or not.
+func (f *Faulty) Calls() (updates, views int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.nUpdates, f.nViews
 }
 
 // NewFaulty wraps s; until told otherwise it passes everything through.
@@ -62,6 +71,7 @@ func (f *Faulty) Heal() {
 // Update fails when told to, else runs fn on the real store.
 func (f *Faulty) Update(ctx context.Context, fn func(store.Tx) error) error {
 	f.mu.Lock()
+	f.nUpdates++
 	hook := f.before
 	fail := f.updates != 0
 	if f.updates > 0 {
@@ -83,6 +93,7 @@ func (f *Faulty) Update(ctx context.Context, fn func(store.Tx) error) error {
 // View fails when told to, else runs fn on the real store.
 func (f *Faulty) View(fn func(store.ReadTx) error) error {
 	f.mu.Lock()
+	f.nViews++
 	fail := f.views != 0
 	if f.views > 0 {
 		f.views--

@@ -1,0 +1,108 @@
+package bolt
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/batonhq/baton/store"
+)
+
+// stored is how a delivery is written: without the event when the journal
+// has the same bytes.
+func stored(d store.Delivery) store.Delivery {
+	if d.SharesEvent && d.JournalSeq != 0 {
+		d.Event = nil
+	}
+	return d
+}
+
+// withEvent fills the event back in from the journal.
+func (x *tx) withEvent(d store.Delivery) (store.Delivery, error) {
+	if d.Event != nil || !d.SharesEvent {
+		return d, nil
+	}
+	ev, err := x.journalEvent(d.JournalSeq)
+	d.Event = ev
+	return d, err
+}
+
+func (x *tx) Enqueue(d *store.Delivery) error {
+	// The outbox's own sequence: ids stay unique as deliveries move to the
+	// dead letters and back.
+	seq, err := x.b(bOutbox).NextSequence()
+	if err != nil {
+		return err
+	}
+	d.ID = seq
+	d.Status = store.DeliveryPending
+	x.b(bOutbox).FillPercent = appendOnly
+	return put(x.b(bOutbox), u64(seq), stored(*d))
+}
+
+func (x *tx) Delivery(id uint64) (store.Delivery, error) {
+	d, err := get[store.Delivery](x.b(bOutbox), u64(id))
+	if err == store.ErrNotFound {
+		d, err = get[store.Delivery](x.b(bDead), u64(id))
+	}
+	if err != nil {
+		return d, err
+	}
+	return x.withEvent(d)
+}
+
+func (x *tx) UpdateDelivery(d store.Delivery) error {
+	if x.b(bOutbox).Get(u64(d.ID)) == nil {
+		return fmt.Errorf("delivery %d: %w", d.ID, store.ErrNotFound)
+	}
+	return put(x.b(bOutbox), u64(d.ID), stored(d))
+}
+
+func (x *tx) DeleteDelivery(id uint64) error { return x.b(bOutbox).Delete(u64(id)) }
+
+func (x *tx) KillDelivery(d store.Delivery) error {
+	if err := x.b(bOutbox).Delete(u64(d.ID)); err != nil {
+		return err
+	}
+	d, err := x.withEvent(d)
+	if err != nil {
+		return err
+	}
+	d.Status, d.SharesEvent = store.DeliveryDead, false
+	return put(x.b(bDead), u64(d.ID), d)
+}
+
+func (x *tx) ReviveDelivery(id uint64, now time.Time) (store.Delivery, error) {
+	d, err := get[store.Delivery](x.b(bDead), u64(id))
+	if err != nil {
+		return d, fmt.Errorf("dead delivery %d: %w", id, err)
+	}
+	if err := x.b(bDead).Delete(u64(id)); err != nil {
+		return d, err
+	}
+	d.Status, d.Attempts, d.NextAttempt, d.DeadAt = store.DeliveryPending, 0, now, time.Time{}
+	if err := put(x.b(bOutbox), u64(id), d); err != nil {
+		return d, err
+	}
+	return x.withEvent(d)
+}
+
+func (x *tx) PendingDeliveries() ([]store.Delivery, error) {
+	return x.deliveries(bOutbox, 0)
+}
+
+func (x *tx) DeadDeliveries(limit int) ([]store.Delivery, error) {
+	return x.deliveries(bDead, limit)
+}
+
+func (x *tx) deliveries(bucket []byte, limit int) ([]store.Delivery, error) {
+	ds, err := list[store.Delivery](x.b(bucket), limit)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ds {
+		if ds[i], err = x.withEvent(ds[i]); err != nil {
+			return nil, err
+		}
+	}
+	return ds, nil
+}

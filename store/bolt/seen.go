@@ -1,0 +1,93 @@
+package bolt
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Dedup marks live in one nested bucket per UTC day of their creation:
+// a mark costs one write, a lookup reads the few days a window spans, and
+// forgetting old marks drops whole days instead of scanning keys.
+//
+// Within a day a mark's key is the event's own time (8 bytes, big-endian
+// milliseconds) and then the caller's key. Meta's message ids are random:
+// keyed by them alone, every mark of a write group landed on its own leaf
+// page, which bbolt then read in whole, grew and wrote back, a third of a
+// commit's pages. Keyed by time, a group's marks share the B+tree's last
+// pages. Day buckets of that layout are named "t:" and the date; a bucket
+// named by the date alone holds marks of the earlier layout (the key
+// alone), still read until the sweep drops it.
+const timeOrdered = "t:"
+
+func dayName(t time.Time) string { return t.UTC().Format("20060102") }
+
+func markKey(key string, at time.Time) []byte {
+	ms := uint64(max(at.UnixMilli(), 0)) // the zero time is before 1970: 0
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(key)), ms), key...)
+}
+
+func (x *tx) MarkSeen(key string, at, now time.Time, window time.Duration) (bool, error) {
+	k := markKey(key, at)
+	for d := now.Add(-window); !d.After(now.Add(24 * time.Hour)); d = d.Add(24 * time.Hour) {
+		if day := x.day(timeOrdered+dayName(d), false); day != nil && day.Get(k) != nil {
+			return false, nil
+		}
+		if day := x.day(dayName(d), false); day != nil && day.Get([]byte(key)) != nil {
+			return false, nil
+		}
+	}
+	day := x.day(timeOrdered+dayName(now), true)
+	if day == nil {
+		return false, fmt.Errorf("create dedup bucket for %s", dayName(now))
+	}
+	// Marks arrive in about time order: full pages split where they end.
+	day.FillPercent = 0.9
+	return true, day.Put(k, []byte{})
+}
+
+// day returns the nested bucket of that name, creating it if asked. A
+// missing bucket is remembered too: MarkSeen looks up the same few days
+// for every event of a group.
+func (x *tx) day(name string, create bool) *bolt.Bucket {
+	b, known := x.days[name]
+	if b != nil || (known && !create) {
+		return b
+	}
+	seen := x.b(bSeen)
+	b = seen.Bucket([]byte(name))
+	if b == nil && create {
+		var err error
+		if b, err = seen.CreateBucket([]byte(name)); err != nil {
+			return nil
+		}
+	}
+	if x.days == nil {
+		x.days = map[string]*bolt.Bucket{}
+	}
+	x.days[name] = b
+	return b
+}
+
+func (x *tx) SweepSeen(now time.Time, window time.Duration) (int, error) {
+	seen := x.b(bSeen)
+	keep := dayName(now.Add(-window - 24*time.Hour)) // days after this one may hold live marks
+	var old [][]byte
+	c := seen.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		date, _ := strings.CutPrefix(string(k), timeOrdered)
+		if v == nil && date < keep { // a nested bucket of an old day
+			old = append(old, append([]byte(nil), k...))
+		}
+	}
+	for _, k := range old {
+		if err := seen.DeleteBucket(k); err != nil {
+			return 0, err
+		}
+		delete(x.days, string(k))
+	}
+	return len(old), nil
+}

@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/clock"
+	"github.com/batonhq/baton/orchestrator/recent"
 	"github.com/batonhq/baton/statemachine"
 	"github.com/batonhq/baton/store"
 )
@@ -17,54 +18,106 @@ const expiryBatch = 256
 // RunExpiry expires control when 24 hours (or an extension) pass without a
 // message from the person, until ctx ends. Timers live in the store's
 // time-ordered index: nothing per idle thread, nothing lost or doubled by
-// a restart.
+// a restart. The loop never spins: a store that cannot be read is asked
+// again with backoff, and a thread whose record cannot be expired is
+// skipped (shown in recent errors) and tried again later.
 func (s *Service) RunExpiry(ctx context.Context) error {
+	skip := map[store.ThreadKey]skipped{}
+	failures := 0
 	for {
-		var next time.Time
-		var ok bool
-		if err := s.d.Store.View(func(tx store.ReadTx) error {
-			var err error
-			next, ok, err = tx.NextTimer()
-			return err
-		}); err != nil {
-			s.d.Log.Error("expiry timers not read", zap.Error(err))
-		}
 		now := s.d.Clock.Now()
-		if ok && !next.After(now) {
-			if n := s.expireDue(ctx, now); n > 0 {
-				continue
-			}
+		wait, busy, err := s.expiryPass(ctx, now, skip)
+		switch {
+		case err != nil:
+			failures++
+			wait = now.Add(loopBackoff(failures))
+			s.d.Log.Error("expiry timers not read", zap.Error(err), zap.Int("failures", failures), zap.Time("retry_at", wait))
+		case busy:
+			failures = 0
+			continue // more may be due
+		default:
+			failures = 0
 		}
-		deadline := now.Add(time.Minute)
-		if ok && next.After(now) && next.Before(deadline) {
-			deadline = next
+		bell := s.d.Expiry.C()
+		if failures > 0 {
+			bell = nil // a store that fails is not asked again before its backoff
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-s.d.Expiry.C():
-		case <-clock.At(s.d.Clock, deadline):
+		case <-bell:
+		case <-clock.At(s.d.Clock, wait):
 		}
 	}
 }
 
-func (s *Service) expireDue(ctx context.Context, now time.Time) int {
+// skipped is a thread whose expiry failed: not tried again before at.
+type skipped struct {
+	at       time.Time
+	failures int
+}
+
+// expiryPass expires the threads due by now, except those skipped, and
+// returns when to look again, and whether it expired any (then at once).
+func (s *Service) expiryPass(ctx context.Context, now time.Time, skip map[store.ThreadKey]skipped) (wait time.Time, busy bool, err error) {
+	wait = now.Add(time.Minute)
+	var next time.Time
+	var ok bool
 	var due []store.ThreadKey
 	if err := s.d.Store.View(func(tx store.ReadTx) error {
 		var err error
+		if next, ok, err = tx.NextTimer(); err != nil || !ok || next.After(now) {
+			return err
+		}
 		due, err = tx.DueTimers(now, expiryBatch)
 		return err
 	}); err != nil {
-		s.d.Log.Error("due expiry timers not read", zap.Error(err))
-		return 0
+		return wait, false, err
 	}
-	for _, k := range due {
-		if err := s.d.Store.Update(ctx, func(tx store.Tx) error { return s.expire(tx, k, now) }); err != nil {
-			s.d.Log.Error("thread not expired", zap.String("thread", k.String()), zap.Error(err))
-			return 0
+	if ok && next.After(now) && next.Before(wait) {
+		wait = next
+	}
+	for _, sk := range skip {
+		if sk.at.After(now) && sk.at.Before(wait) {
+			wait = sk.at
 		}
 	}
-	return len(due)
+	for _, k := range due {
+		if sk, ok := skip[k]; ok && sk.at.After(now) {
+			continue
+		}
+		err := s.d.Store.Update(ctx, func(tx store.Tx) error { return s.expire(tx, k, now) })
+		if err == nil {
+			delete(skip, k)
+			busy = true
+			continue
+		}
+		if ctx.Err() != nil {
+			return wait, false, nil
+		}
+		sk := skip[k]
+		sk.failures++
+		sk.at = now.Add(loopBackoff(sk.failures))
+		skip[k] = sk
+		if sk.at.Before(wait) {
+			wait = sk.at
+		}
+		if sk.failures == 1 {
+			s.d.Errors.Record(recent.Error{Kind: "expiry", Page: k.Page, PSID: k.PSID, Message: "control not expired, tried again later: " + err.Error()})
+		}
+		s.d.Log.Error("thread not expired", zap.String("thread", k.String()), zap.Int("failures", sk.failures), zap.Error(err))
+	}
+	return wait, busy, nil
+}
+
+// loopBackoff is how long a background loop waits after its n-th failure
+// in a row: doubling from 1 s to 1 min.
+func loopBackoff(n int) time.Duration {
+	d := time.Second
+	for i := 1; i < n && d < time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, time.Minute)
 }
 
 // expire lapses a thread whose timer is due, or moves a timer that fired

@@ -89,17 +89,45 @@ func TestExpiryDropsTimersOfUnknownPages(t *testing.T) {
 	}
 }
 
-// A store that fails a pass makes the loop try again later, not stop.
-func TestExpirySurvivesStoreFailures(t *testing.T) {
+// A thread whose expiry cannot be written is skipped, shown, and tried
+// again after a backoff; the loop does not spin on it.
+func TestExpirySkipsARecordThatFails(t *testing.T) {
 	f := newFixture(t)
 	f.put(key(page), billingID)
 	f.store.FailUpdates(1, nil)
 	f.runExpiry()
 	f.clock.Advance(25 * time.Hour)
-	f.svc.WakeExpiry()
-	f.eventually("control lapsed after the failure", func() bool {
+	f.eventually("the failure shown", func() bool { return len(f.errorsOf("expiry")) == 1 })
+	if th, _, _ := f.thread(key(page)); th.Owner != billingID {
+		t.Fatalf("record %+v", th.Thread)
+	}
+	f.clock.Advance(time.Second) // the backoff
+	f.eventually("control lapsed after the failure", func() bool { th, _, _ := f.thread(key(page)); return th.Owner == "" })
+	if n := len(f.errorsOf("expiry")); n != 1 {
+		t.Fatalf("%d expiry errors", n)
+	}
+}
+
+// A store that cannot be read is asked again with backoff, whatever wakes
+// the loop meanwhile.
+func TestExpiryBacksOffWhenTheStoreFails(t *testing.T) {
+	f := newFixture(t)
+	f.put(key(page), billingID)
+	f.clock.Advance(25 * time.Hour)
+	f.store.FailViews(-1, nil)
+	_, before := f.store.Calls()
+	f.runExpiry()
+	f.eventually("the first read", func() bool { _, v := f.store.Calls(); return v > before })
+	for range 100 {
 		f.svc.WakeExpiry()
-		th, _, _ := f.thread(key(page))
-		return th.Owner == ""
-	})
+	}
+	// Rings are answered at once when the loop listens: give it the time
+	// a spinning loop would need to show (nothing announces "idle").
+	time.Sleep(50 * time.Millisecond)
+	if _, v := f.store.Calls(); v-before > 2 {
+		t.Fatalf("%d reads of a failing store in a backoff", v-before)
+	}
+	f.store.Heal()
+	f.clock.Advance(time.Second)
+	f.eventually("control lapsed once the store answers", func() bool { th, _, _ := f.thread(key(page)); return th.Owner == "" })
 }

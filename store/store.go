@@ -213,6 +213,13 @@ type ReadTx interface {
 // Tx reads and writes.
 type Tx interface {
 	ReadTx
+	// AfterCommit runs fn once the transaction's writes are durable, in
+	// the order registered, whoever still waits for the commit; not at
+	// all if it rolls back. A function the store runs again registers
+	// again: effects of a write (metrics, handing work on, waking loops)
+	// belong here, never in the function itself. fn must be quick and
+	// must not open a transaction.
+	AfterCommit(fn func())
 	// PutThread stores the record and makes sure a timer is due at or
 	// before its expiry. A later expiry keeps the earlier timer (a message
 	// every minute must not move an index entry every minute): when it

@@ -65,7 +65,8 @@ func (l *Ledger) Apply(tx store.Tx, p *topology.Page, th *store.Thread, in state
 		return nil
 	}
 	h.At, h.From, h.To = in.At, res.From, res.To
-	l.transitions.WithLabelValues(h.Cause).Inc()
+	cause := h.Cause
+	tx.AfterCommit(func() { l.transitions.WithLabelValues(cause).Inc() })
 	if err := tx.AppendHistory(th.ThreadKey, h); err != nil {
 		return fmt.Errorf("history of %s: %w", th.ThreadKey, err)
 	}

@@ -29,6 +29,10 @@ func newTx(t *bolt.Tx) *tx { return &tx{t: t} }
 
 func (x *tx) b(name []byte) *bolt.Bucket { return x.t.Bucket(name) }
 
+// AfterCommit runs fn after bbolt committed, before the group's callers
+// are released; a group that rolls back drops it with the rest.
+func (x *tx) AfterCommit(fn func()) { x.t.OnCommit(fn) }
+
 // Records are JSON written by encoding/json and read by encoding/json/v2
 // (from its module) under encoding/json's semantics: reading a thread
 // costs a third less (BenchmarkThreadRead); v2 writes these small records

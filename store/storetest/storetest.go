@@ -34,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 		"jobs":                     testJobs,
 		"concurrent updates":       testConcurrent,
 		"a failing write is alone": testFailingWrite,
+		"after commit":             testAfterCommit,
 		"durable across reopen":    testReopen,
 	}
 	for name, fn := range tests {

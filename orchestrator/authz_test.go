@@ -2,12 +2,16 @@ package orchestrator_test
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/batonhq/baton/messenger"
 	"github.com/batonhq/baton/messenger/messengertest"
+	"github.com/batonhq/baton/store"
 )
 
 const otherPage = "100200300400599"
@@ -115,4 +119,32 @@ func asGraph(err error, ge **messenger.Error) bool {
 		*ge = e
 	}
 	return ok
+}
+
+// GET /admin/backup streams a consistent copy of the live data file.
+func TestAdminBackup(t *testing.T) {
+	h := newHarness(t)
+	h.say("hi")
+	h.support.next()
+	req, _ := http.NewRequest("GET", h.admin+"/admin/backup", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	path := filepath.Join(t.TempDir(), "copy.db")
+	f, _ := os.Create(path)
+	if _, err := io.Copy(f, resp.Body); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %v", resp.StatusCode, err)
+	}
+	f.Close()
+	db := mustOpenStore(t, path)
+	defer db.Close()
+	if err := db.View(func(tx store.ReadTx) error {
+		_, err := tx.Thread(store.ThreadKey{Page: pageID, PSID: psid})
+		return err
+	}); err != nil {
+		t.Fatalf("the copy lacks the thread: %v", err)
+	}
 }

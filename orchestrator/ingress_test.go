@@ -188,11 +188,12 @@ func TestAdminRequiresToken(t *testing.T) {
 		{"GET", "/admin/deliveries"},
 		{"POST", "/admin/deliveries/1/retry"},
 		{"GET", "/admin/errors"},
+		{"GET", "/admin/backup"},
 		{"GET", "/debug/pprof/"},
 		{"GET", "/debug/pprof/heap"},
 	}
 	want := "GET /admin/threads|GET /admin/threads/{page}/{psid}|POST /admin/threads/{page}/{psid}/{op:pass|take|release}|" +
-		"GET /admin/deliveries|POST /admin/deliveries/{id:[0-9]+}/retry|GET /admin/errors"
+		"GET /admin/deliveries|POST /admin/deliveries/{id:[0-9]+}/retry|GET /admin/errors|GET /admin/backup"
 	if got := strings.Join(api.AdminRoutes(), "|"); got != want {
 		t.Fatalf("admin routes are now %s; add the new ones to this test", got)
 	}

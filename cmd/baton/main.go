@@ -29,6 +29,7 @@ func commands() []command {
 		{"serve", "run Baton with a config file", runServe},
 		{"check", "validate a config file", runCheck},
 		{"threads", "list threads or show one (talks to the admin API)", runThreads},
+		{"backup", "save a consistent copy of a running Baton's data file", runBackup},
 		{"platform", "run the fake Messenger platform alone", runPlatform},
 		{"bench", "measure Baton against a bare handler on this machine", runBench},
 	}

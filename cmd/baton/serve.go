@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -49,9 +48,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return srv.Run(ctx)
 }
 
-// openStore opens the config's bbolt file: the embedded store.
+// openStore opens the config's bbolt file: the embedded store. A file
+// another Baton holds fails at once and says so.
 func openStore(cfg *config.Config) (*bolt.DB, error) {
-	return bolt.Open(cfg.Data, bolt.Options{LockTimeout: 5 * time.Second, CommitWait: cfg.Webhooks.CommitWait})
+	return bolt.Open(cfg.Data, bolt.Options{CommitWait: cfg.Webhooks.CommitWait})
 }
 
 func buildLogger(c config.Log, w io.Writer) (*zap.Logger, error) {

@@ -37,6 +37,7 @@ func (api *API) adminRoutes() *mux.Router {
 	ad.Handle("/deliveries", api.h(api.listDeliveries)).Methods(http.MethodGet)
 	ad.Handle("/deliveries/{id:[0-9]+}/retry", api.h(api.retryDelivery)).Methods(http.MethodPost)
 	ad.Handle("/errors", api.h(api.listErrors)).Methods(http.MethodGet)
+	ad.Handle("/backup", api.h(api.backup)).Methods(http.MethodGet)
 	// Go's profiler, behind the admin token: what an operator needs when
 	// Baton is slow.
 	dbg := r.PathPrefix("/debug/pprof").Subrouter()

@@ -7,7 +7,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
+	"io"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -33,46 +33,19 @@ var (
 
 // DB is a store.Store on one bbolt file.
 type DB struct {
-	db *bolt.DB
-	gc *groupCommit
+	db   *bolt.DB
+	gc   *groupCommit
+	path string
 }
-
-var _ store.Store = (*DB)(nil)
 
 // Options tune a DB; the zero value is the default.
 type Options struct {
-	// LockTimeout: one process owns a file, and a second Open fails after
-	// this long instead of waiting forever (default 1s).
+	// LockTimeout: one process owns a file; a second Open fails with
+	// ErrHeld after this long (default: at once).
 	LockTimeout time.Duration
 	// CommitWait lets a small write group wait up to this long for more
 	// writes to share its fsync (default 0: never wait).
 	CommitWait time.Duration
-}
-
-// Open opens or creates the file at path.
-func Open(path string, opt Options) (*DB, error) {
-	if opt.LockTimeout <= 0 {
-		opt.LockTimeout = time.Second
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.LockTimeout})
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range allBucket {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("create buckets in %s: %w", path, err)
-	}
-	d := &DB{db: db}
-	d.gc = newGroupCommit(db, opt.CommitWait)
-	return d, nil
 }
 
 // Close waits for queued writes and closes the file.
@@ -89,7 +62,9 @@ func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
 
 // View runs fn in a read transaction.
 func (d *DB) View(fn func(store.ReadTx) error) error {
-	return d.db.View(func(btx *bolt.Tx) error { return fn(newTx(btx)) })
+	return d.guard(func() error {
+		return d.db.View(func(btx *bolt.Tx) error { return fn(newTx(btx)) })
+	})
 }
 
 // Stats returns the group commit's live counters. CommitStats gives a
@@ -108,8 +83,9 @@ func (d *DB) CommitStats() store.CommitStats {
 	}
 }
 
-// Backup writes a consistent copy of the database to w.
-func (d *DB) Backup(w interface{ Write([]byte) (int, error) }) (int64, error) {
+// Backup writes a consistent copy of the database to w while it serves:
+// one read transaction, so writers go on meanwhile.
+func (d *DB) Backup(w io.Writer) (int64, error) {
 	var n int64
 	err := d.db.View(func(btx *bolt.Tx) error {
 		var err error

@@ -21,7 +21,7 @@ import (
 // requests. A function that fails is taken out and the rest are run again
 // in a new transaction, so one caller's error never loses another's write.
 type groupCommit struct {
-	db      *bolt.DB
+	d       *DB
 	wait    time.Duration
 	stats   CommitStats
 	mu      sync.Mutex
@@ -47,8 +47,8 @@ const groupTarget = 32
 
 var errClosed = errors.New("store closed")
 
-func newGroupCommit(db *bolt.DB, wait time.Duration) *groupCommit {
-	return &groupCommit{db: db, wait: wait, full: make(chan struct{}, 1)}
+func newGroupCommit(d *DB, wait time.Duration) *groupCommit {
+	return &groupCommit{d: d, wait: wait, full: make(chan struct{}, 1)}
 }
 
 func (g *groupCommit) do(ctx context.Context, fn func(*tx) error) error {
@@ -133,18 +133,21 @@ func (g *groupCommit) commit(group []*call) {
 		start := time.Now()
 		g.stats.Commits.Add(1)
 		g.stats.Calls.Add(int64(len(group)))
-		err := g.db.Update(func(btx *bolt.Tx) error {
-			// One wrapper for the whole group: its caches live exactly as
-			// long as the transaction, and are dropped with a rollback.
-			w := newTx(btx)
-			defer func() { g.stats.FnNanos.Add(int64(time.Since(start))) }()
-			for _, c := range group {
-				if err := c.fn(w); err != nil {
-					c.err, failed = err, c
-					return err
+		err := g.d.guard(func() error {
+			return g.d.db.Update(func(btx *bolt.Tx) error {
+				// One wrapper for the whole group: its caches live exactly
+				// as long as the transaction, and are dropped with a
+				// rollback.
+				w := newTx(btx)
+				defer func() { g.stats.FnNanos.Add(int64(time.Since(start))) }()
+				for _, c := range group {
+					if err := c.fn(w); err != nil {
+						c.err, failed = err, c
+						return err
+					}
 				}
-			}
-			return nil
+				return nil
+			})
 		})
 		g.stats.Nanos.Add(int64(time.Since(start)))
 		if failed == nil {

@@ -1,0 +1,94 @@
+package bolt
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/batonhq/baton/store"
+)
+
+// ErrHeld is returned by Open when another process holds the file.
+var ErrHeld = errors.New("held by another Baton process")
+
+// CorruptError is a data file bbolt cannot read: damaged, truncated, or
+// not a Baton store at all. It says what to do.
+type CorruptError struct {
+	Path  string
+	Cause string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("data file %s is damaged or not a Baton store (%s): restore it from a backup (baton backup -o FILE makes one), or move it away to start with an empty store", e.Path, e.Cause)
+}
+
+// Open opens or creates the file at path. A file another process holds
+// fails at once with ErrHeld (after LockTimeout when that is set); a file
+// bbolt cannot read fails with a *CorruptError, never a panic.
+func Open(path string, opt Options) (*DB, error) {
+	// bbolt waits for ever on a zero timeout; the smallest one tries the
+	// lock once.
+	timeout := max(opt.LockTimeout, time.Nanosecond)
+	db, err := openFile(path, timeout)
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("open %s: %w: stop it, or give this one another data file", path, ErrHeld)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+		return nil, &CorruptError{Path: path, Cause: err.Error()}
+	case err != nil:
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	d := &DB{db: db, path: path}
+	d.gc = newGroupCommit(d, opt.CommitWait)
+	return d, nil
+}
+
+// openFile opens the file and creates the buckets, turning bbolt's
+// panics on a damaged file into a *CorruptError.
+func openFile(path string, timeout time.Duration) (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				db.Close()
+			}
+			db, err = nil, &CorruptError{Path: path, Cause: fmt.Sprint(r)}
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if err != nil {
+		return nil, err
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBucket {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("create buckets in %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// guard runs fn, turning a panic of bbolt on a damaged page (or a fault
+// reading the mapped file) into a *CorruptError, so that a damaged file
+// is an error for the one transaction, never a crash of the process.
+func (d *DB) guard(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &CorruptError{Path: d.path, Cause: fmt.Sprint(r)}
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	return fn()
+}
+
+var _ store.Store = (*DB)(nil)

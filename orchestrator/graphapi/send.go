@@ -54,7 +54,8 @@ func (g *Endpoint) send(w http.ResponseWriter, r *http.Request, p *topology.Page
 	if !sent || status != http.StatusOK || req.ThreadControl == nil || rcpt.ID == "" {
 		return
 	}
-	// Meta sends no webhook for a release by send: record it ourselves.
+	// Meta sends no webhook for a release by send: record it ourselves,
+	// whether or not the bot still waits.
 	owner := ""
 	if req.ThreadControl.ControlType == "pass" {
 		owner = string(req.ThreadControl.AppID)
@@ -62,7 +63,7 @@ func (g *Endpoint) send(w http.ResponseWriter, r *http.Request, p *topology.Page
 			owner = p.SM.Primary
 		}
 	}
-	g.recordObserved(r.Context(), p, store.ThreadKey{Page: p.ID, PSID: string(rcpt.ID)}, owner, "send_thread_control", a.Name)
+	g.recordObserved(context.WithoutCancel(r.Context()), p, store.ThreadKey{Page: p.ID, PSID: string(rcpt.ID)}, owner, "send_thread_control", a.Name)
 }
 
 // policy refuses, with Meta's error, what Meta would refuse: another app

@@ -57,11 +57,13 @@ type Adapter interface {
 }
 
 // Error is a failed delivery. Retry says whether sending it again may
-// succeed; RetryAfter is the bot's own hint.
+// succeed; RetryAfter is the bot's own hint; Location is where a 3xx
+// answer pointed (never requested).
 type Error struct {
 	Status     int
 	Retry      bool
 	RetryAfter time.Duration
+	Location   string
 	Err        error
 }
 
@@ -86,10 +88,18 @@ func Retryable(err error) bool {
 
 // Check decides from an HTTP answer whether a delivery succeeded, and if
 // not whether to retry: 2xx succeeds; 408, 429 and 5xx are retried (with
-// Retry-After when given); every other status is final, carrying the body.
+// Retry-After when given); 3xx is final, carrying its Location; every
+// other status is final, carrying the body.
 func Check(status int, h http.Header, body []byte, now time.Time) error {
 	if status/100 == 2 {
 		return nil
+	}
+	if status/100 == 3 {
+		// Not retried: the same URL redirects again. A redirect is a
+		// misconfiguration (the bot moved) or an attempt to point Baton
+		// elsewhere; either way an operator fixes the adapter's url.
+		loc := h.Get("Location")
+		return &Error{Status: status, Location: loc, Err: fmt.Errorf("redirect to %.200q not followed: Baton posts only to the adapter's url", loc)}
 	}
 	err := &Error{Status: status, Err: fmt.Errorf("%.200q", strings.TrimSpace(string(body)))}
 	switch {
@@ -118,22 +128,27 @@ type Settings struct {
 	URL     string
 	Secret  string
 	Timeout time.Duration
-	Client  *http.Client
+	// Client is the shared client (see NewClient); when nil the adapter
+	// gets one of its own, which AllowLinkLocal configures.
+	Client         *http.Client
+	AllowLinkLocal bool
 }
 
 // HTTPClient is the client an HTTP adapter uses: the shared one (pooled
-// connections) with the adapter's own timeout.
+// connections) with the adapter's own timeout. It never follows a
+// redirect, whoever built the shared client.
 func (s Settings) HTTPClient() *http.Client {
-	c := s.Client
-	if c == nil {
-		c = &http.Client{}
+	var c http.Client
+	if s.Client != nil {
+		c = *s.Client
+	} else {
+		c = *NewClient(ClientOptions{AllowLinkLocal: s.AllowLinkLocal})
 	}
 	if s.Timeout > 0 {
-		cc := *c
-		cc.Timeout = s.Timeout
-		c = &cc
+		c.Timeout = s.Timeout
 	}
-	return c
+	c.CheckRedirect = refuseRedirect
+	return &c
 }
 
 // Factory builds an adapter from its settings.

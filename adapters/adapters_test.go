@@ -3,6 +3,7 @@ package adapters
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -60,5 +61,21 @@ func TestRegistryRefusesDuplicates(t *testing.T) {
 	}
 	if _, err := r.Build("grpc", Settings{}); err == nil {
 		t.Fatal("unknown type built")
+	}
+}
+
+// A 3xx is a final failure that names where it pointed.
+func TestCheckRedirects(t *testing.T) {
+	for _, status := range []int{301, 302, 303, 307, 308} {
+		h := http.Header{"Location": {"http://169.254.169.254/latest/meta-data/"}}
+		err := Check(status, h, nil, time.Now())
+		var ae *Error
+		if !errors.As(err, &ae) || ae.Status != status || ae.Location != h.Get("Location") || Retryable(err) {
+			t.Errorf("%d: %#v", status, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), h.Get("Location")) {
+			t.Errorf("%d: %q does not name the Location", status, err)
+		}
 	}
 }

@@ -118,6 +118,10 @@ type Adapter struct {
 	Timeout     time.Duration `yaml:"timeout"`
 	Concurrency int           `yaml:"concurrency"`
 	MaxAttempts int           `yaml:"max_attempts"`
+	// AllowLinkLocal lets the URL, and the connections to it, reach a
+	// link-local or cloud metadata address (169.254.169.254,
+	// metadata.google.internal...), refused otherwise.
+	AllowLinkLocal bool `yaml:"allow_link_local"`
 
 	Secret Secret `yaml:"-"`
 

@@ -77,7 +77,7 @@ func (a *Adapter) Deliver(ctx context.Context, d *adapters.Delivery) (adapters.R
 	req.Header.Set(messenger.HeaderSignatureSHA1, messenger.SignSHA1(a.secret, body))
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return adapters.Result{}, fmt.Errorf("post to bot: %w", err)
+		return adapters.Result{}, adapters.PostError(err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))

@@ -3,10 +3,12 @@ package metaformat
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/batonhq/baton/adapters"
@@ -65,5 +67,26 @@ func TestFailuresAreJudgedLikeAnyAdapter(t *testing.T) {
 	}
 	if _, err := New(adapters.Settings{URL: srv.URL}); err == nil {
 		t.Fatal("no secret accepted")
+	}
+}
+
+// A redirect is a final failure naming the Location, which is never
+// requested.
+func TestRedirectIsNotFollowed(t *testing.T) {
+	var hits atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	defer elsewhere.Close()
+	bot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL, http.StatusTemporaryRedirect)
+	}))
+	defer bot.Close()
+	a, _ := New(adapters.Settings{URL: bot.URL, Secret: "s", Client: &http.Client{}})
+	_, err := a.Deliver(context.Background(), &adapters.Delivery{PageID: "1", Event: json.RawMessage(`{}`)})
+	var ae *adapters.Error
+	if !errors.As(err, &ae) || ae.Location != elsewhere.URL || adapters.Retryable(err) || !strings.Contains(err.Error(), elsewhere.URL) {
+		t.Fatalf("307: %v", err)
+	}
+	if hits.Load() != 0 {
+		t.Fatal("the Location was requested")
 	}
 }

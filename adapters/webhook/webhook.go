@@ -158,7 +158,7 @@ func (a *Adapter) Deliver(ctx context.Context, d *adapters.Delivery) (adapters.R
 	req.Header.Set("webhook-signature", Sign(a.key, d.ID, now.Unix(), body))
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return adapters.Result{}, fmt.Errorf("post to bot: %w", err) // transport: retried
+		return adapters.Result{}, adapters.PostError(err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

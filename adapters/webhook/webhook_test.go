@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,5 +169,44 @@ func TestEncodeKeepsTheEventsBytes(t *testing.T) {
 		if string(back.Event) != want || back.ID != d.ID || back.Thread != d.Thread || back.Attempt != d.Attempt {
 			t.Errorf("round trip of %q:\n%s", raw, got)
 		}
+	}
+}
+
+// A bot answering 302 fails the delivery for good, naming the Location,
+// and the Location is never requested: with the shared client, with a
+// plain client, and with the adapter's own.
+func TestRedirectIsAFinalFailure(t *testing.T) {
+	var hits atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	defer elsewhere.Close()
+	target := elsewhere.URL + "/latest/meta-data/"
+	bot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target, http.StatusFound)
+	}))
+	defer bot.Close()
+	for name, client := range map[string]*http.Client{"shared": adapters.NewClient(adapters.ClientOptions{}), "plain": {}, "own": nil} {
+		a, err := New(adapters.Settings{URL: bot.URL, Secret: "s", Timeout: time.Second, Client: client})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = a.Deliver(context.Background(), &adapters.Delivery{ID: "x"})
+		var ae *adapters.Error
+		if !errors.As(err, &ae) || ae.Status != http.StatusFound || ae.Location != target || adapters.Retryable(err) || !strings.Contains(err.Error(), target) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the Location was requested %d times", n)
+	}
+}
+
+// A URL that reaches a metadata address at run time (here a literal; a
+// DNS name is judged the same way, after resolution) is refused at
+// connect time and not retried.
+func TestMetadataAddressRefusedAtConnect(t *testing.T) {
+	a, _ := New(adapters.Settings{URL: "http://169.254.169.254/latest/meta-data/", Secret: "s", Timeout: 2 * time.Second})
+	_, err := a.Deliver(context.Background(), &adapters.Delivery{ID: "x"})
+	if !errors.Is(err, adapters.ErrRefusedAddress) || adapters.Retryable(err) {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -37,7 +37,13 @@ func BuildAdapters(cfg *config.Config, reg *adapters.Registry, client *http.Clie
 		if !a.Hosted() {
 			continue
 		}
-		ad, err := reg.Build(a.Adapter.Type, adapters.Settings{URL: a.Adapter.URL, Secret: a.Adapter.Secret.Reveal(), Timeout: a.Adapter.Timeout, Client: client})
+		c := client
+		if a.Adapter.AllowLinkLocal {
+			// The shared client refuses link-local and metadata
+			// addresses at connect time; this bot gets a pool without.
+			c = adapters.NewClient(adapters.ClientOptions{MaxIdleConnsPerHost: a.Adapter.Concurrency, AllowLinkLocal: true})
+		}
+		ad, err := reg.Build(a.Adapter.Type, adapters.Settings{URL: a.Adapter.URL, Secret: a.Adapter.Secret.Reveal(), Timeout: a.Adapter.Timeout, Client: c, AllowLinkLocal: a.Adapter.AllowLinkLocal})
 		if err != nil {
 			return nil, fmt.Errorf("app %s: adapter: %w", a.Name, err)
 		}
@@ -79,16 +85,15 @@ func NewServer(cfg *config.Config, st store.Store, opts ServerOptions) (*Server,
 		log = zap.NewNop()
 	}
 	// One pooled client for forwarding: keep-alive connections up to the
-	// forwarding concurrency (Go's default of 2 idle per host halves it).
+	// forwarding concurrency (Go's default of 2 idle per host halves it);
+	// it follows no redirect and refuses link-local and metadata addresses.
 	maxConc := cfg.Delivery.Concurrency
 	for _, a := range cfg.Apps {
 		if a.Adapter != nil {
 			maxConc = max(maxConc, a.Adapter.Concurrency)
 		}
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = maxConc
-	botClient := &http.Client{Transport: tr}
+	botClient := adapters.NewClient(adapters.ClientOptions{MaxIdleConnsPerHost: maxConc})
 	ads, err := BuildAdapters(cfg, Registry(), botClient)
 	if err != nil {
 		return nil, err
@@ -137,8 +142,10 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.public, s.admin = pl.Addr().String(), al.Addr().String()
 	s.mu.Unlock()
-	public := &http.Server{Handler: s.O.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	admin := &http.Server{Handler: s.O.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	public := &http.Server{Handler: s.O.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(s.cfg.Webhooks.MaxBody),
+		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
+	admin := &http.Server{Handler: s.O.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(0),
+		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
 	errc := make(chan error, 3)
 	go func() { errc <- serve(public, pl) }()
 	go func() { errc <- serve(admin, al) }()
@@ -165,6 +172,33 @@ func (s *Server) Run(ctx context.Context) error {
 	stopRun()
 	<-runDone
 	return first
+}
+
+// Bounds on what a client may hold of a listener. Without them a stranger
+// keeps a connection, a goroutine and a body's buffer for as long as it
+// dribbles bytes.
+const (
+	// idleTimeout ends a keep-alive connection with no request for that
+	// long: Meta and the bots reconnect in a round trip.
+	idleTimeout = 2 * time.Minute
+	// maxHeaderBytes: Meta's webhook headers are about 1 KB.
+	maxHeaderBytes = 64 << 10
+	// honestRate is the slowest link a sender may have and still have its
+	// largest body read, 1 Mbit/s: a 1 MiB body takes 8.4 s.
+	honestRate = 1_000_000 / 8 // bytes a second
+	// largestBody is the largest body a route other than the webhooks
+	// takes (/graph); the webhooks take webhooks.max_body.
+	largestBody = 1 << 20
+)
+
+// readTimeout bounds reading one request, headers and body: the time the
+// largest body takes at an honest but slow rate, and a little more for
+// the headers and the round trips. For the default 1 MiB that is 10.4 s,
+// twice what Meta waits for an answer (5 s). net/http lifts the deadline
+// once the body is read, so the handler's work is not cut short.
+func readTimeout(maxBody int64) time.Duration {
+	body := max(maxBody, largestBody)
+	return 2*time.Second + time.Duration(body)*time.Second/honestRate
 }
 
 func serve(srv *http.Server, l net.Listener) error {

@@ -174,6 +174,7 @@ func startDemo(o demoOptions) (d *demo, err error) {
 	if err != nil {
 		return d, err
 	}
+	raiseOpenFiles(zl)
 
 	// One clock for the platform and Baton: a jump of the platform's clock
 	// (POST /_platform/clock) moves Baton's rule timers too.

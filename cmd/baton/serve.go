@@ -31,6 +31,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	raiseOpenFiles(log)
 	db, err := openStore(cfg)
 	if err != nil {
 		return err

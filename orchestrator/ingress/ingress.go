@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -97,32 +99,61 @@ func (in *Ingress) verify(w http.ResponseWriter, r *http.Request) {
 func (in *Ingress) receive(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	name := mux.Vars(r)["app"]
-	code := in.handle(w, r, name)
-	in.d.Metrics.Requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+	a := in.d.Topology.App(name)
+	if a != nil && !a.Hosted {
+		a = nil
+	}
+	code := in.handle(w, r, name, a)
+	// Only configured names label the series: anyone can make up a path.
+	label := unknownApp
+	if a != nil {
+		label = a.Name
+	}
+	in.d.Metrics.Requests.WithLabelValues(label, strconv.Itoa(code)).Inc()
 	if code == http.StatusOK {
 		in.d.Metrics.AckSeconds.Observe(time.Since(start).Seconds())
 	}
 }
 
-func (in *Ingress) handle(w http.ResponseWriter, r *http.Request, name string) int {
-	a := in.d.Topology.App(name)
-	if a == nil || !a.Hosted {
+// unknownApp is the app label of webhooks to a name Baton does not host.
+const unknownApp = "unknown"
+
+// The refusals of requests not (yet) known to come from Meta: anyone can
+// send them, so recent errors keeps them apart and logs them sampled.
+const (
+	refusedApp       = "unknown_app"
+	refusedSignature = "signature"
+	refusedTooLarge  = "body_too_large"
+	refusedSlow      = "body_too_slow"
+)
+
+func (in *Ingress) handle(w http.ResponseWriter, r *http.Request, name string, a *topology.App) int {
+	if a == nil {
+		in.d.Errors.Record(recent.Error{Kind: "webhook", Refusal: refusedApp, Message: "webhook for an app not hosted here: " + quoteShort(name)})
 		http.Error(w, "unknown app", http.StatusNotFound)
 		return http.StatusNotFound
 	}
 	body, err := readBody(w, r, in.d.Webhooks.MaxBody)
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			in.d.Errors.Record(recent.Error{Kind: "webhook", App: name, Message: fmt.Sprintf("body over %d bytes refused", tooBig.Limit)})
+		var netErr net.Error
+		switch {
+		case errors.As(err, &tooBig):
+			in.d.Errors.Record(recent.Error{Kind: "webhook", Refusal: refusedTooLarge, App: name, Message: fmt.Sprintf("body over %d bytes refused", tooBig.Limit)})
 			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
 			return http.StatusRequestEntityTooLarge
+		case errors.As(err, &netErr) && netErr.Timeout():
+			// The server's read timeout: the sender was too slow.
+			in.d.Errors.Record(recent.Error{Kind: "webhook", Refusal: refusedSlow, App: name, Message: "body not received within the read timeout"})
+			w.Header().Set("Connection", "close")
+			http.Error(w, "body too slow", http.StatusRequestTimeout)
+			return http.StatusRequestTimeout
 		}
 		http.Error(w, "read body", http.StatusBadRequest)
 		return http.StatusBadRequest
 	}
 	if err := messenger.Verify(r.Header, body, a.Secret, messenger.VerifyOptions{AllowSHA1: in.d.Webhooks.AllowSHA1}); err != nil {
-		in.d.Errors.Record(recent.Error{Kind: "webhook", App: name, Message: "signature refused: " + err.Error()})
+		in.d.Errors.Record(recent.Error{Kind: "webhook", Refusal: refusedSignature, App: name, Message: "signature refused: " + err.Error()})
 		http.Error(w, "invalid signature", http.StatusUnauthorized)
 		return http.StatusUnauthorized
 	}
@@ -165,20 +196,48 @@ func (in *Ingress) committed(app string, out *routed) {
 	}
 }
 
-// readBody reads a request body of at most max bytes. When the sender said
-// how long it is, as Meta does, one buffer of that size takes it; io.ReadAll
-// starts at 512 bytes and copies a 1 KB webhook three times on the way.
+// readBody reads a request body of at most max bytes into memory that
+// grows with the bytes that arrived, not with what the sender promised: a
+// stranger who announces a megabyte and sends ten bytes costs at most
+// firstRead. A body that fits in firstRead, as Meta's do, takes one
+// buffer of its exact size and no copy (io.ReadAll starts at 512 bytes
+// and copies a 1 KB webhook three times on the way).
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
 	rd := http.MaxBytesReader(w, r.Body, max)
-	if n := r.ContentLength; n > 0 && n <= max {
-		body := make([]byte, n)
-		if _, err := io.ReadFull(rd, body); err != nil {
+	n := r.ContentLength // -1: unknown
+	if n > max {
+		n = -1 // read what comes: MaxBytesReader refuses past max
+	}
+	size := int64(firstRead)
+	if n >= 0 {
+		size = min(n, firstRead)
+	}
+	body := make([]byte, 0, size)
+	for int64(len(body)) != n { // net/http ends the body at Content-Length
+		if len(body) == cap(body) {
+			grow := int64(cap(body)) // doubling: each byte copied about once
+			if n >= 0 {
+				grow = min(grow, n-int64(len(body)))
+			}
+			body = slices.Grow(body, int(grow))
+		}
+		m, err := rd.Read(body[len(body):cap(body)])
+		body = body[:len(body)+m]
+		switch {
+		case int64(len(body)) == n:
+		case err == io.EOF && n >= 0:
+			return nil, io.ErrUnexpectedEOF // shorter than it said
+		case err == io.EOF:
+			return body, nil
+		case err != nil:
 			return nil, err
 		}
-		return body, nil // net/http ends the body at Content-Length
 	}
-	return io.ReadAll(rd)
+	return body, nil
 }
+
+// firstRead is the most readBody allocates before bytes arrive.
+const firstRead = 16 << 10
 
 func ack(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/plain")

@@ -66,11 +66,11 @@ func (in *Ingress) observePerson(tx store.Tx, rcv *topology.App, p *topology.Pag
 			return fmt.Errorf("store one-time token: %w", err)
 		}
 	}
-	at := now
-	if ev.Timestamp > 0 {
-		at = time.UnixMilli(ev.Timestamp).UTC()
+	// Only forward: a late event or Meta's redelivery of an old one must
+	// not move the window back and close it.
+	if at := eventTime(ev.Timestamp, now); at.After(th.LastUserMessageAt) {
+		th.Thread = statemachine.Touch(p.SM, th.Thread, at)
 	}
-	th.Thread = statemachine.Touch(p.SM, th.Thread, at)
 	th.ActiveAt = now
 	switch channelSays(p, th.Thread, rcv, ch) {
 	case channelOwner:
@@ -79,6 +79,17 @@ func (in *Ingress) observePerson(tx store.Tx, rcv *topology.App, p *topology.Pag
 		out.reconcile = append(out.reconcile, th.ThreadKey)
 	}
 	return nil
+}
+
+// eventTime is when Meta says an event happened (ms), as far as Baton
+// believes it: never after Baton's own clock, where it would hold the
+// person's window open, or past year 2262 overflow the nanoseconds a
+// time takes in the store; Baton's clock when Meta gives no time.
+func eventTime(ms int64, now time.Time) time.Time {
+	if ms <= 0 || ms > now.UnixMilli() {
+		return now
+	}
+	return time.UnixMilli(ms).UTC()
 }
 
 // intentExplains reports whether a call in flight leads to owner.

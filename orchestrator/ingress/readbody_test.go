@@ -6,8 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestReadBody(t *testing.T) {
@@ -48,6 +50,48 @@ func TestReadBody(t *testing.T) {
 	r.ContentLength = 1200
 	if _, err := readBody(httptest.NewRecorder(), r, 4096); err == nil {
 		t.Fatal("a truncated body was accepted")
+	}
+}
+
+// A body's memory grows with the bytes that arrived: a sender promising
+// a megabyte and sending ten bytes costs a small buffer, not the
+// megabyte; a body that does arrive is read whole, however it comes.
+func TestReadBodyGrowsWithArrival(t *testing.T) {
+	const promised = 1 << 20
+	r := httptest.NewRequest(http.MethodPost, "/", io.LimitReader(strings.NewReader(strings.Repeat("x", promised)), 10))
+	r.ContentLength = promised
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := readBody(httptest.NewRecorder(), r, promised); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("err %v, want a short body", err)
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 2*firstRead {
+		t.Fatalf("10 bytes of a promised %d cost %d bytes", promised, got)
+	}
+
+	// One byte at a time, sized and not: all of it.
+	body := strings.Repeat("0123456789", 10_000)
+	for _, length := range []int64{int64(len(body)), -1} {
+		r := httptest.NewRequest(http.MethodPost, "/", iotest.OneByteReader(strings.NewReader(body)))
+		r.ContentLength = length
+		got, err := readBody(httptest.NewRecorder(), r, 1<<20)
+		if err != nil || string(got) != body {
+			t.Fatalf("length %d: read %d bytes, %v", length, len(got), err)
+		}
+	}
+	// A small sized body takes one allocation of its size.
+	small := []byte(strings.Repeat("x", 1200))
+	rd := bytes.NewReader(small)
+	allocs := testing.AllocsPerRun(100, func() {
+		rd.Reset(small)
+		r := &http.Request{ContentLength: int64(len(small)), Body: io.NopCloser(rd)}
+		if got, err := readBody(nil, r, 1<<20); err != nil || cap(got) != len(small) {
+			t.Fatalf("cap %d, %v", cap(got), err)
+		}
+	})
+	if allocs > 3 {
+		t.Fatalf("%v allocations for a small body", allocs)
 	}
 }
 

@@ -38,6 +38,15 @@ func (in *Ingress) routeEnvelope(tx store.Tx, rcv *topology.App, env *messenger.
 		if err != nil {
 			return
 		}
+		// Ids are checked before any becomes part of a key.
+		if bad := badID(en, ev); bad != "" {
+			e := recent.Error{Kind: "webhook", App: rcv.Name, Message: bad + " is not a Meta id (1 to 20 digits): event not used"}
+			if isID(en.ID) {
+				e.Page = string(en.ID)
+			}
+			out.unusable = append(out.unusable, e)
+			return
+		}
 		p := in.d.Topology.Page(string(en.ID))
 		switch {
 		case p == nil:

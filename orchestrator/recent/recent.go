@@ -1,9 +1,11 @@
 // Package recent keeps the problems GET /admin/errors shows, like Meta's
-// "show recent errors": a bounded ring, newest first, each also counted
-// and logged.
+// "show recent errors": bounded rings, listed newest first, each problem
+// also counted and logged.
 package recent
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,6 +23,11 @@ type Error struct {
 	Page    string    `json:"page_id,omitempty"`
 	PSID    string    `json:"psid,omitempty"`
 	Message string    `json:"message"`
+	// Refusal names why a request was refused before it could be trusted
+	// ("signature", "unknown_app"): anyone can send those, as fast as they
+	// like, so they keep a ring of their own and their log lines are
+	// sampled, at most one a second per refusal. Empty for the rest.
+	Refusal string `json:"-"`
 }
 
 // what each kind of problem is, for the log line.
@@ -34,52 +41,135 @@ var events = map[string]string{
 	"send_policy": "send refused before Meta",
 }
 
-// Errors is the ring of recent problems.
+// refusalEvery is how often a refusal of one cause is logged.
+const refusalEvery = time.Second
+
+// Errors keeps the recent problems: a ring per kind, so that a flood of
+// one kind never pushes another out, and a smaller one for all refusals.
 type Errors struct {
 	clock   clock.Clock
 	log     *zap.Logger
 	counter *prometheus.CounterVec
+	n       int
 
-	mu   sync.Mutex
-	buf  []Error
+	mu      sync.Mutex
+	seq     uint64
+	rings   map[ringKey]*ring
+	sampled map[string]*sample // by refusal
+}
+
+// ringKey names a ring. Kinds come from Baton's code, never from a
+// request, so the rings are few.
+type ringKey struct {
+	kind    string
+	refused bool
+}
+
+type ring struct {
+	buf  []entry
 	next int
 	full bool
 }
 
-// New keeps the last n problems; counter counts them by kind.
-func New(n int, clk clock.Clock, log *zap.Logger, counter *prometheus.CounterVec) *Errors {
-	return &Errors{clock: clk, log: log, counter: counter, buf: make([]Error, n)}
+// entry is a kept problem and its place in the order of all of them.
+type entry struct {
+	seq uint64
+	e   Error
 }
 
-// Record stamps e with the time, keeps it, counts it and logs it.
-func (r *Errors) Record(e Error) {
-	e.At = r.clock.Now()
-	r.mu.Lock()
+func (r *ring) put(e entry) {
 	r.buf[r.next] = e
 	r.next = (r.next + 1) % len(r.buf)
 	if r.next == 0 {
 		r.full = true
 	}
+}
+
+func (r *ring) all() []entry {
+	if r.full {
+		return r.buf
+	}
+	return r.buf[:r.next]
+}
+
+// sample is the log limiter of one refusal.
+type sample struct {
+	logged     time.Time // when its last line was written
+	suppressed int       // refusals since then without a line
+}
+
+// New keeps the last n problems of each kind and the last n/4 refusals;
+// counter counts them by kind.
+func New(n int, clk clock.Clock, log *zap.Logger, counter *prometheus.CounterVec) *Errors {
+	return &Errors{clock: clk, log: log, counter: counter, n: max(n, 1), rings: map[ringKey]*ring{}, sampled: map[string]*sample{}}
+}
+
+// Record stamps e with the time, keeps it, counts it and logs it (a
+// refusal at most once a second per cause, with how many were not
+// logged).
+func (r *Errors) Record(e Error) {
+	e.At = r.clock.Now()
+	r.mu.Lock()
+	r.seq++
+	k := ringKey{e.Kind, e.Refusal != ""}
+	rg := r.rings[k]
+	if rg == nil {
+		size := r.n
+		if k.refused {
+			size = max(r.n/4, 1)
+		}
+		rg = &ring{buf: make([]entry, size)}
+		r.rings[k] = rg
+	}
+	rg.put(entry{r.seq, e})
+	logIt, suppressed := true, 0
+	if e.Refusal != "" {
+		logIt, suppressed = r.sample(e.Refusal, e.At)
+	}
 	r.mu.Unlock()
 	r.counter.WithLabelValues(e.Kind).Inc()
+	if !logIt {
+		return
+	}
 	what := events[e.Kind]
 	if what == "" {
 		what = e.Kind + " problem"
 	}
-	r.log.Warn(what, zap.String("kind", e.Kind), zap.String("app", e.App), zap.String("page", e.Page), zap.String("psid", e.PSID), zap.String("message", e.Message))
+	fields := []zap.Field{zap.String("kind", e.Kind), zap.String("app", e.App), zap.String("page", e.Page), zap.String("psid", e.PSID), zap.String("message", e.Message)}
+	if e.Refusal != "" {
+		fields = append(fields, zap.String("refusal", e.Refusal), zap.Int("not_logged", suppressed))
+	}
+	r.log.Warn(what, fields...)
 }
 
-// List returns the problems kept, newest first.
+// sample reports whether a refusal of this cause is logged at now, and
+// how many of them went unlogged before it.
+func (r *Errors) sample(cause string, now time.Time) (bool, int) {
+	s := r.sampled[cause]
+	if s == nil {
+		s = &sample{}
+		r.sampled[cause] = s
+	} else if now.Sub(s.logged) < refusalEvery {
+		s.suppressed++
+		return false, 0
+	}
+	n := s.suppressed
+	s.logged, s.suppressed = now, 0
+	return true, n
+}
+
+// List returns the problems kept, newest first across kinds.
 func (r *Errors) List() []Error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := r.next
-	if r.full {
-		n = len(r.buf)
+	var all []entry
+	for _, rg := range r.rings {
+		all = append(all, rg.all()...)
 	}
-	out := make([]Error, 0, n)
-	for i := 1; i <= n; i++ {
-		out = append(out, r.buf[(r.next-i+len(r.buf))%len(r.buf)])
+	r.mu.Unlock()
+	slices.SortFunc(all, func(a, b entry) int { return cmp.Compare(b.seq, a.seq) })
+	out := make([]Error, len(all))
+	for i, en := range all {
+		out[i] = en.e
 	}
 	return out
 }

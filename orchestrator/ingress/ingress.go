@@ -164,23 +164,29 @@ func (in *Ingress) handle(w http.ResponseWriter, r *http.Request, name string, a
 		ack(w)
 		return http.StatusOK
 	}
-	var out routed
 	err = in.d.Store.Update(r.Context(), func(tx store.Tx) error {
-		out = routed{}
-		return in.routeEnvelope(tx, a, env, in.d.Clock.Now(), &out)
+		out := &routed{}
+		if err := in.routeEnvelope(tx, a, env, in.d.Clock.Now(), out); err != nil {
+			return err
+		}
+		// What follows the write runs on its commit, whether or not the
+		// sender still waits: a sender that gave up gets a 5xx and
+		// retries, and its retry is a duplicate of a routed event.
+		tx.AfterCommit(func() { in.committed(name, out) })
+		return nil
 	})
 	if err != nil {
-		in.d.Log.Error("webhook not stored; Meta will retry", zap.String("app", name), zap.Error(err))
+		in.d.Log.Error("webhook not stored (or its sender gave up waiting); Meta will retry", zap.String("app", name), zap.Error(err))
 		http.Error(w, "not stored, retry", http.StatusServiceUnavailable)
 		return http.StatusServiceUnavailable
 	}
-	in.committed(name, &out)
 	ack(w)
 	return http.StatusOK
 }
 
-// committed does what follows the durable write: counts, recent errors,
-// the deliveries to the dispatcher, timers woken, reconciles queued.
+// committed does what follows the durable write, once it is on disk:
+// counts, recent errors, the deliveries to the dispatcher, timers woken,
+// reconciles queued. It runs in the store's commit and must stay quick.
 func (in *Ingress) committed(app string, out *routed) {
 	in.d.Metrics.Events.WithLabelValues(app, "accepted").Add(float64(out.accepted))
 	in.d.Metrics.Events.WithLabelValues(app, "duplicate").Add(float64(out.duplicates))

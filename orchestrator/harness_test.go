@@ -57,7 +57,9 @@ type bot struct {
 	got     chan adapters.Delivery
 	mu      sync.Mutex
 	respond func(d adapters.Delivery) (int, string)
-	all     []adapters.Delivery
+	// respondH, when set, answers with headers too.
+	respondH func(d adapters.Delivery) (int, http.Header, string)
+	all      []adapters.Delivery
 }
 
 func newBot(t *testing.T, secret string) *bot {
@@ -73,11 +75,18 @@ func newBot(t *testing.T, secret string) *bot {
 			t.Errorf("bot: %v", err)
 		}
 		b.mu.Lock()
-		respond := b.respond
+		respond, respondH := b.respond, b.respondH
 		b.mu.Unlock()
 		status, answer := 200, ""
 		if respond != nil {
 			status, answer = respond(d)
+		}
+		if respondH != nil {
+			var hdr http.Header
+			status, hdr, answer = respondH(d)
+			for k, vs := range hdr {
+				w.Header()[k] = vs
+			}
 		}
 		if status/100 == 2 {
 			b.mu.Lock()
@@ -94,7 +103,15 @@ func newBot(t *testing.T, secret string) *bot {
 
 func (b *bot) setRespond(f func(d adapters.Delivery) (int, string)) {
 	b.mu.Lock()
-	b.respond = f
+	b.respond, b.respondH = f, nil
+	b.mu.Unlock()
+}
+
+// setRespondWithHeader is setRespond with headers on the answer
+// (Retry-After).
+func (b *bot) setRespondWithHeader(f func(d adapters.Delivery) (int, http.Header, string)) {
+	b.mu.Lock()
+	b.respond, b.respondH = nil, f
 	b.mu.Unlock()
 }
 

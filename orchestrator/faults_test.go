@@ -419,8 +419,6 @@ func TestFaultIntentOfAHeldPassRecoveredAtStart(t *testing.T) {
 // A thread_owner answer that left Meta before a pass must not undo the
 // pass that Baton recorded after it.
 func TestFaultStaleThreadOwnerAnswerDoesNotUndoAPass(t *testing.T) {
-	t.Skip("BUG: threads.Service.Reconcile runs without the thread's lock and applies thread_owner's answer whenever it lands: " +
-		"a background reconcile answered 'idle' before a pass, landing after the pass was recorded, sets Baton's record to idle while Meta has billing-bot")
 	h := newHarness(t, withGraphTimeout("2s")) // longer than the slow answer below
 	h.say("hi")
 	h.support.next()

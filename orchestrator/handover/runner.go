@@ -31,71 +31,136 @@ type jobOutcome struct {
 }
 
 // Run runs due jobs, several at once, each job once at a time, until ctx
-// ends; it returns once the jobs it started have finished.
+// ends; it returns once the jobs it started have finished. It never
+// spins: a job whose outcome could not be written is held back with
+// backoff (it would run again at once, and say its message again), and a
+// store that cannot be read is asked again after a backoff.
 func (e *Engine) Run(ctx context.Context) error {
 	sem := make(chan struct{}, parallelJobs)
 	inflight := map[string]bool{}
-	doneCh := make(chan string, parallelJobs)
+	held := map[string]heldJob{}
+	doneCh := make(chan jobDone, parallelJobs)
+	failures := 0 // reads of the store that failed in a row
 	for {
 		now := e.d.Clock.Now()
-		var due []store.Job
-		if err := e.d.Store.View(func(tx store.ReadTx) error {
-			var err error
-			due, err = tx.DueJobs(now, dueBatch)
-			return err
-		}); err != nil {
-			e.d.Log.Error("due jobs not read", zap.Error(err))
-		}
-		for _, j := range due {
-			id := j.Rule + "|" + j.ThreadKey.String()
-			if inflight[id] {
-				continue
+		deadline, runnable, err := e.startDue(ctx, now, sem, inflight, held, doneCh)
+		if err != nil {
+			failures++
+			deadline = now.Add(backoffAfter(failures))
+			e.d.Log.Error("due jobs not read", zap.Error(err), zap.Int("failures", failures), zap.Time("retry_at", deadline))
+		} else {
+			failures = 0
+			if runnable && len(inflight) == 0 {
+				continue // due jobs beyond the batch just read
 			}
-			select {
-			case sem <- struct{}{}:
-			default:
-				continue // all runners busy: the next pass takes it
-			}
-			inflight[id] = true
-			go func() {
-				defer func() { <-sem; doneCh <- id }()
-				e.runJob(ctx, j)
-			}()
 		}
-		deadline := now.Add(time.Minute)
-		var next time.Time
-		var ok bool
-		_ = e.d.Store.View(func(tx store.ReadTx) error {
-			var err error
-			next, ok, err = tx.NextJob()
-			return err
-		})
-		if ok && next.After(now) && next.Before(deadline) {
-			deadline = next
-		}
-		if ok && !next.After(now) && len(inflight) == 0 {
-			continue // due jobs beyond the batch just read
+		bell := e.d.Jobs.C()
+		if failures > 0 {
+			bell = nil
 		}
 		select {
 		case <-ctx.Done():
 			for len(inflight) > 0 {
-				delete(inflight, <-doneCh)
+				delete(inflight, (<-doneCh).id)
 			}
 			return nil
-		case id := <-doneCh:
-			delete(inflight, id)
-		case <-e.d.Jobs.C():
+		case d := <-doneCh:
+			e.finished(d, inflight, held)
+		case <-bell:
 		case <-clock.At(e.d.Clock, deadline):
 		}
 	}
 }
 
+// heldJob is a job whose outcome could not be written: not run again
+// before until.
+type heldJob struct {
+	until    time.Time
+	failures int
+}
+
+// jobDone is what a job's goroutine reports.
+type jobDone struct {
+	id      string
+	written bool // the job's outcome is in the store
+}
+
+// startDue starts the due jobs that are neither running nor held, as far
+// as runners are free, and returns when to look again and whether due
+// jobs were left waiting for a runner.
+func (e *Engine) startDue(ctx context.Context, now time.Time, sem chan struct{}, inflight map[string]bool, held map[string]heldJob, doneCh chan jobDone) (deadline time.Time, runnable bool, err error) {
+	deadline = now.Add(time.Minute)
+	var due []store.Job
+	var next time.Time
+	var ok bool
+	if err := e.d.Store.View(func(tx store.ReadTx) error {
+		var err error
+		if due, err = tx.DueJobs(now, dueBatch); err != nil {
+			return err
+		}
+		next, ok, err = tx.NextJob()
+		return err
+	}); err != nil {
+		return deadline, false, err
+	}
+	if ok && next.After(now) && next.Before(deadline) {
+		deadline = next
+	}
+	for _, h := range held {
+		if h.until.After(now) && h.until.Before(deadline) {
+			deadline = h.until
+		}
+	}
+	for _, j := range due {
+		id := j.Rule + "|" + j.ThreadKey.String()
+		if inflight[id] || held[id].until.After(now) {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			return deadline, false, nil // all runners busy: a finished one wakes the loop
+		}
+		inflight[id] = true
+		go func() {
+			defer func() { <-sem }()
+			doneCh <- jobDone{id: id, written: e.runJob(ctx, j)}
+		}()
+	}
+	return deadline, len(due) == dueBatch, nil
+}
+
+// finished notes a job's end: one whose outcome was not written is held
+// back with backoff.
+func (e *Engine) finished(d jobDone, inflight map[string]bool, held map[string]heldJob) {
+	delete(inflight, d.id)
+	if d.written {
+		delete(held, d.id)
+		return
+	}
+	h := held[d.id]
+	h.failures++
+	h.until = e.d.Clock.Now().Add(backoffAfter(h.failures))
+	held[d.id] = h
+}
+
+// backoffAfter is how long to wait after n failures in a row: doubling
+// from 1 s to 1 min.
+func backoffAfter(n int) time.Duration {
+	d := time.Second
+	for i := 1; i < n && d < time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, time.Minute)
+}
+
 // runJob runs one job and then removes it, or moves it to its next time,
-// unless the rule replaced it meanwhile.
-func (e *Engine) runJob(ctx context.Context, j store.Job) {
+// unless the rule replaced it meanwhile. It reports whether the job's
+// outcome is in the store.
+func (e *Engine) runJob(ctx context.Context, j store.Job) bool {
 	out := e.dispatch(ctx, j)
 	if out.err != nil && ctx.Err() != nil {
-		return // shutting down: the job stays and runs at the next start
+		return true // shutting down: the job stays and runs at the next start
 	}
 	if out.err != nil {
 		e.d.Errors.Record(recent.Error{Kind: "rule", App: j.App, Page: j.Page, PSID: j.PSID, Message: fmt.Sprintf("rule %s: %v", j.Rule, out.err)})
@@ -124,8 +189,10 @@ func (e *Engine) runJob(ctx context.Context, j store.Job) {
 		return tx.PutJob(j)
 	})
 	if err != nil {
-		e.d.Log.Error("job not updated; it runs again", zap.String("rule", j.Rule), zap.String("thread", j.ThreadKey.String()), zap.Error(err))
+		e.d.Log.Error("job not updated; it runs again after a backoff", zap.String("rule", j.Rule), zap.String("thread", j.ThreadKey.String()), zap.Error(err))
+		return false
 	}
+	return true
 }
 
 // dispatch runs the job's rule.

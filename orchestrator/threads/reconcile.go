@@ -27,8 +27,16 @@ const (
 
 // Reconcile asks Meta who owns the thread, as the page's default app when
 // Baton hosts it (the default app sees every owner), and records Meta's
-// answer if ours differs.
+// answer if ours differs. It holds the thread, as a call does: an answer
+// given before a call Baton makes must not land after it.
 func (s *Service) Reconcile(ctx context.Context, k store.ThreadKey, why string) error {
+	unlock := s.locks.lock(k.String())
+	defer unlock()
+	return s.reconcile(ctx, k, why)
+}
+
+// reconcile is Reconcile for a caller that holds the thread.
+func (s *Service) reconcile(ctx context.Context, k store.ThreadKey, why string) error {
 	p := s.d.Topology.Page(k.Page)
 	if p == nil {
 		return apierr.Errorf(apierr.NotFound, "page %s is not configured", k.Page)

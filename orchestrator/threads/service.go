@@ -167,7 +167,7 @@ func (s *Service) failed(ctx context.Context, k store.ThreadKey, a *topology.App
 	uncertain := messenger.IsUncertain(err)
 	if uncertain || ownershipInDoubt(err) {
 		why := "Meta refused or did not answer a " + string(req.Op)
-		rerr := s.Reconcile(ctx, k, why)
+		rerr := s.reconcile(ctx, k, why) // Control holds the thread
 		switch {
 		case rerr == nil:
 		case uncertain:

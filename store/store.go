@@ -61,6 +61,12 @@ type Thread struct {
 	// TimerAt is where the store keeps the thread's expiry timer: at or
 	// before ExpiresAt. The store manages it; see Tx.PutThread.
 	TimerAt time.Time `json:"timer_at,omitzero"`
+	// EvidenceAt is the time of the latest evidence behind the current
+	// owner: Meta's timestamp of the event that showed it, or Baton's
+	// clock for a call, a reconcile or an expiry. Evidence older than it
+	// does not move the owner (Meta's webhooks may come late and out of
+	// order).
+	EvidenceAt time.Time `json:"evidence_at,omitzero"`
 }
 
 // Causes of an ownership change.
@@ -82,6 +88,10 @@ type HistoryEntry struct {
 	By       string    `json:"by"` // acting app's name, "admin" or "meta"
 	Cause    string    `json:"cause"`
 	Metadata string    `json:"metadata,omitempty"`
+	// Ignored, when set, says why this evidence did not move the owner
+	// (it was older than the last transition); From and To are then the
+	// owner it kept and the owner it showed.
+	Ignored string `json:"ignored,omitempty"`
 }
 
 // JournalEntry is one webhook event as received, kept for audit and replay.

@@ -53,6 +53,10 @@ type HistoryView struct {
 	By       string    `json:"by"`
 	Cause    string    `json:"cause"`
 	Metadata string    `json:"metadata"`
+	// Ignored says why this evidence did not move the owner (it was
+	// older than the last transition): From is the owner kept, To the one
+	// it showed.
+	Ignored string `json:"ignored,omitempty"`
 }
 
 // DeliveryView is a delivery as the admin API shows it.
@@ -91,7 +95,7 @@ func (api *API) view(th store.Thread, hist []store.HistoryEntry) ThreadView {
 		v.History = []HistoryView{}
 	}
 	for _, h := range hist {
-		v.History = append(v.History, HistoryView{At: h.At, Event: h.Event, From: top.Name(h.From), To: top.Name(h.To), By: top.Name(h.By), Cause: h.Cause, Metadata: h.Metadata})
+		v.History = append(v.History, HistoryView{At: h.At, Event: h.Event, From: top.Name(h.From), To: top.Name(h.To), By: top.Name(h.By), Cause: h.Cause, Metadata: h.Metadata, Ignored: h.Ignored})
 	}
 	return v
 }

@@ -10,38 +10,56 @@ import (
 	"github.com/batonhq/baton/orchestrator/topology"
 )
 
-// dedupKey identifies an event across Meta's redeliveries and across the
-// copies each hosted app receives, so that it is applied and delivered
-// once. Events addressed to one app (handovers) include that app. Like the
-// keys below that include it, the mark's order relies on every copy of an
-// event carrying the same timestamp: Meta makes the event once and sends
-// it to each app (REFERENCE §2: standby items are identical to messaging
-// items).
-func dedupKey(pageID string, rcv *topology.App, ev *messenger.Event) string {
+// Meta sends one copy of each event to every subscribed app, each on its
+// own connection (REFERENCE §0.1), and redelivers copies it thinks were
+// lost. Two marks follow from that: a copy's key (one app's copy of one
+// event), so that each app's copy is delivered once, and an event's key
+// (shared by every app's copy), so that what the event says of the person
+// is applied once. Both rely on every copy of an event carrying the same
+// timestamp and content: Meta makes the event once (standby items are
+// identical to messaging items, REFERENCE §2.3).
+
+// copyKey identifies hosted app rcv's copy of an event across Meta's
+// redeliveries.
+func copyKey(pageID string, rcv *topology.App, ev *messenger.Event) string {
+	if k, ok := eventKey(pageID, ev); ok {
+		return "c:" + rcv.ID + ":" + k
+	}
 	switch k := ev.Kind(); k {
-	case messenger.KindMessage, messenger.KindEcho:
-		if ev.Message.Mid != "" {
-			return "m:" + ev.Message.Mid
-		}
 	case messenger.KindPostback:
-		// Each app's copy is its own: only the owner's carries the payload.
 		if ev.Postback.Mid != "" {
 			return "pb:" + rcv.ID + ":" + ev.Postback.Mid
 		}
 		return "pb:" + rcv.ID + ":" + hashOf(pageID, string(ev.UserID()), strconv.FormatInt(ev.Timestamp, 10), ev.Postback.Title)
-	case messenger.KindRead:
-		return fmt.Sprintf("rd:%s:%s:%d", pageID, ev.UserID(), ev.Read.Watermark)
-	case messenger.KindDelivery:
-		return fmt.Sprintf("dl:%s:%s:%d", pageID, ev.UserID(), ev.Delivery.Watermark)
 	case messenger.KindPassThreadControl, messenger.KindTakeThreadControl, messenger.KindRequestThreadControl:
 		return "ho:" + rcv.ID + ":" + hashOf(pageID, string(k), string(ev.UserID()), strconv.FormatInt(ev.Timestamp, 10), string(ev.Raw))
 	}
-	// Everything else: the same content from the same page is the same
-	// event; raw bytes add the parts no key field covers.
-	if ev.IsHandover() || ev.Kind() == messenger.KindUnknown || ev.UserID() == "" {
-		return "ev:" + rcv.ID + ":" + hashOf(pageID, string(ev.Raw))
+	return "ev:" + rcv.ID + ":" + hashOf(pageID, string(ev.Raw))
+}
+
+// eventKey identifies an event every app gets a copy of; ok is false for
+// events whose copies differ per app (a postback's payload goes to the
+// owner alone; handovers are addressed to one app) or that have no
+// person.
+func eventKey(pageID string, ev *messenger.Event) (key string, ok bool) {
+	switch k := ev.Kind(); k {
+	case messenger.KindMessage, messenger.KindEcho:
+		if ev.Message.Mid != "" {
+			return "m:" + ev.Message.Mid, true
+		}
+	case messenger.KindRead:
+		return fmt.Sprintf("rd:%s:%s:%d", pageID, ev.UserID(), ev.Read.Watermark), true
+	case messenger.KindDelivery:
+		return fmt.Sprintf("dl:%s:%s:%d", pageID, ev.UserID(), ev.Delivery.Watermark), true
+	case messenger.KindPostback, messenger.KindUnknown:
+		return "", false
 	}
-	return "ev:" + hashOf(pageID, string(ev.Kind()), string(ev.UserID()), strconv.FormatInt(ev.Timestamp, 10), string(ev.Raw))
+	if ev.IsHandover() || ev.UserID() == "" {
+		return "", false
+	}
+	// The same content from the same page is the same event; raw bytes
+	// add the parts no key field covers.
+	return "ev:" + hashOf(pageID, string(ev.Kind()), string(ev.UserID()), strconv.FormatInt(ev.Timestamp, 10), string(ev.Raw)), true
 }
 
 func hashOf(parts ...string) string {

@@ -5,48 +5,51 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/orchestrator/threads"
 	"github.com/batonhq/baton/orchestrator/topology"
 	"github.com/batonhq/baton/statemachine"
 	"github.com/batonhq/baton/store"
 )
 
-// observe applies what an event tells about the thread's owner: a
-// handover webhook, the app an echo was sent by, the channel a person's
-// event came on.
-func (in *Ingress) observe(tx store.Tx, rcv *topology.App, p *topology.Page, ch messenger.Channel, ev *messenger.Event, th *store.Thread, now time.Time, out *routed) error {
+// observe applies what one app's copy of an event tells about the
+// thread's owner, at the event's time: a handover webhook, the app an echo
+// was sent by, the channel the copy came on. The first copy of a person's
+// event also records their activity.
+func (in *Ingress) observe(tx store.Tx, rcv *topology.App, p *topology.Page, ch messenger.Channel, ev *messenger.Event, th *store.Thread, first bool, now time.Time, out *routed) error {
+	at := eventTime(ev.Timestamp, now)
 	switch kind := ev.Kind(); kind {
 	case messenger.KindPassThreadControl:
 		h := ev.PassThreadControl
-		return in.observed(tx, p, th, string(h.NewOwnerAppID), string(kind), h.Metadata, now)
+		return in.observed(tx, p, th, string(h.NewOwnerAppID), string(kind), h.Metadata, at)
 	case messenger.KindTakeThreadControl:
 		h := ev.TakeThreadControl
-		return in.observed(tx, p, th, string(h.NewOwnerAppID), string(kind), h.Metadata, now)
+		return in.observed(tx, p, th, string(h.NewOwnerAppID), string(kind), h.Metadata, at)
 	case messenger.KindEcho:
-		return in.observeEcho(tx, p, th, ev, now)
+		return in.observeEcho(tx, p, th, ev, at, now)
 	case messenger.KindMessage, messenger.KindPostback, messenger.KindReferral, messenger.KindOptin, messenger.KindReaction:
-		return in.observePerson(tx, rcv, p, ch, ev, th, now, out)
+		return in.observePerson(tx, rcv, p, ch, ev, th, first, at, now, out)
 	}
 	return nil
 }
 
-// observed records an owner Meta told us of. Meta's webhook for a call
-// Baton is making may land before the call returns: the transition is
-// then credited to the call.
-func (in *Ingress) observed(tx store.Tx, p *topology.Page, th *store.Thread, owner, event, metadata string, now time.Time) error {
+// observed records an owner Meta showed at time at. Meta's webhook for a
+// call Baton is making may land before the call returns: the transition
+// is then credited to the call.
+func (in *Ingress) observed(tx store.Tx, p *topology.Page, th *store.Thread, owner, event, metadata string, at time.Time) error {
 	h := store.HistoryEntry{Event: event, By: "meta", Cause: store.CauseWebhook, Metadata: metadata}
 	if it, err := tx.Intent(th.ThreadKey); err == nil && intentExplains(it, owner) {
 		h = store.HistoryEntry{Event: it.Op, By: it.By, Cause: it.Cause, Metadata: it.Metadata}
 	}
-	return in.d.Ledger.Apply(tx, p, th, statemachine.Input{Op: statemachine.OpObserve, Target: owner, At: now}, h)
+	return in.d.Ledger.Apply(tx, p, th, statemachine.Input{Op: statemachine.OpObserve, Target: owner, At: at}, h)
 }
 
 // observeEcho: an echo shows which app sent; a sender that could only
 // send as the owner owns the thread now, and the owner's echo is its
 // activity.
-func (in *Ingress) observeEcho(tx store.Tx, p *topology.Page, th *store.Thread, ev *messenger.Event, now time.Time) error {
+func (in *Ingress) observeEcho(tx store.Tx, p *topology.Page, th *store.Thread, ev *messenger.Event, at, now time.Time) error {
 	sender := string(ev.Message.AppID)
 	if echoMeansOwner(p, th.Thread, sender) {
-		if err := in.observed(tx, p, th, sender, string(messenger.KindEcho), "", now); err != nil {
+		if err := in.observed(tx, p, th, sender, string(messenger.KindEcho), "", at); err != nil {
 			return err
 		}
 	}
@@ -59,7 +62,26 @@ func (in *Ingress) observeEcho(tx store.Tx, p *topology.Page, th *store.Thread, 
 // observePerson records a person's activity (a new messaging window, more
 // time for the owner), a one-time notification token they granted, and
 // what the channel of the receiver's copy says about the owner.
-func (in *Ingress) observePerson(tx store.Tx, rcv *topology.App, p *topology.Page, ch messenger.Channel, ev *messenger.Event, th *store.Thread, now time.Time, out *routed) error {
+func (in *Ingress) observePerson(tx store.Tx, rcv *topology.App, p *topology.Page, ch messenger.Channel, ev *messenger.Event, th *store.Thread, first bool, at, now time.Time, out *routed) error {
+	if first {
+		if err := in.touch(tx, p, ev, th, at, now); err != nil {
+			return err
+		}
+	}
+	switch channelSays(p, th.Thread, rcv, ch) {
+	case channelOwner:
+		return in.observed(tx, p, th, rcv.ID, "channel_"+string(ch), "", at)
+	case channelContradicts:
+		if !threads.Stale(th, at) {
+			out.reconcile = append(out.reconcile, th.ThreadKey)
+		}
+	}
+	return nil
+}
+
+// touch records a person's activity: a new messaging window, more time
+// for the owner, a one-time notification token they granted.
+func (in *Ingress) touch(tx store.Tx, p *topology.Page, ev *messenger.Event, th *store.Thread, at, now time.Time) error {
 	if o := ev.Optin; o != nil && o.OneTimeNotifToken != "" {
 		// The send policy checks its single use and its year of life.
 		if err := tx.PutOneTimeToken(store.OneTimeToken{Token: o.OneTimeNotifToken, Page: p.ID, PSID: th.PSID, Payload: o.Payload, Created: now}); err != nil {
@@ -68,16 +90,10 @@ func (in *Ingress) observePerson(tx store.Tx, rcv *topology.App, p *topology.Pag
 	}
 	// Only forward: a late event or Meta's redelivery of an old one must
 	// not move the window back and close it.
-	if at := eventTime(ev.Timestamp, now); at.After(th.LastUserMessageAt) {
+	if at.After(th.LastUserMessageAt) {
 		th.Thread = statemachine.Touch(p.SM, th.Thread, at)
 	}
 	th.ActiveAt = now
-	switch channelSays(p, th.Thread, rcv, ch) {
-	case channelOwner:
-		return in.observed(tx, p, th, rcv.ID, "channel_"+string(ch), "", now)
-	case channelContradicts:
-		out.reconcile = append(out.reconcile, th.ThreadKey)
-	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/batonhq/baton/messenger"
@@ -31,13 +32,21 @@ type routed struct {
 }
 
 // routeEnvelope routes each event of one webhook received by hosted app
-// rcv.
+// rcv, in the order of Meta's timestamps, whatever order the entries of
+// the batch came in.
 func (in *Ingress) routeEnvelope(tx store.Tx, rcv *topology.App, env *messenger.Envelope, now time.Time, out *routed) error {
-	var err error
+	type item struct {
+		en *messenger.Entry
+		ch messenger.Channel
+		ev *messenger.Event
+	}
+	var items []item
 	env.Each(func(en *messenger.Entry, ch messenger.Channel, ev *messenger.Event) {
-		if err != nil {
-			return
-		}
+		items = append(items, item{en, ch, ev})
+	})
+	sort.SliceStable(items, func(i, j int) bool { return items[i].ev.Timestamp < items[j].ev.Timestamp })
+	for _, it := range items {
+		en, ch, ev := it.en, it.ch, it.ev
 		// Ids are checked before any becomes part of a key.
 		if bad := badID(en, ev); bad != "" {
 			e := recent.Error{Kind: "webhook", App: rcv.Name, Message: bad + " is not a Meta id (1 to 20 digits): event not used"}
@@ -45,7 +54,7 @@ func (in *Ingress) routeEnvelope(tx store.Tx, rcv *topology.App, env *messenger.
 				e.Page = string(en.ID)
 			}
 			out.unusable = append(out.unusable, e)
-			return
+			continue
 		}
 		p := in.d.Topology.Page(string(en.ID))
 		switch {
@@ -56,15 +65,20 @@ func (in *Ingress) routeEnvelope(tx store.Tx, rcv *topology.App, env *messenger.
 		case ev.Recipient.ID == "" && ev.Sender == nil:
 			out.unusable = append(out.unusable, recent.Error{Kind: "webhook", App: rcv.Name, Page: p.ID, Message: "event without sender or recipient"})
 		default:
-			err = in.route(tx, rcv, p, ch, ev, now, out)
+			if err := in.route(tx, rcv, p, ch, ev, now, out); err != nil {
+				return err
+			}
 		}
-	})
-	return err
+	}
+	return nil
 }
 
-// route applies one webhook event received by hosted app rcv: drop it if
-// seen, journal it, update the thread's owner from what the event tells,
-// arm the rules it calls for and enqueue deliveries.
+// route applies one copy of a webhook event, the one hosted app rcv
+// received: drop it if rcv saw it before, journal it, merge what it shows
+// about the thread's owner into the record, and deliver it to rcv's bot
+// on the channel Meta used for it. The first copy of an event (whichever
+// app's arrives first) also records the person's activity and arms the
+// rules it calls for.
 func (in *Ingress) route(tx store.Tx, rcv *topology.App, p *topology.Page, ch messenger.Channel, ev *messenger.Event, now time.Time, out *routed) error {
 	if fresh, err := in.journal(tx, rcv, p, ch, ev, now, out); err != nil || !fresh {
 		return err
@@ -72,6 +86,10 @@ func (in *Ingress) route(tx store.Tx, rcv *topology.App, p *topology.Page, ch me
 	psid := string(ev.UserID())
 	if psid == "" { // app_roles, policy enforcement: for the receiving app alone
 		return in.enqueue(tx, out, rcv, p, store.Thread{ThreadKey: store.ThreadKey{Page: p.ID}}, ch, ev, now)
+	}
+	first, err := in.firstCopy(tx, p, ev, now)
+	if err != nil {
+		return err
 	}
 	k := store.ThreadKey{Page: p.ID, PSID: psid}
 	th, err := threads.Load(tx, p, k)
@@ -85,36 +103,39 @@ func (in *Ingress) route(tx store.Tx, rcv *topology.App, p *topology.Page, ch me
 			return err
 		}
 	}
-	if err := in.observe(tx, rcv, p, ch, ev, &th, now, out); err != nil {
+	if err := in.observe(tx, rcv, p, ch, ev, &th, first, now, out); err != nil {
 		return err
 	}
-	if th.Version != before.Version || !th.ActiveAt.Equal(before.ActiveAt) || !th.OwnerActiveAt.Equal(before.OwnerActiveAt) {
+	if th.Version != before.Version || !th.ActiveAt.Equal(before.ActiveAt) || !th.OwnerActiveAt.Equal(before.OwnerActiveAt) || !th.EvidenceAt.Equal(before.EvidenceAt) {
 		th.UpdatedAt = now
 		if err := tx.PutThread(th); err != nil {
 			return fmt.Errorf("save thread %s: %w", k, err)
 		}
 	}
-	f, err := in.d.Rules.Arm(tx, p, rcv, ev, &th, now)
-	if err != nil {
-		return fmt.Errorf("rules of %s: %w", k, err)
+	if first {
+		f, err := in.d.Rules.Arm(tx, p, rcv, ev, &th, now)
+		if err != nil {
+			return fmt.Errorf("rules of %s: %w", k, err)
+		}
+		if f.Rule != "" {
+			out.firings = append(out.firings, f)
+		}
+		if f.Problem != nil {
+			out.problems = append(out.problems, *f.Problem)
+		}
 	}
-	if f.Rule != "" {
-		out.firings = append(out.firings, f)
+	// Meta decides routing: the copy goes to the app it came to, on the
+	// channel it came on, whatever Baton's record says.
+	if ch == messenger.ChannelStandby && !rcv.Standby {
+		return nil
 	}
-	if f.Problem != nil {
-		out.problems = append(out.problems, *f.Problem)
-	}
-	return in.fanOut(tx, rcv, p, ch, ev, th, now, out)
+	return in.enqueue(tx, out, rcv, p, th, ch, ev, now)
 }
 
-// journal marks the event seen and journals it; a redelivery (or another
-// app's copy already routed) is not fresh and stops here.
+// journal marks rcv's copy of the event seen and journals it; a
+// redelivery of the copy is not fresh and stops here.
 func (in *Ingress) journal(tx store.Tx, rcv *topology.App, p *topology.Page, ch messenger.Channel, ev *messenger.Event, now time.Time, out *routed) (fresh bool, err error) {
-	var sent time.Time // the event's own time orders the marks: see MarkSeen
-	if ev.Timestamp > 0 {
-		sent = time.UnixMilli(ev.Timestamp)
-	}
-	fresh, err = tx.MarkSeen(dedupKey(p.ID, rcv, ev), sent, now, DedupWindow)
+	fresh, err = tx.MarkSeen(copyKey(p.ID, rcv, ev), sentAt(ev), now, DedupWindow)
 	if err != nil {
 		return false, fmt.Errorf("dedup: %w", err)
 	}
@@ -131,36 +152,29 @@ func (in *Ingress) journal(tx store.Tx, rcv *topology.App, p *topology.Page, ch 
 	return true, nil
 }
 
-// fanOut enqueues the event's deliveries: handover events to the app that
-// received them, a postback to the app it came to, anything else to every
-// hosted app on the page, the owner's bot on messaging and the others on
-// standby if they want it.
-func (in *Ingress) fanOut(tx store.Tx, rcv *topology.App, p *topology.Page, ch messenger.Channel, ev *messenger.Event, th store.Thread, now time.Time, out *routed) error {
-	switch ev.Kind() {
-	case messenger.KindPassThreadControl, messenger.KindTakeThreadControl, messenger.KindRequestThreadControl, messenger.KindUnknown:
-		// Addressed to the app that received it.
-		return in.enqueue(tx, out, rcv, p, th, ch, ev, now)
-	case messenger.KindPostback:
-		// Meta sends the payload to the owner alone, so each copy goes to
-		// the app it came to, as it came.
-		if ch == messenger.ChannelStandby && !rcv.Standby {
-			return nil
-		}
-		return in.enqueue(tx, out, rcv, p, th, ch, ev, now)
+// firstCopy reports whether this is the first copy of the event to reach
+// Baton, of all the hosted apps' copies: what the event says of the
+// person (activity, rules) is applied once.
+func (in *Ingress) firstCopy(tx store.Tx, p *topology.Page, ev *messenger.Event, now time.Time) (bool, error) {
+	key, ok := eventKey(p.ID, ev)
+	if !ok {
+		return true, nil // addressed to one app: its copy is the event
 	}
-	for _, a := range p.Apps {
-		if !a.Hosted {
-			continue
-		}
-		c := p.ChannelFor(th.Thread, a)
-		if c == messenger.ChannelStandby && !a.Standby {
-			continue
-		}
-		if err := in.enqueue(tx, out, a, p, th, c, ev, now); err != nil {
-			return err
-		}
+	first, err := tx.MarkSeen(key, sentAt(ev), now, DedupWindow)
+	if err != nil {
+		return false, fmt.Errorf("dedup: %w", err)
 	}
-	return nil
+	return first, nil
+}
+
+// sentAt is when the event happened by Meta's clock (zero when unknown),
+// the same on every copy and redelivery: dedup marks are laid out in its
+// order (see MarkSeen).
+func sentAt(ev *messenger.Event) time.Time {
+	if ev.Timestamp > 0 {
+		return time.UnixMilli(ev.Timestamp)
+	}
+	return time.Time{}
 }
 
 func (in *Ingress) enqueue(tx store.Tx, out *routed, a *topology.App, p *topology.Page, th store.Thread, ch messenger.Channel, ev *messenger.Event, now time.Time) error {

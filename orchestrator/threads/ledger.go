@@ -55,12 +55,28 @@ func Load(tx store.ReadTx, p *topology.Page, k store.ThreadKey) (store.Thread, e
 // Apply runs the state machine on th and, when the owner changed, records
 // the transition in the history; getting control counts as activity. The
 // caller saves th.
+//
+// in.At is when it happened: Meta's timestamp for what a webhook showed,
+// Baton's clock otherwise. What Meta showed (an observe) that is older
+// than the evidence behind the current owner does not move it: it goes in
+// the history as ignored evidence, with why.
 func (l *Ledger) Apply(tx store.Tx, p *topology.Page, th *store.Thread, in statemachine.Input, h store.HistoryEntry) error {
+	if in.Op == statemachine.OpObserve && Stale(th, in.At) {
+		if in.Target == th.Owner {
+			return nil // older evidence of what stands: nothing to say
+		}
+		h.At, h.From, h.To = in.At, th.Owner, in.Target
+		h.Ignored = fmt.Sprintf("older than the last transition (%s)", th.EvidenceAt.UTC().Format(time.RFC3339Nano))
+		return tx.AppendHistory(th.ThreadKey, h)
+	}
 	res, err := statemachine.Apply(p.SM, th.Thread, in)
 	if err != nil {
 		return err
 	}
 	th.Thread = res.Thread
+	if in.At.After(th.EvidenceAt) {
+		th.EvidenceAt = in.At
+	}
 	if !res.Changed {
 		return nil
 	}
@@ -75,6 +91,13 @@ func (l *Ledger) Apply(tx store.Tx, p *topology.Page, th *store.Thread, in state
 		return nil
 	}
 	return l.onTransition(tx, p, th, in.At)
+}
+
+// Stale reports whether evidence from at is older than what the thread's
+// owner stands on. Meta's timestamps have milliseconds, so the comparison
+// does too: evidence of the same millisecond is not older.
+func Stale(th *store.Thread, at time.Time) bool {
+	return !at.IsZero() && at.Before(th.EvidenceAt.Truncate(time.Millisecond))
 }
 
 // Expire lapses control on th when its time ran out by t, without a

@@ -210,7 +210,11 @@ func Apply(p Page, th Thread, in Input) (Result, error) {
 		res.To = th.Owner
 		res.Notify = in.Op == OpRequest
 		if in.Op == OpExtend {
-			res.Thread.ExpiresAt = in.At.Add(in.Duration)
+			// Extend never shortens control (REFERENCE §0.1): a duration
+			// shorter than what is left keeps the later expiry.
+			if until := in.At.Add(in.Duration); until.After(res.Thread.ExpiresAt) {
+				res.Thread.ExpiresAt = until
+			}
 			res.Thread.Version++
 		}
 		return res, nil
@@ -396,7 +400,9 @@ func decidePass(p Page, th Thread, in Input) (*string, error) {
 		if target == "" {
 			target = p.Primary
 		}
-		if target == me {
+		// Refused only to the owner: while the thread is idle, an app may
+		// pass it to itself and so claim it (REFERENCE §0.1).
+		if target == me && owner == me {
 			return nil, ErrTargetIsCaller
 		}
 	}

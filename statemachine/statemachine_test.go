@@ -51,9 +51,11 @@ func TestEveryStateOpCallerMode(t *testing.T) {
 	}
 	table := map[Mode]map[string][3]string{ // op -> owner "" | P | S1 -> "P S1 S2"
 		ConversationRouting: {
-			"pass":    {"!self P P", "!self !owner !owner", "!owner P !owner"},
-			"pass S2": {"S2 S2 !self", "S2 !owner !owner", "!owner S2 !owner"},
-			"pass P":  {"!self P P", "!self !owner !owner", "!owner P !owner"},
+			// Idle: an app may pass the thread to itself and so claim it
+			// (REFERENCE §0.1); only the owner may not.
+			"pass":    {"P P P", "!self !owner !owner", "!owner P !owner"},
+			"pass S2": {"S2 S2 S2", "S2 !owner !owner", "!owner S2 !owner"},
+			"pass P":  {"P P P", "!self !owner !owner", "!owner P !owner"},
 			"take":    {"P !perm S2", "!already !perm S2", "P !perm S2"},
 			"request": {"!mode !mode !mode", "!mode !mode !mode", "!mode !mode !mode"},
 			"release": {"!owner !owner !owner", "- !owner !owner", "!owner - !owner"},
@@ -225,6 +227,23 @@ func TestDeclaration(t *testing.T) {
 		seen[e.Name] = true
 		if !strings.HasSuffix(e.Name, "_"+e.Dst) {
 			t.Errorf("event %s does not end in its destination %s", e.Name, e.Dst)
+		}
+	}
+}
+
+// Extend never shortens control: a shorter duration than what is left
+// keeps the later expiry.
+func TestExtendNeverShortens(t *testing.T) {
+	p := page(ConversationRouting)
+	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	th := Thread{State: Secondary, Owner: appS1, ExpiresAt: at.Add(72 * time.Hour)}
+	for _, c := range []struct {
+		d    time.Duration
+		want time.Time
+	}{{time.Hour, at.Add(72 * time.Hour)}, {7 * 24 * time.Hour, at.Add(7 * 24 * time.Hour)}} {
+		res, err := Apply(p, th, Input{Op: OpExtend, Caller: appS1, Duration: c.d, At: at})
+		if err != nil || !res.Thread.ExpiresAt.Equal(c.want) {
+			t.Errorf("extend %v: %v %v, want %v", c.d, res.Thread.ExpiresAt, err, c.want)
 		}
 	}
 }

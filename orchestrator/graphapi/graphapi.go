@@ -32,6 +32,8 @@ const maxGraphBody = 1 << 20
 type Threads interface {
 	Control(ctx context.Context, req threads.Request) (store.Thread, error)
 	Current(p *topology.Page, k store.ThreadKey) (store.Thread, error)
+	Reconcile(ctx context.Context, k store.ThreadKey, why string) error
+	ReconcileLater(k store.ThreadKey, why string)
 }
 
 // Proxy passes a call to Meta and returns Meta's status and body

@@ -44,7 +44,12 @@ func (g *Endpoint) send(w http.ResponseWriter, r *http.Request, p *topology.Page
 			return
 		}
 	}
-	status, _, sent := g.proxy(w, r, p, a, "messages", ps, raw)
+	status, body, sent := g.proxy(w, r, p, a, "messages", ps, raw)
+	if sent && status != http.StatusOK && rcpt.ID != "" && saysNotOwner(body) {
+		// Meta says another app owns the thread: Baton's record may be
+		// wrong, whatever it said.
+		g.d.Threads.ReconcileLater(store.ThreadKey{Page: p.ID, PSID: string(rcpt.ID)}, "Meta refused a send by "+a.Name+" (10/2018300)")
+	}
 	if sent && status == http.StatusOK && otn != nil {
 		otn.UsedAt = g.d.Clock.Now()
 		if err := g.d.Store.Update(context.Background(), func(tx store.Tx) error { return tx.PutOneTimeToken(*otn) }); err != nil {
@@ -67,11 +72,11 @@ func (g *Endpoint) send(w http.ResponseWriter, r *http.Request, p *topology.Page
 }
 
 // policy refuses, with Meta's error, what Meta would refuse: another app
-// owns the thread (10/2018300; or take control first, if the app's
-// send_policy says so and the page allows), the messaging window is
-// closed (10/2018278; HUMAN_AGENT allows 7 days), a retired tag (100), a
-// one-time notification token used before or older than a year (100). It
-// returns the token to mark used once the send succeeds.
+// owns the thread, by Baton's record and Meta's answer to thread_owner
+// (10/2018300; or take control first, if the app's send_policy says so and
+// the page allows), a retired tag (100), a one-time notification token
+// used before or older than a year (100). It returns the token to mark
+// used once the send succeeds.
 func (g *Endpoint) policy(ctx context.Context, p *topology.Page, a *topology.App, rcpt messenger.Recipient, tag string) (*store.OneTimeToken, *messenger.Error) {
 	now := g.d.Clock.Now()
 	bad := http.StatusBadRequest
@@ -100,9 +105,20 @@ func (g *Endpoint) policy(ctx context.Context, p *topology.Page, a *topology.App
 	if psid == "" {
 		return nil, nil
 	}
-	th, err := g.d.Threads.Current(p, store.ThreadKey{Page: p.ID, PSID: psid})
+	k := store.ThreadKey{Page: p.ID, PSID: psid}
+	th, err := g.d.Threads.Current(p, k)
 	if err != nil {
 		return nil, nil // cannot judge: let Meta decide
+	}
+	if notOwner(p, a, th.Owner) {
+		// Baton's record may be behind Meta's: ask before refusing, and
+		// let Meta decide when it cannot be asked.
+		if err := g.d.Threads.Reconcile(ctx, k, "a send by "+a.Name+" that Baton's record would refuse"); err != nil {
+			return otn, nil
+		}
+		if th, err = g.d.Threads.Current(p, k); err != nil {
+			return otn, nil
+		}
 	}
 	if notOwner(p, a, th.Owner) {
 		if !a.TakeToSend || !p.SM.CanTake[a.ID] || p.SM.Mode != statemachine.ConversationRouting {
@@ -113,15 +129,21 @@ func (g *Endpoint) policy(ctx context.Context, p *topology.Page, a *topology.App
 			return nil, errorFor(statemachine.OpTake, err)
 		}
 	}
-	if otn != nil || th.LastUserMessageAt.IsZero() {
-		return otn, nil // a one-time token opens its own window; unseen person: Meta knows better
+	// The messaging window is not checked here: Baton's view of it (the
+	// person's last message it saw) can be shorter than Meta's (an ad
+	// thread, a comment, a reaction), and Baton is never stricter than
+	// Meta. Meta answers 10/2018278 itself.
+	return otn, nil
+}
+
+// saysNotOwner reports whether Meta's answer is its not-owner error,
+// matched by (code, subcode).
+func saysNotOwner(body []byte) bool {
+	var env messenger.ErrorEnvelope
+	if json.Unmarshal(body, &env) != nil || env.Error == nil {
+		return false
 	}
-	since := now.Sub(th.LastUserMessageAt)
-	if since <= 24*time.Hour || (tag == messenger.TagHumanAgent && since <= 7*24*time.Hour) {
-		return nil, nil
-	}
-	return nil, newError(bad, messenger.CodePermission, messenger.SubcodeOutsideWindow,
-		"(#10) This message is sent outside of allowed window. Learn more about the new policy here: https://developers.facebook.com/docs/messenger-platform/policy-overview")
+	return messenger.IsNotOwner(env.Error)
 }
 
 // notOwner reports whether Meta would refuse a's send for the owner.

@@ -55,6 +55,8 @@ func TestControlAppliesWhatMetaAccepted(t *testing.T) {
 func TestControlRefusesWhatMetaWouldRefuse(t *testing.T) {
 	f := newFixture(t)
 	f.put(key(page), billingID)
+	// Meta agrees with the record when asked.
+	f.graph.owner = func(string) (messenger.ThreadOwner, error) { return messenger.ThreadOwner{AppID: billingID}, nil }
 	for _, c := range []struct {
 		name string
 		req  threads.Request
@@ -78,11 +80,48 @@ func TestControlRefusesWhatMetaWouldRefuse(t *testing.T) {
 			}
 		})
 	}
-	if calls := f.graph.Calls(); len(calls) != 0 {
-		t.Fatalf("Meta was called: %q", calls)
+	// Refusals that rest on the record asked thread_owner first; none
+	// reached the thread-control edges.
+	for _, c := range f.graph.Calls() {
+		if !strings.HasPrefix(c, "thread_owner ") {
+			t.Fatalf("Meta was called: %q", f.graph.Calls())
+		}
+	}
+	if n := len(f.graph.Calls()); n != 1 {
+		t.Fatalf("thread_owner asked %d times, want once (for the release; the rest do not rest on the owner)", n)
 	}
 	if _, _, intents := f.thread(key(page)); len(intents) != 0 {
 		t.Fatalf("intents %+v", intents)
+	}
+}
+
+// A refusal Baton would make from its own record is checked with Meta
+// first: when Meta says otherwise, the call goes through, once.
+func TestControlAsksMetaBeforeRefusing(t *testing.T) {
+	f := newFixture(t)
+	f.put(key(page), billingID) // Baton's record: billing owns it
+	// Meta: control lapsed and support (the default app) has it again
+	// after the person wrote; Baton saw no webhook for that.
+	f.graph.owner = func(string) (messenger.ThreadOwner, error) { return messenger.ThreadOwner{AppID: supportID}, nil }
+	th, err := f.svc.Control(context.Background(), pass("billing-bot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if th.Owner != billingID {
+		t.Fatalf("owner %s", th.Owner)
+	}
+	calls := f.graph.Calls()
+	if len(calls) != 2 || !strings.HasPrefix(calls[0], "thread_owner") || !strings.HasPrefix(calls[1], "pass ") {
+		t.Fatalf("calls %q, want thread_owner then the pass", calls)
+	}
+	// Meta cannot be asked: the call goes to Meta, whose answer decides.
+	f2 := newFixture(t)
+	f2.put(key(page), billingID)
+	if _, err := f2.svc.Control(context.Background(), pass("billing-bot")); err != nil {
+		t.Fatal(err)
+	}
+	if th, _, _ := f2.thread(key(page)); th.Owner != billingID {
+		t.Fatalf("owner %s after Meta accepted", th.Owner)
 	}
 }
 

@@ -16,6 +16,11 @@ import (
 	"github.com/batonhq/baton/store"
 )
 
+// OwnerUnknown is the owner recorded when Meta shows that another app owns
+// a thread but not which (thread_owner answers an app that is neither the
+// owner nor the default app with the expiration only).
+const OwnerUnknown = "unknown"
+
 const (
 	// reconcileQueueSize bounds the reconciles waiting for a worker.
 	reconcileQueueSize = 1024
@@ -51,17 +56,24 @@ func (s *Service) reconcile(ctx context.Context, k store.ThreadKey, why string) 
 	if err != nil {
 		return fmt.Errorf("thread_owner %s: %w", k, err)
 	}
-	if !to.Idle && to.AppID == "" {
-		return fmt.Errorf("thread_owner %s: Meta hides the owner from %s", k, asker.Name)
+	owner := string(to.AppID)
+	if !to.Idle && owner == "" {
+		// Meta shows the asker only an expiration: another app owns the
+		// thread. A record that says the asker or nobody is disproved; one
+		// that names another app may stand.
+		owner = OwnerUnknown
 	}
 	return s.d.Store.Update(ctx, func(tx store.Tx) error {
 		th, err := Load(tx, p, k)
 		if err != nil {
 			return err
 		}
+		if owner == OwnerUnknown && th.Owner != "" && th.Owner != asker.ID {
+			owner = th.Owner
+		}
 		now := s.d.Clock.Now()
 		before := th.Version
-		if err := s.d.Ledger.Apply(tx, p, &th, statemachine.Input{Op: statemachine.OpObserve, Target: string(to.AppID), At: now},
+		if err := s.d.Ledger.Apply(tx, p, &th, statemachine.Input{Op: statemachine.OpObserve, Target: owner, At: now},
 			store.HistoryEntry{Event: "thread_owner", By: "meta", Cause: store.CauseReconcile, Metadata: why}); err != nil {
 			return err
 		}

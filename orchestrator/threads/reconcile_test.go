@@ -10,6 +10,7 @@ import (
 
 	"github.com/batonhq/baton/adapters"
 	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/orchestrator/threads"
 	"github.com/batonhq/baton/store"
 )
 
@@ -141,7 +142,12 @@ func TestReconcileAnswers(t *testing.T) {
 		{name: "Meta agrees", start: billingID, answer: messenger.ThreadOwner{AppID: billingID}, want: billingID},
 		{name: "another owner", start: billingID, answer: messenger.ThreadOwner{AppID: inboxID}, want: inboxID, history: 1},
 		{name: "idle", start: billingID, answer: messenger.ThreadOwner{Idle: true}, want: "", history: 1},
-		{name: "owner hidden", start: billingID, answer: messenger.ThreadOwner{Expires: time.Unix(1e9, 0)}, want: billingID, fails: "hides the owner"},
+		// Meta shows support (the asker) only an expiration: another app
+		// owns it. A record naming another app stands; one naming the
+		// asker, or nobody, is disproved.
+		{name: "owner hidden, record names another app", start: billingID, answer: messenger.ThreadOwner{Expires: time.Unix(2e9, 0)}, want: billingID},
+		{name: "owner hidden, record says idle", start: "", answer: messenger.ThreadOwner{Expires: time.Unix(2e9, 0)}, want: threads.OwnerUnknown, history: 1},
+		{name: "owner hidden, record names the asker", start: supportID, answer: messenger.ThreadOwner{Expires: time.Unix(2e9, 0)}, want: threads.OwnerUnknown, history: 1},
 		{name: "Meta fails", start: billingID, err: lost(), want: billingID, fails: "thread_owner"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -214,6 +220,7 @@ func TestReconcileLaterRecordsFailures(t *testing.T) {
 
 func TestRunActions(t *testing.T) {
 	f := newFixture(t)
+	f.graph.owner = func(string) (messenger.ThreadOwner, error) { return messenger.ThreadOwner{AppID: billingID}, nil }
 	del := &store.Delivery{App: "support-bot", Page: page, PSID: psid}
 	f.svc.RunActions(context.Background(), del, []adapters.Action{
 		{Type: "pass", To: "billing-bot", Metadata: "from the bot"},
@@ -236,7 +243,7 @@ func TestRunActions(t *testing.T) {
 	}
 	// Events without a person (app_roles) carry no thread to act on.
 	f.svc.RunActions(context.Background(), &store.Delivery{App: "support-bot", Page: page}, []adapters.Action{{Type: "take"}})
-	if n := len(f.graph.Calls()); n != 1 {
-		t.Fatalf("calls %d", n)
+	if n := len(f.graph.Calls()); n != 2 { // the pass, and thread_owner before the release was refused
+		t.Fatalf("calls %q", f.graph.Calls())
 	}
 }

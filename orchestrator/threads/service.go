@@ -107,7 +107,9 @@ func (s *Service) Control(ctx context.Context, req Request) (store.Thread, error
 	}
 	in.At = s.d.Clock.Now()
 	if _, err := statemachine.Apply(p.SM, th.Thread, in); err != nil {
-		return th, fmt.Errorf("%s thread %s: %w", req.Op, k, err)
+		if th, err = s.askBeforeRefusing(ctx, p, k, req, in, err); err != nil {
+			return th, fmt.Errorf("%s thread %s: %w", req.Op, k, err)
+		}
 	}
 	intent := store.Intent{ThreadKey: k, App: a.ID, Op: string(req.Op), Target: in.Target, By: req.By, Cause: req.Cause, Metadata: req.Metadata, At: in.At}
 	if err := s.d.Store.Update(ctx, func(tx store.Tx) error { return tx.PutIntent(intent) }); err != nil {
@@ -123,6 +125,35 @@ func (s *Service) Control(ctx context.Context, req Request) (store.Thread, error
 	out, err := s.applied(p, a, k, req, in)
 	s.d.Wake()
 	return out, err
+}
+
+// askBeforeRefusing: a refusal that rests on who owns the thread rests on
+// Baton's record, which may be behind Meta (a webhook Meta never sends, a
+// control time Meta set longer). Baton asks Meta first, and refuses only
+// what Meta's answer still refuses; when Meta cannot be asked, the call
+// goes to Meta, whose answer decides. It returns the thread as it now
+// stands, and the refusal if it holds.
+func (s *Service) askBeforeRefusing(ctx context.Context, p *topology.Page, k store.ThreadKey, req Request, in statemachine.Input, refusal error) (store.Thread, error) {
+	var th store.Thread
+	if !ownerRefusal(refusal) {
+		return th, refusal
+	}
+	if err := s.reconcile(ctx, k, "Baton's record would refuse a "+string(req.Op)+": Meta asked first"); err != nil {
+		s.d.Log.Warn("thread_owner not answered; the call goes to Meta, whose answer decides", zap.String("thread", k.String()), zap.Error(err))
+		return s.Current(p, k)
+	}
+	th, err := s.Current(p, k)
+	if err != nil {
+		return th, err
+	}
+	_, err = statemachine.Apply(p.SM, th.Thread, in)
+	return th, err
+}
+
+// ownerRefusal reports whether a refusal depends on who owns the thread,
+// rather than on the page's mode, permissions or the request itself.
+func ownerRefusal(err error) bool {
+	return errors.Is(err, statemachine.ErrNotOwner) || errors.Is(err, statemachine.ErrAlreadyOwner) || errors.Is(err, statemachine.ErrTargetIsCaller)
 }
 
 // resolve checks a request against the config and turns it into the

@@ -14,12 +14,22 @@ import (
 // ObjectPage is the `object` of every Messenger webhook body.
 const ObjectPage = "page"
 
+// ObjectInstagram is the `object` of an Instagram messaging webhook body,
+// whose entry ids are Instagram professional account ids. ParseEnvelope
+// refuses it; ParseWebhook accepts it.
+const ObjectInstagram = "instagram"
+
 // PageInboxAppID is the app id of Meta's Page Inbox, the human-agent inbox
 // every Page has. Its replies arrive as echoes with this app_id.
 const PageInboxAppID ID = "263902037430900"
 
+// InstagramInboxAppID is the app id of Instagram's inbox, which plays the
+// Page Inbox's part for an Instagram professional account.
+const InstagramInboxAppID ID = "1217981644879628"
+
 // Envelope is the body of one webhook POST. It may batch several entries,
-// for one Page or several; iterate over all of them.
+// for one Page or several; iterate over all of them. Object is ObjectPage
+// for Messenger and ObjectInstagram for Instagram (ParseWebhook only).
 type Envelope struct {
 	Object string  `json:"object"`
 	Entry  []Entry `json:"entry"`
@@ -340,17 +350,41 @@ var (
 	ErrNoPageID   = errors.New("messenger: webhook entry has no page id")
 	ErrMalformed  = errors.New("messenger: malformed webhook body")
 	ErrEmptyEvent = errors.New("messenger: webhook event has no recipient")
+	// ErrUnknownObject is ParseWebhook's ErrNotPage: the object is neither
+	// "page" nor "instagram".
+	ErrUnknownObject = errors.New("messenger: webhook object is not \"page\" or \"instagram\"")
 )
 
 // ParseEnvelope decodes a webhook body (after its signature was checked on
 // these same bytes) and checks the shape every Messenger webhook has.
+// Any other object, Instagram's included, is ErrNotPage.
 func ParseEnvelope(body []byte) (*Envelope, error) {
+	return parseEnvelope(body, false)
+}
+
+// ParseWebhook is ParseEnvelope for an endpoint that takes Messenger and
+// Instagram webhooks alike: it accepts the objects "page" and "instagram"
+// (ErrUnknownObject otherwise), and the Envelope's Object tells which it
+// got. Instagram's entries, events and thread-control events have
+// Messenger's shapes; an entry id is then the Instagram account id.
+func ParseWebhook(body []byte) (*Envelope, error) {
+	return parseEnvelope(body, true)
+}
+
+// IsInstagram reports whether the webhook came from Instagram.
+func (env *Envelope) IsInstagram() bool { return env.Object == ObjectInstagram }
+
+func parseEnvelope(body []byte, instagram bool) (*Envelope, error) {
 	var env Envelope
 	if err := jsonv2.Unmarshal(body, &env, decodeOptions); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if env.Object != ObjectPage {
+	switch {
+	case env.Object == ObjectPage:
+	case !instagram:
 		return nil, fmt.Errorf("%w: got %q", ErrNotPage, env.Object)
+	case env.Object != ObjectInstagram:
+		return nil, fmt.Errorf("%w: got %q", ErrUnknownObject, env.Object)
 	}
 	if len(env.Entry) == 0 {
 		return nil, ErrNoEntries

@@ -2,9 +2,11 @@ package messenger
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -173,5 +175,67 @@ func eq[T comparable](t *testing.T, got, want T) {
 	t.Helper()
 	if got != want {
 		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// Instagram bodies (testdata/instagram, built to the shapes of Meta's
+// Instagram webhook examples): ParseWebhook takes them, ParseEnvelope
+// still refuses them.
+func TestParseWebhookInstagram(t *testing.T) {
+	const account, igsid = ID("17841400100200300"), ID("6912345678901234")
+	read := func(name string) []byte {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join("testdata", "instagram", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	body := read("messages_text.json")
+	if _, err := ParseEnvelope(body); !errors.Is(err, ErrNotPage) {
+		t.Fatalf("ParseEnvelope on Instagram: %v, want ErrNotPage", err)
+	}
+	env, err := ParseWebhook(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, env.Object, ObjectInstagram)
+	eq(t, env.IsInstagram(), true)
+	eq(t, env.Entry[0].ID, account)
+	ev := env.Entry[0].Messaging[0]
+	eq(t, ev.Kind(), KindMessage)
+	eq(t, ev.UserID(), igsid)
+	eq(t, ev.Message.Text, "Hi, where is my order?")
+
+	env, err = ParseWebhook(read("take_then_standby_batched.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	env.Each(func(en *Entry, ch Channel, ev *Event) {
+		got = append(got, string(ch)+"/"+string(ev.Kind()))
+	})
+	eq(t, strings.Join(got, " "), "standby/message messaging/take_thread_control")
+	tk := env.Entry[1].Messaging[0].TakeThreadControl
+	eq(t, tk.PreviousOwnerAppID, ID("512345678901234")) // numbers, as Meta sends them
+	eq(t, tk.NewOwnerAppID, InstagramInboxAppID)
+
+	// Messenger bodies parse the same through ParseWebhook.
+	env, err = ParseWebhook(loadFixture(t, "messages_text.json"))
+	if err != nil || env.Object != ObjectPage || env.IsInstagram() {
+		t.Fatalf("Messenger body through ParseWebhook: %+v %v", env, err)
+	}
+	for name, body := range map[string]string{
+		"other object": `{"object":"whatsapp_business_account","entry":[{"id":"1"}]}`,
+		"no object":    `{"entry":[{"id":"1"}]}`,
+		"no entries":   `{"object":"instagram","entry":[]}`,
+		"entry no id":  `{"object":"instagram","entry":[{"time":1}]}`,
+	} {
+		if _, err := ParseWebhook([]byte(body)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := ParseWebhook([]byte(`{"object":"user","entry":[{"id":"1"}]}`)); !errors.Is(err, ErrUnknownObject) {
+		t.Errorf("unknown object: %v, want ErrUnknownObject", err)
 	}
 }

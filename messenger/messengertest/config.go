@@ -28,6 +28,19 @@ const (
 	ModeLegacy Mode = "legacy"
 )
 
+// Platforms a page can be on (PageConfig.Platform).
+const (
+	// PlatformMessenger is a Facebook Page on Messenger (the default).
+	PlatformMessenger = "messenger"
+	// PlatformInstagram is an Instagram professional account: webhooks
+	// with object "instagram" whose entry id is the account id, Instagram's
+	// inbox (messenger.InstagramInboxAppID) in place of the Page Inbox, and
+	// Instagram's subcodes in refusals (100/2534037 not the thread owner,
+	// 10/2534022 outside the window). Conversation Routing, its calls and
+	// its windows are Messenger's.
+	PlatformInstagram = "instagram"
+)
+
 // Config describes the fake platform: its apps, its pages and the settings
 // for behaviour the reference could not confirm.
 type Config struct {
@@ -59,9 +72,13 @@ type AppConfig struct {
 
 // PageConfig is a Facebook Page and the apps connected to it.
 type PageConfig struct {
+	// ID is the page id, or an Instagram account's id.
 	ID   messenger.ID `yaml:"id"`
 	Name string       `yaml:"name"`
 	Mode Mode         `yaml:"mode"`
+	// Platform is PlatformMessenger ("messenger", default) or
+	// PlatformInstagram ("instagram").
+	Platform string `yaml:"platform"`
 	// DefaultApp (Conversation Routing) answers idle threads; legacy pages
 	// use it as the primary receiver. An app name or id.
 	DefaultApp string `yaml:"default_app"`
@@ -73,7 +90,8 @@ type PageConfig struct {
 	LinkRoutes map[string]string `yaml:"link_routes"`
 	// Apps connected to the page, by app name.
 	Apps map[string]PageAppConfig `yaml:"apps"`
-	// NoPageInbox leaves Meta's Page Inbox unconnected.
+	// NoPageInbox leaves Meta's inbox unconnected: the Page Inbox, or on
+	// an Instagram account Instagram's inbox.
 	NoPageInbox bool `yaml:"no_page_inbox"`
 }
 
@@ -97,15 +115,16 @@ type Settings struct {
 	// (default 1000 characters; negative means no limit).
 	MetadataLimit int `yaml:"metadata_limit"`
 	// ExpiryWebhook sends the expired owner a pass_thread_control with a
-	// null new owner when control lapses (no such webhook is documented;
-	// default off).
+	// null new owner when control lapses after 24 h (default off: Meta
+	// sends none, REFERENCE §0.1).
 	ExpiryWebhook bool `yaml:"expiry_webhook"`
 	// PassWebhookTo is "new_owner" (default) or "all" subscribed apps.
 	PassWebhookTo string `yaml:"pass_webhook_to"`
 	// TakeWebhookTo is "previous_owner" (default) or "all" subscribed apps.
 	TakeWebhookTo string `yaml:"take_webhook_to"`
 	// RoutingWebhook sends a pass_thread_control (from null) when entry
-	// routing gives an app an idle thread (default off).
+	// routing gives an app an idle thread (default off: Meta sends none
+	// for social or link routing, REFERENCE §0.1).
 	RoutingWebhook bool `yaml:"routing_webhook"`
 	// RequireAppSecretProof refuses calls without a valid appsecret_proof,
 	// like an app with "Require App Secret" turned on.
@@ -123,6 +142,94 @@ type Settings struct {
 	// UnsubscribeAfter unsubscribes an app from its pages once its webhooks
 	// have failed for this long on the platform clock (default 1h, Meta's).
 	UnsubscribeAfter time.Duration `yaml:"unsubscribe_after"`
+
+	// Meta's disorder (REFERENCE §0.1, §2.1, §3.3). Every random choice
+	// is drawn from Seed, so that a test can choose its disorder and see
+	// it again.
+
+	// Seed drives the webhook sender's random choices (order, delays,
+	// repeats, batch order). Each app draws from its own sequence of the
+	// seed, so the same seed and the same webhooks queued for an app give
+	// the same choices whatever the other apps get.
+	Seed int64 `yaml:"seed"`
+	// WebhookOrder is "per_app" (default: an app's webhooks leave one at a
+	// time in the order they were queued) or "shuffled" (each POST is
+	// drawn at random from the first WebhookWindow webhooks queued for the
+	// app, as retries make Meta's arrive out of order). Either way every
+	// app's webhooks travel apart from the other apps', so the copies of
+	// one event can reach different apps in either order.
+	WebhookOrder string `yaml:"webhook_order"`
+	// WebhookWindow is how many of an app's queued webhooks a shuffled
+	// POST is drawn from (default 10): how far a webhook can overtake.
+	WebhookWindow int `yaml:"webhook_window"`
+	// WebhookDelay holds each POST for a random time between Min and Max
+	// (real time, drawn per POST) before it is sent, after the app's POST
+	// before it; webhooks that queue meanwhile may go in the same batch or,
+	// shuffled, overtake. Zero means none.
+	WebhookDelay DelayRange `yaml:"webhook_delay"`
+	// WebhookRepeat is the probability (0 to 1) that a delivered POST is
+	// delivered again later with the same body, as Meta's retries do; the
+	// repeat joins the end of the app's queue and is not repeated itself.
+	WebhookRepeat float64 `yaml:"webhook_repeat"`
+	// BatchOrder is "sent" (default: the entries of a batched POST, see
+	// MaxBatch, in the order they were queued) or "shuffled" (in a random
+	// order; each keeps its own time and timestamp).
+	BatchOrder string `yaml:"batch_order"`
+
+	// The Page Inbox and Meta AI (REFERENCE §0.1, §5).
+
+	// InboxDoneTo is where control goes when the inbox marks a thread done:
+	// "default_app" (default; idle on a page without one) or "idle". How
+	// Meta's inbox does this under Conversation Routing is undocumented.
+	InboxDoneTo string `yaml:"inbox_done_to"`
+	// InboxDoneWebhook sends the app that gets the thread a
+	// pass_thread_control from the inbox when a thread is marked done
+	// (default off: control moves and Meta sends no webhook).
+	InboxDoneWebhook bool `yaml:"inbox_done_webhook"`
+	// AIReplyTakesControl makes a Meta AI reply take the thread for the
+	// inbox as a staff reply does (default off: control does not move).
+	AIReplyTakesControl bool `yaml:"ai_reply_takes_control"`
+}
+
+// DelayRange is a span of real time from Min to Max, such as
+// {min: 10ms, max: 200ms} in YAML.
+type DelayRange struct {
+	Min time.Duration `yaml:"min"`
+	Max time.Duration `yaml:"max"`
+}
+
+// Values of the settings that choose among a few behaviours.
+const (
+	OrderPerApp        = "per_app"
+	OrderShuffled      = "shuffled"
+	OrderSent          = "sent"
+	InboxDoneToDefault = "default_app"
+	InboxDoneToIdle    = "idle"
+)
+
+// validate reports each setting whose value is not one of its choices.
+func (s *Settings) validate() []error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("settings: "+format, a...)) }
+	if o := s.WebhookOrder; o != "" && o != OrderPerApp && o != OrderShuffled {
+		bad("webhook_order %q is not per_app or shuffled", o)
+	}
+	if o := s.BatchOrder; o != "" && o != OrderSent && o != OrderShuffled {
+		bad("batch_order %q is not sent or shuffled", o)
+	}
+	if to := s.InboxDoneTo; to != "" && to != InboxDoneToDefault && to != InboxDoneToIdle {
+		bad("inbox_done_to %q is not default_app or idle", to)
+	}
+	if s.WebhookWindow < 0 {
+		bad("webhook_window %d is negative", s.WebhookWindow)
+	}
+	if d := s.WebhookDelay; d.Min < 0 || d.Max < d.Min {
+		bad("webhook_delay {min: %s, max: %s} needs 0 <= min <= max", d.Min, d.Max)
+	}
+	if p := s.WebhookRepeat; p < 0 || p > 1 {
+		bad("webhook_repeat %v is not a probability from 0 to 1", p)
+	}
+	return errs
 }
 
 // Defaults for Settings.
@@ -131,6 +238,7 @@ const (
 	defaultTimeout       = 5 * time.Second
 	defaultRetries       = 3
 	defaultRetryDelay    = 200 * time.Millisecond
+	defaultWindow        = 10
 )
 
 func (s *Settings) applyDefaults() {
@@ -166,6 +274,18 @@ func (s *Settings) applyDefaults() {
 	}
 	if s.UnsubscribeAfter <= 0 {
 		s.UnsubscribeAfter = time.Hour
+	}
+	if s.WebhookOrder == "" {
+		s.WebhookOrder = OrderPerApp
+	}
+	if s.WebhookWindow <= 0 {
+		s.WebhookWindow = defaultWindow
+	}
+	if s.BatchOrder == "" {
+		s.BatchOrder = OrderSent
+	}
+	if s.InboxDoneTo == "" {
+		s.InboxDoneTo = InboxDoneToDefault
 	}
 }
 
@@ -234,7 +354,11 @@ func (c *Config) Validate() error {
 		if ref == "" || names[ref] || ids[messenger.ID(ref)] {
 			return true
 		}
-		return ref == string(messenger.PageInboxAppID) || ref == PageInboxName
+		switch ref {
+		case string(messenger.PageInboxAppID), PageInboxName, string(messenger.InstagramInboxAppID), InstagramInboxName:
+			return true
+		}
+		return false
 	}
 	tokens := map[string]bool{}
 	for i, p := range c.Pages {
@@ -258,6 +382,9 @@ func (c *Config) Validate() error {
 		default:
 			bad("%s: mode %q is not conversation_routing, zero_config or legacy", where, p.Mode)
 		}
+		if p.Platform != "" && p.Platform != PlatformMessenger && p.Platform != PlatformInstagram {
+			bad("%s: platform %q is not messenger or instagram", where, p.Platform)
+		}
 		for _, ref := range append([]string{p.DefaultApp, p.SocialRoute}, mapValues(p.LinkRoutes)...) {
 			if !known(ref) {
 				bad("%s: app %q is not in apps", where, ref)
@@ -275,6 +402,7 @@ func (c *Config) Validate() error {
 			tokens[pa.Token] = true
 		}
 	}
+	errs = append(errs, c.Settings.validate()...)
 	return errors.Join(errs...)
 }
 

@@ -41,10 +41,12 @@ func (s *controlSurface) register(c *mux.Router) {
 	c.HandleFunc("/pages/{page}/inbox/{psid}/messages", s.inboxMessage).Methods(http.MethodPost)
 	c.HandleFunc("/pages/{page}/inbox/{psid}/take", s.inboxTake).Methods(http.MethodPost)
 	c.HandleFunc("/pages/{page}/inbox/{psid}/done", s.inboxDone).Methods(http.MethodPost)
+	c.HandleFunc("/pages/{page}/inbox/{psid}/ai_reply", s.inboxAIReply).Methods(http.MethodPost)
 	c.HandleFunc("/pages/{page}/threads/{psid}", s.thread).Methods(http.MethodGet)
 	c.HandleFunc("/clock", s.clock).Methods(http.MethodGet, http.MethodPost)
 	c.HandleFunc("/calls", s.listCalls).Methods(http.MethodGet)
 	c.HandleFunc("/webhooks", s.listWebhooks).Methods(http.MethodGet)
+	c.HandleFunc("/webhooks/{action:hold|release}", s.holdWebhooks).Methods(http.MethodPost)
 	c.HandleFunc("/settle", s.settle).Methods(http.MethodPost)
 	c.HandleFunc("/apps/{app}/verify", s.verify).Methods(http.MethodPost)
 	c.HandleFunc("/faults", s.listFaults).Methods(http.MethodGet)
@@ -100,7 +102,7 @@ func (s *controlSurface) respond(w http.ResponseWriter, r *http.Request, v any, 
 	case errors.As(err, &ge):
 		writeJSON(w, ge.HTTPStatus, messenger.ErrorEnvelope{Error: ge})
 		return
-	case errors.Is(err, ErrUnknownPage), errors.Is(err, ErrNoThread):
+	case errors.Is(err, ErrUnknownPage), errors.Is(err, ErrNoThread), errors.Is(err, ErrUnknownApp):
 		ctlError(w, http.StatusNotFound, err)
 		return
 	case errors.Is(err, ErrNotInbox), errors.Is(err, ErrNoInbox):
@@ -183,13 +185,22 @@ func (s *controlSurface) userRead(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *controlSurface) inboxMessage(w http.ResponseWriter, r *http.Request) {
+	s.inboxText(w, r, s.inbox.replies)
+}
+
+// inboxAIReply is Meta AI replying from the inbox.
+func (s *controlSurface) inboxAIReply(w http.ResponseWriter, r *http.Request) {
+	s.inboxText(w, r, s.inbox.aiReplies)
+}
+
+func (s *controlSurface) inboxText(w http.ResponseWriter, r *http.Request, reply func(page, psid messenger.ID, text string) (string, error)) {
 	var b struct{ Text string }
 	if err := decodeBody(r, &b); err != nil || b.Text == "" {
 		ctlError(w, http.StatusBadRequest, errors.Join(errors.New(`body must be {"text": "..."}`), err))
 		return
 	}
 	page, psid := ids(r)
-	mid, err := s.inbox.replies(page, psid, b.Text)
+	mid, err := reply(page, psid, b.Text)
 	s.respond(w, r, map[string]string{"mid": mid}, err)
 }
 
@@ -268,6 +279,36 @@ func (s *controlSurface) listWebhooks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"webhooks": out})
 }
 
+// holdWebhooks holds or releases an app's webhooks, {"app": name or id};
+// without an app, every app's.
+func (s *controlSurface) holdWebhooks(w http.ResponseWriter, r *http.Request) {
+	var b struct {
+		App string `json:"app"`
+	}
+	if err := decodeBody(r, &b); err != nil {
+		ctlError(w, http.StatusBadRequest, err)
+		return
+	}
+	act := s.hooks.hold
+	if mux.Vars(r)["action"] == "release" {
+		act = s.hooks.release
+	}
+	s.respond(w, r, map[string]bool{"ok": true}, s.holdOrRelease(b.App, act))
+}
+
+// holdOrRelease is Platform.HoldWebhooks and ReleaseWebhooks.
+func (s *controlSurface) holdOrRelease(app string, act func(messenger.ID)) error {
+	var id messenger.ID
+	if app != "" {
+		var ok bool
+		if id, ok = s.w.appID(app); !ok {
+			return fmt.Errorf("%w %q", ErrUnknownApp, app)
+		}
+	}
+	act(id)
+	return nil
+}
+
 func (s *controlSurface) settle(w http.ResponseWriter, r *http.Request) {
 	timeout := 30 * time.Second
 	if s := r.URL.Query().Get("timeout"); s != "" {
@@ -292,6 +333,7 @@ type PageInfo struct {
 	ID         messenger.ID `json:"id"`
 	Name       string       `json:"name,omitempty"`
 	Mode       Mode         `json:"mode"`
+	Platform   string       `json:"platform"`
 	DefaultApp string       `json:"default_app,omitempty"`
 	Apps       []AppInfo    `json:"apps"`
 }

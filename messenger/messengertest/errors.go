@@ -101,3 +101,33 @@ func errUnsupported(method, node string) *messenger.Error {
 	e.Type = "GraphMethodException"
 	return e
 }
+
+// subcodeIGOutsideWindow is Instagram's "outside of allowed window"
+// subcode (code 10), Messenger's 2018278.
+const subcodeIGOutsideWindow = 2534022
+
+// errIGNotOwner is Instagram's refusal of a thread-control call by an app
+// that does not own the thread, where Messenger answers a plain 100.
+func errIGNotOwner() *messenger.Error {
+	return graphError(messenger.CodeInvalidParameter, messenger.SubcodeIGNotOwner, "The action is invalid since it's not the thread owner.")
+}
+
+func errIGOutsideWindow() *messenger.Error {
+	return graphError(messenger.CodePermission, subcodeIGOutsideWindow, "(#10) This message is sent outside of allowed window.")
+}
+
+// notOwner is the refusal of a thread-control call by a non-owner on the
+// page's platform: Messenger's own (msgr) or Instagram's.
+func notOwner(pg *page, msgr func() *messenger.Error) *messenger.Error {
+	if pg.instagram {
+		return errIGNotOwner()
+	}
+	return msgr()
+}
+
+func outsideWindow(pg *page) *messenger.Error {
+	if pg.instagram {
+		return errIGOutsideWindow()
+	}
+	return errOutsideWindow()
+}

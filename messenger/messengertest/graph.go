@@ -288,7 +288,8 @@ func (g *graphAPI) node(c *graphCall) (any, *messenger.Error) {
 	for f := range strings.SplitSeq(c.ps.String("fields"), ",") {
 		switch strings.TrimSpace(f) {
 		case "messaging_feature_status":
-			res["messaging_feature_status"] = messenger.FeatureStatus{MsgrMultiApp: pg.mode != ModeLegacy}
+			cr := pg.mode != ModeLegacy
+			res["messaging_feature_status"] = messenger.FeatureStatus{MsgrMultiApp: cr && !pg.instagram, IGMultiApp: cr && pg.instagram}
 		case "name":
 			res["name"] = pg.name
 		}

@@ -38,6 +38,8 @@ const (
 
 // received is one event a bot got.
 type received struct {
+	Object  string
+	EntryID messenger.ID
 	Channel messenger.Channel
 	Event   messenger.Event
 	Body    []byte
@@ -81,13 +83,13 @@ func (b *bot) serve(w http.ResponseWriter, r *http.Request) {
 	if got, want := r.Header.Get(messenger.HeaderSignatureSHA1), messenger.SignSHA1([]byte(b.secret), body); got != want {
 		b.t.Errorf("sha1 signature %q, want %q", got, want)
 	}
-	env, err := messenger.ParseEnvelope(body)
+	env, err := messenger.ParseWebhook(body)
 	if err != nil {
 		b.t.Errorf("platform sent an unusable body: %v\n%s", err, body)
 		return
 	}
-	env.Each(func(_ *messenger.Entry, ch messenger.Channel, ev *messenger.Event) {
-		b.events = append(b.events, received{Channel: ch, Event: *ev, Body: body})
+	env.Each(func(en *messenger.Entry, ch messenger.Channel, ev *messenger.Event) {
+		b.events = append(b.events, received{Object: env.Object, EntryID: en.ID, Channel: ch, Event: *ev, Body: body})
 	})
 	select {
 	case b.got <- struct{}{}:

@@ -4,26 +4,28 @@ import (
 	"github.com/batonhq/baton/messenger"
 )
 
-// inbox acts as a staff member in Meta's Page Inbox, which is an app on
-// the page like any other but answers from Meta's side: it takes threads,
-// replies (every app sees the echo) and marks them done.
+// inbox acts as a staff member in Meta's inbox (the Page Inbox, or
+// Instagram's on an Instagram account), which is an app on the page like
+// any other but answers from Meta's side: it takes threads, replies (every
+// app sees the echo), lets Meta AI reply, and marks threads done.
 type inbox struct {
 	w     *world
 	rules *rules
 }
 
-// take gives the thread to the Page Inbox, as moving it to the Main
-// folder or replying from the inbox does; the previous owner is told.
+// take gives the thread to the inbox, as moving it to the Main folder or
+// replying from the inbox does; the previous owner is told.
 func (ib *inbox) take(t *thread) {
-	if t.owner == messenger.PageInboxAppID {
+	id := t.page.inboxID()
+	if t.owner == id {
 		t.expires = ib.w.now().Add(controlTTL)
 		return
 	}
 	prev := t.owner
-	ib.w.grant(t, messenger.PageInboxAppID)
+	ib.w.grant(t, id)
 	if prev != "" {
 		ib.w.deliverHandover(t, messenger.Event{TakeThreadControl: &messenger.TakeThreadControl{
-			PreviousOwnerAppID: prev, NewOwnerAppID: messenger.PageInboxAppID,
+			PreviousOwnerAppID: prev, NewOwnerAppID: id,
 		}}, prev, ib.w.settings.TakeWebhookTo == "all")
 	}
 }
@@ -35,7 +37,7 @@ func (ib *inbox) thread(pageID, psid messenger.ID) (*thread, error) {
 	if err != nil {
 		return nil, err
 	}
-	if pg.apps[messenger.PageInboxAppID] == nil {
+	if pg.apps[pg.inboxID()] == nil {
 		return nil, ErrNoInbox
 	}
 	t := ib.w.thread(pg, psid, false)
@@ -45,8 +47,8 @@ func (ib *inbox) thread(pageID, psid messenger.ID) (*thread, error) {
 	return t, nil
 }
 
-// replies, takes and done are Platform.InboxReplies, InboxTakes and
-// InboxDone.
+// replies, aiReplies, takes and done are Platform.InboxReplies,
+// InboxAIReplies, InboxTakes and InboxDone.
 func (ib *inbox) replies(pageID, psid messenger.ID, text string) (string, error) {
 	ib.w.mu.Lock()
 	defer ib.w.mu.Unlock()
@@ -55,9 +57,30 @@ func (ib *inbox) replies(pageID, psid messenger.ID, text string) (string, error)
 		return "", err
 	}
 	ib.take(t)
+	return ib.echo(t, text, false), nil
+}
+
+// aiReplies sends Meta AI's reply: an echo from the inbox's app id marked
+// ai_generated. Control moves only when Settings.AIReplyTakesControl says
+// so (REFERENCE §0.1: field report).
+func (ib *inbox) aiReplies(pageID, psid messenger.ID, text string) (string, error) {
+	ib.w.mu.Lock()
+	defer ib.w.mu.Unlock()
+	t, err := ib.thread(pageID, psid)
+	if err != nil {
+		return "", err
+	}
+	if ib.w.settings.AIReplyTakesControl {
+		ib.take(t)
+	}
+	return ib.echo(t, text, true), nil
+}
+
+func (ib *inbox) echo(t *thread, text string, aiGenerated bool) string {
 	mid := newID("m_")
-	ib.w.recordOutbound(t, ib.w.apps[messenger.PageInboxAppID], mid, &messenger.SendRequest{Message: &messenger.OutgoingMessage{Text: text}})
-	return mid, nil
+	from := ib.w.apps[t.page.inboxID()]
+	ib.w.recordOutbound(t, from, mid, &messenger.SendRequest{Message: &messenger.OutgoingMessage{Text: text}}, aiGenerated)
+	return mid
 }
 
 func (ib *inbox) takes(pageID, psid messenger.ID) error {
@@ -71,6 +94,10 @@ func (ib *inbox) takes(pageID, psid messenger.ID) error {
 	return nil
 }
 
+// done hands a thread the inbox owns back: to the default app (idle on a
+// page without one, or when Settings.InboxDoneTo is "idle"), with no
+// webhook unless Settings.InboxDoneWebhook asks for a pass_thread_control
+// (REFERENCE §0.1).
 func (ib *inbox) done(pageID, psid messenger.ID) error {
 	ib.w.mu.Lock()
 	defer ib.w.mu.Unlock()
@@ -78,19 +105,23 @@ func (ib *inbox) done(pageID, psid messenger.ID) error {
 	if err != nil {
 		return err
 	}
-	if t.owner != messenger.PageInboxAppID {
+	id := t.page.inboxID()
+	if t.owner != id {
 		return ErrNotInbox
 	}
-	if t.page.defaultApp == "" {
+	to := t.page.defaultApp
+	if ib.w.settings.InboxDoneTo == InboxDoneToIdle {
+		to = ""
+	}
+	if to == "" {
 		t.owner = ""
-		return nil
+	} else {
+		ib.w.grant(t, to)
 	}
-	return apiErr(ib.rules.pass(t.page.apps[messenger.PageInboxAppID], t, t.page.defaultApp, ""))
-}
-
-func apiErr(e *messenger.Error) error {
-	if e == nil {
-		return nil
+	if ib.w.settings.InboxDoneWebhook && to != "" {
+		ib.w.deliverHandover(t, messenger.Event{PassThreadControl: &messenger.PassThreadControl{
+			PreviousOwnerAppID: id, NewOwnerAppID: to,
+		}}, to, ib.w.settings.PassWebhookTo == "all")
 	}
-	return e
+	return nil
 }

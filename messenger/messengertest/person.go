@@ -12,6 +12,7 @@ var (
 	ErrNoThread    = errors.New("the person has not written to this page")
 	ErrNotInbox    = errors.New("the Page Inbox does not own this thread")
 	ErrNoInbox     = errors.New("the Page Inbox is not connected to this page")
+	ErrUnknownApp  = errors.New("unknown app")
 )
 
 // UserMessage is what a person writes.

@@ -20,16 +20,45 @@
 //     one place that changes who owns a thread on an app's behalf;
 //   - the Graph API (graph.go) serves /vNN.N/{node}/{edge}, records each
 //     call (calls.go) and lets the fault injector answer instead;
-//   - the webhook sender (webhooks.go) posts the queued webhooks in order
-//     per app, signed, with retries;
-//   - the person and the Page Inbox (person.go, inbox.go) act as a
-//     Facebook user and a staff member;
+//   - the webhook sender (webhooks.go, webhook_order.go) posts the queued
+//     webhooks, signed, with retries, on one lane per app: each app's
+//     copies travel apart from the other apps';
+//   - the person and the inbox (person.go, inbox.go) act as a Facebook
+//     or Instagram user, a staff member in the Page Inbox (Instagram's
+//     inbox on an Instagram account), and Meta AI replying from it;
 //   - the control surface (control.go, control_faults.go) serves
 //     /_platform/ over all of them;
 //   - the fault injector (faults.go, graph_fault.go) makes matching Graph
 //     calls fail: an error answer (a Meta-shaped envelope by default), a
 //     held request that ends without an answer, a dropped connection, or
 //     a call that is applied for real while its answer says otherwise.
+//
+// # Meta's disorder
+//
+// Meta sends every subscribed app its own copy of an event; the copies can
+// arrive in either order, retries make one app's webhooks arrive out of
+// order or twice, a batch's entries come in any order, and some control
+// changes come with no webhook at all (REFERENCE §0.1). Each is a setting
+// (see Settings), drawn from Settings.Seed where it is random:
+// webhook_order (per_app or shuffled within webhook_window),
+// webhook_delay, webhook_repeat, batch_order with max_batch; and the
+// silent changes, social and link routing, expiry, the inbox marking a
+// thread done and Meta AI replies, send no webhook unless routing_webhook,
+// expiry_webhook or inbox_done_webhook ask for one. POST
+// /_platform/webhooks/hold and /_platform/webhooks/release ({"app": name
+// or id}, or {} for every app), or HoldWebhooks and ReleaseWebhooks, hold
+// an app's webhooks so that a test chooses which app hears of an event
+// first; Settle does not wait for held webhooks.
+//
+// # Instagram
+//
+// A page with platform: instagram is an Instagram professional account:
+// its webhooks carry object "instagram" and the account id as entry id
+// (messenger.ParseWebhook reads them), Instagram's inbox
+// (messenger.InstagramInboxAppID) stands in for the Page Inbox, and
+// refusals carry Instagram's subcodes (100/2534037 not the thread owner,
+// 10/2534022 outside the window). Conversation Routing, the Graph calls,
+// the windows and the control surface are Messenger's.
 //
 // # Faults
 //
@@ -58,6 +87,10 @@ import (
 // PageInboxName is the name the platform gives Meta's Page Inbox app, which
 // every page has unless its config says no_page_inbox.
 const PageInboxName = "page-inbox"
+
+// InstagramInboxName is the name the platform gives Instagram's inbox app,
+// which every Instagram account has unless its config says no_page_inbox.
+const InstagramInboxName = "instagram-inbox"
 
 // Windows and limits of the platform (REFERENCE §4, §5).
 const (
@@ -237,11 +270,31 @@ func (p *Platform) InboxReplies(pageID, psid messenger.ID, text string) (string,
 // control.
 func (p *Platform) InboxTakes(pageID, psid messenger.ID) error { return p.inbox.takes(pageID, psid) }
 
-// InboxDone marks the conversation done in Page Inbox: control passes back
+// InboxDone marks the conversation done in the inbox: control passes back
 // to the default app (primary receiver), or the thread becomes idle on a
-// zero-config page. How Meta's inbox does this under Conversation Routing
-// is not documented; this follows the legacy "Done" behaviour.
+// zero-config page or with Settings.InboxDoneTo "idle". No app is told
+// unless Settings.InboxDoneWebhook is set (REFERENCE §0.1); how Meta's
+// inbox hands control back under Conversation Routing is undocumented.
 func (p *Platform) InboxDone(pageID, psid messenger.ID) error { return p.inbox.done(pageID, psid) }
+
+// InboxAIReplies sends Meta AI's reply from the inbox: every app sees an
+// echo with the inbox's app_id and "ai_generated": true in the message.
+// Control does not move unless Settings.AIReplyTakesControl is set.
+func (p *Platform) InboxAIReplies(pageID, psid messenger.ID, text string) (string, error) {
+	return p.inbox.aiReplies(pageID, psid, text)
+}
+
+// HoldWebhooks stops the webhooks of one app (by name or id; every app's
+// when app is empty) after the POST in flight: they queue until
+// ReleaseWebhooks, and Settle does not wait for them. A test holds one app
+// to make another app's copy of an event arrive first.
+func (p *Platform) HoldWebhooks(app string) error { return p.ctl.holdOrRelease(app, p.hooks.hold) }
+
+// ReleaseWebhooks lets held webhooks go: one app's, or with app empty
+// every app's.
+func (p *Platform) ReleaseWebhooks(app string) error {
+	return p.ctl.holdOrRelease(app, p.hooks.release)
+}
 
 // AddFault makes the Graph calls that match f fail as f says, until it has
 // affected f.Count calls (0: until cleared). It returns f as stored, with
@@ -277,6 +330,8 @@ type ThreadMessage struct {
 	Metadata  string       `json:"metadata,omitempty"`
 	Tag       string       `json:"tag,omitempty"`
 	HasAttach bool         `json:"has_attachment,omitempty"`
+	// AIGenerated marks a Meta AI reply sent from the inbox.
+	AIGenerated bool `json:"ai_generated,omitempty"`
 }
 
 // ThreadState is the platform's truth about one thread.

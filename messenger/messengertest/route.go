@@ -31,6 +31,11 @@ func channelFor(t *thread, pa *pageApp) messenger.Channel {
 // route sends a person's event, or an echo, to every subscribed app on the
 // page: the owner on messaging, the others on standby.
 func (w *world) route(t *thread, ev messenger.Event, field string) {
+	w.routeAs(t, ev, field, false)
+}
+
+// routeAs is route; aiGenerated marks an echo as a Meta AI reply.
+func (w *world) routeAs(t *thread, ev messenger.Event, field string, aiGenerated bool) {
 	w.stamp(t, &ev)
 	kind := ev.Kind()
 	for _, pa := range t.page.connectedApps() {
@@ -54,7 +59,7 @@ func (w *world) route(t *thread, ev messenger.Event, field string) {
 				e.Postback = &pb
 			}
 		}
-		w.enqueue(t.page, pa, ch, &e)
+		w.enqueue(t.page, pa, ch, &e, aiGenerated)
 	}
 }
 
@@ -66,7 +71,7 @@ func (w *world) deliverTo(pg *page, appIDs []messenger.ID, ev messenger.Event, f
 		if pa == nil || pa.app.callback == "" || !pa.subscribed[field] {
 			continue
 		}
-		w.enqueue(pg, pa, messenger.ChannelMessaging, &ev)
+		w.enqueue(pg, pa, messenger.ChannelMessaging, &ev, false)
 	}
 }
 
@@ -104,23 +109,24 @@ func (w *world) stamp(t *thread, ev *messenger.Event) {
 	ev.Recipient = messenger.Party{ID: t.page.id}
 }
 
-func (w *world) enqueue(pg *page, pa *pageApp, ch messenger.Channel, ev *messenger.Event) {
+func (w *world) enqueue(pg *page, pa *pageApp, ch messenger.Channel, ev *messenger.Event, aiGenerated bool) {
 	entry := wireEntry{ID: pg.id, Time: w.now().UnixMilli()}
-	raw := encodeEvent(ev)
+	raw := encodeEvent(ev, aiGenerated)
 	if ch == messenger.ChannelStandby {
 		entry.Standby = []json.RawMessage{raw}
 	} else {
 		entry.Messaging = []json.RawMessage{raw}
 	}
-	w.out.enqueue(queued{pa: pa, entry: entry, channel: ch, kind: ev.Kind()})
+	w.out.enqueue(queued{pa: pa, object: pg.object(), entry: entry, channel: ch, kind: ev.Kind()})
 }
 
-// recordOutbound stores a page message and routes its echo.
-func (w *world) recordOutbound(t *thread, from *app, mid string, req *messenger.SendRequest) {
+// recordOutbound stores a page message and routes its echo; aiGenerated
+// marks a Meta AI reply.
+func (w *world) recordOutbound(t *thread, from *app, mid string, req *messenger.SendRequest, aiGenerated bool) {
 	m := req.Message
 	t.messages = append(t.messages, ThreadMessage{
 		Mid: mid, At: w.now(), Direction: "out", AppID: from.id, App: from.name,
-		Text: m.Text, Metadata: m.Metadata, Tag: req.Tag, HasAttach: m.Attachment != nil,
+		Text: m.Text, Metadata: m.Metadata, Tag: req.Tag, HasAttach: m.Attachment != nil, AIGenerated: aiGenerated,
 	})
 	echo := &messenger.Message{Mid: mid, IsEcho: true, AppID: from.id, Metadata: m.Metadata, Text: m.Text}
 	if a := m.Attachment; a != nil {
@@ -128,11 +134,12 @@ func (w *world) recordOutbound(t *thread, from *app, mid string, req *messenger.
 		_ = json.Unmarshal(a.Payload, &pl)
 		echo.Attachments = []messenger.Attachment{{Type: a.Type, Payload: pl}}
 	}
-	w.route(t, messenger.Event{Message: echo}, "message_echoes")
+	w.routeAs(t, messenger.Event{Message: echo}, "message_echoes", aiGenerated)
 }
 
-// encodeEvent encodes one event as Meta would put it in an entry.
-func encodeEvent(ev *messenger.Event) json.RawMessage {
+// encodeEvent encodes one event as Meta would put it in an entry;
+// aiGenerated adds Meta AI's "ai_generated":true to an echo's message.
+func encodeEvent(ev *messenger.Event, aiGenerated bool) json.RawMessage {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -143,6 +150,11 @@ func encodeEvent(ev *messenger.Event) json.RawMessage {
 		// with strict types depend on it. Strings inside the event are
 		// escaped, so this exact key only occurs as the field itself.
 		b = bytes.Replace(b, []byte(`"app_id":"`+m.AppID+`"`), []byte(`"app_id":`+m.AppID), 1)
+	}
+	if m := ev.Message; m != nil && m.IsEcho && aiGenerated {
+		// messenger.Message has no field for it; the key is spliced in
+		// after is_echo, which for the same reason occurs only as a key.
+		b = bytes.Replace(b, []byte(`"is_echo":true`), []byte(`"is_echo":true,"ai_generated":true`), 1)
 	}
 	return b
 }

@@ -321,16 +321,66 @@ func TestPageInboxReplyTakesControl(t *testing.T) {
 		t.Fatalf("default app got %q", got)
 	}
 
-	// Done in the inbox hands the thread back to the default app.
+	// Done in the inbox hands the thread back to the default app, and no
+	// app is told (REFERENCE §0.1).
 	if st := e.ctl("POST", "/_platform/pages/"+pageID+"/inbox/"+psid+"/done?wait=true", nil, nil); st != 200 {
 		t.Fatalf("done: %d", st)
 	}
 	if e.owner() != botA {
 		t.Fatalf("owner after done %q", e.owner())
 	}
-	if got := kinds(e.a.take()); got != "messaging:pass_thread_control" {
-		t.Fatalf("default app got %q", got)
+	if a, b := kinds(e.a.take()), kinds(e.b.take()); a != "" || b != "" {
+		t.Fatalf("done sent webhooks: default app %q, other %q", a, b)
 	}
+	// The default app learns it from its channel: the next message comes
+	// on messaging.
+	e.say("thanks")
+	if a, b := kinds(e.a.take()), kinds(e.b.take()); a != "messaging:message" || b != "standby:message" {
+		t.Fatalf("after done: default app %q, other %q", a, b)
+	}
+}
+
+func TestInboxDoneSettings(t *testing.T) {
+	toInbox := func(e *env) {
+		e.say("human please")
+		if st := e.ctl("POST", "/_platform/pages/"+pageID+"/inbox/"+psid+"/take?wait=true", nil, nil); st != 200 {
+			t.Fatalf("take: %d", st)
+		}
+		e.a.take()
+		e.b.take()
+	}
+	done := func(e *env) {
+		if st := e.ctl("POST", "/_platform/pages/"+pageID+"/inbox/"+psid+"/done?wait=true", nil, nil); st != 200 {
+			t.Fatalf("done: %d", st)
+		}
+	}
+	t.Run("inbox_done_webhook", func(t *testing.T) {
+		e := newEnv(t, func(c *messengertest.Config) { c.Settings.InboxDoneWebhook = true })
+		toInbox(e)
+		done(e)
+		a := e.a.take()
+		if kinds(a) != "messaging:pass_thread_control" || kinds(e.b.take()) != "" {
+			t.Fatalf("default app got %q", kinds(a))
+		}
+		if p := a[0].Event.PassThreadControl; p.PreviousOwnerAppID != inboxID || p.NewOwnerAppID != botA {
+			t.Fatalf("pass %+v", p)
+		}
+	})
+	t.Run("inbox_done_to idle", func(t *testing.T) {
+		e := newEnv(t, func(c *messengertest.Config) { c.Settings.InboxDoneTo = "idle" })
+		toInbox(e)
+		done(e)
+		if e.owner() != "" || kinds(e.a.take()) != "" {
+			t.Fatalf("owner %q after done to idle", e.owner())
+		}
+	})
+	t.Run("not the inbox's thread", func(t *testing.T) {
+		e := newEnv(t)
+		e.say("hi")
+		if st := e.ctl("POST", "/_platform/pages/"+pageID+"/inbox/"+psid+"/done", nil, nil); st != 409 {
+			t.Fatalf("done on a thread the inbox does not own: %d", st)
+		}
+	})
 }
 
 func TestZeroConfig(t *testing.T) {

@@ -38,7 +38,7 @@ func (r *rules) pass(caller *pageApp, t *thread, target messenger.ID, md string)
 		// secondary must own the thread, and its pass defaults to the
 		// primary.
 		if !isPrimary(pg, me) && t.owner != me {
-			return errNotOwnerPass()
+			return notOwner(pg, errNotOwnerPass)
 		}
 		if target == "" {
 			if isPrimary(pg, me) {
@@ -51,7 +51,7 @@ func (r *rules) pass(caller *pageApp, t *thread, target messenger.ID, md string)
 		}
 	case ModeZeroConfig:
 		if t.owner != "" && t.owner != me {
-			return errNotOwnerPass()
+			return notOwner(pg, errNotOwnerPass)
 		}
 		if target == "" {
 			return errParamRequired("target_app_id") // no default app to fall back to
@@ -61,7 +61,7 @@ func (r *rules) pass(caller *pageApp, t *thread, target messenger.ID, md string)
 		}
 	default:
 		if t.owner != "" && t.owner != me {
-			return errNotOwnerPass()
+			return notOwner(pg, errNotOwnerPass)
 		}
 		if target == "" {
 			target = pg.defaultApp
@@ -153,7 +153,7 @@ func (r *rules) release(caller *pageApp, t *thread, md string) *messenger.Error 
 		return err
 	}
 	if t.owner != caller.app.id {
-		return errNotOwnerRelease()
+		return notOwner(t.page, errNotOwnerRelease)
 	}
 	if t.page.mode == ModeLegacy {
 		t.owner = t.page.defaultApp // legacy threads fall back to the primary
@@ -165,7 +165,7 @@ func (r *rules) release(caller *pageApp, t *thread, md string) *messenger.Error 
 
 func (r *rules) extend(caller *pageApp, t *thread, seconds int64) *messenger.Error {
 	if t.owner != caller.app.id {
-		return errNotOwnerExtend()
+		return notOwner(t.page, errNotOwnerExtend)
 	}
 	if seconds <= 0 || seconds > maxExtendSeconds {
 		return errInvalidParameter()
@@ -236,7 +236,7 @@ func (r *rules) sendAllowed(caller *pageApp, t *thread, tag string, viaOTN bool)
 	}
 	since := now.Sub(t.lastUserMsg)
 	if t.lastUserMsg.IsZero() {
-		return errOutsideWindow()
+		return outsideWindow(pg)
 	}
 	switch {
 	case since <= messagingWindow:
@@ -244,7 +244,7 @@ func (r *rules) sendAllowed(caller *pageApp, t *thread, tag string, viaOTN bool)
 	case (tag == messenger.TagHumanAgent || tag == messenger.TagCustomerFeedback) && since <= humanAgentWindow:
 		return nil
 	}
-	return errOutsideWindow()
+	return outsideWindow(pg)
 }
 
 // send applies one Send API call.
@@ -307,7 +307,7 @@ func (r *rules) send(caller *pageApp, req *messenger.SendRequest) (any, *messeng
 		r.w.otns[req.Recipient.OneTimeNotifToken].used = true
 	}
 	mid := newID("m_")
-	r.w.recordOutbound(t, caller.app, mid, req)
+	r.w.recordOutbound(t, caller.app, mid, req, false)
 	if tc := req.ThreadControl; tc != nil {
 		// Send, then change control, as one call. "release" (the default)
 		// sends no webhook.

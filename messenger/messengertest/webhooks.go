@@ -19,7 +19,7 @@ import (
 // WebhookRecord is one webhook POST (with its retries) to one app.
 type WebhookRecord struct {
 	ID         int          `json:"id"`
-	At         time.Time    `json:"at"` // platform clock when queued
+	At         time.Time    `json:"at"` // platform clock when sent
 	App        string       `json:"app"`
 	AppID      messenger.ID `json:"app_id"`
 	URL        string       `json:"url"`
@@ -30,6 +30,9 @@ type WebhookRecord struct {
 	LastStatus int          `json:"last_status,omitempty"`
 	LastError  string       `json:"last_error,omitempty"`
 	Body       string       `json:"body,omitempty"`
+	// Repeat marks a POST delivered again, with the same body, as Meta's
+	// retries do (Settings.WebhookRepeat).
+	Repeat bool `json:"repeat,omitempty"`
 }
 
 // wireEntry is an entry whose events are already encoded, so that each
@@ -48,14 +51,16 @@ type wireEnvelope struct {
 
 type queued struct {
 	pa      *pageApp
+	object  string // the envelope's object: "page" or "instagram"
 	entry   wireEntry
 	channel messenger.Channel
 	kind    messenger.Kind
 }
 
-// webhookSender delivers webhooks in order per app: one goroutine per app
-// while it has work, which retries a failing POST before moving on. It
-// knows the world only through onResult, which it calls after each POST.
+// webhookSender delivers webhooks: one lane per app, each its own
+// connection to the app's callback, apart from every other app's, with
+// the order, delays, repeats and batches Settings choose (webhook_order.go).
+// It knows the world only through onResult, which it calls after each POST.
 type webhookSender struct {
 	client   *http.Client
 	clock    Clock
@@ -64,10 +69,10 @@ type webhookSender struct {
 	onResult func(batch []queued, ok bool)
 
 	mu      sync.Mutex
-	queues  map[messenger.ID][]queued
-	running map[messenger.ID]bool
-	pending int
-	idle    chan struct{} // closed while nothing is pending
+	lanes   map[messenger.ID]*lane
+	holdAll bool          // hold every app, those without a lane yet too
+	busy    bool          // some lane has work it may do
+	idle    chan struct{} // closed while !busy
 	records []*WebhookRecord
 	nextID  int
 	closed  bool
@@ -84,73 +89,33 @@ func newWebhookSender(client *http.Client, c Clock, log *zap.Logger, settings Se
 		log:      log,
 		settings: settings,
 		onResult: onResult,
-		queues:   map[messenger.ID][]queued{},
-		running:  map[messenger.ID]bool{},
+		lanes:    map[messenger.ID]*lane{},
 		idle:     idle,
 		stop:     make(chan struct{}),
 	}
 }
 
-func (s *webhookSender) enqueue(q queued) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
-	}
-	if s.pending == 0 {
-		s.idle = make(chan struct{})
-	}
-	s.pending++
-	id := q.pa.app.id
-	s.queues[id] = append(s.queues[id], q)
-	if !s.running[id] {
-		s.running[id] = true
-		s.wg.Add(1)
-		go s.run(id)
-	}
-}
-
-// run sends the app's queue until it is empty.
-func (s *webhookSender) run(appID messenger.ID) {
-	defer s.wg.Done()
-	for {
-		s.mu.Lock()
-		q := s.queues[appID]
-		if len(q) == 0 || s.closed {
-			s.running[appID] = false
-			s.mu.Unlock()
-			return
-		}
-		n := min(len(q), s.settings.MaxBatch)
-		batch := append([]queued(nil), q[:n]...)
-		s.queues[appID] = q[n:]
-		s.mu.Unlock()
-
-		s.send(batch)
-
-		s.mu.Lock()
-		s.pending -= n
-		if s.pending == 0 {
-			close(s.idle)
-		}
-		s.mu.Unlock()
-	}
-}
-
-func (s *webhookSender) send(batch []queued) {
+// send posts p, with retries, and reports whether it was delivered. It
+// builds the body of a first delivery; a repeat sends its body again.
+func (s *webhookSender) send(p *post) bool {
+	batch := p.entries
 	a := batch[0].pa.app
-	env := wireEnvelope{Object: messenger.ObjectPage}
-	rec := &WebhookRecord{At: s.clock.Now(), App: a.name, AppID: a.id, URL: a.callback, Status: "pending"}
+	rec := &WebhookRecord{At: s.clock.Now(), App: a.name, AppID: a.id, URL: a.callback, Status: "pending", Repeat: p.repeat()}
+	env := wireEnvelope{Object: batch[0].object}
 	for _, q := range batch {
 		env.Entry = append(env.Entry, q.entry)
 		rec.Channels = append(rec.Channels, string(q.channel))
 		rec.Kinds = append(rec.Kinds, string(q.kind))
 	}
-	body, err := messenger.MarshalLikeMeta(env)
-	if err != nil { // cannot happen: every part was encoded before
-		s.log.Error("encode webhook", zap.Error(err))
-		return
+	if p.body == nil {
+		body, err := messenger.MarshalLikeMeta(env)
+		if err != nil { // cannot happen: every part was encoded before
+			s.log.Error("encode webhook", zap.Error(err))
+			return false
+		}
+		p.body = body
 	}
+	body := p.body
 	rec.Body = string(body)
 	s.mu.Lock()
 	s.nextID++
@@ -164,10 +129,8 @@ func (s *webhookSender) send(batch []queued) {
 	delay := s.settings.WebhookRetryDelay
 	for attempt := 0; attempt <= s.settings.WebhookRetries; attempt++ {
 		if attempt > 0 {
-			select {
-			case <-s.stop:
-				return
-			case <-time.After(delay):
+			if !s.sleep(delay) {
+				return false
 			}
 			delay *= 2
 		}
@@ -184,7 +147,7 @@ func (s *webhookSender) send(batch []queued) {
 		s.mu.Unlock()
 		if err == nil {
 			s.onResult(batch, true)
-			return
+			return true
 		}
 		s.log.Info("webhook failed", zap.String("app", a.name), zap.Int("attempt", attempt+1), zap.Error(err))
 	}
@@ -192,6 +155,20 @@ func (s *webhookSender) send(batch []queued) {
 	rec.Status = "failed"
 	s.mu.Unlock()
 	s.onResult(batch, false)
+	return false
+}
+
+// sleep waits d of real time and reports false if the sender stopped
+// first.
+func (s *webhookSender) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.stop:
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 func (s *webhookSender) post(a *app, body []byte) (int, error) {
@@ -224,19 +201,6 @@ func (s *webhookSender) post(a *app, body []byte) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// settle waits until no webhook is queued or in flight.
-func (s *webhookSender) settle(ctx context.Context) error {
-	s.mu.Lock()
-	idle := s.idle
-	s.mu.Unlock()
-	select {
-	case <-idle:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("webhooks still pending: %w", ctx.Err())
-	}
-}
-
 func (s *webhookSender) list() []WebhookRecord {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -260,10 +224,7 @@ func (s *webhookSender) close() {
 	s.mu.Unlock()
 	s.wg.Wait()
 	s.mu.Lock()
-	if s.pending > 0 {
-		s.pending = 0
-		close(s.idle)
-	}
+	s.updateIdle() // closed: nothing left to wait for
 	s.mu.Unlock()
 }
 

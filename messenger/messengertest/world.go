@@ -32,7 +32,7 @@ type world struct {
 }
 
 // webhookQueue takes one event for one app; the webhook sender delivers it
-// later, in order per app.
+// later, in the order Settings choose (webhook_order.go).
 type webhookQueue interface {
 	enqueue(q queued)
 }
@@ -50,6 +50,7 @@ type page struct {
 	id          messenger.ID
 	name        string
 	mode        Mode
+	instagram   bool         // an Instagram professional account
 	defaultApp  messenger.ID // primary receiver in legacy mode
 	socialRoute messenger.ID
 	linkRoutes  map[string]messenger.ID
@@ -110,12 +111,13 @@ func newWorld(cfg Config, settings Settings, c Clock, log *zap.Logger) *world {
 		}
 		w.apps[a.id], w.byName[a.name] = a, a
 	}
-	if w.apps[messenger.PageInboxAppID] == nil {
-		inbox := &app{name: PageInboxName, id: messenger.PageInboxAppID}
-		w.apps[inbox.id], w.byName[inbox.name] = inbox, inbox
+	for _, inbox := range []*app{{name: PageInboxName, id: messenger.PageInboxAppID}, {name: InstagramInboxName, id: messenger.InstagramInboxAppID}} {
+		if w.apps[inbox.id] == nil {
+			w.apps[inbox.id], w.byName[inbox.name] = inbox, inbox
+		}
 	}
 	for _, pc := range cfg.Pages {
-		pg := &page{id: pc.ID, name: pc.Name, mode: pc.Mode, linkRoutes: map[string]messenger.ID{}, apps: map[messenger.ID]*pageApp{}}
+		pg := &page{id: pc.ID, name: pc.Name, mode: pc.Mode, instagram: pc.Platform == PlatformInstagram, linkRoutes: map[string]messenger.ID{}, apps: map[messenger.ID]*pageApp{}}
 		if pg.mode == "" {
 			pg.mode = ModeConversationRouting
 		}
@@ -133,9 +135,9 @@ func newWorld(cfg Config, settings Settings, c Clock, log *zap.Logger) *world {
 			pg.apps[a.id] = pa
 			w.tokens[pac.Token] = pa
 		}
-		if !pc.NoPageInbox && pg.apps[messenger.PageInboxAppID] == nil {
+		if inbox := pg.inboxID(); !pc.NoPageInbox && pg.apps[inbox] == nil {
 			// Meta's inbox answers from Meta's side: no token, no webhooks.
-			pg.apps[messenger.PageInboxAppID] = &pageApp{page: pg, app: w.apps[messenger.PageInboxAppID], takeover: true, subscribed: map[string]bool{}}
+			pg.apps[inbox] = &pageApp{page: pg, app: w.apps[inbox], takeover: true, subscribed: map[string]bool{}}
 		}
 		w.pages[pg.id] = pg
 	}
@@ -251,6 +253,19 @@ func (w *world) hasApp(ref string) bool {
 	return w.byName[ref] != nil || w.apps[messenger.ID(ref)] != nil
 }
 
+// appID resolves an app name or id.
+func (w *world) appID(ref string) (messenger.ID, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if a := w.byName[ref]; a != nil {
+		return a.id, true
+	}
+	if a := w.apps[messenger.ID(ref)]; a != nil {
+		return a.id, true
+	}
+	return "", false
+}
+
 // callbackOf returns what the subscription handshake needs of an app.
 func (w *world) callbackOf(appName string) (callback, verifyToken string, ok bool) {
 	w.mu.Lock()
@@ -299,7 +314,7 @@ func (w *world) pageInfos() []PageInfo {
 	defer w.mu.Unlock()
 	var out []PageInfo
 	for _, pg := range w.pages {
-		pi := PageInfo{ID: pg.id, Name: pg.name, Mode: pg.mode, DefaultApp: w.appName(pg.defaultApp)}
+		pi := PageInfo{ID: pg.id, Name: pg.name, Mode: pg.mode, Platform: pg.platform(), DefaultApp: w.appName(pg.defaultApp)}
 		for _, pa := range pg.connectedApps() {
 			pi.Apps = append(pi.Apps, AppInfo{Name: pa.app.name, ID: pa.app.id, CallbackURL: pa.app.callback, Takeover: pa.takeover, SubscribedFields: pa.fieldList()})
 		}
@@ -329,6 +344,30 @@ func (w *world) markWebhookResult(batch []queued, ok bool) {
 			pa.subscribed = map[string]bool{}
 		}
 	}
+}
+
+// inboxID is the app id of Meta's inbox on the page: the Page Inbox, or
+// Instagram's inbox on an Instagram account.
+func (pg *page) inboxID() messenger.ID {
+	if pg.instagram {
+		return messenger.InstagramInboxAppID
+	}
+	return messenger.PageInboxAppID
+}
+
+// object is the `object` of the page's webhooks.
+func (pg *page) object() string {
+	if pg.instagram {
+		return messenger.ObjectInstagram
+	}
+	return messenger.ObjectPage
+}
+
+func (pg *page) platform() string {
+	if pg.instagram {
+		return PlatformInstagram
+	}
+	return PlatformMessenger
 }
 
 // connectedApps returns the page's apps in a stable order (by app id), so

@@ -189,6 +189,11 @@ type Settings struct {
 	// AIReplyTakesControl makes a Meta AI reply take the thread for the
 	// inbox as a staff reply does (default off: control does not move).
 	AIReplyTakesControl bool `yaml:"ai_reply_takes_control"`
+	// ExtendCanShorten lets an extend_thread_control with a duration
+	// shorter than what is left shorten control. Meta documents extend as
+	// extending; whether a shorter one shortens is [UNCONFIRMED]
+	// (REFERENCE §0.1): the default keeps the later expiry.
+	ExtendCanShorten bool `yaml:"extend_can_shorten"`
 }
 
 // DelayRange is a span of real time from Min to Max, such as

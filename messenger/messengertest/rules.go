@@ -66,8 +66,10 @@ func (r *rules) pass(caller *pageApp, t *thread, target messenger.ID, md string)
 		if target == "" {
 			target = pg.defaultApp
 		}
-		if target == me {
-			return errInvalidParameter() // passing to yourself does not extend control
+		// Passing to yourself does not extend control; while the thread
+		// is idle it claims it (REFERENCE §0.1).
+		if target == me && t.owner == me {
+			return errInvalidParameter()
 		}
 	}
 	if pg.apps[target] == nil {
@@ -170,7 +172,10 @@ func (r *rules) extend(caller *pageApp, t *thread, seconds int64) *messenger.Err
 	if seconds <= 0 || seconds > maxExtendSeconds {
 		return errInvalidParameter()
 	}
-	t.expires = r.w.now().Add(time.Duration(seconds) * time.Second)
+	until := r.w.now().Add(time.Duration(seconds) * time.Second)
+	if until.After(t.expires) || r.w.settings.ExtendCanShorten {
+		t.expires = until
+	}
 	return nil
 }
 

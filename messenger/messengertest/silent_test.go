@@ -2,7 +2,9 @@ package messengertest_test
 
 import (
 	"bytes"
+	"context"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton/messenger"
 	"github.com/batonhq/baton/messenger/messengertest"
@@ -149,5 +151,36 @@ func TestMetaAIReply(t *testing.T) {
 	}
 	if st := e.ctl("POST", "/_platform/pages/"+pageID+"/inbox/"+psid+"/ai_reply", map[string]string{}, nil); st != 400 {
 		t.Fatalf("ai_reply without text: %d", st)
+	}
+}
+
+// Pass to yourself: refused to the owner, a claim of an idle thread; and
+// extend keeps the later expiry unless extend_can_shorten.
+func TestPassToSelfAndExtend(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.say("hi")
+	e.settle()
+	if e.owner() != "" {
+		t.Fatalf("owner %q, want idle", e.owner())
+	}
+	if err := e.client.PassThreadControl(ctx, credB, psid, botB, ""); err != nil {
+		t.Fatalf("claim of an idle thread: %v", err)
+	}
+	if e.owner() != botB {
+		t.Fatalf("owner %q", e.owner())
+	}
+	if err := e.client.PassThreadControl(ctx, credB, psid, botB, ""); err == nil {
+		t.Fatal("the owner passed to itself")
+	}
+	if err := e.client.ExtendThreadControl(ctx, credB, psid, 7*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	long := e.truth().ExpiresAt
+	if err := e.client.ExtendThreadControl(ctx, credB, psid, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.truth().ExpiresAt; got == nil || long == nil || !got.Equal(*long) {
+		t.Fatalf("a shorter extend moved the expiry from %v to %v", long, got)
 	}
 }

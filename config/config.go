@@ -130,8 +130,14 @@ type Adapter struct {
 
 // Page is a Facebook Page and the apps on it.
 type Page struct {
+	// ID is the Facebook Page id, or the Instagram professional account
+	// id for an Instagram page.
 	ID   string `yaml:"id"`
 	Mode string `yaml:"mode"` // conversation_routing | zero_config | legacy
+	// Platform is messenger (default) or instagram: an Instagram
+	// professional account, whose webhooks come with object "instagram"
+	// and whose inbox is Instagram's (1217981644879628).
+	Platform string `yaml:"platform"`
 	// Primary is the default app (Conversation Routing) or primary
 	// receiver (legacy).
 	Primary   string   `yaml:"primary"`
@@ -158,6 +164,12 @@ const (
 	ModeConversationRouting = "conversation_routing"
 	ModeZeroConfig          = "zero_config"
 	ModeLegacy              = "legacy"
+)
+
+// Page platforms.
+const (
+	PlatformMessenger = "messenger"
+	PlatformInstagram = "instagram"
 )
 
 // Defaults.
@@ -227,6 +239,7 @@ func (c *Config) applyDefaults() {
 	for i := range c.Pages {
 		p := &c.Pages[i]
 		def(&p.Mode, ModeConversationRouting)
+		def(&p.Platform, PlatformMessenger)
 	}
 }
 

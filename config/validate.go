@@ -252,6 +252,15 @@ func (v *validator) page(path string, p *Page, c *Config, seen map[string]bool) 
 	default:
 		v.bad(path+".mode", "%q is not conversation_routing, zero_config or legacy", p.Mode)
 	}
+	switch p.Platform {
+	case PlatformMessenger:
+	case PlatformInstagram:
+		if p.Mode == ModeLegacy {
+			v.bad(path+".mode", "Instagram has no legacy Handover Protocol: use conversation_routing or zero_config")
+		}
+	default:
+		v.bad(path+".platform", "%q is not messenger or instagram", p.Platform)
+	}
 	if p.Primary != "" && ref(path+".primary", p.Primary) {
 		on[p.Primary] = true
 	}

@@ -64,7 +64,7 @@ func TestIngressRefusesAndAccepts(t *testing.T) {
 		t.Fatalf("oversized: %d", st)
 	}
 	// Signed but unusable: acknowledged (Meta must not retry it forever), shown in errors.
-	for _, body := range []string{`{"object":`, `{"object":"instagram","entry":[{"id":"1"}]}`} {
+	for _, body := range []string{`{"object":`, `{"object":"whatsapp_business_account","entry":[{"id":"1"}]}`} {
 		if st, _ := h.post("support-bot", secret, []byte(body)); st != 200 {
 			t.Fatalf("unusable %s: %d", body, st)
 		}

@@ -157,7 +157,7 @@ func (in *Ingress) handle(w http.ResponseWriter, r *http.Request, name string, a
 		http.Error(w, "invalid signature", http.StatusUnauthorized)
 		return http.StatusUnauthorized
 	}
-	env, err := messenger.ParseEnvelope(body)
+	env, err := messenger.ParseWebhook(body)
 	if err != nil {
 		in.d.Metrics.Events.WithLabelValues(name, "unusable").Inc()
 		in.d.Errors.Record(recent.Error{Kind: "webhook", App: name, Message: "unusable body acknowledged: " + err.Error()})

@@ -128,8 +128,8 @@ func echoMeansOwner(p *topology.Page, th statemachine.Thread, sender string) boo
 	if sender == "" || sender == th.Owner {
 		return false
 	}
-	if sender == string(messenger.PageInboxAppID) {
-		return true
+	if sender == string(p.InboxAppID()) {
+		return true // Meta's inbox replied: it took the thread
 	}
 	switch p.SM.Mode {
 	case statemachine.ConversationRouting:

@@ -60,6 +60,8 @@ func (in *Ingress) routeEnvelope(tx store.Tx, rcv *topology.App, env *messenger.
 		switch {
 		case p == nil:
 			out.unusable = append(out.unusable, recent.Error{Kind: "webhook", App: rcv.Name, Page: string(en.ID), Message: "event for a page not in the config"})
+		case p.Instagram != env.IsInstagram():
+			out.unusable = append(out.unusable, recent.Error{Kind: "webhook", App: rcv.Name, Page: p.ID, Message: fmt.Sprintf("a webhook with object %q for a page whose platform is not that", env.Object)})
 		case !p.HasApp(rcv.ID):
 			out.unusable = append(out.unusable, recent.Error{Kind: "webhook", App: rcv.Name, Page: p.ID, Message: "app is not configured on this page"})
 		case ev.Recipient.ID == "" && ev.Sender == nil:

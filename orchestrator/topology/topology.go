@@ -33,12 +33,15 @@ type App struct {
 
 // Page is a Facebook Page and the apps on it.
 type Page struct {
-	ID      string
-	SM      statemachine.Page
-	Primary string            // the default app's name; empty in zero-config
-	Tokens  map[string]string // app name -> page access token
-	Apps    []*App            // primary first, then secondaries
-	Rules   *config.Rules     // nil when the page has none
+	ID string
+	// Instagram is set for an Instagram professional account: its
+	// webhooks come with object "instagram" and its inbox is Instagram's.
+	Instagram bool
+	SM        statemachine.Page
+	Primary   string            // the default app's name; empty in zero-config
+	Tokens    map[string]string // app name -> page access token
+	Apps      []*App            // primary first, then secondaries
+	Rules     *config.Rules     // nil when the page has none
 }
 
 // HasApp reports whether the app with this id is on the page.
@@ -49,6 +52,15 @@ func (p *Page) HasApp(id string) bool {
 		}
 	}
 	return false
+}
+
+// InboxAppID is the app id of Meta's own inbox on the page: the Page Inbox,
+// or Instagram's inbox. Its replies, as echoes, show it took the thread.
+func (p *Page) InboxAppID() messenger.ID {
+	if p.Instagram {
+		return messenger.InstagramInboxAppID
+	}
+	return messenger.PageInboxAppID
 }
 
 // CanAct reports whether Baton can make calls as a on this page: a hosted
@@ -113,7 +125,7 @@ func New(cfg *config.Config, ads map[string]adapters.Adapter) (*Topology, error)
 		t.names[a.Name], t.ids[a.ID] = a, a
 	}
 	for _, pc := range cfg.Pages {
-		p := &Page{ID: pc.ID, Primary: pc.Primary, Tokens: map[string]string{}}
+		p := &Page{ID: pc.ID, Instagram: pc.Platform == config.PlatformInstagram, Primary: pc.Primary, Tokens: map[string]string{}}
 		p.SM = statemachine.Page{Mode: statemachine.Mode(pc.Mode), CanTake: map[string]bool{}}
 		if pc.Primary != "" {
 			p.SM.Primary = t.names[pc.Primary].ID

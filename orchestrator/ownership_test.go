@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/orchestrator/api"
 )
 
 // ms is a Meta timestamp d after the harness clock's start.
@@ -108,5 +109,27 @@ func TestBatchAppliedInTimestampOrder(t *testing.T) {
 		if e.Ignored != "" {
 			t.Fatalf("in order, nothing is stale: %+v", tv.History)
 		}
+	}
+}
+
+// Control moves without a webhook when Meta's inbox takes an idle thread:
+// an operator's reconcile records Meta's truth.
+func TestAdminReconcile(t *testing.T) {
+	h := newHarness(t)
+	h.say("hi")
+	h.support.next()
+	if err := h.platform.InboxTakes(pageID, psid); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	if tv := h.batonThread(); tv.Owner != "" {
+		t.Fatalf("Baton learned of the take: %+v", tv)
+	}
+	var tv api.ThreadView
+	if st := h.do("POST", h.admin+"/admin/threads/"+pageID+"/"+psid+"/reconcile", adminToken, nil, &tv); st != 200 || tv.Owner != "page-inbox" {
+		t.Fatalf("%d %+v (platform: %s)", st, tv, h.platformOwner())
+	}
+	if last := tv.History[len(tv.History)-1]; last.Cause != "reconcile" || last.Metadata != "asked by an operator" {
+		t.Fatalf("history %+v", tv.History)
 	}
 }

@@ -34,6 +34,7 @@ func (api *API) adminRoutes() *mux.Router {
 	ad.Handle("/threads", api.h(api.listThreads)).Methods(http.MethodGet)
 	ad.Handle("/threads/{page}/{psid}", api.h(api.getThread)).Methods(http.MethodGet)
 	ad.Handle("/threads/{page}/{psid}/{op:pass|take|release}", api.h(api.adminControl)).Methods(http.MethodPost)
+	ad.Handle("/threads/{page}/{psid}/reconcile", api.h(api.reconcile)).Methods(http.MethodPost)
 	ad.Handle("/deliveries", api.h(api.listDeliveries)).Methods(http.MethodGet)
 	ad.Handle("/deliveries/{id:[0-9]+}/retry", api.h(api.retryDelivery)).Methods(http.MethodPost)
 	ad.Handle("/errors", api.h(api.listErrors)).Methods(http.MethodGet)
@@ -158,6 +159,30 @@ func (api *API) adminControl(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if tv, err = api.threadView(p.ID, v["psid"]); err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, tv)
+	return nil
+}
+
+// reconcile asks Meta who owns the thread now and records its answer:
+// what an operator does when Baton may have missed what Meta sends no
+// webhook for (social routing of an idle thread, an inbox marking it done,
+// a take from idle).
+func (api *API) reconcile(w http.ResponseWriter, r *http.Request) error {
+	v := mux.Vars(r)
+	if api.d.Topology.Page(v["page"]) == nil {
+		return apierr.Errorf(apierr.NotFound, "page %s is not configured", v["page"])
+	}
+	if err := validPSID(v["psid"]); err != nil {
+		return err
+	}
+	k := store.ThreadKey{Page: v["page"], PSID: v["psid"]}
+	if err := api.d.Threads.Reconcile(context.WithoutCancel(r.Context()), k, "asked by an operator"); err != nil {
+		return err
+	}
+	tv, err := api.threadView(k.Page, k.PSID)
+	if err != nil {
 		return err
 	}
 	WriteJSON(w, http.StatusOK, tv)

@@ -21,6 +21,10 @@ import (
 // owner nor the default app with the expiration only).
 const OwnerUnknown = "unknown"
 
+// maxControl is the longest control Meta grants (an Instagram ad
+// thread's 30 days), with a day to spare.
+const maxControl = 31 * 24 * time.Hour
+
 const (
 	// reconcileQueueSize bounds the reconciles waiting for a worker.
 	reconcileQueueSize = 1024
@@ -78,7 +82,13 @@ func (s *Service) reconcile(ctx context.Context, k store.ThreadKey, why string) 
 			return err
 		}
 		if !to.Expires.IsZero() && th.Owner != "" {
+			// Meta's expiration, within what Meta grants (30 days for an
+			// Instagram ad thread): a wild value must not become a timer
+			// centuries away, or one in the past.
 			th.ExpiresAt = to.Expires
+			if limit := now.Add(maxControl); th.ExpiresAt.After(limit) {
+				th.ExpiresAt = limit
+			}
 		}
 		if th.Version == before && to.Expires.IsZero() {
 			return nil

@@ -247,3 +247,20 @@ func TestRunActions(t *testing.T) {
 		t.Fatalf("calls %q", f.graph.Calls())
 	}
 }
+
+// Meta's expiration is taken within what Meta grants: a wild value does
+// not become a timer centuries away.
+func TestReconcileClampsExpiration(t *testing.T) {
+	f := newFixture(t)
+	f.put(key(page), billingID)
+	f.graph.owner = func(string) (messenger.ThreadOwner, error) {
+		return messenger.ThreadOwner{AppID: billingID, Expires: time.Date(2400, 1, 1, 0, 0, 0, 0, time.UTC)}, nil
+	}
+	if err := f.svc.Reconcile(context.Background(), key(page), "test"); err != nil {
+		t.Fatal(err)
+	}
+	th, _, _ := f.thread(key(page))
+	if limit := f.clock.Now().Add(31 * 24 * time.Hour); th.ExpiresAt.After(limit) {
+		t.Fatalf("expires %v, past %v", th.ExpiresAt, limit)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -117,8 +118,18 @@ func splitThreadKey(b []byte) store.ThreadKey {
 	return store.ThreadKey{Page: string(b)}
 }
 
-// timeKey encodes t so that byte order is time order (times before 1970
-// do not occur here).
-func timeKey(t time.Time) []byte { return u64(uint64(t.UnixNano())) }
+// timeKey encodes t so that byte order is time order for the timer and
+// job indexes. Times outside what nanoseconds since 1970 hold in an int64
+// (before 1970, after 2262) are clamped: an expiry in year 2262 would
+// otherwise wrap to the past and be due for ever.
+func timeKey(t time.Time) []byte {
+	switch {
+	case t.Before(time.Unix(0, 0)):
+		return u64(0)
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return u64(math.MaxInt64)
+	}
+	return u64(uint64(t.UnixNano()))
+}
 
 var errStop = errors.New("stop")

@@ -124,3 +124,31 @@ func TestBackupRestores(t *testing.T) {
 		t.Fatalf("copy has %d threads", n)
 	}
 }
+
+// An expiry past what nanoseconds hold (year 2262) keeps its timer in the
+// future instead of wrapping to the past and being due for ever.
+func TestTimerBeyond2262(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "b.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	far := time.Date(2400, 1, 1, 0, 0, 0, 0, time.UTC)
+	th := store.Thread{ThreadKey: store.ThreadKey{Page: "1", PSID: "2"}}
+	th.Owner, th.ExpiresAt = "3", far
+	if err := db.Update(context.Background(), func(tx store.Tx) error { return tx.PutThread(th) }); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	_ = db.View(func(tx store.ReadTx) error {
+		due, err := tx.DueTimers(now, 10)
+		if err != nil || len(due) != 0 {
+			t.Fatalf("due now: %v %v", due, err)
+		}
+		next, ok, err := tx.NextTimer()
+		if err != nil || !ok || !next.After(now) {
+			t.Fatalf("next timer %v %v %v", next, ok, err)
+		}
+		return nil
+	})
+}

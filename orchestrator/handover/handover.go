@@ -60,6 +60,10 @@ type Firing struct {
 	Problem *recent.Error
 }
 
+// Armed reports whether the firing wrote a job, which the job runner may
+// have to run before its next deadline.
+func (f Firing) Armed() bool { return f.Result == armedResult || (f.Result == heldResult && f.Rule == RuleEscalate) }
+
 // Threads is what the rules need of the thread-control service.
 type Threads interface {
 	Control(ctx context.Context, req threads.Request) (store.Thread, error)

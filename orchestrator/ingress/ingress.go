@@ -196,7 +196,15 @@ func (in *Ingress) committed(app string, out *routed) {
 	}
 	in.d.Rules.Fired(out.firings)
 	in.d.Deliver(out.deliveries)
-	in.d.Wake()
+	// Most webhooks arm nothing: the loops are woken only when a rule
+	// wrote a job (a new owner wakes them through the ledger), so that a
+	// busy page costs them no reads.
+	for _, f := range out.firings {
+		if f.Armed() {
+			in.d.Wake()
+			break
+		}
+	}
 	for _, k := range out.reconcile {
 		in.d.Reconcile(k, "an event came on standby for the app we took as owner")
 	}

@@ -27,12 +27,17 @@ type TransitionFunc func(tx store.Tx, p *topology.Page, th *store.Thread, at tim
 type Ledger struct {
 	transitions  *prometheus.CounterVec // by cause
 	onTransition TransitionFunc
+	wake         func()
 }
 
-// NewLedger returns a ledger that counts transitions by cause and calls
-// on (may be nil) on each.
-func NewLedger(transitions *prometheus.CounterVec, on TransitionFunc) *Ledger {
-	return &Ledger{transitions: transitions, onTransition: on}
+// NewLedger returns a ledger that counts transitions by cause, calls on
+// (may be nil) in the transaction of each, and wake (may be nil) once it
+// committed: a new owner arms an expiry timer, and maybe a rule's job.
+func NewLedger(transitions *prometheus.CounterVec, on TransitionFunc, wake func()) *Ledger {
+	if wake == nil {
+		wake = func() {}
+	}
+	return &Ledger{transitions: transitions, onTransition: on, wake: wake}
 }
 
 // Load reads a thread, or starts the record of a new one: idle, or owned
@@ -82,7 +87,10 @@ func (l *Ledger) Apply(tx store.Tx, p *topology.Page, th *store.Thread, in state
 	}
 	h.At, h.From, h.To = in.At, res.From, res.To
 	cause := h.Cause
-	tx.AfterCommit(func() { l.transitions.WithLabelValues(cause).Inc() })
+	tx.AfterCommit(func() {
+		l.transitions.WithLabelValues(cause).Inc()
+		l.wake()
+	})
 	if err := tx.AppendHistory(th.ThreadKey, h); err != nil {
 		return fmt.Errorf("history of %s: %w", th.ThreadKey, err)
 	}

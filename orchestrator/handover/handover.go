@@ -62,7 +62,9 @@ type Firing struct {
 
 // Armed reports whether the firing wrote a job, which the job runner may
 // have to run before its next deadline.
-func (f Firing) Armed() bool { return f.Result == armedResult || (f.Result == heldResult && f.Rule == RuleEscalate) }
+func (f Firing) Armed() bool {
+	return f.Result == armedResult || (f.Result == heldResult && f.Rule == RuleEscalate)
+}
 
 // Threads is what the rules need of the thread-control service.
 type Threads interface {

@@ -1,5 +1,7 @@
 package clock
 
+import "time"
+
 // A Bell wakes a loop that sleeps on the clock until its next deadline,
 // when a write has armed an earlier one. Ringing never blocks, and rings
 // while the loop is busy fold into one: the loop re-reads its next
@@ -19,3 +21,14 @@ func (b *Bell) Ring() {
 
 // C is the channel the loop waits on beside its deadline.
 func (b *Bell) C() <-chan struct{} { return b.ch }
+
+// Doubling is how long to wait after n failures in a row: base, doubled
+// for each failure after the first, at most ceiling. Loops that back off
+// share it so that they back off alike.
+func Doubling(n int, base, ceiling time.Duration) time.Duration {
+	d := base
+	for i := 1; i < n && d < ceiling; i++ {
+		d *= 2
+	}
+	return min(d, ceiling)
+}

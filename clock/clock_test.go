@@ -92,3 +92,11 @@ func TestOffsetWaitersFireOnJumpsAndInRealTime(t *testing.T) {
 		t.Fatalf("%d waiters left", len(o.waiters))
 	}
 }
+
+func TestDoubling(t *testing.T) {
+	for n, want := range map[int]time.Duration{0: time.Second, 1: time.Second, 2: 2 * time.Second, 6: 32 * time.Second, 7: time.Minute, 100: time.Minute} {
+		if got := Doubling(n, time.Second, time.Minute); got != want {
+			t.Errorf("Doubling(%d) = %v, want %v", n, got, want)
+		}
+	}
+}

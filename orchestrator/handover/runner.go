@@ -146,13 +146,7 @@ func (e *Engine) finished(d jobDone, inflight map[string]bool, held map[string]h
 
 // backoffAfter is how long to wait after n failures in a row: doubling
 // from 1 s to 1 min.
-func backoffAfter(n int) time.Duration {
-	d := time.Second
-	for i := 1; i < n && d < time.Minute; i++ {
-		d *= 2
-	}
-	return min(d, time.Minute)
-}
+func backoffAfter(n int) time.Duration { return clock.Doubling(n, time.Second, time.Minute) }
 
 // runJob runs one job and then removes it, or moves it to its next time,
 // unless the rule replaced it meanwhile. It reports whether the job's

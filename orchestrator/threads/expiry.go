@@ -112,13 +112,7 @@ func (s *Service) expiryPass(ctx context.Context, now time.Time, skip map[store.
 
 // loopBackoff is how long a background loop waits after its n-th failure
 // in a row: doubling from 1 s to 1 min.
-func loopBackoff(n int) time.Duration {
-	d := time.Second
-	for i := 1; i < n && d < time.Minute; i++ {
-		d *= 2
-	}
-	return min(d, time.Minute)
-}
+func loopBackoff(n int) time.Duration { return clock.Doubling(n, time.Second, time.Minute) }
 
 // expire lapses a thread whose timer is due, or moves a timer that fired
 // early.

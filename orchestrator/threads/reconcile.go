@@ -175,11 +175,7 @@ func (s *Service) runRetries(ctx context.Context) error {
 // retryBackoff is the wait before the attempt-th retry of a reconcile
 // that settles an intent: doubling from 1 s to 5 min.
 func (s *Service) retryBackoff(attempt int) time.Duration {
-	d := time.Second
-	for i := 1; i < attempt && d < 5*time.Minute; i++ {
-		d *= 2
-	}
-	return min(d, 5*time.Minute)
+	return clock.Doubling(attempt, time.Second, 5*time.Minute)
 }
 
 // RecoverIntents queues a reconcile for every thread whose thread-control

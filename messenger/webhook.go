@@ -197,10 +197,13 @@ func (e *Event) UserID() ID {
 // Message is a message from a person, or an echo of a message the Page sent
 // (IsEcho, with the sending app's AppID and the sender's Metadata).
 type Message struct {
-	Mid         string       `json:"mid,omitempty"`
-	Text        string       `json:"text,omitempty"`
-	IsEcho      bool         `json:"is_echo,omitempty"`
-	AppID       ID           `json:"app_id,omitempty"`
+	Mid    string `json:"mid,omitempty"`
+	Text   string `json:"text,omitempty"`
+	IsEcho bool   `json:"is_echo,omitempty"`
+	AppID  ID     `json:"app_id,omitempty"`
+	// AIGenerated marks an echo of a reply Meta AI wrote in the Page
+	// Inbox (REFERENCE §0.1, from a field report).
+	AIGenerated bool         `json:"ai_generated,omitempty"`
 	Metadata    string       `json:"metadata,omitempty"`
 	QuickReply  *QuickReply  `json:"quick_reply,omitempty"`
 	ReplyTo     *ReplyTo     `json:"reply_to,omitempty"`

@@ -31,7 +31,7 @@ const (
 	supportID  = "512345678901234"
 	billingID  = "623456789012345"
 	inboxID    = "263902037430900"
-	adminToken = "admin-secret"
+	adminToken = "admin-secret-0123456789"
 )
 
 var env = map[string]string{
@@ -46,6 +46,10 @@ var env = map[string]string{
 	"BILLING_HOOK":       "billing-hook-secret",
 	"PAGE_TOKEN_SUPPORT": "PT_SUPPORT",
 	"PAGE_TOKEN_BILLING": "PT_BILLING",
+	// A second page's tokens (property_test.go): the platform takes a
+	// token for one (page, app) only.
+	"PAGE_TOKEN_SUPPORT_2": "PT_SUPPORT_2",
+	"PAGE_TOKEN_BILLING_2": "PT_BILLING_2",
 }
 
 // bot is a recording bot behind Baton's http adapter: it checks the
@@ -164,6 +168,12 @@ type harnessOpt func(yaml *string)
 // newHarness starts the fake platform, Baton on a bbolt file in a temp dir
 // and two bots, all on loopback.
 func newHarness(t *testing.T, opts ...harnessOpt) *harness {
+	return newHarnessWith(t, nil, opts...)
+}
+
+// newHarnessWith is newHarness with platform, when not nil, changing the
+// fake platform's config (its settings, its pages) before it starts.
+func newHarnessWith(t *testing.T, platform func(*messengertest.Config), opts ...harnessOpt) *harness {
 	h := &harness{t: t, clock: clock.NewManual(time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC))}
 	h.support, h.billing = newBot(t, env["SUPPORT_HOOK"]), newBot(t, env["BILLING_HOOK"])
 	var platHandler http.Handler = http.NotFoundHandler()
@@ -229,6 +239,9 @@ pages:
 		Pages: []messengertest.PageConfig{{ID: pageID, Mode: mode, DefaultApp: "support-bot",
 			Apps: map[string]messengertest.PageAppConfig{"support-bot": {Token: "PT_SUPPORT", Takeover: true}, "billing-bot": {Token: "PT_BILLING"}}}},
 		Settings: messengertest.Settings{WebhookRetryDelay: 10 * time.Millisecond},
+	}
+	if platform != nil {
+		platform(&pcfg)
 	}
 	p, err := messengertest.New(pcfg, messengertest.WithClock(h.clock))
 	if err != nil {

@@ -46,7 +46,7 @@ var thread = store.ThreadKey{Page: pageID, PSID: psid}
 var start = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 
 var env = map[string]string{
-	"BATON_ADMIN_TOKEN": "admin-secret",
+	"BATON_ADMIN_TOKEN": "admin-secret-0123456789",
 	"SUPPORT_SECRET":    "support-app-secret", "SUPPORT_VERIFY": "support-verify", "SUPPORT_API": "support-api-token", "SUPPORT_HOOK": "support-hook-secret",
 	"BILLING_SECRET": "billing-app-secret", "BILLING_VERIFY": "billing-verify", "BILLING_API": "billing-api-token", "BILLING_HOOK": "billing-hook-secret",
 	"PAGE_TOKEN_SUPPORT": "PT_SUPPORT", "PAGE_TOKEN_BILLING": "PT_BILLING",

@@ -25,7 +25,7 @@ func (in *Ingress) observe(tx store.Tx, rcv *topology.App, p *topology.Page, ch 
 		h := ev.TakeThreadControl
 		return in.observed(tx, p, th, string(h.NewOwnerAppID), string(kind), h.Metadata, at)
 	case messenger.KindEcho:
-		return in.observeEcho(tx, p, th, ev, at, now)
+		return in.observeEcho(tx, p, th, ev, at, now, out)
 	case messenger.KindMessage, messenger.KindPostback, messenger.KindReferral, messenger.KindOptin, messenger.KindReaction:
 		return in.observePerson(tx, rcv, p, ch, ev, th, first, at, now, out)
 	}
@@ -46,9 +46,21 @@ func (in *Ingress) observed(tx store.Tx, p *topology.Page, th *store.Thread, own
 // observeEcho: an echo shows which app sent; a sender that could only
 // send as the owner owns the thread now, and the owner's echo is its
 // activity.
-func (in *Ingress) observeEcho(tx store.Tx, p *topology.Page, th *store.Thread, ev *messenger.Event, at, now time.Time) error {
+func (in *Ingress) observeEcho(tx store.Tx, p *topology.Page, th *store.Thread, ev *messenger.Event, at, now time.Time, out *routed) error {
 	sender := string(ev.Message.AppID)
-	if echoMeansOwner(p, th.Thread, sender) {
+	if ev.Message.AIGenerated {
+		// Meta AI answered in the inbox: whether that moves control is
+		// not documented, so it is no evidence either way; when it comes
+		// from an app other than the recorded owner, Baton asks Meta.
+		if sender != th.Owner && !threads.Stale(th, at) {
+			out.reconcile = append(out.reconcile, th.ThreadKey)
+		}
+		return nil
+	}
+	if sender != "" && (sender == th.Owner || echoMeansOwner(p, th.Thread, sender)) {
+		// An echo from the owner confirms it (evidence that newer
+		// evidence must beat); one from an app that could only send as
+		// the owner moves it there.
 		if err := in.observed(tx, p, th, sender, string(messenger.KindEcho), "", at); err != nil {
 			return err
 		}
@@ -71,6 +83,12 @@ func (in *Ingress) observePerson(tx store.Tx, rcv *topology.App, p *topology.Pag
 	switch channelSays(p, th.Thread, rcv, ch) {
 	case channelOwner:
 		return in.observed(tx, p, th, rcv.ID, "channel_"+string(ch), "", at)
+	case channelAgrees:
+		if ch == messenger.ChannelMessaging && p.SM.Mode != statemachine.ZeroConfig {
+			// The copy on messaging confirms the owner (or, idle, the
+			// default app): older contradicting evidence must not win.
+			return in.observed(tx, p, th, th.Owner, "channel_"+string(ch), "", at)
+		}
 	case channelContradicts:
 		if !threads.Stale(th, at) {
 			out.reconcile = append(out.reconcile, th.ThreadKey)

@@ -99,11 +99,8 @@ func (in *Ingress) route(tx store.Tx, rcv *topology.App, p *topology.Page, ch me
 		return err
 	}
 	before := th
-	if statemachine.Expired(p.SM, th.Thread, now) {
-		if err := in.d.Ledger.Apply(tx, p, &th, statemachine.Input{Op: statemachine.OpExpire, At: now},
-			store.HistoryEntry{Event: "expire", By: "meta", Cause: store.CauseExpiry}); err != nil {
-			return err
-		}
+	if err := in.d.Ledger.ExpireLapsed(tx, p, &th, now); err != nil {
+		return err
 	}
 	if err := in.observe(tx, rcv, p, ch, ev, &th, first, now, out); err != nil {
 		return err

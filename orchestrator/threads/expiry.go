@@ -137,8 +137,7 @@ func (s *Service) expire(tx store.Tx, k store.ThreadKey, now time.Time) error {
 		}
 		return tx.RearmTimer(k)
 	}
-	if err := s.d.Ledger.Apply(tx, p, &th, statemachine.Input{Op: statemachine.OpExpire, At: now},
-		store.HistoryEntry{Event: "expire", By: "meta", Cause: store.CauseExpiry}); err != nil {
+	if err := s.d.Ledger.ExpireLapsed(tx, p, &th, now); err != nil {
 		return err
 	}
 	th.UpdatedAt = now

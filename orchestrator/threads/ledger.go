@@ -101,6 +101,17 @@ func (l *Ledger) Apply(tx store.Tx, p *topology.Page, th *store.Thread, in state
 	return l.onTransition(tx, p, th, in.At)
 }
 
+// ExpireLapsed lapses control on th if its time ran out by now, recorded
+// when it ran out (th.ExpiresAt), not when Baton noticed: evidence Meta
+// stamped between the two is newer than the lapse, and stands.
+func (l *Ledger) ExpireLapsed(tx store.Tx, p *topology.Page, th *store.Thread, now time.Time) error {
+	if !statemachine.Expired(p.SM, th.Thread, now) {
+		return nil
+	}
+	return l.Apply(tx, p, th, statemachine.Input{Op: statemachine.OpExpire, At: th.ExpiresAt},
+		store.HistoryEntry{Event: "expire", By: "meta", Cause: store.CauseExpiry})
+}
+
 // Stale reports whether evidence from at is older than what the thread's
 // owner stands on. Meta's timestamps have milliseconds, so the comparison
 // does too: evidence of the same millisecond is not older.

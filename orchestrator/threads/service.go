@@ -242,6 +242,12 @@ func (s *Service) applied(p *topology.Page, a *topology.App, k store.ThreadKey, 
 			return err
 		}
 		now := s.d.Clock.Now()
+		// The call was checked against the record with lapsed control
+		// lapsed (Current): apply Meta's answer to the same view, or a
+		// pass back to the lapsed owner would look like no change.
+		if err := s.d.Ledger.ExpireLapsed(tx, p, &cur, now); err != nil {
+			return err
+		}
 		in.At = now
 		h := store.HistoryEntry{Event: string(req.Op), By: req.By, Cause: req.Cause, Metadata: req.Metadata}
 		err = s.d.Ledger.Apply(tx, p, &cur, in, h)

@@ -1,6 +1,7 @@
 package orchestrator_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -132,4 +133,25 @@ func TestAdminReconcile(t *testing.T) {
 	if last := tv.History[len(tv.History)-1]; last.Cause != "reconcile" || last.Metadata != "asked by an operator" {
 		t.Fatalf("history %+v", tv.History)
 	}
+}
+
+// Meta refuses a send with 10/2018300 though Baton's record said the app
+// owns the thread: Baton asks Meta and records its answer.
+func TestSendRefusedByMetaReconciles(t *testing.T) {
+	h := newHarness(t)
+	h.say("hi")
+	h.support.next()
+	// Behind Baton's back, the Page Inbox takes the idle thread (no
+	// webhook), and Meta refuses the default app's send.
+	if err := h.platform.InboxTakes(pageID, psid); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	g := graphAs(t, h, "v21.0")
+	_, err := g.Send(context.Background(), messenger.Credentials{AccessToken: env["SUPPORT_API"]},
+		&messenger.SendRequest{Recipient: messenger.Recipient{ID: psid}, MessagingType: messenger.MessagingTypeResponse, Message: &messenger.OutgoingMessage{Text: "hello"}})
+	if !messenger.IsNotOwner(err) {
+		t.Fatalf("send: %v", err)
+	}
+	h.eventually("the reconcile", func() bool { return h.batonThread().Owner == "page-inbox" })
 }

@@ -60,7 +60,7 @@ func errIncorrectAppID() *messenger.Error {
 }
 
 func errCRNotEnabled() *messenger.Error {
-	return graphError(messenger.CodeUnsupported, 0, "(#27) not supported when Conversation Routing is not enabled")
+	return graphError(messenger.CodeUnsupported, 0, "(#27) Take thread control is not supported when Conversation Routing is not enabled.")
 }
 
 func errCREnabled() *messenger.Error {

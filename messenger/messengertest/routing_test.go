@@ -389,7 +389,7 @@ func TestZeroConfig(t *testing.T) {
 	if a, b := kinds(e.a.take()), kinds(e.b.take()); a != "messaging:message" || b != "messaging:message" {
 		t.Fatalf("zero-config: every app gets messaging; a %q b %q", a, b)
 	}
-	wantGraphError(t, e.client.TakeThreadControl(ctx(), credA, psid, ""), 27, 0, "(#27) not supported when Conversation Routing is not enabled")
+	wantGraphError(t, e.client.TakeThreadControl(ctx(), credA, psid, ""), 27, 0, "(#27) Take thread control is not supported when Conversation Routing is not enabled.")
 	wantGraphError(t, e.client.PassThreadControl(ctx(), credA, psid, "", ""), 100, 0, "(#100) The parameter target_app_id is required")
 	// While idle every app may reply: coordination is the apps' problem.
 	if _, err := e.client.Send(ctx(), credB, textTo("from b")); err != nil {

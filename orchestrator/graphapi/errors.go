@@ -60,7 +60,7 @@ func errorFor(op statemachine.Op, err error) *messenger.Error {
 	case errors.Is(err, statemachine.ErrTakeNotPermitted), errors.Is(err, statemachine.ErrNotPrimary):
 		return newError(bad, messenger.CodePermissionsError, 0, "(#200) Permissions error")
 	case errors.Is(err, statemachine.ErrNotInMode) && op == statemachine.OpTake:
-		return newError(bad, messenger.CodeUnsupported, 0, "(#27) not supported when Conversation Routing is not enabled")
+		return newError(bad, messenger.CodeUnsupported, 0, "(#27) Take thread control is not supported when Conversation Routing is not enabled.")
 	case errors.Is(err, statemachine.ErrNotInMode):
 		return newError(bad, messenger.CodeUnsupported, 0, "(#27) not supported when Conversation Routing is enabled")
 	case errors.Is(err, statemachine.ErrTargetRequired):

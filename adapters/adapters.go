@@ -26,15 +26,26 @@ type Thread struct {
 // Delivery is one event for one bot. ID is stable across retries, so a bot
 // can drop a repeat.
 type Delivery struct {
-	ID      string          `json:"id"`
-	App     string          `json:"app"`
-	PageID  string          `json:"page_id"`
-	PSID    string          `json:"psid"`
-	Channel string          `json:"channel"` // messaging | standby
-	Kind    string          `json:"kind"`
-	Attempt int             `json:"attempt"`
-	Thread  Thread          `json:"thread"`
-	Event   json.RawMessage `json:"event"` // as Meta sent it
+	ID      string `json:"id"`
+	App     string `json:"app"`
+	PageID  string `json:"page_id"`
+	PSID    string `json:"psid"`
+	Channel string `json:"channel"` // messaging | standby
+	Kind    string `json:"kind"`
+	Attempt int    `json:"attempt"`
+	Thread  Thread `json:"thread"`
+	// Retried is set only on a dead letter an operator retried: it may
+	// come after later events of its thread (see Retried).
+	Retried *Retried        `json:"retried,omitempty"`
+	Event   json.RawMessage `json:"event"` // as Meta sent it; the last field
+}
+
+// Retried describes a dead letter delivered again: when it died, and
+// whether later events of its thread were delivered since, in which case
+// the bot gets it out of order.
+type Retried struct {
+	DeadAt         time.Time `json:"dead_at"`
+	LaterDelivered bool      `json:"later_delivered"`
 }
 
 // Action is something a bot asks for in its answer to a delivery.

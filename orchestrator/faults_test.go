@@ -341,7 +341,8 @@ escalate:
 
 // A bot's Retry-After holds its delivery for that long on Baton's clock.
 func TestFaultBotRetryAfter(t *testing.T) {
-	h := newHarness(t)
+	// Retry-After is honoured up to delivery.max_backoff.
+	h := newHarness(t, func(yaml *string) { *yaml = strings.Replace(*yaml, "max_backoff: 200ms", "max_backoff: 10m", 1) })
 	var n atomic.Int32
 	h.support.setRespondWithHeader(func(adapters.Delivery) (int, http.Header, string) {
 		if n.Add(1) == 1 {

@@ -131,10 +131,27 @@ type Delivery struct {
 	LastError   string    `json:"last_error,omitempty"`
 	Status      string    `json:"status"`
 	DeadAt      time.Time `json:"dead_at,omitzero"`
+	// RetriedDeadAt is when a dead letter that ReviveDelivery put back in
+	// the outbox had died; zero for every other delivery.
+	RetriedDeadAt time.Time `json:"retried_dead_at,omitzero"`
+	// LaterDelivered says that a later delivery of its lane was delivered
+	// while this one was dead or waiting again after a retry: its bot gets
+	// it out of order. DeleteDelivery sets it.
+	LaterDelivered bool `json:"later_delivered,omitempty"`
 }
 
 // Lane is the ordering unit of deliveries: one bot, one thread.
 func (d *Delivery) Lane() string { return d.App + "|" + d.Page + "|" + d.PSID }
+
+// LaneHead is a pending delivery of a lane (one bot, one thread) as the
+// dispatcher schedules it, without the delivery itself.
+type LaneHead struct {
+	ThreadKey
+	ID          uint64
+	Attempts    int
+	CreatedAt   time.Time
+	NextAttempt time.Time
+}
 
 // Intent is a thread-control call that was started; one left at start-up
 // means Baton crashed mid-call and must reconcile the thread.
@@ -199,8 +216,24 @@ type ReadTx interface {
 	Threads(f ThreadFilter) (threads []Thread, next string, err error)
 	History(k ThreadKey) ([]HistoryEntry, error)
 	Delivery(id uint64) (Delivery, error)
-	// PendingDeliveries lists the outbox in enqueue order.
+	// PendingDeliveries lists the outbox in enqueue order, events and
+	// all: for listings, not for the dispatcher (see Lanes).
 	PendingDeliveries() ([]Delivery, error)
+	// Lanes lists the threads that have deliveries pending for app, in
+	// thread key order after `after` (the zero key: from the first), at
+	// most limit, each with its oldest pending delivery. The dispatcher
+	// schedules from it a page of lanes at a time, never the whole outbox
+	// (in SQL: SELECT DISTINCT ON (page, psid) ... WHERE app = $1 AND
+	// (page, psid) > ($2, $3) ORDER BY page, psid, id LIMIT $4).
+	Lanes(app string, after ThreadKey, limit int) ([]LaneHead, error)
+	// LanePending lists app's oldest pending deliveries on thread k, at
+	// most limit, each with its schedule, in id order, which is enqueue
+	// order: a dead letter put back keeps its id, so it comes before the
+	// later deliveries of its thread.
+	LanePending(app string, k ThreadKey, limit int) ([]LaneHead, error)
+	// CountPending is the number of pending deliveries of each app that
+	// has any, kept beside the outbox so that metrics never scan it.
+	CountPending() (map[string]int, error)
 	DeadDeliveries(limit int) ([]Delivery, error)
 	Intents() ([]Intent, error)
 	Intent(k ThreadKey) (Intent, error)
@@ -253,15 +286,21 @@ type Tx interface {
 	// before, oldest first, and reports how many it deleted. It stops at
 	// the first entry a pending delivery still reads its event from.
 	PruneJournal(before time.Time, limit int) (int, error)
-	// Enqueue adds a delivery and assigns its ID.
+	// Enqueue adds a delivery and assigns its ID, which is greater than
+	// every ID before it.
 	Enqueue(d *Delivery) error
+	// UpdateDelivery stores a pending delivery's attempts and next
+	// attempt; its app, page and PSID must be those it was enqueued with.
 	UpdateDelivery(d Delivery) error
-	// DeleteDelivery removes a delivered delivery.
+	// DeleteDelivery removes a delivered delivery (nothing when it is not
+	// pending), and sets LaterDelivered on the older deliveries of its
+	// lane that are dead, or pending again after ReviveDelivery.
 	DeleteDelivery(id uint64) error
 	// KillDelivery moves a delivery to the dead letters, with its own copy
 	// of the event: a dead letter may outlive the journal's retention.
 	KillDelivery(d Delivery) error
-	// ReviveDelivery moves a dead delivery back to the outbox.
+	// ReviveDelivery moves a dead delivery back to the outbox under its
+	// own id, with RetriedDeadAt set and its attempts reset.
 	ReviveDelivery(id uint64, now time.Time) (Delivery, error)
 	// PutOneTimeToken stores or updates a one-time notification token.
 	PutOneTimeToken(t OneTimeToken) error

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/batonhq/baton/adapters"
@@ -22,6 +23,15 @@ import (
 
 // TypeName is the adapter's name in the YAML.
 const TypeName = "messenger"
+
+// The body is Meta's shape and nothing else, so what Baton adds goes in
+// headers, on a dead letter an operator retried only (adapters.Retried):
+// it may come after later events of its thread.
+const (
+	HeaderRetried        = "X-Baton-Retried-Dead-Letter" // "1"
+	HeaderDeadAt         = "X-Baton-Dead-At"             // when it died, RFC 3339
+	HeaderLaterDelivered = "X-Baton-Later-Delivered"     // "true" when later events of its thread went first
+)
 
 // Adapter posts Meta-format webhooks to one URL.
 type Adapter struct {
@@ -75,6 +85,11 @@ func (a *Adapter) Deliver(ctx context.Context, d *adapters.Delivery) (adapters.R
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(messenger.HeaderSignature256, messenger.Sign(a.secret, body))
 	req.Header.Set(messenger.HeaderSignatureSHA1, messenger.SignSHA1(a.secret, body))
+	if r := d.Retried; r != nil {
+		req.Header.Set(HeaderRetried, "1")
+		req.Header.Set(HeaderDeadAt, r.DeadAt.UTC().Format(time.RFC3339Nano))
+		req.Header.Set(HeaderLaterDelivered, strconv.FormatBool(r.LaterDelivered))
+	}
 	resp, err := a.client.Do(req)
 	if err != nil {
 		return adapters.Result{}, adapters.PostError(err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton/adapters"
 	"github.com/batonhq/baton/messenger"
@@ -88,5 +89,48 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 	}
 	if hits.Load() != 0 {
 		t.Fatal("the Location was requested")
+	}
+}
+
+// A retried dead letter says so in headers, its body still Meta's shape
+// byte for byte; other deliveries carry none of them.
+func TestRetriedDeadLetterHeaders(t *testing.T) {
+	var got http.Header
+	var raw []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		raw, _ = io.ReadAll(r.Body)
+	}))
+	defer srv.Close()
+	a, err := New(adapters.Settings{URL: srv.URL, Secret: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	a.(*Adapter).now = func() time.Time { return now }
+	event := json.RawMessage(`{"sender":{"id":"7"},"recipient":{"id":"1"},"timestamp":1,"message":{"mid":"m","text":"hi"}}`)
+	plain := &adapters.Delivery{ID: "dlv_1", PageID: "1", PSID: "7", Channel: "messaging", Event: event}
+	if _, err := a.Deliver(context.Background(), plain); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{HeaderRetried, HeaderDeadAt, HeaderLaterDelivered} {
+		if v := got.Get(h); v != "" {
+			t.Errorf("%s: %q on a first delivery", h, v)
+		}
+	}
+	plainBody := raw
+	retried := *plain
+	retried.Retried = &adapters.Retried{DeadAt: time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC), LaterDelivered: true}
+	if _, err := a.Deliver(context.Background(), &retried); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{HeaderRetried: "1", HeaderDeadAt: "2026-11-24T09:30:00Z", HeaderLaterDelivered: "true"}
+	for h, v := range want {
+		if got.Get(h) != v {
+			t.Errorf("%s: %q, want %q", h, got.Get(h), v)
+		}
+	}
+	if string(raw) != string(plainBody) {
+		t.Errorf("body of a retried delivery:\n%s\nwant Meta's, as for any delivery:\n%s", raw, plainBody)
 	}
 }

@@ -210,3 +210,29 @@ func TestMetadataAddressRefusedAtConnect(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A retried dead letter carries "retried" in the envelope, before the
+// spliced event; every other delivery's envelope is unchanged.
+func TestEncodeRetried(t *testing.T) {
+	d := benchDelivery()
+	plain, err := encode(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(plain), `"retried"`) {
+		t.Errorf("a first delivery says retried: %s", plain)
+	}
+	d.Retried = &adapters.Retried{DeadAt: time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC), LaterDelivered: true}
+	got, err := encode(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `"thread":{"state":"primary","owner":"support-bot","owner_app_id":"512345678901234"},"retried":{"dead_at":"2026-11-24T09:30:00Z","later_delivered":true},"event":` + string(d.Event) + "}"
+	if !strings.HasSuffix(string(got), want) {
+		t.Errorf("envelope:\n%s\nwant it to end with\n%s", got, want)
+	}
+	var back adapters.Delivery
+	if err := json.Unmarshal(got, &back); err != nil || back.Retried == nil || !back.Retried.LaterDelivered || !back.Retried.DeadAt.Equal(d.Retried.DeadAt) {
+		t.Errorf("decoded %+v: %v", back.Retried, err)
+	}
+}

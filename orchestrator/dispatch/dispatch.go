@@ -1,28 +1,29 @@
 // Package dispatch delivers the outbox to the bots: FIFO per lane (one
-// bot, one thread), so a slow thread never holds up another; a bounded
-// number in flight per bot; retries with exponential backoff, jitter and
-// the bot's Retry-After; dead letters after the bot's attempt limit. A
-// delivery leaves the outbox only after a 2xx. What follows a delivery
-// (the bot's actions, the failover rule) is reached through hooks.
+// bot, one thread), so a slow thread never holds up another; a pool of
+// workers per bot, as many as the bot's concurrency; retries with
+// exponential backoff, jitter and the bot's Retry-After (up to
+// max_backoff); dead letters after the bot's attempt limit. A delivery
+// leaves the outbox only after a 2xx. The outbox stays in the store: in
+// memory are a bounded number of lanes per bot and where each is in its
+// schedule, never the deliveries (lanes.go). What follows a delivery (the
+// bot's actions, the failover rule) is reached through hooks.
 package dispatch
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strconv"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/adapters"
 	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/orchestrator/metrics"
 	"github.com/batonhq/baton/orchestrator/recent"
 	"github.com/batonhq/baton/orchestrator/topology"
-	"github.com/batonhq/baton/statemachine"
 	"github.com/batonhq/baton/store"
+
+	"go.uber.org/zap"
 )
 
 // Hooks are what the rest of Baton does around deliveries.
@@ -32,7 +33,8 @@ type Hooks struct {
 	OnFailure func(tx store.Tx, d *store.Delivery) error
 	// OnRecovered runs when a bot that was failing delivers again.
 	OnRecovered func(app string)
-	// Actions performs what a bot asked for in its answer.
+	// Actions performs what a bot asked for in its answer; the lane's
+	// next delivery waits for it.
 	Actions func(ctx context.Context, d *store.Delivery, acts []adapters.Action)
 	// Wake is called after a write that may have armed a job.
 	Wake func()
@@ -48,25 +50,41 @@ type Deps struct {
 	Metrics    *metrics.Set
 	Errors     *recent.Errors
 	Backoff    time.Duration // the first retry's wait
-	MaxBackoff time.Duration
+	MaxBackoff time.Duration // the longest wait, the bot's Retry-After included
 	Hooks      Hooks
+	// MaxLanes bounds the lanes of each bot held in memory (default
+	// DefaultMaxLanes); the rest of its outbox waits in the store until
+	// there is room.
+	MaxLanes int
 }
+
+// DefaultMaxLanes is the lanes per bot in memory when Deps leaves it
+// unset. A lane costs a few hundred bytes of heap, but while its bot is
+// down each retry reads its head's pages of the data file, which then
+// count in Baton's RSS: 4,096 lanes kept a bot down with a million
+// pending on a million threads near 100 MiB (docs/PERFORMANCE.md).
+const DefaultMaxLanes = 4096
+
+// maxFresh bounds the deliveries Add keeps for their first attempt (a
+// few MB of events); past it, new ones are read from the store.
+const maxFresh = 4096
 
 // Dispatcher delivers the outbox.
 type Dispatcher struct {
-	d    Deps
-	sems map[string]chan struct{} // per bot: deliveries in flight
+	d        Deps
+	maxLanes int
+	bots     map[string]*bot // hosted apps by name; fixed after New
 
-	mu      sync.Mutex
-	lanes   map[string][]store.Delivery
-	running map[string]bool
-	pending int
-	ctx     context.Context
-	wg      sync.WaitGroup
+	mu        sync.Mutex // the lanes of every bot, their queues and the timers
+	timers    timers
+	timerKick chan struct{}
+	stopping  bool
+	done      []doneMark // delivered, to be marked done in the store
+	doneKick  chan struct{}
+	nfresh    int // deliveries the lanes keep as Add handed them over
+	wg        sync.WaitGroup
 
-	doneMu   sync.Mutex
-	done     []uint64
-	doneKick chan struct{}
+	pending atomic.Int64 // the last count read, for when the store fails
 }
 
 // New builds a dispatcher; Load and Run start it.
@@ -87,279 +105,186 @@ func New(d Deps) *Dispatcher {
 	if d.Health == nil {
 		d.Health = NewHealth()
 	}
-	ds := &Dispatcher{d: d, lanes: map[string][]store.Delivery{}, running: map[string]bool{}, sems: map[string]chan struct{}{}, doneKick: make(chan struct{}, 1)}
+	if d.MaxLanes <= 0 {
+		d.MaxLanes = DefaultMaxLanes
+	}
+	ds := &Dispatcher{d: d, maxLanes: d.MaxLanes, bots: map[string]*bot{}, timerKick: make(chan struct{}, 1), doneKick: make(chan struct{}, 1)}
 	for _, a := range d.Topology.Apps() {
 		if a.Hosted {
-			ds.sems[a.Name] = make(chan struct{}, max(a.Concurrency, 1))
+			ds.bots[a.Name] = newBot(a, &ds.mu)
 		}
 	}
 	return ds
 }
 
-// Load queues the outbox left by the last run, in enqueue order.
+// Load reads the first page of each bot's lanes left by the last run,
+// and rebuilds the bots' health from their heads' attempts; Run reads the
+// rest while it delivers, so that start-up does not wait for a backlog.
+// Deliveries added before Load (ingress serves first) are not queued
+// twice: a lane is in memory once, and reads its head from the store.
 func (ds *Dispatcher) Load() error {
-	var pending []store.Delivery
-	if err := ds.d.Store.View(func(tx store.ReadTx) error {
-		var err error
-		pending, err = tx.PendingDeliveries()
-		return err
-	}); err != nil {
-		return err
-	}
-	ds.Add(pending)
-	for _, del := range pending {
-		if del.Attempts > 0 { // failing before the restart
-			ds.d.Health.Failed(del.App, del.CreatedAt)
+	for _, b := range ds.bots {
+		var heads []store.LaneHead
+		err := ds.d.Store.View(func(tx store.ReadTx) error {
+			var err error
+			heads, err = tx.Lanes(b.app.Name, store.ThreadKey{}, ds.maxLanes)
+			return err
+		})
+		if err != nil {
+			return err
 		}
+		for _, h := range heads {
+			if h.Attempts > 0 { // failing before the restart
+				ds.d.Health.Failed(b.app.Name, h.CreatedAt)
+			}
+		}
+		ds.mu.Lock()
+		for _, h := range heads {
+			if len(b.lanes) >= ds.maxLanes {
+				break
+			}
+			ds.addLocked(b, h)
+			b.scanAfter = h.ThreadKey
+		}
+		// Whatever did not fit, the scan reads once there is room.
+		b.scanning = len(heads) == ds.maxLanes || len(b.lanes) >= ds.maxLanes
+		if !b.scanning {
+			b.scanAfter = store.ThreadKey{}
+		}
+		ds.mu.Unlock()
 	}
 	return nil
 }
 
-// Add queues committed deliveries; lanes start once Run has begun.
+// Add hands over committed deliveries; lanes start once Run has begun.
+// It only takes a lock, so a transaction's AfterCommit may call it.
 func (ds *Dispatcher) Add(dels []store.Delivery) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
-	for _, del := range dels {
-		if a := ds.d.Topology.App(del.App); a == nil || !a.Hosted {
-			continue // app removed from the config: stays in the outbox
+	for i := range dels {
+		b := ds.bots[dels[i].App]
+		if b == nil {
+			continue // app removed from the config, or not hosted: stays in the outbox
 		}
-		lane := del.Lane()
-		ds.lanes[lane] = append(ds.lanes[lane], del)
-		ds.pending++
-		ds.startLocked(lane)
+		l := ds.noteLocked(b, store.ThreadKey{Page: dels[i].Page, PSID: dels[i].PSID}, false)
+		if l != nil && ds.nfresh < maxFresh && dels[i].Attempts == 0 {
+			d := dels[i]
+			l.fresh = append(l.fresh, &d)
+			ds.nfresh++
+		}
 	}
 }
 
-func (ds *Dispatcher) startLocked(lane string) {
-	if ds.ctx == nil || ds.running[lane] || ds.ctx.Err() != nil {
-		return
-	}
-	ds.running[lane] = true
-	ds.wg.Add(1)
-	go ds.runLane(lane)
-}
-
-// Run delivers until ctx ends; it returns once every lane stopped and the
-// done marks are written. Unfinished deliveries stay in the outbox.
-func (ds *Dispatcher) Run(ctx context.Context) error {
+// takeFresh returns the delivery Add handed over for the lane's head h,
+// if the store says that it was never attempted since; it forgets that
+// one and the older ones, which are done.
+func (ds *Dispatcher) takeFresh(l *lane, h store.LaneHead) *store.Delivery {
 	ds.mu.Lock()
-	ds.ctx = ctx
-	for lane := range ds.lanes {
-		ds.startLocked(lane)
+	defer ds.mu.Unlock()
+	var got *store.Delivery
+	n := len(l.fresh)
+	l.fresh = slices.DeleteFunc(l.fresh, func(d *store.Delivery) bool {
+		if d.ID == h.ID && h.Attempts == 0 && d.NextAttempt.Equal(h.NextAttempt) {
+			got = d
+		}
+		return d.ID <= h.ID
+	})
+	ds.nfresh -= n - len(l.fresh)
+	return got
+}
+
+// Run delivers until ctx ends; it returns once every worker stopped and
+// the done marks are written. Unfinished deliveries stay in the outbox.
+func (ds *Dispatcher) Run(ctx context.Context) error {
+	ds.wg.Add(1)
+	go ds.runTimers(ctx)
+	for _, b := range ds.bots {
+		for range max(b.app.Concurrency, 1) {
+			ds.wg.Add(1)
+			go ds.work(ctx, b)
+		}
+		ds.wg.Add(1)
+		go ds.runScan(ctx, b)
+		kick(b.scanKick) // what Load left for later
 	}
-	ds.mu.Unlock()
 	flushed := make(chan struct{})
 	go func() { ds.flushDone(ctx); close(flushed) }()
 	<-ctx.Done()
+	ds.mu.Lock()
+	ds.stopping = true
+	for _, b := range ds.bots {
+		b.work.Broadcast()
+	}
+	ds.mu.Unlock()
 	ds.wg.Wait()
 	<-flushed
 	ds.writeDone() // marks of lanes that finished after the flusher's last pass
 	return nil
 }
 
-// Pending counts the deliveries queued in memory.
-func (ds *Dispatcher) Pending() int {
-	ds.mu.Lock()
-	defer ds.mu.Unlock()
-	return ds.pending
-}
-
-// pop removes the head of a lane once it was delivered or given up on.
-func (ds *Dispatcher) pop(lane string) {
-	ds.mu.Lock()
-	defer ds.mu.Unlock()
-	ds.lanes[lane] = ds.lanes[lane][1:]
-	ds.pending--
-}
-
-func (ds *Dispatcher) runLane(lane string) {
+// work runs one of a bot's workers: it takes the next ready lane and
+// gives it one turn.
+func (ds *Dispatcher) work(ctx context.Context, b *bot) {
 	defer ds.wg.Done()
-	ctx := ds.ctx
 	for {
 		ds.mu.Lock()
-		q := ds.lanes[lane]
-		if len(q) == 0 || ctx.Err() != nil {
-			if len(q) == 0 {
-				delete(ds.lanes, lane)
-			}
-			ds.running[lane] = false
+		for b.ready.len() == 0 && !ds.stopping {
+			b.work.Wait()
+		}
+		if ds.stopping || ctx.Err() != nil { // Run may not have seen ctx end yet
 			ds.mu.Unlock()
 			return
 		}
-		del := q[0]
+		l := b.ready.pop()
+		l.state = running
 		ds.mu.Unlock()
-		if !ds.attempt(ctx, &del) {
-			continue // rescheduled: the head stays
-		}
-		ds.pop(lane)
+		ds.turn(ctx, l)
 	}
 }
 
-// attempt delivers the head of a lane once, after its scheduled time. It
-// reports whether the delivery is finished (delivered or dead).
-func (ds *Dispatcher) attempt(ctx context.Context, del *store.Delivery) bool {
-	a := ds.d.Topology.App(del.App)
-	if del.NextAttempt.After(ds.d.Clock.Now()) {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-clock.At(ds.d.Clock, del.NextAttempt):
-		}
-	}
-	sem := ds.sems[a.Name]
-	select {
-	case sem <- struct{}{}:
-	case <-ctx.Done():
-		return false
-	}
-	start := time.Now()
-	res, err := a.Adapter.Deliver(ctx, ds.envelope(del))
-	<-sem
-	ds.d.Metrics.DeliverSec.WithLabelValues(a.Name).Observe(time.Since(start).Seconds())
-	if ctx.Err() != nil {
-		return false // shutting down: it stays in the outbox for the next run
-	}
-	now := ds.d.Clock.Now()
-	if err == nil {
-		ds.finish(del.ID)
-		ds.d.Metrics.Deliveries.WithLabelValues(a.Name, "delivered").Inc()
-		if ds.d.Health.Delivered(a.Name, now) {
-			ds.d.Hooks.OnRecovered(a.Name)
-		}
-		ds.d.Hooks.Actions(ctx, del, res.Actions)
-		return true
-	}
-	del.Attempts++
-	del.LastError = err.Error()
-	ds.d.Health.Failed(a.Name, del.CreatedAt)
-	if !adapters.Retryable(err) || del.Attempts >= a.MaxAttempts {
-		ds.kill(a, del, err, now)
-		return true
-	}
-	ds.reschedule(a, del, err, now)
-	return false
-}
-
-// kill moves a delivery to the dead letters.
-func (ds *Dispatcher) kill(a *topology.App, del *store.Delivery, cause error, now time.Time) {
-	del.DeadAt = now
-	if err := ds.d.Store.Update(context.Background(), func(tx store.Tx) error {
-		if err := ds.d.Hooks.OnFailure(tx, del); err != nil {
-			return err
-		}
-		return tx.KillDelivery(*del)
-	}); err != nil {
-		ds.d.Log.Error("dead letter not stored", zap.Uint64("delivery", del.ID), zap.Error(err))
-	}
-	ds.d.Hooks.Wake() // a failover job may be armed
-	ds.d.Metrics.Deliveries.WithLabelValues(a.Name, "dead").Inc()
-	ds.d.Errors.Record(recent.Error{Kind: "delivery", App: a.Name, Page: del.Page, PSID: del.PSID,
-		Message: fmt.Sprintf("delivery %d dead after %d attempt(s): %v", del.ID, del.Attempts, cause)})
-}
-
-// reschedule stores the next attempt's time: the backoff, or the bot's
-// Retry-After when it asks for longer.
-func (ds *Dispatcher) reschedule(a *topology.App, del *store.Delivery, cause error, now time.Time) {
-	backoff := Backoff(ds.d.Backoff, ds.d.MaxBackoff, del.Attempts)
-	var ae *adapters.Error
-	if errors.As(cause, &ae) && ae.RetryAfter > backoff {
-		backoff = ae.RetryAfter
-	}
-	del.NextAttempt = now.Add(backoff)
-	if err := ds.d.Store.Update(context.Background(), func(tx store.Tx) error {
-		if err := ds.d.Hooks.OnFailure(tx, del); err != nil {
-			return err
-		}
-		return tx.UpdateDelivery(*del)
-	}); err != nil {
-		ds.d.Log.Error("retry schedule not stored", zap.Uint64("delivery", del.ID), zap.Error(err))
-	}
-	ds.d.Hooks.Wake() // a failover job may be armed
-	ds.mu.Lock()
-	if q := ds.lanes[del.Lane()]; len(q) > 0 && q[0].ID == del.ID {
-		q[0] = *del
-	}
-	ds.mu.Unlock()
-	ds.d.Metrics.Deliveries.WithLabelValues(a.Name, "retry").Inc()
-	ds.d.Log.Info("delivery failed, will retry", zap.String("app", a.Name), zap.Uint64("delivery", del.ID), zap.Int("attempt", del.Attempts), zap.Duration("in", backoff), zap.Error(cause))
-}
-
-// finish marks a delivery done. The lane does not wait for the write:
-// marks are batched into one write per commit by flushDone, and a crash
-// before it lands only means the bot sees the delivery again, under the
-// same id.
-func (ds *Dispatcher) finish(id uint64) {
-	ds.doneMu.Lock()
-	ds.done = append(ds.done, id)
-	first := len(ds.done) == 1
-	ds.doneMu.Unlock()
-	if first {
-		select {
-		case ds.doneKick <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// flushDone writes the done marks, one batch per store commit, until ctx
-// ends; then it writes what is left.
-func (ds *Dispatcher) flushDone(ctx context.Context) {
-	for {
-		select {
-		case <-ds.doneKick:
-		case <-ctx.Done():
-			ds.writeDone()
-			return
-		}
-		ds.writeDone()
-	}
-}
-
-func (ds *Dispatcher) writeDone() {
-	ds.doneMu.Lock()
-	ids := ds.done
-	ds.done = nil
-	ds.doneMu.Unlock()
-	if len(ids) == 0 {
-		return
-	}
-	err := ds.d.Store.Update(context.Background(), func(tx store.Tx) error {
-		for _, id := range ids {
-			if err := tx.DeleteDelivery(id); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		ds.d.Log.Error("delivered but not marked done; they will be delivered again", zap.Int("deliveries", len(ids)), zap.Error(err))
-	}
-}
-
-func (ds *Dispatcher) envelope(del *store.Delivery) *adapters.Delivery {
-	state := del.State
-	if state == "" {
-		state = string(statemachine.Idle)
-	}
-	return &adapters.Delivery{
-		ID: "dlv_" + strconv.FormatUint(del.ID, 10), App: del.App, PageID: del.Page, PSID: del.PSID,
-		Channel: del.Channel, Kind: del.Kind, Attempt: del.Attempts + 1,
-		Thread: adapters.Thread{State: state, Owner: ds.d.Topology.Name(del.Owner), OwnerAppID: del.Owner},
-		Event:  del.Event,
-	}
-}
-
-// Retry moves a dead delivery back into the outbox and its lane.
-func (ds *Dispatcher) Retry(ctx context.Context, id uint64) (store.Delivery, error) {
-	var del store.Delivery
-	err := ds.d.Store.Update(ctx, func(tx store.Tx) error {
+// Pending counts the deliveries in the outbox for hosted bots.
+func (ds *Dispatcher) Pending() int {
+	var counts map[string]int
+	err := ds.d.Store.View(func(tx store.ReadTx) error {
 		var err error
-		del, err = tx.ReviveDelivery(id, ds.d.Clock.Now())
+		counts, err = tx.CountPending()
 		return err
 	})
 	if err != nil {
-		return del, err
+		return int(ds.pending.Load())
 	}
-	ds.Add([]store.Delivery{del})
-	return del, nil
+	n := 0
+	for app, c := range counts {
+		if ds.bots[app] != nil {
+			n += c
+		}
+	}
+	ds.pending.Store(int64(n))
+	return n
+}
+
+// Retry moves a dead delivery back into the outbox, before the later
+// deliveries of its lane. It waits for the write's outcome even when ctx
+// ends, so that its answer is true, and hands the delivery to its lane on
+// the commit, whoever still waits.
+func (ds *Dispatcher) Retry(ctx context.Context, id uint64) (store.Delivery, error) {
+	var del store.Delivery
+	err := ds.d.Store.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
+		d, err := tx.ReviveDelivery(id, ds.d.Clock.Now())
+		if err != nil {
+			return err
+		}
+		tx.AfterCommit(func() { del = d; ds.revived(&d) })
+		return nil
+	})
+	return del, err
+}
+
+// revived puts a dead letter back in the schedule of its lane.
+func (ds *Dispatcher) revived(d *store.Delivery) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if b := ds.bots[d.App]; b != nil {
+		ds.noteLocked(b, store.ThreadKey{Page: d.Page, PSID: d.PSID}, true)
+	}
 }

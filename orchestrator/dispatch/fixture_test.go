@@ -55,7 +55,7 @@ const (
 var env = map[string]string{
 	"SUPPORT_SECRET": "support-app-secret", "SUPPORT_VERIFY": "support-verify", "SUPPORT_HOOK": "support-hook-secret",
 	"BILLING_SECRET": "billing-app-secret", "BILLING_VERIFY": "billing-verify", "BILLING_HOOK": "billing-hook-secret",
-	"PAGE_TOKEN_SUPPORT": "PT_SUPPORT", "PAGE_TOKEN_BILLING": "PT_BILLING", "ADMIN_TOKEN": "admin-secret",
+	"PAGE_TOKEN_SUPPORT": "PT_SUPPORT", "PAGE_TOKEN_BILLING": "PT_BILLING", "ADMIN_TOKEN": "admin-secret-0123456789",
 }
 
 // configYAML is a page with two hosted bots and the Page Inbox; the
@@ -91,6 +91,7 @@ pages:
 type setup struct {
 	concurrency int // the support bot's deliveries in flight; 0: the default
 	maxAttempts int // the support bot's attempt limit; 0: maxAttempts
+	maxLanes    int // lanes per bot in memory; 0: the default
 }
 
 // bot is a test double of a bot's adapter.
@@ -128,6 +129,7 @@ type actionsCall struct {
 // doubles, with hooks that report on channels.
 type fixture struct {
 	t      *testing.T
+	setup  setup
 	store  *storetest.Faulty
 	clock  *watchedClock
 	top    *topology.Topology
@@ -158,6 +160,7 @@ func newFixture(t *testing.T, s setup) *fixture {
 	}
 	f := &fixture{
 		t:         t,
+		setup:     s,
 		clock:     &watchedClock{Manual: clock.NewManual(start), waits: make(chan time.Time, 100)},
 		m:         metrics.New(),
 		health:    dispatch.NewHealth(),
@@ -224,7 +227,7 @@ func (f *fixture) answer(app string, fn func(n int, d *adapters.Delivery) (adapt
 func (f *fixture) build() *dispatch.Dispatcher {
 	f.ds = dispatch.New(dispatch.Deps{Store: f.store, Topology: f.top, Health: f.health, Clock: f.clock,
 		Log: f.log.Named("dispatch"), Metrics: f.m, Errors: f.errs,
-		Backoff: backoff, MaxBackoff: maxBackoff, Hooks: f.hooks})
+		Backoff: backoff, MaxBackoff: maxBackoff, Hooks: f.hooks, MaxLanes: f.setup.maxLanes})
 	return f.ds
 }
 

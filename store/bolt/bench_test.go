@@ -177,8 +177,9 @@ func BenchmarkOutboxDone(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(len(ids)), "ns/delivery")
 }
 
-// BenchmarkOutboxLoad: start-up claims the whole outbox, events read back
-// from the journal; here 10,000 pending deliveries.
+// BenchmarkOutboxLoad: the whole outbox with its events read back from
+// the journal, as the admin listing of pending deliveries reads it (the
+// dispatcher reads lanes instead: BenchmarkLaneHeads); here 10,000.
 func BenchmarkOutboxLoad(b *testing.B) {
 	db := MustOpen(b, b.TempDir())
 	enqueueShared(b, db, 10000)

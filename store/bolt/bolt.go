@@ -17,19 +17,21 @@ import (
 )
 
 var (
-	bThreads  = []byte("threads")  // page \0 psid -> Thread
-	bHistory  = []byte("history")  // page \0 psid \0 seq -> HistoryEntry
-	bTimers   = []byte("timers")   // expires(ns) page \0 psid -> nil
-	bSeen     = []byte("seen")     // "t:"+day -> (event time + key -> empty); see MarkSeen
-	bJournal  = []byte("journal")  // seq -> JournalEntry
-	bOutbox   = []byte("outbox")   // id -> Delivery
-	bDead     = []byte("dead")     // id -> Delivery
-	bIntents  = []byte("intents")  // page \0 psid -> Intent
-	bOTN      = []byte("otn")      // token -> OneTimeToken
-	bJobs     = []byte("jobs")     // rule \0 page \0 psid -> Job
-	bJobTimes = []byte("jobtimes") // at(ns) rule \0 page \0 psid -> nil
-	bMeta     = []byte("meta")
-	allBucket = [][]byte{bThreads, bHistory, bTimers, bSeen, bJournal, bOutbox, bDead, bIntents, bOTN, bJobs, bJobTimes, bMeta}
+	bThreads   = []byte("threads")   // page \0 psid -> Thread
+	bHistory   = []byte("history")   // page \0 psid \0 seq -> HistoryEntry
+	bTimers    = []byte("timers")    // expires(ns) page \0 psid -> nil
+	bSeen      = []byte("seen")      // "t:"+day -> (event time + key -> empty); see MarkSeen
+	bJournal   = []byte("journal")   // seq -> JournalEntry
+	bOutbox    = []byte("outbox")    // id -> Delivery
+	bDead      = []byte("dead")      // id -> Delivery
+	bIntents   = []byte("intents")   // page \0 psid -> Intent
+	bOTN       = []byte("otn")       // token -> OneTimeToken
+	bJobs      = []byte("jobs")      // rule \0 page \0 psid -> Job
+	bJobTimes  = []byte("jobtimes")  // at(ns) rule \0 page \0 psid -> nil
+	bLanes     = []byte("lanes")     // app \0 page \0 psid \0 id -> schedule; see lanes.go
+	bDeadLanes = []byte("deadlanes") // app \0 page \0 psid \0 id -> nil
+	bMeta      = []byte("meta")
+	allBucket  = [][]byte{bThreads, bHistory, bTimers, bSeen, bJournal, bOutbox, bDead, bIntents, bOTN, bJobs, bJobTimes, bLanes, bDeadLanes, bMeta}
 )
 
 // DB is a store.Store on one bbolt file.

@@ -146,7 +146,7 @@ func (g *groupCommit) commit(group []*call) {
 						return err
 					}
 				}
-				return nil
+				return w.flush()
 			})
 		})
 		g.stats.Nanos.Add(int64(time.Since(start)))

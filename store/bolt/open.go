@@ -64,10 +64,14 @@ func openFile(path string, timeout time.Duration) (db *bolt.DB, err error) {
 		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
+		indexed := tx.Bucket(bLanes) != nil
 		for _, b := range allBucket {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		if !indexed { // a new file, or one from before the lane indexes
+			return buildLaneIndexes(tx)
 		}
 		return nil
 	})

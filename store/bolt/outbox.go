@@ -36,7 +36,13 @@ func (x *tx) Enqueue(d *store.Delivery) error {
 	d.ID = seq
 	d.Status = store.DeliveryPending
 	x.b(bOutbox).FillPercent = appendOnly
-	return put(x.b(bOutbox), u64(seq), stored(*d))
+	if err := put(x.b(bOutbox), u64(seq), stored(*d)); err != nil {
+		return err
+	}
+	if err := x.putLane(d); err != nil {
+		return err
+	}
+	return x.countPending(d.App, 1)
 }
 
 func (x *tx) Delivery(id uint64) (store.Delivery, error) {
@@ -54,21 +60,56 @@ func (x *tx) UpdateDelivery(d store.Delivery) error {
 	if x.b(bOutbox).Get(u64(d.ID)) == nil {
 		return fmt.Errorf("delivery %d: %w", d.ID, store.ErrNotFound)
 	}
-	return put(x.b(bOutbox), u64(d.ID), stored(d))
+	if err := put(x.b(bOutbox), u64(d.ID), stored(d)); err != nil {
+		return err
+	}
+	return x.putLane(&d)
 }
 
-func (x *tx) DeleteDelivery(id uint64) error { return x.b(bOutbox).Delete(u64(id)) }
+func (x *tx) DeleteDelivery(id uint64) error {
+	v := x.b(bOutbox).Get(u64(id))
+	if v == nil {
+		return nil // a done mark written twice
+	}
+	lane, err := laneOf(id, v)
+	if err != nil {
+		return err
+	}
+	if err := x.unqueue(lane); err != nil {
+		return err
+	}
+	return x.markLaterDelivered(laneKey(lane.App, store.ThreadKey{Page: lane.Page, PSID: lane.PSID}), id)
+}
 
-func (x *tx) KillDelivery(d store.Delivery) error {
+// unqueue takes a pending delivery out of the outbox and its indexes.
+func (x *tx) unqueue(d *store.Delivery) error {
 	if err := x.b(bOutbox).Delete(u64(d.ID)); err != nil {
 		return err
+	}
+	if err := x.b(bLanes).Delete(laneIDKey(d)); err != nil {
+		return err
+	}
+	return x.countPending(d.App, -1)
+}
+
+func (x *tx) KillDelivery(d store.Delivery) error {
+	if x.b(bOutbox).Get(u64(d.ID)) != nil {
+		if err := x.unqueue(&d); err != nil {
+			return err
+		}
 	}
 	d, err := x.withEvent(d)
 	if err != nil {
 		return err
 	}
 	d.Status, d.SharesEvent = store.DeliveryDead, false
-	return put(x.b(bDead), u64(d.ID), d)
+	if err := put(x.b(bDead), u64(d.ID), d); err != nil {
+		return err
+	}
+	if d.LaterDelivered {
+		return nil // already passed: nothing left to mark
+	}
+	return x.b(bDeadLanes).Put(laneIDKey(&d), nil)
 }
 
 func (x *tx) ReviveDelivery(id uint64, now time.Time) (store.Delivery, error) {
@@ -76,11 +117,22 @@ func (x *tx) ReviveDelivery(id uint64, now time.Time) (store.Delivery, error) {
 	if err != nil {
 		return d, fmt.Errorf("dead delivery %d: %w", id, err)
 	}
+	d.ID = id
 	if err := x.b(bDead).Delete(u64(id)); err != nil {
 		return d, err
 	}
+	if err := x.b(bDeadLanes).Delete(laneIDKey(&d)); err != nil {
+		return d, err
+	}
+	d.RetriedDeadAt = d.DeadAt
 	d.Status, d.Attempts, d.NextAttempt, d.DeadAt = store.DeliveryPending, 0, now, time.Time{}
 	if err := put(x.b(bOutbox), u64(id), d); err != nil {
+		return d, err
+	}
+	if err := x.putLane(&d); err != nil {
+		return d, err
+	}
+	if err := x.countPending(d.App, 1); err != nil {
 		return d, err
 	}
 	return x.withEvent(d)

@@ -23,6 +23,9 @@ type tx struct {
 	t       *bolt.Tx
 	threads map[string]store.Thread
 	days    map[string]*bolt.Bucket
+	// pending are the changes to the pending counts per app, written
+	// once per transaction by flush.
+	pending map[string]int64
 }
 
 func newTx(t *bolt.Tx) *tx { return &tx{t: t} }

@@ -29,6 +29,8 @@ func Run(t *testing.T, open Opener) {
 		"history":                  testHistory,
 		"dedup":                    testDedup,
 		"outbox":                   testOutbox,
+		"lanes":                    testLanes,
+		"later delivered":          testLaterDelivered,
 		"journal retention":        testJournalRetention,
 		"intents":                  testIntents,
 		"jobs":                     testJobs,

@@ -1,0 +1,305 @@
+package bolt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/batonhq/baton/store"
+)
+
+// The outbox is keyed by id, in enqueue order; the dispatcher reads it by
+// lane (one bot, one thread) through two indexes:
+//
+//	lanes      app \0 page \0 psid \0 id -> next attempt, created (ns), attempts
+//	deadlanes  app \0 page \0 psid \0 id -> empty
+//
+// lanes holds every pending delivery, so that a lane's head is one seek
+// and the next lane another, and carries what scheduling needs, so that
+// listing lanes never reads a delivery; deadlanes holds the dead letters
+// that no later delivery of their lane has passed yet (see
+// DeleteDelivery). Pending counts per app live in meta ("pending:<app>").
+
+// laneKey is the prefix of a lane's keys in both indexes.
+func laneKey(app string, k store.ThreadKey) []byte {
+	b := make([]byte, 0, len(app)+len(k.Page)+len(k.PSID)+3+8)
+	b = append(b, app...)
+	b = append(b, 0)
+	b = append(b, k.Page...)
+	b = append(b, 0)
+	b = append(b, k.PSID...)
+	return append(b, 0)
+}
+
+func laneIDKey(d *store.Delivery) []byte {
+	return binary.BigEndian.AppendUint64(laneKey(d.App, store.ThreadKey{Page: d.Page, PSID: d.PSID}), d.ID)
+}
+
+// pastLane is a key after every key of the lane prefix ends: ids are 8
+// bytes, so 9 bytes of 0xff sort after all of them.
+func pastLane(prefix []byte) []byte {
+	return append(append([]byte(nil), prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+}
+
+func nanos(t time.Time) uint64 {
+	if t.IsZero() {
+		return 0
+	}
+	return uint64(t.UnixNano())
+}
+
+func fromNanos(n uint64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(n)).UTC()
+}
+
+func laneValue(d *store.Delivery) []byte {
+	v := make([]byte, 20)
+	binary.BigEndian.PutUint64(v, nanos(d.NextAttempt))
+	binary.BigEndian.PutUint64(v[8:], nanos(d.CreatedAt))
+	binary.BigEndian.PutUint32(v[16:], uint32(d.Attempts))
+	return v
+}
+
+// putLane indexes a pending delivery (again, when its schedule changed).
+func (x *tx) putLane(d *store.Delivery) error {
+	return x.b(bLanes).Put(laneIDKey(d), laneValue(d))
+}
+
+// countPending moves app's pending count by delta; flush writes it. A
+// commit of a hundred deliveries then writes the count once, not a
+// hundred times.
+func (x *tx) countPending(app string, delta int64) error {
+	if x.pending == nil {
+		x.pending = map[string]int64{}
+	}
+	x.pending[app] += delta
+	return nil
+}
+
+// flush writes what the transaction kept to write once, before it
+// commits: the pending counts.
+func (x *tx) flush() error {
+	meta := x.b(bMeta)
+	for app, delta := range x.pending {
+		if delta == 0 {
+			continue
+		}
+		key := []byte(pendingPrefix + app)
+		var n int64
+		if v := meta.Get(key); v != nil {
+			n = int64(binary.BigEndian.Uint64(v))
+		}
+		var err error
+		if n += delta; n <= 0 {
+			err = meta.Delete(key)
+		} else {
+			err = meta.Put(key, u64(uint64(n)))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	clear(x.pending)
+	return nil
+}
+
+const pendingPrefix = "pending:"
+
+func (x *tx) CountPending() (map[string]int, error) {
+	out := map[string]int{}
+	c := x.b(bMeta).Cursor()
+	prefix := []byte(pendingPrefix)
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		out[string(k[len(prefix):])] = int(binary.BigEndian.Uint64(v))
+	}
+	for app, delta := range x.pending { // this transaction's own, not yet written
+		if n := out[app] + int(delta); n > 0 {
+			out[app] = n
+		} else {
+			delete(out, app)
+		}
+	}
+	return out, nil
+}
+
+func (x *tx) Lanes(app string, after store.ThreadKey, limit int) ([]store.LaneHead, error) {
+	prefix := append([]byte(app), 0)
+	c := x.b(bLanes).Cursor()
+	var k, v []byte
+	if after == (store.ThreadKey{}) {
+		k, v = c.Seek(prefix)
+	} else {
+		k, v = c.Seek(pastLane(laneKey(app, after)))
+	}
+	var out []store.LaneHead
+	for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, v = c.Seek(pastLane(k[:len(k)-8])) {
+		if len(k) < len(prefix)+10 {
+			return nil, fmt.Errorf("lane index key %q is damaged", k)
+		}
+		h, err := laneHead(splitThreadKey(k[len(prefix):len(k)-9]), k, v) // page \0 psid
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+func (x *tx) LanePending(app string, k store.ThreadKey, limit int) ([]store.LaneHead, error) {
+	prefix := laneKey(app, k)
+	c := x.b(bLanes).Cursor()
+	var out []store.LaneHead
+	for key, v := c.Seek(prefix); key != nil && bytes.HasPrefix(key, prefix) && len(out) < limit; key, v = c.Next() {
+		h, err := laneHead(k, key, v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// laneHead decodes a lane index entry of thread k.
+func laneHead(k store.ThreadKey, key, v []byte) (store.LaneHead, error) {
+	if len(key) < 8 || len(v) != 20 {
+		return store.LaneHead{}, fmt.Errorf("lane index entry %q is damaged", key)
+	}
+	return store.LaneHead{
+		ThreadKey:   k,
+		ID:          binary.BigEndian.Uint64(key[len(key)-8:]),
+		NextAttempt: fromNanos(binary.BigEndian.Uint64(v)),
+		CreatedAt:   fromNanos(binary.BigEndian.Uint64(v[8:])),
+		Attempts:    int(binary.BigEndian.Uint32(v[16:])),
+	}, nil
+}
+
+// markLaterDelivered sets LaterDelivered on the deliveries of the lane of
+// prefix older than id, a delivered one: pending ones that were revived
+// from the dead, and dead letters (which then leave deadlanes: they are
+// marked for good).
+func (x *tx) markLaterDelivered(prefix []byte, id uint64) error {
+	// PSIDs hold no NUL: every key under the prefix is of this lane.
+	older := func(k []byte) bool {
+		return bytes.HasPrefix(k, prefix) && binary.BigEndian.Uint64(k[len(prefix):]) < id
+	}
+	c := x.b(bLanes).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && older(k); k, _ = c.Next() {
+		key := u64(binary.BigEndian.Uint64(k[len(prefix):]))
+		d, err := get[store.Delivery](x.b(bOutbox), key)
+		if err != nil {
+			return fmt.Errorf("delivery %d: %w", binary.BigEndian.Uint64(key), err)
+		}
+		if d.RetriedDeadAt.IsZero() || d.LaterDelivered {
+			continue
+		}
+		d.LaterDelivered = true
+		// Only values change under the cursor: bbolt allows that.
+		if err := put(x.b(bOutbox), key, stored(d)); err != nil {
+			return err
+		}
+	}
+	var marked [][]byte
+	dc := x.b(bDeadLanes).Cursor()
+	for k, _ := dc.Seek(prefix); k != nil && older(k); k, _ = dc.Next() {
+		marked = append(marked, append([]byte(nil), k...))
+	}
+	for _, k := range marked {
+		key := k[len(prefix):]
+		d, err := get[store.Delivery](x.b(bDead), key)
+		if err == nil {
+			d.LaterDelivered = true
+			err = put(x.b(bDead), key, d)
+		}
+		if err != nil && err != store.ErrNotFound {
+			return fmt.Errorf("dead delivery %d: %w", binary.BigEndian.Uint64(key), err)
+		}
+		if err := x.b(bDeadLanes).Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildLaneIndexes fills the lane indexes and pending counts of a file
+// written before they existed: once, when Open creates their buckets.
+func buildLaneIndexes(btx *bolt.Tx) error {
+	x := newTx(btx)
+	err := x.b(bOutbox).ForEach(func(k, v []byte) error {
+		var d store.Delivery
+		if err := unmarshal(v, &d); err != nil {
+			return fmt.Errorf("delivery %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		d.ID = binary.BigEndian.Uint64(k)
+		if err := x.putLane(&d); err != nil {
+			return err
+		}
+		return x.countPending(d.App, 1)
+	})
+	if err != nil {
+		return err
+	}
+	err = x.b(bDead).ForEach(func(k, v []byte) error {
+		var d store.Delivery
+		if err := unmarshal(v, &d); err != nil {
+			return fmt.Errorf("dead delivery %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		d.ID = binary.BigEndian.Uint64(k)
+		if d.LaterDelivered {
+			return nil
+		}
+		return x.b(bDeadLanes).Put(laneIDKey(&d), nil)
+	})
+	if err != nil {
+		return err
+	}
+	return x.flush()
+}
+
+// laneOf reads the lane of an outbox value. Its own records begin
+// {"id":N,"app":"…","page_id":"…","psid":"…" (encoding/json writes
+// fields in order), and a done mark per delivery reads them: those it
+// reads off the front; anything else it decodes.
+func laneOf(id uint64, v []byte) (*store.Delivery, error) {
+	d := &store.Delivery{ID: id}
+	rest, ok := bytes.CutPrefix(v, []byte(`{"id":`))
+	if ok {
+		i := 0
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		rest = rest[i:]
+		for _, f := range []struct {
+			name string
+			to   *string
+		}{{`,"app":"`, &d.App}, {`,"page_id":"`, &d.Page}, {`,"psid":"`, &d.PSID}} {
+			if rest, ok = bytes.CutPrefix(rest, []byte(f.name)); !ok {
+				break
+			}
+			end := bytes.IndexByte(rest, '"')
+			if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+				ok = false // an escape: let the decoder read it
+				break
+			}
+			*f.to, rest = string(rest[:end]), rest[end+1:]
+		}
+	}
+	if ok {
+		return d, nil
+	}
+	var probe struct {
+		App  string `json:"app"`
+		Page string `json:"page_id"`
+		PSID string `json:"psid"`
+	}
+	if err := unmarshal(v, &probe); err != nil {
+		return nil, fmt.Errorf("delivery %s: %w", strconv.FormatUint(id, 10), err)
+	}
+	return &store.Delivery{ID: id, App: probe.App, Page: probe.Page, PSID: probe.PSID}, nil
+}

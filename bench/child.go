@@ -106,6 +106,9 @@ type target struct {
 	Conns      int    // delivery concurrency per bot
 	CommitWait time.Duration
 	Profile    string // write CPU and allocation profiles of the run here (and .allocs), or nothing
+	// MaxAttempts is delivery.max_attempts (0: the default): a backlog's
+	// bot is down longer than the default allows.
+	MaxAttempts int
 }
 
 // writeConfig writes a baton.yaml into dir for one hosted bench app on
@@ -138,13 +141,17 @@ func writeConfig(dir, data string, pageIDs []string, t target) (cfgPath, public,
     adapter: {type: http, url: %q, secret_env: BENCH_HOOK, standby: true}
 `, t.SlowURL)
 	}
+	maxAttempts := ""
+	if t.MaxAttempts > 0 {
+		maxAttempts = fmt.Sprintf(", max_attempts: %d", t.MaxAttempts)
+	}
 	cfg := fmt.Sprintf(`listen: %q
 admin: {listen: %q, token_env: BENCH_ADMIN}
 data: %q
 graph: {url: "http://127.0.0.1:1"}
 log: {level: error}
 webhooks: {commit_wait: %s}
-delivery: {concurrency: %d, backoff: 50ms, max_backoff: 1s}
+delivery: {concurrency: %d, backoff: 50ms, max_backoff: 1s%s}
 apps:
   - name: bench-bot
     app_id: %q
@@ -152,7 +159,7 @@ apps:
     verify_token_env: BENCH_VERIFY
     adapter: {type: http, url: %q, secret_env: BENCH_HOOK}
 %spages:
-%s`, pub, adm, data, t.CommitWait, t.Conns, botAppID, t.BotURL, slowApp, pages.String())
+%s`, pub, adm, data, t.CommitWait, t.Conns, maxAttempts, botAppID, t.BotURL, slowApp, pages.String())
 	cfgPath = filepath.Join(dir, "baton.yaml")
 	return cfgPath, pub, adm, os.WriteFile(cfgPath, []byte(cfg), 0o600)
 }

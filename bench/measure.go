@@ -11,8 +11,8 @@ import (
 
 // Config is one `baton bench`: the binary it starts, where it writes, and
 // what it measures. By default Measure compares Baton with the bare
-// handler under the same load; Chaos, Startup and SlowBot choose another
-// measurement instead, tried in that order.
+// handler under the same load; Chaos, Startup, Backlog and SlowBot choose
+// another measurement instead, tried in that order.
 type Config struct {
 	// Executable is the baton binary. Measure starts it as `baton serve`
 	// and `baton bench-baseline`, each in a process of its own, so that
@@ -45,6 +45,10 @@ type Config struct {
 	// SlowBot adds a second bot taking this long per delivery (standby
 	// copies of every event) and compares with a run without it.
 	SlowBot time.Duration
+	// Backlog fills a store with this many deliveries pending on Threads
+	// threads for a bot that is down, then measures Baton's start-up and
+	// memory on it, and the delivery once the bot is back.
+	Backlog int
 }
 
 // Measure runs the measurement c chooses and writes its report to
@@ -58,6 +62,8 @@ func Measure(ctx context.Context, c Config) error {
 		return chaos(ctx, c)
 	case c.Startup > 0:
 		return startup(ctx, c)
+	case c.Backlog > 0:
+		return backlog(ctx, c)
 	}
 	return compare(ctx, c)
 }

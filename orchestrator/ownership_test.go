@@ -155,3 +155,24 @@ func TestSendRefusedByMetaReconciles(t *testing.T) {
 	}
 	h.eventually("the reconcile", func() bool { return h.batonThread().Owner == "page-inbox" })
 }
+
+// A bot says something and hands the thread over in the same
+// millisecond: the echo of what it said, arriving after Baton recorded
+// the pass, shows the app the pass took the thread from and is older
+// than the pass.
+func TestEchoFromBeforeBatonsPassIsOlder(t *testing.T) {
+	h := newHarness(t)
+	h.say("hi")
+	h.support.next()
+	if st := h.do("POST", h.baton+"/v1/threads/"+pageID+"/"+psid+"/pass", env["SUPPORT_API"], map[string]string{"to": "billing-bot"}, nil); st != 200 {
+		t.Fatalf("pass: %d", st)
+	}
+	echo := fmt.Sprintf(`{"object":"page","entry":[{"id":"%s","time":1,"messaging":[{"sender":{"id":"%s"},"recipient":{"id":"%s"},"timestamp":%d,"message":{"mid":"m_said","is_echo":true,"app_id":%s,"text":"connecting you"}}]}]}`,
+		pageID, pageID, psid, h.ms(0), supportID)
+	if st, _ := h.post("support-bot", env["SUPPORT_SECRET"], []byte(echo)); st != 200 {
+		t.Fatal(st)
+	}
+	if tv := h.batonThread(); tv.Owner != "billing-bot" {
+		t.Fatalf("owner %q after the late echo: %+v", tv.Owner, tv.History)
+	}
+}

@@ -67,6 +67,13 @@ type Thread struct {
 	// does not move the owner (Meta's webhooks may come late and out of
 	// order).
 	EvidenceAt time.Time `json:"evidence_at,omitzero"`
+	// PreviousOwner and LastCause are the owner before the last transition
+	// and its cause: evidence from the very millisecond of a call Baton
+	// made that shows the owner it took the thread from was sent before
+	// the call (an echo of a message the old owner sent just before its
+	// pass), so it is older.
+	PreviousOwner string `json:"previous_owner,omitempty"`
+	LastCause     string `json:"last_cause,omitempty"`
 }
 
 // Causes of an ownership change.

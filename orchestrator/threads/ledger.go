@@ -66,7 +66,7 @@ func Load(tx store.ReadTx, p *topology.Page, k store.ThreadKey) (store.Thread, e
 // than the evidence behind the current owner does not move it: it goes in
 // the history as ignored evidence, with why.
 func (l *Ledger) Apply(tx store.Tx, p *topology.Page, th *store.Thread, in statemachine.Input, h store.HistoryEntry) error {
-	if in.Op == statemachine.OpObserve && Stale(th, in.At) {
+	if in.Op == statemachine.OpObserve && StaleFor(p, th, in.Target, in.At) {
 		if in.Target == th.Owner {
 			return nil // older evidence of what stands: nothing to say
 		}
@@ -86,6 +86,7 @@ func (l *Ledger) Apply(tx store.Tx, p *topology.Page, th *store.Thread, in state
 		return nil
 	}
 	h.At, h.From, h.To = in.At, res.From, res.To
+	th.PreviousOwner, th.LastCause = res.From, h.Cause
 	cause := h.Cause
 	tx.AfterCommit(func() {
 		l.transitions.WithLabelValues(cause).Inc()
@@ -117,6 +118,24 @@ func (l *Ledger) ExpireLapsed(tx store.Tx, p *topology.Page, th *store.Thread, n
 // does too: evidence of the same millisecond is not older.
 func Stale(th *store.Thread, at time.Time) bool {
 	return !at.IsZero() && at.Before(th.EvidenceAt.Truncate(time.Millisecond))
+}
+
+// StaleFor is Stale for evidence that owner owns the thread: also stale
+// is evidence from the millisecond of a call Baton made that shows the
+// app the call took the thread from (the previous owner, or the default
+// app of a thread that was idle), which could only have sent it before
+// the call.
+func StaleFor(p *topology.Page, th *store.Thread, owner string, at time.Time) bool {
+	if Stale(th, at) {
+		return true
+	}
+	prev := th.PreviousOwner
+	if prev == "" && p.SM.Mode == statemachine.ConversationRouting {
+		prev = p.SM.Primary
+	}
+	byBaton := th.LastCause == store.CauseCall || th.LastCause == store.CauseRule || th.LastCause == store.CauseAdmin
+	return byBaton && owner != th.Owner && owner == prev && !at.IsZero() &&
+		at.Truncate(time.Millisecond).Equal(th.EvidenceAt.Truncate(time.Millisecond))
 }
 
 // Expire lapses control on th when its time ran out by t, without a

@@ -68,7 +68,7 @@ func stop(cmd *exec.Cmd) {
 // bench config names, and the Go runtime's knobs, which pass through so
 // that their effect can be measured: GOGC=400 baton bench.
 func childEnv() []string {
-	env := []string{secretEnv + "=" + appSecret, "BENCH_ADMIN=x", "BENCH_VERIFY=x", "BENCH_HOOK=x", "BENCH_TOKEN=x"}
+	env := []string{secretEnv + "=" + appSecret, "BENCH_ADMIN=" + adminToken, "BENCH_VERIFY=x", "BENCH_HOOK=x", "BENCH_TOKEN=x"}
 	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
@@ -78,7 +78,7 @@ func childEnv() []string {
 }
 
 // adminToken is BENCH_ADMIN in childEnv.
-const adminToken = "x"
+const adminToken = "bench-admin-token-0123"
 
 func serveLocal(h http.Handler) (string, func(), error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

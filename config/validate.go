@@ -104,17 +104,8 @@ func (v *validator) config(c *Config) {
 	for i := range c.Pages {
 		v.page(fmt.Sprintf("pages[%d]", i), &c.Pages[i], c, pageIDs)
 	}
-	if strongTokens {
-		v.tokens(c)
-	}
+	v.tokens(c)
 }
-
-// strongTokens turns on the checks of Baton's own bearer tokens (tokens).
-// config's tests turn it on.
-//
-// TODO(issue "Correct under faults and hostile traffic"): switch it on
-// once the fixtures outside config use tokens of 16 characters or more.
-var strongTokens = false
 
 // minTokenLen is the shortest admin or bot API token accepted.
 const minTokenLen = 16

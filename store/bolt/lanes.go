@@ -68,14 +68,16 @@ func laneValue(d *store.Delivery) []byte {
 }
 
 // putLane indexes a pending delivery (again, when its schedule changed).
-func (x *tx) putLane(d *store.Delivery) error {
+func (o laneOps) putLane(d *store.Delivery) error {
+	x := o.x
 	return x.b(bLanes).Put(laneIDKey(d), laneValue(d))
 }
 
 // countPending moves app's pending count by delta; flush writes it. A
 // commit of a hundred deliveries then writes the count once, not a
 // hundred times.
-func (x *tx) countPending(app string, delta int64) error {
+func (o laneOps) countPending(app string, delta int64) error {
+	x := o.x
 	if x.pending == nil {
 		x.pending = map[string]int64{}
 	}
@@ -85,7 +87,8 @@ func (x *tx) countPending(app string, delta int64) error {
 
 // flush writes what the transaction kept to write once, before it
 // commits: the pending counts.
-func (x *tx) flush() error {
+func (o laneOps) flush() error {
+	x := o.x
 	meta := x.b(bMeta)
 	for app, delta := range x.pending {
 		if delta == 0 {
@@ -112,7 +115,8 @@ func (x *tx) flush() error {
 
 const pendingPrefix = "pending:"
 
-func (x *tx) CountPending() (map[string]int, error) {
+func (o laneOps) CountPending() (map[string]int, error) {
+	x := o.x
 	out := map[string]int{}
 	c := x.b(bMeta).Cursor()
 	prefix := []byte(pendingPrefix)
@@ -129,7 +133,8 @@ func (x *tx) CountPending() (map[string]int, error) {
 	return out, nil
 }
 
-func (x *tx) Lanes(app string, after store.ThreadKey, limit int) ([]store.LaneHead, error) {
+func (o laneOps) Lanes(app string, after store.ThreadKey, limit int) ([]store.LaneHead, error) {
+	x := o.x
 	prefix := append([]byte(app), 0)
 	c := x.b(bLanes).Cursor()
 	var k, v []byte
@@ -152,7 +157,8 @@ func (x *tx) Lanes(app string, after store.ThreadKey, limit int) ([]store.LaneHe
 	return out, nil
 }
 
-func (x *tx) LanePending(app string, k store.ThreadKey, limit int) ([]store.LaneHead, error) {
+func (o laneOps) LanePending(app string, k store.ThreadKey, limit int) ([]store.LaneHead, error) {
+	x := o.x
 	prefix := laneKey(app, k)
 	c := x.b(bLanes).Cursor()
 	var out []store.LaneHead
@@ -184,7 +190,8 @@ func laneHead(k store.ThreadKey, key, v []byte) (store.LaneHead, error) {
 // prefix older than id, a delivered one: pending ones that were revived
 // from the dead, and dead letters (which then leave deadlanes: they are
 // marked for good).
-func (x *tx) markLaterDelivered(prefix []byte, id uint64) error {
+func (o laneOps) markLaterDelivered(prefix []byte, id uint64) error {
+	x := o.x
 	// PSIDs hold no NUL: every key under the prefix is of this lane.
 	older := func(k []byte) bool {
 		return bytes.HasPrefix(k, prefix) && binary.BigEndian.Uint64(k[len(prefix):]) < id
@@ -303,3 +310,6 @@ func laneOf(id uint64, v []byte) (*store.Delivery, error) {
 	}
 	return &store.Delivery{ID: id, App: probe.App, Page: probe.Page, PSID: probe.PSID}, nil
 }
+
+// laneOps holds the transaction's methods on the lane index: the schedule of pending deliveries by bot and thread; tx embeds it.
+type laneOps struct{ x *tx }

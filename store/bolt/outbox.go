@@ -17,7 +17,8 @@ func stored(d store.Delivery) store.Delivery {
 }
 
 // withEvent fills the event back in from the journal.
-func (x *tx) withEvent(d store.Delivery) (store.Delivery, error) {
+func (o outboxOps) withEvent(d store.Delivery) (store.Delivery, error) {
+	x := o.x
 	if d.Event != nil || !d.SharesEvent {
 		return d, nil
 	}
@@ -26,7 +27,8 @@ func (x *tx) withEvent(d store.Delivery) (store.Delivery, error) {
 	return d, err
 }
 
-func (x *tx) Enqueue(d *store.Delivery) error {
+func (o outboxOps) Enqueue(d *store.Delivery) error {
+	x := o.x
 	// The outbox's own sequence: ids stay unique as deliveries move to the
 	// dead letters and back.
 	seq, err := x.b(bOutbox).NextSequence()
@@ -45,7 +47,8 @@ func (x *tx) Enqueue(d *store.Delivery) error {
 	return x.countPending(d.App, 1)
 }
 
-func (x *tx) Delivery(id uint64) (store.Delivery, error) {
+func (o outboxOps) Delivery(id uint64) (store.Delivery, error) {
+	x := o.x
 	d, err := get[store.Delivery](x.b(bOutbox), u64(id))
 	if err == store.ErrNotFound {
 		d, err = get[store.Delivery](x.b(bDead), u64(id))
@@ -56,7 +59,8 @@ func (x *tx) Delivery(id uint64) (store.Delivery, error) {
 	return x.withEvent(d)
 }
 
-func (x *tx) UpdateDelivery(d store.Delivery) error {
+func (o outboxOps) UpdateDelivery(d store.Delivery) error {
+	x := o.x
 	if x.b(bOutbox).Get(u64(d.ID)) == nil {
 		return fmt.Errorf("delivery %d: %w", d.ID, store.ErrNotFound)
 	}
@@ -66,7 +70,8 @@ func (x *tx) UpdateDelivery(d store.Delivery) error {
 	return x.putLane(&d)
 }
 
-func (x *tx) DeleteDelivery(id uint64) error {
+func (o outboxOps) DeleteDelivery(id uint64) error {
+	x := o.x
 	v := x.b(bOutbox).Get(u64(id))
 	if v == nil {
 		return nil // a done mark written twice
@@ -82,7 +87,8 @@ func (x *tx) DeleteDelivery(id uint64) error {
 }
 
 // unqueue takes a pending delivery out of the outbox and its indexes.
-func (x *tx) unqueue(d *store.Delivery) error {
+func (o outboxOps) unqueue(d *store.Delivery) error {
+	x := o.x
 	if err := x.b(bOutbox).Delete(u64(d.ID)); err != nil {
 		return err
 	}
@@ -92,7 +98,8 @@ func (x *tx) unqueue(d *store.Delivery) error {
 	return x.countPending(d.App, -1)
 }
 
-func (x *tx) KillDelivery(d store.Delivery) error {
+func (o outboxOps) KillDelivery(d store.Delivery) error {
+	x := o.x
 	if x.b(bOutbox).Get(u64(d.ID)) != nil {
 		if err := x.unqueue(&d); err != nil {
 			return err
@@ -112,7 +119,8 @@ func (x *tx) KillDelivery(d store.Delivery) error {
 	return x.b(bDeadLanes).Put(laneIDKey(&d), nil)
 }
 
-func (x *tx) ReviveDelivery(id uint64, now time.Time) (store.Delivery, error) {
+func (o outboxOps) ReviveDelivery(id uint64, now time.Time) (store.Delivery, error) {
+	x := o.x
 	d, err := get[store.Delivery](x.b(bDead), u64(id))
 	if err != nil {
 		return d, fmt.Errorf("dead delivery %d: %w", id, err)
@@ -138,15 +146,18 @@ func (x *tx) ReviveDelivery(id uint64, now time.Time) (store.Delivery, error) {
 	return x.withEvent(d)
 }
 
-func (x *tx) PendingDeliveries() ([]store.Delivery, error) {
+func (o outboxOps) PendingDeliveries() ([]store.Delivery, error) {
+	x := o.x
 	return x.deliveries(bOutbox, 0)
 }
 
-func (x *tx) DeadDeliveries(limit int) ([]store.Delivery, error) {
+func (o outboxOps) DeadDeliveries(limit int) ([]store.Delivery, error) {
+	x := o.x
 	return x.deliveries(bDead, limit)
 }
 
-func (x *tx) deliveries(bucket []byte, limit int) ([]store.Delivery, error) {
+func (o outboxOps) deliveries(bucket []byte, limit int) ([]store.Delivery, error) {
+	x := o.x
 	ds, err := list[store.Delivery](x.b(bucket), limit)
 	if err != nil {
 		return nil, err
@@ -158,3 +169,6 @@ func (x *tx) deliveries(bucket []byte, limit int) ([]store.Delivery, error) {
 	}
 	return ds, nil
 }
+
+// outboxOps holds the transaction's methods on the outbox and the dead letters; tx embeds it.
+type outboxOps struct{ x *tx }

@@ -20,6 +20,8 @@ import (
 // and dedup day buckets for the life of the transaction: a group commit
 // runs many callers' writes in one.
 type tx struct {
+	outboxOps
+	laneOps
 	t       *bolt.Tx
 	threads map[string]store.Thread
 	days    map[string]*bolt.Bucket
@@ -28,7 +30,11 @@ type tx struct {
 	pending map[string]int64
 }
 
-func newTx(t *bolt.Tx) *tx { return &tx{t: t} }
+func newTx(t *bolt.Tx) *tx {
+	x := &tx{t: t}
+	x.outboxOps, x.laneOps = outboxOps{x}, laneOps{x}
+	return x
+}
 
 func (x *tx) b(name []byte) *bolt.Bucket { return x.t.Bucket(name) }
 

@@ -32,7 +32,6 @@ import (
 type Threads interface {
 	Control(ctx context.Context, req threads.Request) (store.Thread, error)
 	Reconcile(ctx context.Context, k store.ThreadKey, why string) error
-	ReconcileLater(k store.ThreadKey, why string)
 }
 
 // Deliveries is what the admin API needs of the dispatcher.

@@ -1,6 +1,7 @@
 package graphapi
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -21,7 +22,10 @@ func (g *Endpoint) proxy(w http.ResponseWriter, r *http.Request, p *topology.Pag
 			q.Set(k, ps.String(k))
 		}
 	}
-	status, body, err := g.d.Graph.Raw(r.Context(), r.Method, cred, edge, q, payload)
+	// A call Meta may apply (a send with thread_control, a one-time
+	// token used) must finish whether or not the bot still waits, so that
+	// Baton records what Meta did.
+	status, body, err := g.d.Graph.Raw(context.WithoutCancel(r.Context()), r.Method, cred, edge, q, payload)
 	g.d.Metrics.GraphCalls.WithLabelValues("proxy_"+strings.TrimPrefix(edge, "/"), strconv.Itoa(status)).Inc()
 	if err != nil {
 		g.d.Errors.Record(recent.Error{Kind: "graph", App: a.Name, Page: p.ID, Message: err.Error()})

@@ -33,6 +33,10 @@ func (g *Endpoint) send(w http.ResponseWriter, r *http.Request, p *topology.Page
 		writeError(w, newError(http.StatusBadRequest, 100, 0, "(#100) The parameter recipient is required"))
 		return
 	}
+	if rcpt.ID != "" && !messenger.ValidID(string(rcpt.ID)) {
+		writeError(w, newError(http.StatusBadRequest, 100, messenger.SubcodeNoMatchingUser, "(#100) No matching user found"))
+		return
+	}
 	var otn *store.OneTimeToken
 	if req.Message != nil && (rcpt.ID != "" || rcpt.OneTimeNotifToken != "") {
 		var gerr *messenger.Error

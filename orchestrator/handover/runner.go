@@ -111,11 +111,13 @@ func (e *Engine) startDue(ctx context.Context, now time.Time, sem chan struct{},
 			deadline = h.until
 		}
 	}
+	started := 0
 	for _, j := range due {
 		id := j.Rule + "|" + j.ThreadKey.String()
 		if inflight[id] || held[id].until.After(now) {
 			continue
 		}
+		started++
 		select {
 		case sem <- struct{}{}:
 		default:
@@ -127,7 +129,9 @@ func (e *Engine) startDue(ctx context.Context, now time.Time, sem chan struct{},
 			doneCh <- jobDone{id: id, written: e.runJob(ctx, j)}
 		}()
 	}
-	return deadline, len(due) == dueBatch, nil
+	// More may be due beyond the batch; a batch of jobs all held or
+	// running is no reason to read again at once.
+	return deadline, started > 0 && len(due) == dueBatch, nil
 }
 
 // finished notes a job's end: one whose outcome was not written is held

@@ -72,12 +72,13 @@ func (s *Service) reconcile(ctx context.Context, k store.ThreadKey, why string) 
 		if err != nil {
 			return err
 		}
-		if owner == OwnerUnknown && th.Owner != "" && th.Owner != asker.ID {
-			owner = th.Owner
+		shown := owner
+		if shown == OwnerUnknown && th.Owner != "" && th.Owner != asker.ID {
+			shown = th.Owner // Meta hides who owns it; the record's other app may
 		}
 		now := s.d.Clock.Now()
 		before := th.Version
-		if err := s.d.Ledger.Apply(tx, p, &th, statemachine.Input{Op: statemachine.OpObserve, Target: owner, At: now},
+		if err := s.d.Ledger.Apply(tx, p, &th, statemachine.Input{Op: statemachine.OpObserve, Target: shown, At: now},
 			store.HistoryEntry{Event: "thread_owner", By: "meta", Cause: store.CauseReconcile, Metadata: why}); err != nil {
 			return err
 		}
@@ -250,7 +251,20 @@ func (q *reconcileQueue) push(job reconcileJob) bool {
 func (q *reconcileQueue) retry(job reconcileJob, at time.Time) {
 	q.mu.Lock()
 	q.queued[job.k] = true
-	q.later = append(q.later, delayedJob{at, job})
+	replaced := false
+	for i := range q.later {
+		if q.later[i].job.k == job.k { // one per thread: the newest intent stands
+			if job.intentAt.Before(q.later[i].job.intentAt) {
+				job.intentAt = q.later[i].job.intentAt
+			}
+			q.later[i] = delayedJob{at, job}
+			replaced = true
+			break
+		}
+	}
+	if !replaced {
+		q.later = append(q.later, delayedJob{at, job})
+	}
 	q.mu.Unlock()
 	q.retried.Ring()
 }

@@ -28,10 +28,13 @@ import (
 	"github.com/batonhq/baton/orchestrator"
 )
 
-// The demo's fixed identities: one page, a FAQ bot as its default app, the
-// example inbox as a hosted secondary, and Meta's Page Inbox.
+// The demo's fixed identities: one page and the shop's Instagram account,
+// a FAQ bot as the default app of both, the example inbox as a hosted
+// secondary, and Meta's own inboxes.
 const (
 	demoPage       = "100200300400500"
+	demoIG         = "17841400100200300"
+	demoIGInbox    = "1217981644879628"
 	demoBotID      = "512345678901234"
 	demoInboxID    = "734567890123456"
 	demoPageInbox  = "263902037430900"
@@ -145,6 +148,7 @@ func startDemo(o demoOptions) (d *demo, err error) {
 	botSecret, inboxSecret := secret("FAQ_BOT_SECRET", 16), secret("INBOX_SECRET", 16)
 	botVerify, inboxVerify := secret("FAQ_BOT_VERIFY_TOKEN", 8), secret("INBOX_VERIFY_TOKEN", 8)
 	botPageToken, inboxPageToken := secret("PAGE_TOKEN_FAQ_BOT", 24), secret("PAGE_TOKEN_INBOX", 24)
+	botIGToken, inboxIGToken := secret("IG_TOKEN_FAQ_BOT", 24), secret("IG_TOKEN_INBOX", 24)
 	secret("FAQ_BOT_API_TOKEN", 16)
 	secret("INBOX_API_TOKEN", 16)
 	hook("FAQ_BOT_HOOK_SECRET")
@@ -155,6 +159,7 @@ func startDemo(o demoOptions) (d *demo, err error) {
 		"Public": bl.Addr().String(), "Admin": al.Addr().String(), "Data": filepath.Join(d.dir, "baton.db"),
 		"Platform": d.platformURL, "Bot": botURL, "Inbox": d.inboxURL, "ReturnAfter": o.ReturnAfter.String(),
 		"Words": strings.Join(demoEscalationWords, ", "), "Page": demoPage, "BotID": demoBotID, "InboxID": demoInboxID, "PageInbox": demoPageInbox,
+		"IG": demoIG, "IGInbox": demoIGInbox,
 	}); err != nil {
 		return d, err
 	}
@@ -185,7 +190,9 @@ func startDemo(o demoOptions) (d *demo, err error) {
 			{Name: "inbox", ID: demoInboxID, Secret: inboxSecret, VerifyToken: inboxVerify, CallbackURL: d.batonURL + "/webhooks/inbox"},
 		},
 		Pages: []messengertest.PageConfig{{ID: demoPage, Name: "Acme Shop", Mode: messengertest.ModeConversationRouting, DefaultApp: "faq-bot",
-			Apps: map[string]messengertest.PageAppConfig{"faq-bot": {Token: botPageToken, Takeover: true}, "inbox": {Token: inboxPageToken}}}},
+			Apps: map[string]messengertest.PageAppConfig{"faq-bot": {Token: botPageToken, Takeover: true}, "inbox": {Token: inboxPageToken}}}, {
+			ID: demoIG, Name: "acme.shop (Instagram)", Platform: messengertest.PlatformInstagram, Mode: messengertest.ModeConversationRouting, DefaultApp: "faq-bot",
+			Apps: map[string]messengertest.PageAppConfig{"faq-bot": {Token: botIGToken, Takeover: true}, "inbox": {Token: inboxIGToken}}}},
 	}, messengertest.WithClock(d.clock), messengertest.WithLogger(zl.Named("platform")))
 	if err != nil {
 		return d, err
@@ -257,7 +264,27 @@ apps:
     adapter: {type: http, url: "{{.Inbox}}/baton", secret_env: INBOX_HOOK_SECRET, standby: true}
   - name: page-inbox                  # Meta's own Page Inbox
     app_id: "{{.PageInbox}}"
+  - name: ig-inbox                    # Instagram's inbox
+    app_id: "{{.IGInbox}}"
 pages:
+  - id: "{{.IG}}"                     # the shop's Instagram professional account
+    platform: instagram
+    primary: faq-bot
+    secondary: [inbox, ig-inbox]
+    tokens:
+      faq-bot: {token_env: IG_TOKEN_FAQ_BOT}
+      inbox: {token_env: IG_TOKEN_INBOX}
+    rules:
+      escalate:
+        - name: human
+          words: [{{.Words}}]
+          payloads: [TALK_TO_HUMAN]
+          to: inbox
+          message: "Connecting you with a person. Someone will answer here shortly."
+      return:
+        after: {{.ReturnAfter}}
+        to: primary
+        message: "Our agent has stepped away; the shop's bot is back. Write \"human\" to reach a person again."
   - id: "{{.Page}}"
     mode: conversation_routing
     primary: faq-bot
@@ -296,10 +323,12 @@ func (d *demo) serve(l net.Listener, h http.Handler) *http.Server {
 
 func (d *demo) banner(w io.Writer) {
 	chat := fmt.Sprintf("%s/_platform/chat?page=%s&psid=%s", d.platformURL, demoPage, demoPersonPSID)
+	igChat := fmt.Sprintf("%s/_platform/chat?page=%s&psid=%s", d.platformURL, demoIG, demoPersonPSID)
 	fmt.Fprintf(w, `Baton demo: the fake Messenger platform, Baton, a FAQ bot and the inbox, on this machine.
 
   1. Be the person:  open %s
      Write "hi", then "what are your hours?", then "I want a human".
+     (On the shop's Instagram account: open %s)
   2. Be the agent:   open %s/
      The conversation is there with why it came and what was said before.
      Reply, then press Done: the thread goes back to the FAQ bot.
@@ -313,7 +342,7 @@ Jump the clock past the return rule (an inbox thread idle that long goes back to
 
 Config: %s   Logs: %s
 Ctrl-C stops everything.
-`, chat, d.inboxURL, d.adminToken, d.adminURL, demoPage, demoPersonPSID,
+`, chat, igChat, d.inboxURL, d.adminToken, d.adminURL, demoPage, demoPersonPSID,
 		d.platformURL, demoPage, demoPersonPSID, d.platformURL, d.config, d.logFile.Name())
 }
 

@@ -85,7 +85,7 @@ settings:
 		t.Fatalf("settings %+v\nwant     %+v", cfg.Settings, want)
 	}
 	var none Settings
-	none.applyDefaults()
+	none.ApplyDefaults()
 	if none.WebhookOrder != OrderPerApp || none.BatchOrder != OrderSent || none.WebhookWindow != 10 || none.InboxDoneTo != InboxDoneToDefault ||
 		none.InboxDoneWebhook || none.AIReplyTakesControl || none.ExpiryWebhook || none.RoutingWebhook || none.WebhookRepeat != 0 {
 		t.Fatalf("defaults %+v", none)

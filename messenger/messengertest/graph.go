@@ -11,6 +11,9 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/messenger/messengertest/calllog"
+	"github.com/batonhq/baton/messenger/messengertest/faults"
+	"github.com/batonhq/baton/messenger/messengertest/metaerr"
 )
 
 const maxGraphBody = 1 << 20
@@ -32,8 +35,8 @@ type graphCall struct {
 type graphAPI struct {
 	w      *world
 	rules  *rules
-	calls  *callLog
-	faults *faultInjector
+	calls  *calllog.Log
+	faults *faults.Injector
 }
 
 // register adds the Graph routes to r, and answers any other path like
@@ -46,7 +49,7 @@ func (g *graphAPI) register(r *mux.Router) {
 		r.Handle(prefix+"/"+node, g)
 	}
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusBadRequest, messenger.ErrorEnvelope{Error: errUnknownPath(r.URL.Path)})
+		writeJSON(w, http.StatusBadRequest, messenger.ErrorEnvelope{Error: metaerr.UnknownPath(r.URL.Path)})
 	})
 }
 
@@ -60,9 +63,9 @@ func (g *graphAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.identify(r, ps, &call)
 	}
 	apply := func() (int, any) { return g.serve(r, ps, perr, node, edge, &call) }
-	if f, ok := g.faults.match(&call); ok {
-		defer f.done()
-		g.serveFault(w, r, f, &call, apply)
+	if f, ok := g.faults.Match(&call); ok {
+		defer f.Done()
+		g.faults.Serve(w, r, f, &call, g.calls.Record, apply)
 		return
 	}
 	status, body := apply()
@@ -73,7 +76,7 @@ func (g *graphAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		call.Success = true
 	}
-	g.calls.record(call)
+	g.calls.Record(call)
 	writeJSON(w, status, body)
 }
 
@@ -98,25 +101,25 @@ func (g *graphAPI) identify(r *http.Request, ps params, call *Call) {
 // *messenger.Error for a refusal.
 func (g *graphAPI) serve(r *http.Request, ps params, perr error, node, edge string, call *Call) (int, any) {
 	if perr != nil {
-		return http.StatusBadRequest, graphError(messenger.CodeInvalidParameter, 0, "(#100) "+perr.Error())
+		return http.StatusBadRequest, metaerr.New(messenger.CodeInvalidParameter, 0, "(#100) "+perr.Error())
 	}
 	token := ps.AccessToken(r)
 	g.w.mu.Lock()
 	defer g.w.mu.Unlock()
 	caller := g.w.caller(token)
 	if caller == nil {
-		return http.StatusBadRequest, errBadToken()
+		return http.StatusBadRequest, metaerr.BadToken()
 	}
 	call.PageID, call.AppID, call.App = caller.page.id, caller.app.id, caller.app.name
 	proof := ps.String("appsecret_proof")
 	if proof != "" || g.w.settings.RequireAppSecretProof {
 		want := messenger.AppSecretProof(caller.app.secret, token)
 		if !hmac.Equal([]byte(proof), []byte(want)) {
-			return http.StatusBadRequest, errBadProof()
+			return http.StatusBadRequest, metaerr.BadProof()
 		}
 	}
 	if node != "me" && messenger.ID(node) != caller.page.id {
-		return http.StatusBadRequest, errUnsupported(strings.ToLower(r.Method), node)
+		return http.StatusBadRequest, metaerr.Unsupported(strings.ToLower(r.Method), node)
 	}
 	c := &graphCall{r: r, ps: ps, caller: caller, edge: edge}
 	var res any
@@ -135,9 +138,9 @@ func (g *graphAPI) serve(r *http.Request, ps params, perr error, node, edge stri
 	case r.Method == http.MethodPost && strings.HasSuffix(edge, "_thread_control"):
 		res, gerr = g.threadControl(c)
 	case edge == "" || isKnownEdge(edge):
-		gerr = errUnsupported(strings.ToLower(r.Method), node)
+		gerr = metaerr.Unsupported(strings.ToLower(r.Method), node)
 	default:
-		gerr = errUnknownPath("/" + edge)
+		gerr = metaerr.UnknownPath("/" + edge)
 	}
 	if gerr != nil {
 		return gerr.HTTPStatus, gerr
@@ -159,11 +162,11 @@ var success = map[string]bool{"success": true}
 func (g *graphAPI) callThread(c *graphCall) (*thread, *messenger.Error) {
 	rcpt, ok := c.ps.Recipient()
 	if !ok || rcpt.ID == "" {
-		return nil, errParamRequired("recipient")
+		return nil, metaerr.ParamRequired("recipient")
 	}
 	t := g.w.thread(c.caller.page, rcpt.ID, false)
 	if t == nil {
-		return nil, errNoUser()
+		return nil, metaerr.NoUser()
 	}
 	return t, nil
 }
@@ -172,7 +175,7 @@ func (g *graphAPI) threadControl(c *graphCall) (any, *messenger.Error) {
 	switch c.edge {
 	case "pass_thread_control", "take_thread_control", "request_thread_control", "release_thread_control", "extend_thread_control":
 	default:
-		return nil, errUnknownPath("/" + c.edge)
+		return nil, metaerr.UnknownPath("/" + c.edge)
 	}
 	t, err := g.callThread(c)
 	if err != nil {
@@ -197,7 +200,7 @@ func (g *graphAPI) threadControl(c *graphCall) (any, *messenger.Error) {
 	default:
 		secs, perr := strconv.ParseInt(c.ps.String("duration"), 10, 64)
 		if perr != nil {
-			return nil, errInvalidParameter()
+			return nil, metaerr.InvalidParameter()
 		}
 		return success, g.rules.extend(c.caller, t, secs)
 	}
@@ -206,7 +209,7 @@ func (g *graphAPI) threadControl(c *graphCall) (any, *messenger.Error) {
 func (g *graphAPI) threadOwner(c *graphCall) (any, *messenger.Error) {
 	psid := c.ps.String("recipient")
 	if psid == "" {
-		return nil, errParamRequired("recipient")
+		return nil, metaerr.ParamRequired("recipient")
 	}
 	if rcpt, ok := c.ps.Recipient(); ok && rcpt.ID != "" {
 		psid = string(rcpt.ID) // tolerate the object form too
@@ -224,7 +227,7 @@ func (g *graphAPI) threadOwner(c *graphCall) (any, *messenger.Error) {
 func (g *graphAPI) secondaryReceivers(c *graphCall) (any, *messenger.Error) {
 	pg := c.caller.page
 	if pg.mode != ModeLegacy || !isPrimary(pg, c.caller.app.id) {
-		return nil, errNotReceiver()
+		return nil, metaerr.NotReceiver()
 	}
 	data := []messenger.AppInfo{}
 	for _, pa := range pg.connectedApps() {
@@ -250,7 +253,7 @@ func (g *graphAPI) subscribedApps(c *graphCall) (any, *messenger.Error) {
 	case http.MethodPost:
 		fields := c.ps.String("subscribed_fields")
 		if fields == "" {
-			return nil, errParamRequired("subscribed_fields")
+			return nil, metaerr.ParamRequired("subscribed_fields")
 		}
 		next := map[string]bool{}
 		for f := range strings.SplitSeq(strings.Trim(fields, "[]"), ",") {
@@ -259,7 +262,7 @@ func (g *graphAPI) subscribedApps(c *graphCall) (any, *messenger.Error) {
 				continue
 			}
 			if !knownField(f) {
-				return nil, graphError(messenger.CodeInvalidParameter, 0, "(#100) Param subscribed_fields must be one of {"+strings.Join(AllFields, ", ")+"} - got \""+f+"\".")
+				return nil, metaerr.New(messenger.CodeInvalidParameter, 0, "(#100) Param subscribed_fields must be one of {"+strings.Join(AllFields, ", ")+"} - got \""+f+"\".")
 			}
 			next[f] = true
 		}
@@ -270,7 +273,7 @@ func (g *graphAPI) subscribedApps(c *graphCall) (any, *messenger.Error) {
 		pa.subscribed = map[string]bool{}
 		return success, nil
 	}
-	return nil, errUnsupported(strings.ToLower(c.r.Method), string(pa.page.id))
+	return nil, metaerr.Unsupported(strings.ToLower(c.r.Method), string(pa.page.id))
 }
 
 func knownField(f string) bool {
@@ -304,7 +307,7 @@ func (g *graphAPI) sendAPI(c *graphCall) (any, *messenger.Error) {
 		// Query and form callers send objects as JSON text.
 		req = messenger.SendRequest{}
 		if json.Unmarshal([]byte(c.ps.String("message")), &req.Message) != nil && c.ps.String("message") != "" {
-			return nil, graphError(messenger.CodeInvalidParameter, 0, "(#100) param message must be a JSON object")
+			return nil, metaerr.New(messenger.CodeInvalidParameter, 0, "(#100) param message must be a JSON object")
 		}
 		req.MessagingType, req.Tag, req.SenderAction = c.ps.String("messaging_type"), c.ps.String("tag"), c.ps.String("sender_action")
 		if tc := c.ps.String("thread_control"); tc != "" {
@@ -314,7 +317,7 @@ func (g *graphAPI) sendAPI(c *graphCall) (any, *messenger.Error) {
 	}
 	rcpt, ok := c.ps.Recipient()
 	if !ok {
-		return nil, errParamRequired("recipient")
+		return nil, metaerr.ParamRequired("recipient")
 	}
 	req.Recipient = rcpt
 	return g.rules.send(c.caller, &req)

@@ -1,27 +1,21 @@
 package messengertest
 
 import (
-	"errors"
-
 	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/messenger/messengertest/control"
 )
 
-// Errors of the control surface.
+// Errors of the control surface (see package control).
 var (
-	ErrUnknownPage = errors.New("unknown page")
-	ErrNoThread    = errors.New("the person has not written to this page")
-	ErrNotInbox    = errors.New("the Page Inbox does not own this thread")
-	ErrNoInbox     = errors.New("the Page Inbox is not connected to this page")
-	ErrUnknownApp  = errors.New("unknown app")
+	ErrUnknownPage = control.ErrUnknownPage
+	ErrNoThread    = control.ErrNoThread
+	ErrNotInbox    = control.ErrNotInbox
+	ErrNoInbox     = control.ErrNoInbox
+	ErrUnknownApp  = control.ErrUnknownApp
 )
 
 // UserMessage is what a person writes.
-type UserMessage struct {
-	Text        string                 `json:"text"`
-	QuickReply  string                 `json:"quick_reply"` // payload of the tapped quick reply
-	Ref         string                 `json:"ref"`         // m.me ref the person arrived with
-	Attachments []messenger.Attachment `json:"attachments"`
-}
+type UserMessage = control.UserMessage
 
 // person acts as a Facebook user writing to a page: each action starts
 // or continues the person's thread, runs entry routing, and routes the

@@ -11,7 +11,8 @@
 //
 // # Parts
 //
-// A Platform is a few parts around one shared state:
+// A Platform is a few parts around one shared state, configured by a
+// Config (package fakeconfig):
 //
 //   - the world (world.go, route.go) holds apps, pages, tokens and threads
 //     under one mutex, applies control expiry and turns events on a thread
@@ -19,16 +20,17 @@
 //   - the rules (rules.go) are the thread-control and Send API rules, the
 //     one place that changes who owns a thread on an app's behalf;
 //   - the Graph API (graph.go) serves /vNN.N/{node}/{edge}, records each
-//     call (calls.go) and lets the fault injector answer instead;
-//   - the webhook sender (webhooks.go, webhook_order.go) posts the queued
+//     call (package calllog), answers refusals in Meta's words (package
+//     metaerr) and lets the fault injector answer instead;
+//   - the webhook sender (package hooks) posts the queued
 //     webhooks, signed, with retries, on one lane per app: each app's
 //     copies travel apart from the other apps';
 //   - the person and the inbox (person.go, inbox.go) act as a Facebook
 //     or Instagram user, a staff member in the Page Inbox (Instagram's
 //     inbox on an Instagram account), and Meta AI replying from it;
-//   - the control surface (control.go, control_faults.go) serves
-//     /_platform/ over all of them;
-//   - the fault injector (faults.go, graph_fault.go) makes matching Graph
+//   - the control surface (package control, and package faults for
+//     /_platform/faults) serves /_platform/ over the Platform's methods;
+//   - the fault injector (package faults) makes matching Graph
 //     calls fail: an error answer (a Meta-shaped envelope by default), a
 //     held request that ends without an answer, a dropped connection, or
 //     a call that is applied for real while its answer says otherwise.
@@ -82,27 +84,21 @@ import (
 
 	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/messenger/messengertest/calllog"
+	"github.com/batonhq/baton/messenger/messengertest/control"
+	"github.com/batonhq/baton/messenger/messengertest/faults"
+	"github.com/batonhq/baton/messenger/messengertest/hooks"
 )
-
-// PageInboxName is the name the platform gives Meta's Page Inbox app, which
-// every page has unless its config says no_page_inbox.
-const PageInboxName = "page-inbox"
-
-// InstagramInboxName is the name the platform gives Instagram's inbox app,
-// which every Instagram account has unless its config says no_page_inbox.
-const InstagramInboxName = "instagram-inbox"
 
 // Windows and limits of the platform (REFERENCE §4, §5).
 const (
-	controlTTL        = 24 * time.Hour
-	messagingWindow   = 24 * time.Hour
-	humanAgentWindow  = 7 * 24 * time.Hour
-	otnLifetime       = 365 * 24 * time.Hour
-	maxExtendSeconds  = 7 * 24 * 3600
-	maxTextLen        = 2000
-	maxSendMetadata   = 1000
-	maxCallsRecorded  = 10000
-	maxWebhookRecords = 10000
+	controlTTL       = 24 * time.Hour
+	messagingWindow  = 24 * time.Hour
+	humanAgentWindow = 7 * 24 * time.Hour
+	otnLifetime      = 365 * 24 * time.Hour
+	maxExtendSeconds = 7 * 24 * 3600
+	maxTextLen       = 2000
+	maxSendMetadata  = 1000
 )
 
 // Platform is the fake Messenger Platform. Create it with New, serve
@@ -115,13 +111,12 @@ type Platform struct {
 	hookClient *http.Client
 
 	w      *world
-	calls  *callLog
-	faults *faultInjector
-	hooks  *webhookSender
+	calls  *calllog.Log
+	faults *faults.Injector
+	hooks  *hooks.Sender
 	graph  *graphAPI
 	person *person
 	inbox  *inbox
-	ctl    *controlSurface
 }
 
 // Clock is the platform's time: it moves when /_platform/clock says so.
@@ -151,7 +146,7 @@ func New(cfg Config, opts ...Option) (*Platform, error) {
 		return nil, fmt.Errorf("platform config: %w", err)
 	}
 	settings := cfg.Settings
-	settings.applyDefaults()
+	settings.ApplyDefaults()
 	p := &Platform{log: zap.NewNop(), hookClient: &http.Client{}}
 	for _, o := range opts {
 		o(p)
@@ -169,15 +164,14 @@ func New(cfg Config, opts ...Option) (*Platform, error) {
 		p.clock = clock.NewOffset(start)
 	}
 	p.w = newWorld(cfg, settings, p.clock, p.log)
-	p.hooks = newWebhookSender(p.hookClient, p.clock, p.log.Named("webhooks"), settings, p.w.markWebhookResult)
+	p.hooks = hooks.NewSender(p.hookClient, p.clock, p.log.Named("webhooks"), settings, p.w.markWebhookResult)
 	p.w.out = p.hooks
-	p.calls = &callLog{}
-	p.faults = newFaultInjector(p.w, p.log.Named("faults"))
+	p.calls = &calllog.Log{}
+	p.faults = faults.New(p.w, p.log.Named("faults"))
 	rules := &rules{w: p.w}
 	p.graph = &graphAPI{w: p.w, rules: rules, calls: p.calls, faults: p.faults}
 	p.person = &person{w: p.w}
 	p.inbox = &inbox{w: p.w, rules: rules}
-	p.ctl = &controlSurface{w: p.w, person: p.person, inbox: p.inbox, calls: p.calls, hooks: p.hooks, faults: p.faults}
 	return p, nil
 }
 
@@ -185,7 +179,9 @@ func New(cfg Config, opts ...Option) (*Platform, error) {
 // control surface under /_platform/.
 func (p *Platform) Handler() http.Handler {
 	r := mux.NewRouter()
-	p.ctl.register(r.PathPrefix("/_platform").Subrouter())
+	ctl := r.PathPrefix("/_platform").Subrouter()
+	control.Register[ThreadState, PageInfo](ctl, p, p.w)
+	p.faults.Register(ctl)
 	p.graph.register(r)
 	return r
 }
@@ -197,8 +193,8 @@ func (p *Platform) Clock() Clock { return p.clock }
 // ends every request a fault holds or delays (its connection is closed
 // without an answer). It returns once those requests are released.
 func (p *Platform) Close() {
-	p.faults.close()
-	p.hooks.close()
+	p.faults.Close()
+	p.hooks.Close()
 }
 
 // Advance moves the platform clock forward and applies the expiries that
@@ -215,20 +211,24 @@ func (p *Platform) Thread(pageID, psid messenger.ID) (ThreadState, bool) {
 func (p *Platform) Pages() []PageInfo { return p.w.pageInfos() }
 
 // Calls returns every Graph call received so far, oldest first.
-func (p *Platform) Calls() []Call { return p.calls.list() }
+func (p *Platform) Calls() []Call { return p.calls.List() }
 
 // Settle blocks until every queued webhook has been delivered or has
 // failed for good: the signal a test waits on instead of sleeping.
-func (p *Platform) Settle(ctx context.Context) error { return p.hooks.settle(ctx) }
+func (p *Platform) Settle(ctx context.Context) error { return p.hooks.Settle(ctx) }
 
 // Webhooks returns the record of every webhook POST, oldest first.
-func (p *Platform) Webhooks() []WebhookRecord { return p.hooks.list() }
+func (p *Platform) Webhooks() []WebhookRecord { return p.hooks.List() }
 
 // VerifyCallback performs Meta's subscription handshake with the app's
 // callback: GET ?hub.mode=subscribe&hub.verify_token=..&hub.challenge=..,
 // which must answer 200 with the challenge as its body.
 func (p *Platform) VerifyCallback(ctx context.Context, appName string) error {
-	return p.ctl.verifyCallback(ctx, appName)
+	callback, verifyToken, ok := p.w.callbackOf(appName)
+	if !ok {
+		return fmt.Errorf("app %q has no callback_url", appName)
+	}
+	return p.hooks.Verify(ctx, appName, callback, verifyToken)
 }
 
 // UserSends delivers a message from the person psid to the page, as Meta
@@ -288,29 +288,29 @@ func (p *Platform) InboxAIReplies(pageID, psid messenger.ID, text string) (strin
 // when app is empty) after the POST in flight: they queue until
 // ReleaseWebhooks, and Settle does not wait for them. A test holds one app
 // to make another app's copy of an event arrive first.
-func (p *Platform) HoldWebhooks(app string) error { return p.ctl.holdOrRelease(app, p.hooks.hold) }
+func (p *Platform) HoldWebhooks(app string) error { return p.holdOrRelease(app, p.hooks.Hold) }
 
 // ReleaseWebhooks lets held webhooks go: one app's, or with app empty
 // every app's.
 func (p *Platform) ReleaseWebhooks(app string) error {
-	return p.ctl.holdOrRelease(app, p.hooks.release)
+	return p.holdOrRelease(app, p.hooks.Release)
 }
 
 // AddFault makes the Graph calls that match f fail as f says, until it has
 // affected f.Count calls (0: until cleared). It returns f as stored, with
 // its ID and defaults filled in, or an error naming each invalid field.
-func (p *Platform) AddFault(f Fault) (Fault, error) { return p.faults.add(f) }
+func (p *Platform) AddFault(f Fault) (Fault, error) { return p.faults.Add(f) }
 
 // Faults lists the active faults, oldest first, with how many calls each
 // will still affect and how many it has affected.
-func (p *Platform) Faults() []Fault { return p.faults.list() }
+func (p *Platform) Faults() []Fault { return p.faults.List() }
 
 // ClearFaults removes every fault; calls that faults hold now are not
 // released (Close releases them).
-func (p *Platform) ClearFaults() { p.faults.clear() }
+func (p *Platform) ClearFaults() { p.faults.Clear() }
 
 // ClearFault removes the fault with id and reports whether it was active.
-func (p *Platform) ClearFault(id string) bool { return p.faults.clearOne(id) }
+func (p *Platform) ClearFault(id string) bool { return p.faults.ClearOne(id) }
 
 func newID(prefix string) string {
 	b := make([]byte, 12)
@@ -343,4 +343,36 @@ type ThreadState struct {
 	ExpiresAt         *time.Time      `json:"expires_at"`
 	LastUserMessageAt *time.Time      `json:"last_user_message_at"`
 	Messages          []ThreadMessage `json:"messages"`
+}
+
+// holdOrRelease is HoldWebhooks and ReleaseWebhooks.
+func (p *Platform) holdOrRelease(app string, act func(messenger.ID)) error {
+	var id messenger.ID
+	if app != "" {
+		var ok bool
+		if id, ok = p.w.appID(app); !ok {
+			return fmt.Errorf("%w %q", ErrUnknownApp, app)
+		}
+	}
+	act(id)
+	return nil
+}
+
+// PageInfo describes a page for people trying the platform.
+type PageInfo struct {
+	ID         messenger.ID `json:"id"`
+	Name       string       `json:"name,omitempty"`
+	Mode       Mode         `json:"mode"`
+	Platform   string       `json:"platform"`
+	DefaultApp string       `json:"default_app,omitempty"`
+	Apps       []AppInfo    `json:"apps"`
+}
+
+// AppInfo is an app as connected to one page.
+type AppInfo struct {
+	Name             string       `json:"name"`
+	ID               messenger.ID `json:"id"`
+	CallbackURL      string       `json:"callback_url,omitempty"`
+	Takeover         bool         `json:"takeover"`
+	SubscribedFields []string     `json:"subscribed_fields"`
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/messenger/messengertest/hooks"
 )
 
 // How an event on a thread becomes webhooks: which apps get a copy, on
@@ -110,14 +111,15 @@ func (w *world) stamp(t *thread, ev *messenger.Event) {
 }
 
 func (w *world) enqueue(pg *page, pa *pageApp, ch messenger.Channel, ev *messenger.Event, aiGenerated bool) {
-	entry := wireEntry{ID: pg.id, Time: w.now().UnixMilli()}
+	entry := hooks.WireEntry{ID: pg.id, Time: w.now().UnixMilli()}
 	raw := encodeEvent(ev, aiGenerated)
 	if ch == messenger.ChannelStandby {
 		entry.Standby = []json.RawMessage{raw}
 	} else {
 		entry.Messaging = []json.RawMessage{raw}
 	}
-	w.out.enqueue(queued{pa: pa, object: pg.object(), entry: entry, channel: ch, kind: ev.Kind()})
+	target := hooks.Target{Name: pa.app.name, ID: pa.app.id, Callback: pa.app.callback, Secret: pa.app.secret}
+	w.out.Enqueue(hooks.Queued{App: target, Object: pg.object(), Entry: entry, Channel: ch, Kind: ev.Kind()})
 }
 
 // recordOutbound stores a page message and routes its echo; aiGenerated

@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/messenger/messengertest/metaerr"
 )
 
 // rules are the thread-control and Send API rules of REFERENCE §1.2, §1.3,
@@ -18,7 +19,7 @@ type rules struct {
 
 func (r *rules) checkMetadata(md string) *messenger.Error {
 	if lim := r.w.settings.MetadataLimit; lim > 0 && utf8.RuneCountInString(md) > lim {
-		return errInvalidParameter()
+		return metaerr.InvalidParameter()
 	}
 	return nil
 }
@@ -38,30 +39,30 @@ func (r *rules) pass(caller *pageApp, t *thread, target messenger.ID, md string)
 		// secondary must own the thread, and its pass defaults to the
 		// primary.
 		if !isPrimary(pg, me) && t.owner != me {
-			return notOwner(pg, errNotOwnerPass)
+			return notOwner(pg, metaerr.NotOwnerPass)
 		}
 		if target == "" {
 			if isPrimary(pg, me) {
-				return errParamRequired("target_app_id")
+				return metaerr.ParamRequired("target_app_id")
 			}
 			target = pg.defaultApp
 		}
 		if target == me {
-			return errInvalidParameter()
+			return metaerr.InvalidParameter()
 		}
 	case ModeZeroConfig:
 		if t.owner != "" && t.owner != me {
-			return notOwner(pg, errNotOwnerPass)
+			return notOwner(pg, metaerr.NotOwnerPass)
 		}
 		if target == "" {
-			return errParamRequired("target_app_id") // no default app to fall back to
+			return metaerr.ParamRequired("target_app_id") // no default app to fall back to
 		}
 		if target == me && t.owner == me {
-			return errInvalidParameter()
+			return metaerr.InvalidParameter()
 		}
 	default:
 		if t.owner != "" && t.owner != me {
-			return notOwner(pg, errNotOwnerPass)
+			return notOwner(pg, metaerr.NotOwnerPass)
 		}
 		if target == "" {
 			target = pg.defaultApp
@@ -69,11 +70,11 @@ func (r *rules) pass(caller *pageApp, t *thread, target messenger.ID, md string)
 		// Passing to yourself does not extend control; while the thread
 		// is idle it claims it (REFERENCE §0.1).
 		if target == me && t.owner == me {
-			return errInvalidParameter()
+			return metaerr.InvalidParameter()
 		}
 	}
 	if pg.apps[target] == nil {
-		return errIncorrectAppID()
+		return metaerr.IncorrectAppID()
 	}
 	prev := t.owner
 	r.w.grant(t, target)
@@ -90,18 +91,18 @@ func (r *rules) take(caller *pageApp, t *thread, md string) (*messenger.Error, b
 	pg, me := t.page, caller.app.id
 	switch pg.mode {
 	case ModeZeroConfig:
-		return errCRNotEnabled(), false
+		return metaerr.CRNotEnabled(), false
 	case ModeLegacy:
 		if !isPrimary(pg, me) {
-			return errPermissions(), false
+			return metaerr.Permissions(), false
 		}
 	default:
 		if !caller.takeover {
-			return errPermissions(), false
+			return metaerr.Permissions(), false
 		}
 	}
 	if t.owner == me {
-		return errInvalidParameter(), false
+		return metaerr.InvalidParameter(), false
 	}
 	prev := t.owner
 	r.w.grant(t, me)
@@ -120,13 +121,13 @@ func (r *rules) request(caller *pageApp, t *thread, md string) *messenger.Error 
 	pg, me := t.page, caller.app.id
 	switch pg.mode {
 	case ModeConversationRouting:
-		return errCREnabled()
+		return metaerr.CREnabled()
 	case ModeLegacy:
 		if isPrimary(pg, me) {
-			return errInvalidParameter() // the primary takes, it does not ask
+			return metaerr.InvalidParameter() // the primary takes, it does not ask
 		}
 		if t.owner == me {
-			return errInvalidParameter()
+			return metaerr.InvalidParameter()
 		}
 		r.w.deliverHandover(t, messenger.Event{RequestThreadControl: &messenger.RequestThreadControl{
 			RequestedOwnerAppID: me, Metadata: md,
@@ -134,7 +135,7 @@ func (r *rules) request(caller *pageApp, t *thread, md string) *messenger.Error 
 		return nil
 	}
 	if t.owner == me {
-		return errInvalidParameter()
+		return metaerr.InvalidParameter()
 	}
 	if t.owner == "" {
 		// Zero-config: the first app to ask gets an idle thread.
@@ -155,7 +156,7 @@ func (r *rules) release(caller *pageApp, t *thread, md string) *messenger.Error 
 		return err
 	}
 	if t.owner != caller.app.id {
-		return notOwner(t.page, errNotOwnerRelease)
+		return notOwner(t.page, metaerr.NotOwnerRelease)
 	}
 	if t.page.mode == ModeLegacy {
 		t.owner = t.page.defaultApp // legacy threads fall back to the primary
@@ -167,10 +168,10 @@ func (r *rules) release(caller *pageApp, t *thread, md string) *messenger.Error 
 
 func (r *rules) extend(caller *pageApp, t *thread, seconds int64) *messenger.Error {
 	if t.owner != caller.app.id {
-		return notOwner(t.page, errNotOwnerExtend)
+		return notOwner(t.page, metaerr.NotOwnerExtend)
 	}
 	if seconds <= 0 || seconds > maxExtendSeconds {
-		return errInvalidParameter()
+		return metaerr.InvalidParameter()
 	}
 	until := r.w.now().Add(time.Duration(seconds) * time.Second)
 	if until.After(t.expires) || r.w.settings.ExtendCanShorten {
@@ -192,7 +193,7 @@ func (r *rules) threadOwnerView(caller *pageApp, t *thread) (body any, err *mess
 	}
 	if pg.mode == ModeLegacy {
 		if !isPrimary(pg, me) && t.owner != me && t.owner != pg.defaultApp {
-			return nil, errSecondaryHidden()
+			return nil, metaerr.SecondaryHidden()
 		}
 		return wrap(owner{AppID: t.owner}), nil
 	}
@@ -218,21 +219,21 @@ func (r *rules) sendAllowed(caller *pageApp, t *thread, tag string, viaOTN bool)
 		// Handover v1: either app may respond.
 	case ModeZeroConfig:
 		if t.owner != "" && t.owner != me {
-			return errSendNotOwner()
+			return metaerr.SendNotOwner()
 		}
 	default:
 		if t.owner != "" && t.owner != me {
-			return errSendNotOwner()
+			return metaerr.SendNotOwner()
 		}
 		if t.owner == "" && pg.defaultApp != me {
-			return errSendNotOwner() // while idle only the default app may send
+			return metaerr.SendNotOwner() // while idle only the default app may send
 		}
 	}
 	now := r.w.now()
 	switch tag {
 	case messenger.TagAccountUpdate, messenger.TagConfirmedEventUpdate, messenger.TagPostPurchaseUpdate:
 		if messenger.IsRetiredTag(tag, now) {
-			return errInvalidParameter()
+			return metaerr.InvalidParameter()
 		}
 		return nil
 	}
@@ -259,37 +260,37 @@ func (r *rules) send(caller *pageApp, req *messenger.SendRequest) (any, *messeng
 	if tok := req.Recipient.OneTimeNotifToken; tok != "" {
 		o := r.w.otns[tok]
 		if o == nil || o.page != pg.id || o.used || r.w.now().Sub(o.created) > otnLifetime {
-			return nil, graphError(messenger.CodeInvalidParameter, 0, "(#100) Invalid one_time_notif_token")
+			return nil, metaerr.New(messenger.CodeInvalidParameter, 0, "(#100) Invalid one_time_notif_token")
 		}
 		psid, viaOTN = o.psid, true
 	}
 	if req.Message == nil && req.SenderAction == "" {
-		return nil, errParamRequired("message")
+		return nil, metaerr.ParamRequired("message")
 	}
 	if req.Message != nil {
 		if req.MessagingType == "" {
-			return nil, errParamRequired("messaging_type")
+			return nil, metaerr.ParamRequired("messaging_type")
 		}
 		if req.MessagingType == messenger.MessagingTypeMessageTag && req.Tag == "" {
-			return nil, errParamRequired("tag")
+			return nil, metaerr.ParamRequired("tag")
 		}
 		if utf8.RuneCountInString(req.Message.Text) >= maxTextLen || utf8.RuneCountInString(req.Message.Metadata) >= maxSendMetadata {
-			return nil, errInvalidParameter()
+			return nil, metaerr.InvalidParameter()
 		}
 		if req.Message.Text == "" && req.Message.Attachment == nil {
-			return nil, errParamRequired("message.text or message.attachment")
+			return nil, metaerr.ParamRequired("message.text or message.attachment")
 		}
 	}
 	t := r.w.thread(pg, psid, false)
 	if t == nil {
-		return nil, errNoUser()
+		return nil, metaerr.NoUser()
 	}
 	if err := r.sendAllowed(caller, t, req.Tag, viaOTN); err != nil {
 		return nil, err
 	}
 	if tc := req.ThreadControl; tc != nil {
 		if pg.mode != ModeConversationRouting {
-			return nil, errCRNotEnabled()
+			return nil, metaerr.CRNotEnabled()
 		}
 		// Refuse a pass that cannot happen before anything is sent.
 		if tc.ControlType == "pass" {
@@ -298,10 +299,10 @@ func (r *rules) send(caller *pageApp, req *messenger.SendRequest) (any, *messeng
 				target = pg.defaultApp
 			}
 			if target == caller.app.id {
-				return nil, errInvalidParameter()
+				return nil, metaerr.InvalidParameter()
 			}
 			if pg.apps[target] == nil {
-				return nil, errIncorrectAppID()
+				return nil, metaerr.IncorrectAppID()
 			}
 		}
 	}

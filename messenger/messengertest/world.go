@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/messenger/messengertest/hooks"
 )
 
 // world is the platform's shared truth: apps, pages, tokens, threads and
@@ -32,9 +33,9 @@ type world struct {
 }
 
 // webhookQueue takes one event for one app; the webhook sender delivers it
-// later, in the order Settings choose (webhook_order.go).
+// later, in the order Settings choose (package hooks).
 type webhookQueue interface {
-	enqueue(q queued)
+	Enqueue(q hooks.Queued)
 }
 
 type app struct {
@@ -216,8 +217,11 @@ func (w *world) advance(d time.Duration) time.Time {
 	return now
 }
 
-// setTime sets the clock and applies the expiries that fall due.
-func (w *world) setTime(t time.Time) {
+// Now and Set are the world's clock for the control surface: Set sets it
+// and applies the expiries that fall due.
+func (w *world) Now() time.Time { return w.now() }
+
+func (w *world) Set(t time.Time) {
 	w.clock.Set(t)
 	w.expireAll()
 }
@@ -239,15 +243,15 @@ func (w *world) appName(id messenger.ID) string {
 // Callers hold w.mu.
 func (w *world) caller(token string) *pageApp { return w.tokens[token] }
 
-// hasPage and hasApp tell whether a page id, or an app name or id, is
+// HasPage and HasApp tell whether a page id, or an app name or id, is
 // known; faults are checked against them so that a typo fails at once.
-func (w *world) hasPage(id messenger.ID) bool {
+func (w *world) HasPage(id messenger.ID) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.pages[id] != nil
 }
 
-func (w *world) hasApp(ref string) bool {
+func (w *world) HasApp(ref string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.byName[ref] != nil || w.apps[messenger.ID(ref)] != nil
@@ -327,12 +331,16 @@ func (w *world) pageInfos() []PageInfo {
 // past Settings.UnsubscribeAfter, unsubscribes it from the page as Meta
 // does after an hour of failures. The webhook sender calls it after each
 // POST.
-func (w *world) markWebhookResult(batch []queued, ok bool) {
+func (w *world) markWebhookResult(batch []hooks.Queued, ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	now := w.now()
 	for _, q := range batch {
-		pa := q.pa
+		pg := w.pages[q.Entry.ID]
+		if pg == nil || pg.apps[q.App.ID] == nil {
+			continue
+		}
+		pa := pg.apps[q.App.ID]
 		switch {
 		case ok:
 			pa.failingSince = time.Time{}

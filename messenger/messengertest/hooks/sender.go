@@ -1,4 +1,9 @@
-package messengertest
+// Package hooks is the fake platform's webhook sender: it posts Queued
+// webhooks to the apps' callbacks, signed, with retries, on one lane per
+// app, in the order, with the delays, repeats and batches Settings choose.
+// It is given its dependencies as values and knows nothing of the
+// platform's state.
+package hooks
 
 import (
 	"bytes"
@@ -14,10 +19,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/messenger/messengertest/fakeconfig"
 )
 
-// WebhookRecord is one webhook POST (with its retries) to one app.
-type WebhookRecord struct {
+// Record is one webhook POST (with its retries) to one app.
+type Record struct {
 	ID         int          `json:"id"`
 	At         time.Time    `json:"at"` // platform clock when sent
 	App        string       `json:"app"`
@@ -35,9 +41,26 @@ type WebhookRecord struct {
 	Repeat bool `json:"repeat,omitempty"`
 }
 
-// wireEntry is an entry whose events are already encoded, so that each
+// maxRecords is how many Records a Sender keeps.
+const maxRecords = 10000
+
+// Clock is the platform's time, which records are stamped with.
+type Clock interface{ Now() time.Time }
+
+// Settings are the platform's settings (see fakeconfig.Settings).
+type Settings = fakeconfig.Settings
+
+// Target is the app a webhook goes to.
+type Target struct {
+	Name     string
+	ID       messenger.ID
+	Callback string
+	Secret   string
+}
+
+// WireEntry is an entry whose events are already encoded, so that each
 // recipient gets the bytes routed for it.
-type wireEntry struct {
+type WireEntry struct {
 	ID        messenger.ID      `json:"id"`
 	Time      int64             `json:"time"`
 	Messaging []json.RawMessage `json:"messaging,omitempty"`
@@ -46,44 +69,47 @@ type wireEntry struct {
 
 type wireEnvelope struct {
 	Object string      `json:"object"`
-	Entry  []wireEntry `json:"entry"`
+	Entry  []WireEntry `json:"entry"`
 }
 
-type queued struct {
-	pa      *pageApp
-	object  string // the envelope's object: "page" or "instagram"
-	entry   wireEntry
-	channel messenger.Channel
-	kind    messenger.Kind
+// Queued is one entry for one app, waiting to be posted.
+type Queued struct {
+	App     Target
+	Object  string // the envelope's object: "page" or "instagram"
+	Entry   WireEntry
+	Channel messenger.Channel
+	Kind    messenger.Kind
 }
 
-// webhookSender delivers webhooks: one lane per app, each its own
+// Sender delivers webhooks: one lane per app, each its own
 // connection to the app's callback, apart from every other app's, with
 // the order, delays, repeats and batches Settings choose (webhook_order.go).
 // It knows the world only through onResult, which it calls after each POST.
-type webhookSender struct {
+type Sender struct {
 	client   *http.Client
 	clock    Clock
 	log      *zap.Logger
 	settings Settings
-	onResult func(batch []queued, ok bool)
+	onResult func(batch []Queued, ok bool)
 
 	mu      sync.Mutex
 	lanes   map[messenger.ID]*lane
 	holdAll bool          // hold every app, those without a lane yet too
 	busy    bool          // some lane has work it may do
 	idle    chan struct{} // closed while !busy
-	records []*WebhookRecord
+	records []*Record
 	nextID  int
 	closed  bool
 	stop    chan struct{}
 	wg      sync.WaitGroup
 }
 
-func newWebhookSender(client *http.Client, c Clock, log *zap.Logger, settings Settings, onResult func([]queued, bool)) *webhookSender {
+// NewSender returns a sender posting with client; onResult hears of
+// each POST's batch and whether it was delivered.
+func NewSender(client *http.Client, c Clock, log *zap.Logger, settings Settings, onResult func([]Queued, bool)) *Sender {
 	idle := make(chan struct{})
 	close(idle)
-	return &webhookSender{
+	return &Sender{
 		client:   client,
 		clock:    c,
 		log:      log,
@@ -97,15 +123,15 @@ func newWebhookSender(client *http.Client, c Clock, log *zap.Logger, settings Se
 
 // send posts p, with retries, and reports whether it was delivered. It
 // builds the body of a first delivery; a repeat sends its body again.
-func (s *webhookSender) send(p *post) bool {
+func (s *Sender) send(p *post) bool {
 	batch := p.entries
-	a := batch[0].pa.app
-	rec := &WebhookRecord{At: s.clock.Now(), App: a.name, AppID: a.id, URL: a.callback, Status: "pending", Repeat: p.repeat()}
-	env := wireEnvelope{Object: batch[0].object}
+	a := batch[0].App
+	rec := &Record{At: s.clock.Now(), App: a.Name, AppID: a.ID, URL: a.Callback, Status: "pending", Repeat: p.repeat()}
+	env := wireEnvelope{Object: batch[0].Object}
 	for _, q := range batch {
-		env.Entry = append(env.Entry, q.entry)
-		rec.Channels = append(rec.Channels, string(q.channel))
-		rec.Kinds = append(rec.Kinds, string(q.kind))
+		env.Entry = append(env.Entry, q.Entry)
+		rec.Channels = append(rec.Channels, string(q.Channel))
+		rec.Kinds = append(rec.Kinds, string(q.Kind))
 	}
 	if p.body == nil {
 		body, err := messenger.MarshalLikeMeta(env)
@@ -120,7 +146,7 @@ func (s *webhookSender) send(p *post) bool {
 	s.mu.Lock()
 	s.nextID++
 	rec.ID = s.nextID
-	if len(s.records) >= maxWebhookRecords {
+	if len(s.records) >= maxRecords {
 		s.records = s.records[1:]
 	}
 	s.records = append(s.records, rec)
@@ -149,7 +175,7 @@ func (s *webhookSender) send(p *post) bool {
 			s.onResult(batch, true)
 			return true
 		}
-		s.log.Info("webhook failed", zap.String("app", a.name), zap.Int("attempt", attempt+1), zap.Error(err))
+		s.log.Info("webhook failed", zap.String("app", a.Name), zap.Int("attempt", attempt+1), zap.Error(err))
 	}
 	s.mu.Lock()
 	rec.Status = "failed"
@@ -160,7 +186,7 @@ func (s *webhookSender) send(p *post) bool {
 
 // sleep waits d of real time and reports false if the sender stopped
 // first.
-func (s *webhookSender) sleep(d time.Duration) bool {
+func (s *Sender) sleep(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -171,7 +197,7 @@ func (s *webhookSender) sleep(d time.Duration) bool {
 	}
 }
 
-func (s *webhookSender) post(a *app, body []byte) (int, error) {
+func (s *Sender) post(a Target, body []byte) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.settings.WebhookTimeout)
 	defer cancel()
 	go func() { // Close cancels in-flight posts too
@@ -181,14 +207,14 @@ func (s *webhookSender) post(a *app, body []byte) (int, error) {
 		case <-ctx.Done():
 		}
 	}()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.callback, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.Callback, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "facebookexternalua")
-	req.Header.Set(messenger.HeaderSignature256, messenger.Sign([]byte(a.secret), body))
-	req.Header.Set(messenger.HeaderSignatureSHA1, messenger.SignSHA1([]byte(a.secret), body))
+	req.Header.Set(messenger.HeaderSignature256, messenger.Sign([]byte(a.Secret), body))
+	req.Header.Set(messenger.HeaderSignatureSHA1, messenger.SignSHA1([]byte(a.Secret), body))
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return 0, err
@@ -201,10 +227,11 @@ func (s *webhookSender) post(a *app, body []byte) (int, error) {
 	return resp.StatusCode, nil
 }
 
-func (s *webhookSender) list() []WebhookRecord {
+// List returns the record of every webhook POST, oldest first.
+func (s *Sender) List() []Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]WebhookRecord, len(s.records))
+	out := make([]Record, len(s.records))
 	for i, r := range s.records {
 		out[i] = *r
 		out[i].Channels = append([]string(nil), r.Channels...)
@@ -213,7 +240,8 @@ func (s *webhookSender) list() []WebhookRecord {
 	return out
 }
 
-func (s *webhookSender) close() {
+// Close stops the sender; queued webhooks are dropped.
+func (s *Sender) Close() {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -228,10 +256,10 @@ func (s *webhookSender) close() {
 	s.mu.Unlock()
 }
 
-// verify performs Meta's subscription handshake with an app's callback:
+// Verify performs Meta's subscription handshake with an app's callback:
 // GET ?hub.mode=subscribe&hub.verify_token=..&hub.challenge=.., which must
 // answer 200 with the challenge as its body.
-func (s *webhookSender) verify(ctx context.Context, appName, callback, verifyToken string) error {
+func (s *Sender) Verify(ctx context.Context, appName, callback, verifyToken string) error {
 	challenge := fmt.Sprint(time.Now().UnixNano() % 1e9)
 	u, err := url.Parse(callback)
 	if err != nil {

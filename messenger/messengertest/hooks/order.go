@@ -1,4 +1,4 @@
-package messengertest
+package hooks
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/messenger/messengertest/fakeconfig"
 )
 
 // How the webhook sender reproduces Meta's disorder (REFERENCE §0.1,
@@ -19,10 +20,10 @@ import (
 // lane posts next, after what delay, in what batch order and whether it
 // posts it again are drawn from the lane's own random sequence, seeded
 // from Settings.Seed and the app id: the same seed and the same webhooks
-// queued for an app give the same choices, whatever other apps get. A
+// Queued for an app give the same choices, whatever other apps get. A
 // lane can be held, so that a test decides which app's copies go first.
 
-// lane is one app's webhooks. Fields are guarded by webhookSender.mu.
+// lane is one app's webhooks. Fields are guarded by Sender.mu.
 type lane struct {
 	queue   []*post
 	running bool // a goroutine is posting from the queue
@@ -30,17 +31,17 @@ type lane struct {
 	rng     *rand.Rand
 }
 
-// post is one webhook POST: queued entries (one, until batched), or a
+// post is one webhook POST: Queued entries (one, until batched), or a
 // repeat of a POST that was delivered, with its exact body.
 type post struct {
-	entries []queued
-	body    []byte // set once built; a queued post with a body is a repeat
+	entries []Queued
+	body    []byte // set once built; a Queued post with a body is a repeat
 }
 
 func (p *post) repeat() bool { return p.body != nil }
 
 // lane returns the app's lane, creating it. Callers hold s.mu.
-func (s *webhookSender) lane(appID messenger.ID) *lane {
+func (s *Sender) lane(appID messenger.ID) *lane {
 	l := s.lanes[appID]
 	if l == nil {
 		h := fnv.New64a()
@@ -51,21 +52,22 @@ func (s *webhookSender) lane(appID messenger.ID) *lane {
 	return l
 }
 
-func (s *webhookSender) enqueue(q queued) {
+// Enqueue queues q on its app's lane.
+func (s *Sender) Enqueue(q Queued) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
-	l := s.lane(q.pa.app.id)
-	l.queue = append(l.queue, &post{entries: []queued{q}})
+	l := s.lane(q.App.ID)
+	l.queue = append(l.queue, &post{entries: []Queued{q}})
 	s.wake(l)
 	s.updateIdle()
 }
 
 // wake starts the lane's goroutine if it has work it may do. Callers hold
 // s.mu.
-func (s *webhookSender) wake(l *lane) {
+func (s *Sender) wake(l *lane) {
 	if l.running || !s.ready(l) {
 		return
 	}
@@ -75,14 +77,14 @@ func (s *webhookSender) wake(l *lane) {
 }
 
 // ready reports whether the lane may post now. Callers hold s.mu.
-func (s *webhookSender) ready(l *lane) bool {
+func (s *Sender) ready(l *lane) bool {
 	return !s.closed && !l.held && len(l.queue) > 0
 }
 
-// updateIdle opens or closes the idle channel settle waits on: the sender
+// updateIdle opens or closes the idle channel Settle waits on: the sender
 // is busy while a lane is posting (a POST in flight, its retries, its
 // delay) or has webhooks that are not held. Callers hold s.mu.
-func (s *webhookSender) updateIdle() {
+func (s *Sender) updateIdle() {
 	busy := false
 	for _, l := range s.lanes {
 		if l.running || s.ready(l) {
@@ -100,7 +102,7 @@ func (s *webhookSender) updateIdle() {
 }
 
 // run posts from the lane until it is empty, held or closed.
-func (s *webhookSender) run(l *lane) {
+func (s *Sender) run(l *lane) {
 	defer s.wg.Done()
 	defer func() {
 		s.mu.Lock()
@@ -140,7 +142,7 @@ func (s *webhookSender) run(l *lane) {
 }
 
 // delay draws how long the lane's next POST waits. Callers hold s.mu.
-func (s *webhookSender) delay(l *lane) time.Duration {
+func (s *Sender) delay(l *lane) time.Duration {
 	d := s.settings.WebhookDelay
 	if d.Max <= d.Min {
 		return d.Min
@@ -153,8 +155,8 @@ func (s *webhookSender) delay(l *lane) time.Duration {
 // more entries of the same object, picked the same way, and put in a
 // random order if BatchOrder says so. A repeat goes alone, as it was.
 // Callers hold s.mu.
-func (s *webhookSender) next(l *lane) *post {
-	shuffled := s.settings.WebhookOrder == OrderShuffled
+func (s *Sender) next(l *lane) *post {
+	shuffled := s.settings.WebhookOrder == fakeconfig.OrderShuffled
 	i := 0
 	if shuffled {
 		i = l.rng.IntN(min(len(l.queue), s.settings.WebhookWindow))
@@ -163,9 +165,9 @@ func (s *webhookSender) next(l *lane) *post {
 	if first.repeat() {
 		return first
 	}
-	object := first.entries[0].object
-	batch := append([]queued(nil), first.entries...)
-	joins := func(p *post) bool { return !p.repeat() && p.entries[0].object == object }
+	object := first.entries[0].Object
+	batch := append([]Queued(nil), first.entries...)
+	joins := func(p *post) bool { return !p.repeat() && p.entries[0].Object == object }
 	for len(batch) < s.settings.MaxBatch && len(l.queue) > 0 {
 		j := 0
 		if shuffled {
@@ -184,23 +186,23 @@ func (s *webhookSender) next(l *lane) *post {
 		}
 		batch = append(batch, l.take(j).entries...)
 	}
-	if s.settings.BatchOrder == OrderShuffled && len(batch) > 1 {
+	if s.settings.BatchOrder == fakeconfig.OrderShuffled && len(batch) > 1 {
 		l.rng.Shuffle(len(batch), func(a, b int) { batch[a], batch[b] = batch[b], batch[a] })
 	}
 	return &post{entries: batch}
 }
 
-// take removes and returns the i-th queued post.
+// take removes and returns the i-th Queued post.
 func (l *lane) take(i int) *post {
 	p := l.queue[i]
 	l.queue = append(l.queue[:i], l.queue[i+1:]...)
 	return p
 }
 
-// hold stops an app's webhooks (every app's, those with none queued yet
-// too, when appID is empty) after the POST in flight, until release.
-// Held webhooks stay queued and do not count for settle.
-func (s *webhookSender) hold(appID messenger.ID) {
+// Hold stops an app's webhooks (every app's, those with none Queued yet
+// too, when appID is empty) after the POST in flight, until Release.
+// Held webhooks stay Queued and do not count for settle.
+func (s *Sender) Hold(appID messenger.ID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if appID == "" {
@@ -214,8 +216,8 @@ func (s *webhookSender) hold(appID messenger.ID) {
 	s.updateIdle()
 }
 
-// release lets a held app's webhooks go (every app's when appID is empty).
-func (s *webhookSender) release(appID messenger.ID) {
+// Release lets a held app's webhooks go (every app's when appID is empty).
+func (s *Sender) Release(appID messenger.ID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if appID == "" {
@@ -232,9 +234,9 @@ func (s *webhookSender) release(appID messenger.ID) {
 	s.updateIdle()
 }
 
-// settle waits until no webhook that may go is queued, delayed or in
+// Settle waits until no webhook that may go is Queued, delayed or in
 // flight, repeats included; held webhooks do not count.
-func (s *webhookSender) settle(ctx context.Context) error {
+func (s *Sender) Settle(ctx context.Context) error {
 	s.mu.Lock()
 	idle := s.idle
 	s.mu.Unlock()

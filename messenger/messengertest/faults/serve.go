@@ -1,29 +1,30 @@
-package messengertest
+package faults
 
 import (
 	"encoding/json"
 	"net/http"
 
 	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/messenger/messengertest/control"
 )
 
-// serveFault answers a call the way the fault that fired says, in place of
+// Serve answers a call the way the fault that fired says, in place of
 // the platform's own answer. apply carries the call out for the apply_
-// modes. The call is recorded once its outcome is decided, before any
+// modes; record adds the call to the platform's log. The call is recorded once its outcome is decided, before any
 // delay or hold, so that a test which sees the client fail finds it in
 // Calls.
-func (g *graphAPI) serveFault(w http.ResponseWriter, r *http.Request, f *firing, call *Call, apply func() (int, any)) {
+func (fi *Injector) Serve(w http.ResponseWriter, r *http.Request, f *Firing, call *Call, record func(Call), apply func() (int, any)) {
 	call.Fault = f.ID
 	if f.Mode.applies() {
 		status, _ := apply()
 		call.Applied = status/100 == 2
 	}
 	if !f.Mode.answers() {
-		g.calls.record(*call)
+		record(*call)
 		if f.Mode == FaultDrop {
-			g.faults.wait(r.Context(), f.Delay)
+			fi.wait(r.Context(), f.Delay)
 		} else {
-			g.faults.hold(r.Context(), f.Delay)
+			fi.hold(r.Context(), f.Delay)
 		}
 		dropConnection(w)
 		return
@@ -40,13 +41,13 @@ func (g *graphAPI) serveFault(w http.ResponseWriter, r *http.Request, f *firing,
 		}
 	}
 	call.Success = f.Status/100 == 2 && call.Error == nil
-	g.calls.record(*call)
-	if !g.faults.wait(r.Context(), f.Delay) {
+	record(*call)
+	if !fi.wait(r.Context(), f.Delay) {
 		dropConnection(w) // the client left, or the platform closed
 		return
 	}
 	if len(f.Body) == 0 {
-		writeJSON(w, f.Status, messenger.ErrorEnvelope{Error: call.Error})
+		control.WriteJSON(w, f.Status, messenger.ErrorEnvelope{Error: call.Error})
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")

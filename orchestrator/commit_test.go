@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,11 +19,15 @@ import (
 
 // stallingStore holds each write of a request until the request's sender
 // gave up, then lets it commit: the sender is gone while its write
-// commits.
-type stallingStore struct{ store.Store }
+// commits. It counts the writes it held.
+type stallingStore struct {
+	store.Store
+	held *atomic.Int64
+}
 
 func (s stallingStore) Update(ctx context.Context, fn func(store.Tx) error) error {
 	if ctx.Done() != nil { // a request's context; Baton's own work has none
+		s.held.Add(1)
 		<-ctx.Done()
 	}
 	return s.Store.Update(ctx, fn)
@@ -61,7 +66,8 @@ pages:
 			}
 			db := mustOpenStore(t, cfg.Data)
 			defer db.Close()
-			srv, err := orchestrator.NewServer(cfg, stallingStore{db}, orchestrator.ServerOptions{})
+			var held atomic.Int64
+			srv, err := orchestrator.NewServer(cfg, stallingStore{db, &held}, orchestrator.ServerOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,7 +80,9 @@ pages:
 			pub, _ := srv.Addrs()
 
 			const n = 60
-			client := &http.Client{Timeout: 50 * time.Millisecond}
+			// Long enough for every request to reach its write on a loaded
+			// machine; the store holds each write until its sender gives up.
+			client := &http.Client{Timeout: time.Second}
 			var wg sync.WaitGroup
 			for i := range n {
 				wg.Add(1)
@@ -94,6 +102,9 @@ pages:
 				}()
 			}
 			wg.Wait()
+			if got := held.Load(); got != n {
+				t.Fatalf("%d of %d writes reached the store before their senders gave up", got, n)
+			}
 			seen := map[string]bool{}
 			for len(seen) < n {
 				d := b.next()

@@ -384,8 +384,12 @@ func (f *fixture) waitFor(what string, cond func() bool) {
 		if cond() {
 			return
 		}
+		// A store write announces most conditions; a log line written
+		// after the write returns is announced by nothing, so look again
+		// soon anyway.
 		select {
 		case <-ch:
+		case <-time.After(5 * time.Millisecond):
 		case <-deadline:
 			f.t.Fatalf("timed out waiting for %s", what)
 		}

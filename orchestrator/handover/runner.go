@@ -82,7 +82,8 @@ type heldJob struct {
 // jobDone is what a job's goroutine reports.
 type jobDone struct {
 	id      string
-	written bool // the job's outcome is in the store
+	started time.Time // by the runner's clock: a hold counts from it
+	written bool      // the job's outcome is in the store
 }
 
 // startDue starts the due jobs that are neither running nor held, as far
@@ -126,7 +127,7 @@ func (e *Engine) startDue(ctx context.Context, now time.Time, sem chan struct{},
 		inflight[id] = true
 		go func() {
 			defer func() { <-sem }()
-			doneCh <- jobDone{id: id, written: e.runJob(ctx, j)}
+			doneCh <- jobDone{id: id, started: now, written: e.runJob(ctx, j)}
 		}()
 	}
 	// More may be due beyond the batch; a batch of jobs all held or
@@ -144,7 +145,7 @@ func (e *Engine) finished(d jobDone, inflight map[string]bool, held map[string]h
 	}
 	h := held[d.id]
 	h.failures++
-	h.until = e.d.Clock.Now().Add(backoffAfter(h.failures))
+	h.until = d.started.Add(backoffAfter(h.failures))
 	held[d.id] = h
 }
 

@@ -275,16 +275,7 @@ pages:
       faq-bot: {token_env: IG_TOKEN_FAQ_BOT}
       inbox: {token_env: IG_TOKEN_INBOX}
     rules:
-      escalate:
-        - name: human
-          words: [{{.Words}}]
-          payloads: [TALK_TO_HUMAN]
-          to: inbox
-          message: "Connecting you with a person. Someone will answer here shortly."
-      return:
-        after: {{.ReturnAfter}}
-        to: primary
-        message: "Our agent has stepped away; the shop's bot is back. Write \"human\" to reach a person again."
+{{template "handover" .}}
   - id: "{{.Page}}"
     mode: conversation_routing
     primary: faq-bot
@@ -293,7 +284,13 @@ pages:
       faq-bot: {token_env: PAGE_TOKEN_FAQ_BOT}
       inbox: {token_env: PAGE_TOKEN_INBOX}
     rules:
-      escalate:
+{{template "handover" .}}
+      failover:
+        after: 1m
+        to: inbox
+        back: true
+        message: "Our bot is having trouble; a person will answer."
+{{define "handover"}}      escalate:
         - name: human
           words: [{{.Words}}]
           payloads: [TALK_TO_HUMAN]
@@ -302,13 +299,7 @@ pages:
       return:
         after: {{.ReturnAfter}}
         to: primary
-        message: "Our agent has stepped away; the shop's bot is back. Write \"human\" to reach a person again."
-      failover:
-        after: 1m
-        to: inbox
-        back: true
-        message: "Our bot is having trouble; a person will answer."
-`))
+        message: "Our agent has stepped away; the shop's bot is back. Write \"human\" to reach a person again."{{end}}`))
 
 // serve runs an HTTP server on l until stop.
 func (d *demo) serve(l net.Listener, h http.Handler) *http.Server {

@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -168,7 +167,7 @@ func parseDuration(s string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, apierr.Errorf(apierr.Invalid, "%s", fmt.Sprintf("duration %q: want seconds or a Go duration such as 72h", s))
+		return 0, apierr.Errorf(apierr.Invalid, "duration %q: want seconds or a Go duration such as 72h", s)
 	}
 	return d, nil
 }

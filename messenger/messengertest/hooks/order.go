@@ -202,34 +202,26 @@ func (l *lane) take(i int) *post {
 // Hold stops an app's webhooks (every app's, those with none Queued yet
 // too, when appID is empty) after the POST in flight, until Release.
 // Held webhooks stay Queued and do not count for settle.
-func (s *Sender) Hold(appID messenger.ID) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if appID == "" {
-		s.holdAll = true
-		for _, l := range s.lanes {
-			l.held = true
-		}
-	} else {
-		s.lane(appID).held = true
-	}
-	s.updateIdle()
-}
+func (s *Sender) Hold(appID messenger.ID) { s.setHeld(appID, true) }
 
 // Release lets a held app's webhooks go (every app's when appID is empty).
-func (s *Sender) Release(appID messenger.ID) {
+func (s *Sender) Release(appID messenger.ID) { s.setHeld(appID, false) }
+
+func (s *Sender) setHeld(appID messenger.ID, held bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if appID == "" {
-		s.holdAll = false
+		s.holdAll = held
 		for _, l := range s.lanes {
-			l.held = false
+			l.held = held
 		}
 	} else {
-		s.lane(appID).held = false
+		s.lane(appID).held = held
 	}
-	for _, l := range s.lanes {
-		s.wake(l)
+	if !held {
+		for _, l := range s.lanes {
+			s.wake(l)
+		}
 	}
 	s.updateIdle()
 }

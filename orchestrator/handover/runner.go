@@ -42,6 +42,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	doneCh := make(chan jobDone, parallelJobs)
 	failures := 0 // reads of the store that failed in a row
 	for {
+		if ctx.Err() != nil { // shutting down: start nothing more, wait for what runs
+			for len(inflight) > 0 {
+				delete(inflight, (<-doneCh).id)
+			}
+			return nil
+		}
 		now := e.d.Clock.Now()
 		deadline, runnable, err := e.startDue(ctx, now, sem, inflight, held, doneCh)
 		if err != nil {

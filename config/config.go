@@ -12,15 +12,20 @@ import (
 // Config is a whole baton.yaml.
 type Config struct {
 	// Listen is the public listener: webhooks and the bot API.
-	Listen   string   `yaml:"listen"`
-	Admin    Admin    `yaml:"admin"`
-	Data     string   `yaml:"data"`
-	Graph    Graph    `yaml:"graph"`
-	Webhooks Webhooks `yaml:"webhooks"`
-	Delivery Delivery `yaml:"delivery"`
-	Apps     []App    `yaml:"apps"`
-	Pages    []Page   `yaml:"pages"`
-	Log      Log      `yaml:"log"`
+	Listen string `yaml:"listen"`
+	// PublicURL is where Meta and people reach the public listener
+	// (https://baton.example.com, behind any proxy): the webhook callback
+	// URLs baton doctor checks and the status URL of a data deletion
+	// request are built on it. Optional; empty means not known.
+	PublicURL string   `yaml:"public_url"`
+	Admin     Admin    `yaml:"admin"`
+	Data      string   `yaml:"data"`
+	Graph     Graph    `yaml:"graph"`
+	Webhooks  Webhooks `yaml:"webhooks"`
+	Delivery  Delivery `yaml:"delivery"`
+	Apps      []App    `yaml:"apps"`
+	Pages     []Page   `yaml:"pages"`
+	Log       Log      `yaml:"log"`
 
 	// Path is the file the config was read from.
 	Path string `yaml:"-"`

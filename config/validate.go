@@ -62,6 +62,13 @@ func (v *validator) config(c *Config) {
 	if u, err := url.Parse(c.Graph.URL); err != nil || u.Scheme == "" || u.Host == "" {
 		v.bad("graph.url", "%q is not an absolute URL", c.Graph.URL)
 	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			v.bad("public_url", "%q is not an http(s) URL such as https://baton.example.com", c.PublicURL)
+		} else {
+			c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
+		}
+	}
 	if !regexp.MustCompile(`^v[0-9]+\.[0-9]+$`).MatchString(c.Graph.Version) {
 		v.bad("graph.version", "%q is not a Graph API version such as v21.0", c.Graph.Version)
 	}

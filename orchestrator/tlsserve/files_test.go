@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -228,5 +230,58 @@ func TestFilesMinimumTLS12(t *testing.T) {
 	resp.Body.Close()
 	if resp.Proto != "HTTP/2.0" {
 		t.Fatalf("proto %s", resp.Proto)
+	}
+}
+
+// Handshakes on many connections at once while the files change: each
+// gets a whole pair, old or new, and one check reads the files at a time
+// (run with -race).
+func TestFilesConcurrentHandshakes(t *testing.T) {
+	ca, dir := tlstest.NewCA(t), t.TempDir()
+	certFile, keyFile := ca.WriteFiles(t, dir, "gen0", "127.0.0.1")
+	clk := clock.NewManual(time.Now())
+	f, err := tlsserve.LoadFiles(certFile, keyFile, tlsserve.Options{Clock: clk, CheckEvery: every})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	halt := sync.OnceFunc(func() { close(stop) })
+	t.Cleanup(halt) // a failed check still stops the handshakes
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				c, err := f.GetCertificate(&tls.ClientHelloInfo{})
+				if err != nil || c == nil || c.Leaf == nil {
+					errs <- fmt.Errorf("got %v %v", c, err)
+					return
+				}
+			}
+		}()
+	}
+	for i := 1; i <= 5; i++ {
+		ca.WriteFiles(t, dir, fmt.Sprint("gen", i), "127.0.0.1")
+		clk.Advance(every)
+		// A handshake after the interval loads generation i; this one may
+		// find another's check under way, so look until one has finished.
+		want, deadline := fmt.Sprint("gen", i), time.Now().Add(5*time.Second)
+		for c, _ := f.GetCertificate(&tls.ClientHelloInfo{}); c.Leaf.Subject.CommonName != want; c, _ = f.GetCertificate(&tls.ClientHelloInfo{}) {
+			if time.Now().After(deadline) {
+				t.Fatalf("generation %d: still served %s", i, c.Leaf.Subject.CommonName)
+			}
+			runtime.Gosched()
+		}
+	}
+	halt()
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

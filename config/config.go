@@ -17,15 +17,17 @@ type Config struct {
 	// (https://baton.example.com, behind any proxy): the webhook callback
 	// URLs baton doctor checks and the status URL of a data deletion
 	// request are built on it. Optional; empty means not known.
-	PublicURL string   `yaml:"public_url"`
-	Admin     Admin    `yaml:"admin"`
-	Data      string   `yaml:"data"`
-	Graph     Graph    `yaml:"graph"`
-	Webhooks  Webhooks `yaml:"webhooks"`
-	Delivery  Delivery `yaml:"delivery"`
-	Apps      []App    `yaml:"apps"`
-	Pages     []Page   `yaml:"pages"`
-	Log       Log      `yaml:"log"`
+	PublicURL string `yaml:"public_url"`
+	// TLS, when set, makes the public listener serve https (config/tls.go).
+	TLS      *TLS     `yaml:"tls"`
+	Admin    Admin    `yaml:"admin"`
+	Data     string   `yaml:"data"`
+	Graph    Graph    `yaml:"graph"`
+	Webhooks Webhooks `yaml:"webhooks"`
+	Delivery Delivery `yaml:"delivery"`
+	Apps     []App    `yaml:"apps"`
+	Pages    []Page   `yaml:"pages"`
+	Log      Log      `yaml:"log"`
 
 	// Path is the file the config was read from.
 	Path string `yaml:"-"`
@@ -36,6 +38,9 @@ type Admin struct {
 	Listen   string `yaml:"listen"`
 	TokenEnv string `yaml:"token_env"`
 	Token    Secret `yaml:"-"`
+	// TLS serves the admin API over https with the public listener's
+	// certificate (the top-level tls section).
+	TLS bool `yaml:"tls"`
 
 	InlineToken string `yaml:"token"` // refused: use token_env
 }
@@ -211,6 +216,7 @@ func (c *Config) applyDefaults() {
 	if c.Webhooks.JournalRetention == 0 {
 		c.Webhooks.JournalRetention = DefaultJournalRetention
 	}
+	c.TLS.applyDefaults()
 	d := &c.Delivery
 	if d.MaxAttempts == 0 {
 		d.MaxAttempts = 10

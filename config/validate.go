@@ -69,6 +69,7 @@ func (v *validator) config(c *Config) {
 			c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
 		}
 	}
+	v.tls(c)
 	if !regexp.MustCompile(`^v[0-9]+\.[0-9]+$`).MatchString(c.Graph.Version) {
 		v.bad("graph.version", "%q is not a Graph API version such as v21.0", c.Graph.Version)
 	}

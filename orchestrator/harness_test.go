@@ -161,6 +161,9 @@ type harness struct {
 	billing  *bot
 	cfg      *config.Config
 	stop     func()
+	// client talks to Baton: http.DefaultClient, or one that trusts the
+	// test CA when Baton serves TLS (tls_test.go).
+	client *http.Client
 }
 
 type harnessOpt func(yaml *string)
@@ -229,6 +232,12 @@ pages:
 		t.Fatal(err)
 	}
 	h.cfg = cfg
+	h.client = http.DefaultClient
+	var platOpts []messengertest.Option
+	if cfg.TLS != nil {
+		h.client = tlsClient(t, cfg.TLS)
+		platOpts = append(platOpts, messengertest.WithHTTPClient(h.client)) // Meta's webhooks over https
+	}
 	h.startBaton()
 
 	pcfg := messengertest.Config{
@@ -243,7 +252,7 @@ pages:
 	if platform != nil {
 		platform(&pcfg)
 	}
-	p, err := messengertest.New(pcfg, messengertest.WithClock(h.clock))
+	p, err := messengertest.New(pcfg, append(platOpts, messengertest.WithClock(h.clock))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,6 +286,12 @@ func (h *harness) startBaton() {
 	}
 	pub, adm := srv.Addrs()
 	h.baton, h.admin = "http://"+pub, "http://"+adm
+	if h.cfg.TLS != nil {
+		h.baton = "https://" + tlsHost(h.cfg.TLS, pub)
+		if h.cfg.Admin.TLS {
+			h.admin = "https://" + tlsHost(h.cfg.TLS, adm)
+		}
+	}
 	h.cfg.Listen, h.cfg.Admin.Listen = pub, adm // a restart binds the same ports
 	stopped := false
 	h.stop = func() {
@@ -326,7 +341,7 @@ func (h *harness) do(method, url, token string, body, out any) int {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := h.client.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func (h *harness) post(app, secret string, body []byte) (int, string) {
 	if secret != "" {
 		req.Header.Set(messenger.HeaderSignature256, messenger.Sign([]byte(secret), body))
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := h.client.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/config"
 	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/orchestrator/tlsserve"
 	"github.com/batonhq/baton/store"
 )
 
@@ -69,7 +70,8 @@ type Server struct {
 	cfg *config.Config
 	log *zap.Logger
 
-	pl, al net.Listener // given in ServerOptions, or nil
+	pl, al net.Listener     // given in ServerOptions, or nil
+	tls    *tlsserve.Source // nil: plain HTTP
 
 	mu        sync.Mutex
 	listening chan struct{}
@@ -102,11 +104,23 @@ func NewServer(cfg *config.Config, st store.Store, opts ServerOptions) (*Server,
 	if err != nil {
 		return nil, err
 	}
+	// Certificates first: a missing or broken pair stops Baton here, with
+	// the file named, before anything runs.
+	var src *tlsserve.Source
+	if t := cfg.TLS; t != nil {
+		set := tlsserve.Settings{CertFile: t.CertFile, KeyFile: t.KeyFile}
+		if a := t.ACME; a != nil {
+			set.ACME = &tlsserve.ACME{Domains: a.Domains, CacheDir: a.CacheDir, Email: a.Email, DirectoryURL: a.DirectoryURL, HTTPListen: a.HTTPListen}
+		}
+		if src, err = tlsserve.New(set, tlsserve.Options{Log: log.Named("tls"), Clock: opts.Clock}); err != nil {
+			return nil, err
+		}
+	}
 	o, err := New(cfg, Deps{Store: st, Graph: graph, Clock: opts.Clock, Log: log, Adapters: ads})
 	if err != nil {
 		return nil, err
 	}
-	return &Server{O: o, cfg: cfg, log: log, listening: make(chan struct{}), pl: opts.Public, al: opts.Admin}, nil
+	return &Server{O: o, cfg: cfg, log: log, listening: make(chan struct{}), pl: opts.Public, al: opts.Admin, tls: src}, nil
 }
 
 // Listening is closed once both listeners accept connections.
@@ -146,11 +160,36 @@ func (s *Server) Run(ctx context.Context) error {
 		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
 	admin := &http.Server{Handler: s.O.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(0),
 		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
+	servers := []*http.Server{public, admin}
+	logged := []zap.Field{zap.String("public", s.public), zap.String("admin", s.admin), zap.String("data", s.cfg.Data)}
+	if s.tls == nil {
+		logged = append(logged, zap.String("tls", "off"))
+	} else {
+		public.TLSConfig = s.tls.Config()
+		if s.cfg.Admin.TLS {
+			admin.TLSConfig = s.tls.Config()
+		}
+		logged = append(append(logged, s.tls.LogFields()...), zap.Bool("admin_tls", s.cfg.Admin.TLS))
+	}
 	errc := make(chan error, 3)
+	if addr, h := s.tlsChallenge(); h != nil {
+		// ACME's HTTP-01 answers on its own port; the rest of it redirects
+		// to https. It is opened last and fails the start like the others.
+		cl, err := net.Listen("tcp", addr)
+		if err != nil {
+			pl.Close()
+			al.Close()
+			return fmt.Errorf("tls.acme.http_listen %s: %w", addr, err)
+		}
+		challenge := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(0),
+			IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
+		servers = append(servers, challenge)
+		go func() { errc <- serve(challenge, cl) }()
+	}
 	go func() { errc <- serve(public, pl) }()
 	go func() { errc <- serve(admin, al) }()
 	close(s.listening)
-	s.log.Info("baton serving", zap.String("public", s.public), zap.String("admin", s.admin), zap.String("data", s.cfg.Data))
+	s.log.Info("baton serving", logged...)
 
 	runCtx, stopRun := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
@@ -167,8 +206,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = public.Shutdown(shutdown) // webhooks in flight finish their durable write
-	_ = admin.Shutdown(shutdown)
+	for _, srv := range servers {
+		_ = srv.Shutdown(shutdown) // webhooks in flight finish their durable write
+	}
 	stopRun()
 	<-runDone
 	return first
@@ -201,8 +241,23 @@ func readTimeout(maxBody int64) time.Duration {
 	return 2*time.Second + time.Duration(body)*time.Second/honestRate
 }
 
+// tlsChallenge is the ACME HTTP-01 listener's address and handler, or a
+// nil handler.
+func (s *Server) tlsChallenge() (string, http.Handler) {
+	if s.tls == nil {
+		return "", nil
+	}
+	return s.tls.Challenge()
+}
+
+// serve serves l, over TLS when srv has a TLSConfig (its certificate
+// comes from GetCertificate: no files are named here).
 func serve(srv *http.Server, l net.Listener) error {
-	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+	serveFn := srv.Serve
+	if srv.TLSConfig != nil {
+		serveFn = func(l net.Listener) error { return srv.ServeTLS(l, "", "") }
+	}
+	if err := serveFn(l); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

@@ -311,6 +311,14 @@ func TestSubscribe(t *testing.T) {
 	if got := e.fields(t, setupPage, "page-token-support"); code != 0 || !sameSet(got, messenger.FieldsForConversationRouting) {
 		t.Fatalf("exit %d, fields %v\n%s", code, got, out)
 	}
+	// A field too many is only removed.
+	e.setFields(t, setupIGPage, "ig-token-support", append(slices.Clone(messenger.FieldsForInstagram), "message_reactions")...)
+	e.setFields(t, setupPage, "page-token-support", append(slices.Clone(messenger.FieldsForConversationRouting), "message_reactions")...)
+	code, out = e.subscribe(t)
+	wantLines(t, out, "page 100200300400500 app support-bot: remove message_reactions: done", "page 17841400000000001 app support-bot: already right")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
 }
 
 // Meta's refusal is printed with its code and what to do; the other

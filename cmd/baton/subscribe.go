@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/batonhq/baton/messenger"
 )
@@ -92,7 +93,14 @@ func (s *subscriber) page(ctx context.Context, pa *pageApp) {
 		fmt.Fprintf(s.out, "%s: already right (%d fields)\n", pa, len(want))
 		return
 	}
-	change := fmt.Sprintf("add %s; remove %s", list(added), list(removed))
+	var parts []string
+	if len(added) > 0 {
+		parts = append(parts, "add "+list(added))
+	}
+	if len(removed) > 0 {
+		parts = append(parts, "remove "+list(removed))
+	}
+	change := strings.Join(parts, "; ")
 	if !subscribed {
 		change = "not subscribed; subscribe to " + list(want)
 	}

@@ -102,3 +102,31 @@ func TestExampleConfigsAreValid(t *testing.T) {
 		}
 	}
 }
+
+// LoadOffline checks a config on a machine without its secrets: unset
+// variables are listed, not refused; everything else is still checked.
+func TestLoadOffline(t *testing.T) {
+	none := func(string) (string, bool) { return "", false }
+	c, unset, err := LoadOffline(filepath.Join("testdata", "good.yml"), none)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"BATON_ADMIN_TOKEN", "SUPPORT_BOT_SECRET", "SUPPORT_BOT_VERIFY_TOKEN", "SUPPORT_BOT_API_TOKEN", "SUPPORT_BOT_HOOK_SECRET", "PAGE_TOKEN_SUPPORT_BOT"}
+	if strings.Join(unset, " ") != strings.Join(want, " ") || len(c.Pages) != 1 {
+		t.Fatalf("unset %v", unset)
+	}
+	for _, tc := range []struct{ file, want string }{
+		{"inline_secret.yml", "inline_secret.yml:5: apps[0].secret: secrets are not written in the file"},
+		{"broken_refs.yml", `broken_refs.yml:13: pages[0].primary: "suport-bot" is not an app in apps`},
+	} {
+		_, _, err := LoadOffline(filepath.Join("testdata", tc.file), none)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "is not set") {
+			t.Errorf("%s: %v", tc.file, err)
+		}
+	}
+	// A set value is still checked: a short admin token is refused.
+	short := func(n string) (string, bool) { return map[string]string{"BATON_ADMIN_TOKEN": "short"}[n], n == "BATON_ADMIN_TOKEN" }
+	if _, _, err := LoadOffline(filepath.Join("testdata", "good.yml"), short); err == nil || !strings.Contains(err.Error(), "shorter than 16") {
+		t.Fatalf("short token: %v", err)
+	}
+}

@@ -60,12 +60,30 @@ func Load(path string, env LookupEnv) (*Config, error) {
 	return Parse(path, b, env)
 }
 
+// LoadOffline is Load for a machine without the secrets, such as CI: the
+// structure and every reference are checked, every *_env key must still
+// be a variable name and no secret may be written in the file, but a
+// variable that is not set is no error. It returns the names of the
+// variables not set, whose values (length, distinctness) went unchecked.
+func LoadOffline(path string, env LookupEnv) (*Config, []string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config: %w", err)
+	}
+	return parse(path, b, env, true)
+}
+
 // Parse is Load on bytes already read; file names them in errors.
 func Parse(file string, b []byte, env LookupEnv) (*Config, error) {
+	cfg, _, err := parse(file, b, env, false)
+	return cfg, err
+}
+
+func parse(file string, b []byte, env LookupEnv, offline bool) (*Config, []string, error) {
 	lines := fieldLines{}
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
-		return nil, Errors{yamlProblem(file, err, lines)}
+		return nil, nil, Errors{yamlProblem(file, err, lines)}
 	}
 	lines.walk(&root, "")
 
@@ -79,19 +97,19 @@ func Parse(file string, b []byte, env LookupEnv) (*Config, error) {
 			for _, msg := range te.Errors {
 				out = append(out, typeProblem(file, msg, lines))
 			}
-			return nil, out
+			return nil, nil, out
 		}
-		return nil, Errors{yamlProblem(file, err, lines)}
+		return nil, nil, Errors{yamlProblem(file, err, lines)}
 	}
 	cfg.Path = file
 	cfg.applyDefaults()
-	v := &validator{file: file, lines: lines, env: env}
+	v := &validator{file: file, lines: lines, env: env, offline: offline}
 	v.config(&cfg)
 	if len(v.errs) > 0 {
 		sort.SliceStable(v.errs, func(i, j int) bool { return v.errs[i].Line < v.errs[j].Line })
-		return nil, v.errs
+		return nil, nil, v.errs
 	}
-	return &cfg, nil
+	return &cfg, v.unset, nil
 }
 
 // fieldLines maps field paths to the line they are on.

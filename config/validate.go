@@ -17,6 +17,9 @@ type validator struct {
 	lines fieldLines
 	env   LookupEnv
 	errs  Errors
+	// offline accepts a variable that is not set, noting it in unset.
+	offline bool
+	unset   []string
 }
 
 func (v *validator) bad(field, format string, a ...any) {
@@ -43,6 +46,10 @@ func (v *validator) secret(field, envName string, required bool, out *Secret) {
 	}
 	val, ok := v.env(envName)
 	if !ok || val == "" {
+		if v.offline {
+			v.unset = append(v.unset, envName)
+			return
+		}
 		v.bad(field, "environment variable %s is not set", envName)
 		return
 	}

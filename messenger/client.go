@@ -446,7 +446,7 @@ func redact(raw string) string {
 		return "<graph url>"
 	}
 	q := u.Query()
-	for _, k := range []string{"access_token", "appsecret_proof"} {
+	for _, k := range []string{"access_token", "appsecret_proof", "input_token"} {
 		if q.Has(k) {
 			q.Set(k, "REDACTED")
 		}

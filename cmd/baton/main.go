@@ -28,6 +28,8 @@ func commands() []command {
 		{"demo", "run Baton, the fake platform, a FAQ bot and the inbox together", runDemo},
 		{"serve", "run Baton with a config file", runServe},
 		{"check", "validate a config file", runCheck},
+		{"subscribe", "subscribe the hosted apps to their pages' webhooks at Meta", runSubscribe},
+		{"doctor", "check tokens, permissions, subscriptions and the webhook URL against Meta", runDoctor},
 		{"threads", "list threads or show one (talks to the admin API)", runThreads},
 		{"backup", "save a consistent copy of a running Baton's data file", runBackup},
 		{"platform", "run the fake Messenger platform alone", runPlatform},

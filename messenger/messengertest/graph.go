@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gorilla/mux"
 
@@ -238,60 +237,13 @@ func (g *graphAPI) secondaryReceivers(c *graphCall) (any, *messenger.Error) {
 	return map[string]any{"data": data}, nil
 }
 
-func (g *graphAPI) subscribedApps(c *graphCall) (any, *messenger.Error) {
-	pa := c.caller
-	switch c.r.Method {
-	case http.MethodGet:
-		data := []messenger.SubscribedApp{}
-		for _, other := range pa.page.connectedApps() {
-			if len(other.subscribed) == 0 {
-				continue
-			}
-			data = append(data, messenger.SubscribedApp{ID: other.app.id, Name: other.app.name, Category: "Business", SubscribedFields: other.fieldList()})
-		}
-		return map[string]any{"data": data}, nil
-	case http.MethodPost:
-		fields := c.ps.String("subscribed_fields")
-		if fields == "" {
-			return nil, metaerr.ParamRequired("subscribed_fields")
-		}
-		next := map[string]bool{}
-		for f := range strings.SplitSeq(strings.Trim(fields, "[]"), ",") {
-			f = strings.Trim(strings.TrimSpace(f), `"`)
-			if f == "" {
-				continue
-			}
-			if !knownField(f) {
-				return nil, metaerr.New(messenger.CodeInvalidParameter, 0, "(#100) Param subscribed_fields must be one of {"+strings.Join(AllFields, ", ")+"} - got \""+f+"\".")
-			}
-			next[f] = true
-		}
-		pa.subscribed = next
-		pa.failingSince = time.Time{}
-		return success, nil
-	case http.MethodDelete:
-		pa.subscribed = map[string]bool{}
-		return success, nil
-	}
-	return nil, metaerr.Unsupported(strings.ToLower(c.r.Method), string(pa.page.id))
-}
-
-func knownField(f string) bool {
-	for _, k := range AllFields {
-		if k == f {
-			return true
-		}
-	}
-	return false
-}
-
 func (g *graphAPI) node(c *graphCall) (any, *messenger.Error) {
 	pg := c.caller.page
 	res := map[string]any{"id": pg.id}
 	for f := range strings.SplitSeq(c.ps.String("fields"), ",") {
 		switch strings.TrimSpace(f) {
 		case "messaging_feature_status":
-			cr := pg.mode != ModeLegacy
+			cr := pg.multiApp
 			res["messaging_feature_status"] = messenger.FeatureStatus{MsgrMultiApp: cr && !pg.instagram, IGMultiApp: cr && pg.instagram}
 		case "name":
 			res["name"] = pg.name

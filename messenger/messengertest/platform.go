@@ -115,6 +115,7 @@ type Platform struct {
 	faults *faults.Injector
 	hooks  *hooks.Sender
 	graph  *graphAPI
+	setup  *setupAPI
 	person *person
 	inbox  *inbox
 }
@@ -170,6 +171,7 @@ func New(cfg Config, opts ...Option) (*Platform, error) {
 	p.faults = faults.New(p.w, p.log.Named("faults"))
 	rules := &rules{w: p.w}
 	p.graph = &graphAPI{w: p.w, rules: rules, calls: p.calls, faults: p.faults}
+	p.setup = &setupAPI{w: p.w, calls: p.calls, faults: p.faults, verify: p.hooks.Verify}
 	p.person = &person{w: p.w}
 	p.inbox = &inbox{w: p.w, rules: rules}
 	return p, nil
@@ -182,6 +184,7 @@ func (p *Platform) Handler() http.Handler {
 	ctl := r.PathPrefix("/_platform").Subrouter()
 	control.Register[ThreadState, PageInfo](ctl, p, p.w)
 	p.faults.Register(ctl)
+	p.setup.register(r)
 	p.graph.register(r)
 	return r
 }

@@ -45,6 +45,9 @@ type app struct {
 	verifyToken string
 	callback    string
 	fields      []string
+	// subscriptions are the app's webhook configuration by object
+	// (/{app-id}/subscriptions, setup.go).
+	subscriptions map[string]*appSubscription
 }
 
 type page struct {
@@ -56,6 +59,7 @@ type page struct {
 	socialRoute messenger.ID
 	linkRoutes  map[string]messenger.ID
 	apps        map[messenger.ID]*pageApp
+	multiApp    bool // what messaging_feature_status reports (setup.go)
 }
 
 type pageApp struct {
@@ -63,6 +67,7 @@ type pageApp struct {
 	app        *app
 	token      string
 	takeover   bool
+	scopes     []string // what debug_token reports (setup.go)
 	subscribed map[string]bool
 	// failingSince is when the app's webhooks for this page started to
 	// fail without a success since; zero when healthy.
@@ -142,6 +147,7 @@ func newWorld(cfg Config, settings Settings, c Clock, log *zap.Logger) *world {
 		}
 		w.pages[pg.id] = pg
 	}
+	w.initSetup(cfg)
 	return w
 }
 

@@ -95,6 +95,12 @@ type PageConfig struct {
 	// NoPageInbox leaves Meta's inbox unconnected: the Page Inbox, or on
 	// an Instagram account Instagram's inbox.
 	NoPageInbox bool `yaml:"no_page_inbox"`
+	// MultiApp is what the page's messaging_feature_status reports as
+	// msgr_multi_app (ig_multi_app on Instagram): whether Conversation
+	// Routing is on. Unset means on unless the mode is legacy; false
+	// shows a page whose Conversation Routing was never turned on in Page
+	// settings, whatever its mode.
+	MultiApp *bool `yaml:"multi_app"`
 }
 
 // PageAppConfig connects an app to a page.
@@ -103,6 +109,21 @@ type PageAppConfig struct {
 	Token string `yaml:"token"`
 	// Takeover is the per-app "take control of conversations" permission.
 	Takeover bool `yaml:"takeover"`
+	// Scopes are the permissions debug_token reports for the token; empty
+	// means every permission messaging needs on the page's platform
+	// (DefaultScopes). subscribed_apps refuses a token without
+	// pages_manage_metadata, as Meta does.
+	Scopes []string `yaml:"scopes"`
+}
+
+// DefaultScopes are the permissions of a page token whose config names
+// none: what Messenger, or on an Instagram account Instagram messaging,
+// needs (REFERENCE §3.4; Meta's Instagram messaging requirements).
+func DefaultScopes(platform string) []string {
+	if platform == PlatformInstagram {
+		return []string{"instagram_basic", "instagram_manage_messages", "pages_manage_metadata", "pages_show_list"}
+	}
+	return []string{"pages_messaging", "pages_manage_metadata", "pages_show_list"}
 }
 
 // Settings choose the platform's behaviour where the reference is
@@ -416,6 +437,11 @@ func (c *Config) Validate() error {
 				bad("%s: apps.%s.token is used twice; a token names one (page, app)", where, name)
 			}
 			tokens[pa.Token] = true
+			for j, sc := range pa.Scopes {
+				if sc == "" {
+					bad("%s: apps.%s.scopes[%d] is empty", where, name, j)
+				}
+			}
 		}
 	}
 	errs = append(errs, c.Settings.validate()...)

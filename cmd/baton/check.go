@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/batonhq/baton/config"
+	"github.com/batonhq/baton/orchestrator/tlsserve"
 )
 
 // runCheck validates a config file, printing every problem with its line.
@@ -28,6 +29,9 @@ func runCheck(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		if err != nil {
 			return err
 		}
+		if err := checkFiles(cfg); err != nil {
+			return err
+		}
 		fmt.Fprintf(stdout, "%s: ok (%d apps, %d pages)\n", *path, len(cfg.Apps), len(cfg.Pages))
 		return nil
 	}
@@ -38,6 +42,18 @@ func runCheck(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "%s: ok offline (%d apps, %d pages)\n", *path, len(cfg.Apps), len(cfg.Pages))
 	if len(unset) > 0 {
 		fmt.Fprintf(stdout, "secrets not checked: %d variable(s) not set (%s); run baton check without -offline where they are\n", len(unset), strings.Join(unset, ", "))
+	}
+	return nil
+}
+
+// checkFiles opens what the config names on this machine and baton serve
+// would open at start: the certificate pair, so that a wrong path or a key
+// of another certificate fails the check rather than the start.
+func checkFiles(cfg *config.Config) error {
+	if t := cfg.TLS; t != nil && t.CertFile != "" {
+		if _, err := tlsserve.LoadFiles(t.CertFile, t.KeyFile, tlsserve.Options{}); err != nil {
+			return fmt.Errorf("%s: %w", cfg.Path, err)
+		}
 	}
 	return nil
 }

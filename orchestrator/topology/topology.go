@@ -43,8 +43,8 @@ type Page struct {
 	// APITokens are the Baton tokens that stand for an app on this page
 	// alone (tokens.<app>.api_token_env), by app name.
 	APITokens map[string]string
-	Apps      []*App            // primary first, then secondaries
-	Rules     *config.Rules     // nil when the page has none
+	Apps      []*App        // primary first, then secondaries
+	Rules     *config.Rules // nil when the page has none
 }
 
 // HasApp reports whether the app with this id is on the page.

@@ -58,7 +58,7 @@ func (g *graphAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	vars := mux.Vars(r)
 	node, edge := vars["node"], vars["edge"]
 	call := Call{At: g.w.now(), Method: r.Method, Path: r.URL.Path, Edge: edge}
-	ps, perr := messenger.ReadParams(r, maxGraphBody)
+	ps, perr := messenger.ReadParams(r, bodyLimit(r))
 	if perr == nil {
 		g.identify(r, ps, &call)
 	}

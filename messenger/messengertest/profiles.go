@@ -359,3 +359,15 @@ func numericID() string {
 	n, _ := rand.Int(rand.Reader, big.NewInt(9e15))
 	return n.Add(n, big.NewInt(1e15)).String()
 }
+
+// maxUploadBody is Meta's limit on an attachment upload: 25 MB.
+const maxUploadBody = 25 << 20
+
+// bodyLimit is how much of a Graph call's body is read: an upload's
+// multipart body may be as large as Meta takes.
+func bodyLimit(r *http.Request) int64 {
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		return maxUploadBody
+	}
+	return maxGraphBody
+}

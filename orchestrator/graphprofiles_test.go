@@ -255,3 +255,30 @@ func TestGraphAttachmentsPersonasAndMe(t *testing.T) {
 	st = graphCall(t, h, "GET", "/v21.0/"+p1.ID, support, nil, &out)
 	wantMetaErr(t, "a deleted persona", st, out, 100, 33, "Unsupported get request")
 }
+
+// An Instagram user's profile has Instagram's fields: username yes,
+// Messenger's first_name no.
+func TestGraphInstagramProfile(t *testing.T) {
+	h := newHarnessWith(t, func(c *messengertest.Config) {
+		c.Pages = append(c.Pages, messengertest.PageConfig{ID: igAccount, Platform: messengertest.PlatformInstagram, Mode: messengertest.ModeConversationRouting,
+			DefaultApp: "support-bot", Apps: map[string]messengertest.PageAppConfig{"support-bot": {Token: "PT_SUPPORT_2", Takeover: true}}})
+	}, func(yaml *string) {
+		instagramPage(yaml)
+		*yaml = strings.Replace(*yaml, "platform: instagram\n    primary: support-bot\n    secondary: [ig-inbox]\n    tokens:\n      support-bot: {token_env: PAGE_TOKEN_SUPPORT}",
+			"platform: instagram\n    primary: support-bot\n    secondary: [ig-inbox]\n    tokens:\n      support-bot: {token_env: PAGE_TOKEN_SUPPORT_2}", 1)
+	})
+	if st := h.do("POST", h.platURL+"/_platform/pages/"+igAccount+"/users/"+igScoped+"/messages?wait=true", "", map[string]string{"text": "hola"}, nil); st != 200 {
+		t.Fatalf("say on Instagram: %d", st)
+	}
+	h.support.next()
+	var p map[string]any
+	if st := graphCall(t, h, "GET", "/v21.0/"+igScoped+"?fields=name,username,profile_pic", env["SUPPORT_API"], nil, &p); st != 200 || p["username"] == nil {
+		t.Fatalf("Instagram profile: %d %v", st, p)
+	}
+	if c := h.platform.Calls(); c[len(c)-1].PageID != igAccount {
+		t.Fatalf("read with the token of %s", c[len(c)-1].PageID)
+	}
+	var out messenger.ErrorEnvelope
+	st := graphCall(t, h, "GET", "/v21.0/"+igScoped+"?fields=first_name", env["SUPPORT_API"], nil, &out)
+	wantMetaErr(t, "a Messenger field of an Instagram user", st, out, 200, 0, "field first_name")
+}

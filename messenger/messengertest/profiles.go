@@ -126,11 +126,18 @@ func (g *graphAPI) objectNode(c *graphCall, node string) (any, *messenger.Error)
 // userProfile is the person's profile as the page sees it.
 func userProfile(c *graphCall, t *thread) (any, *messenger.Error) {
 	first, last := PersonName(t.psid)
+	pic := "https://platform-lookaside.fbsbx.com/platform/profilepic/?psid=" + string(t.psid)
+	if t.page.instagram {
+		// Instagram's User Profile API has its own fields.
+		return pickFields(c.ps.String("fields"), "id,name", "User", nil, map[string]any{
+			"id": t.psid, "name": first + " " + last, "username": strings.ToLower(first + "_" + last), "profile_pic": pic,
+			"follower_count": 0, "is_user_follow_business": false, "is_business_follow_user": false, "is_verified_user": false,
+		})
+	}
 	// gender: the fake's people do not share it, so it is never answered.
 	return pickFields(c.ps.String("fields"), "id,name", "User", []string{"gender"}, map[string]any{
-		"id": t.psid, "name": first + " " + last, "first_name": first, "last_name": last,
-		"profile_pic": "https://platform-lookaside.fbsbx.com/platform/profilepic/?psid=" + string(t.psid),
-		"locale":      "en_US", "timezone": 0,
+		"id": t.psid, "name": first + " " + last, "first_name": first, "last_name": last, "profile_pic": pic,
+		"locale": "en_US", "timezone": 0,
 	})
 }
 

@@ -197,3 +197,19 @@ func TestPersonasListPages(t *testing.T) {
 		t.Fatalf("listed %d of %v in %d pages", len(seen), made, listings)
 	}
 }
+
+// An Instagram account's people have Instagram's profile fields.
+func TestInstagramUserProfile(t *testing.T) {
+	e := newEnv(t, withInstagram)
+	e.say("hola")
+	first, last := messengertest.PersonName(psid)
+	var got map[string]any
+	if st := e.ctlGraph("GET", "/v21.0/"+psid+"?fields=name,username,follower_count&access_token="+tokenA, "", &got); st != 200 ||
+		got["username"] != strings.ToLower(first+"_"+last) || got["follower_count"] != float64(0) {
+		t.Fatalf("Instagram profile: %d %v", st, got)
+	}
+	var out graphErr
+	if st := e.ctlGraph("GET", "/v21.0/"+psid+"?fields=first_name&access_token="+tokenA, "", &out); st != 400 || out.Error == nil || out.Error.Code != 100 {
+		t.Fatalf("a Messenger field on Instagram: %d %+v", st, out.Error)
+	}
+}

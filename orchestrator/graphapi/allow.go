@@ -57,6 +57,13 @@ var profileFields = map[string]bool{
 	"id": true, "name": true, "first_name": true, "last_name": true, "profile_pic": true, "locale": true, "timezone": true, "gender": true,
 }
 
+// igProfileFields are an Instagram user's (by IGSID) fields: Meta's
+// Instagram Messaging User Profile API.
+var igProfileFields = map[string]bool{
+	"id": true, "name": true, "username": true, "profile_pic": true, "follower_count": true,
+	"is_user_follow_business": true, "is_business_follow_user": true, "is_verified_user": true,
+}
+
 const defaultProfileFields = "id,name"
 
 // personaFields are a persona's fields (the Personas API: id, name,

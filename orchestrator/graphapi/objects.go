@@ -43,7 +43,11 @@ func (g *Endpoint) object(w http.ResponseWriter, c *call, node, edge string) {
 			return
 		}
 		if len(with) > 0 {
-			if gerr := allowFields(c.ps, profileFields, "fields", defaultProfileFields); gerr != nil {
+			fields := profileFields
+			if with[0].Instagram {
+				fields = igProfileFields
+			}
+			if gerr := allowFields(c.ps, fields, "fields", defaultProfileFields); gerr != nil {
 				refuse(gerr, "a profile field not on the allow-list")
 				return
 			}

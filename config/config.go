@@ -161,12 +161,20 @@ type Page struct {
 	Rules Rules `yaml:"rules"`
 }
 
-// PageToken is one app's page access token.
+// PageToken is one app's page access token, and optionally a Baton token
+// of the app for this page alone.
 type PageToken struct {
 	TokenEnv string `yaml:"token_env"`
 	Token    Secret `yaml:"-"`
+	// APITokenEnv names a Baton token that stands for the app on this
+	// page only: a bot (an SDK client per page) that calls /graph/me/...
+	// with it is taken to mean this page. Optional; the app's token_env
+	// still works on every page.
+	APITokenEnv string `yaml:"api_token_env"`
+	APIToken    Secret `yaml:"-"`
 
-	InlineToken string `yaml:"token"` // refused
+	InlineToken    string `yaml:"token"`     // refused
+	InlineAPIToken string `yaml:"api_token"` // refused
 }
 
 // Page modes.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -125,9 +126,10 @@ func (v *validator) config(c *Config) {
 // minTokenLen is the shortest admin or bot API token accepted.
 const minTokenLen = 16
 
-// tokens checks the admin token and each hosted app's token_env: every
-// one long enough to resist guessing, and none shared, since a shared
-// token lets one app act as another (or as the admin). Messages name the
+// tokens checks the admin token, each hosted app's token_env and each
+// page's api_token_env: every one long enough to resist guessing, and none
+// shared, since a shared token lets one app act as another (or as the
+// admin, or on another page). Messages name the
 // variable, never the value.
 func (v *validator) tokens(c *Config) {
 	holder := map[Secret]string{} // token -> the field that holds it first
@@ -148,6 +150,17 @@ func (v *validator) tokens(c *Config) {
 	for i := range c.Apps {
 		if a := &c.Apps[i]; a.Hosted() {
 			check(fmt.Sprintf("apps[%d].token_env", i), a.TokenEnv, a.APIToken)
+		}
+	}
+	for i, p := range c.Pages {
+		names := make([]string, 0, len(p.Tokens))
+		for name := range p.Tokens {
+			names = append(names, name)
+		}
+		sort.Strings(names) // problems in a stable order
+		for _, name := range names {
+			tok := p.Tokens[name]
+			check(fmt.Sprintf("pages[%d].tokens.%s.api_token_env", i, name), tok.APITokenEnv, tok.APIToken)
 		}
 	}
 }
@@ -301,7 +314,9 @@ func (v *validator) page(path string, p *Page, c *Config, seen map[string]bool) 
 			v.bad(f, "%q is external: Baton does not call the Graph API for it", name)
 		}
 		v.inline(f+".token", tok.InlineToken, f+".token_env")
+		v.inline(f+".api_token", tok.InlineAPIToken, f+".api_token_env")
 		v.secret(f+".token_env", tok.TokenEnv, true, &tok.Token)
+		v.secret(f+".api_token_env", tok.APITokenEnv, false, &tok.APIToken)
 		p.Tokens[name] = tok
 	}
 	v.rules(path+".rules", p, on)

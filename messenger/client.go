@@ -340,6 +340,11 @@ func (c *Client) do(ctx context.Context, method string, cred Credentials, edge s
 // newRequest builds a Graph request for the caller: the path, the access
 // token and appsecret_proof.
 func (c *Client) newRequest(ctx context.Context, method string, cred Credentials, edge string, q url.Values, payload []byte) (*http.Request, error) {
+	return c.newRequestOf(ctx, method, cred, edge, q, "application/json", payload)
+}
+
+// newRequestOf is newRequest with a body of any content type.
+func (c *Client) newRequestOf(ctx context.Context, method string, cred Credentials, edge string, q url.Values, contentType string, payload []byte) (*http.Request, error) {
 	u := *c.base
 	node := string(cred.PageID)
 	if node == "" {
@@ -367,7 +372,7 @@ func (c *Client) newRequest(ctx context.Context, method string, cred Credentials
 		return nil, err
 	}
 	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	return req, nil
 }
@@ -422,8 +427,14 @@ func (c *Client) once(ctx context.Context, method string, cred Credentials, edge
 // unchanged, for a proxy that must answer exactly what Meta answered. It is
 // not retried. q and payload must not carry credentials: cred's are added.
 func (c *Client) Raw(ctx context.Context, method string, cred Credentials, edge string, q url.Values, payload []byte) (int, []byte, error) {
+	return c.RawBody(ctx, method, cred, edge, q, "application/json", payload)
+}
+
+// RawBody is Raw with a body of the given content type, such as a
+// multipart/form-data attachment upload.
+func (c *Client) RawBody(ctx context.Context, method string, cred Credentials, edge string, q url.Values, contentType string, payload []byte) (int, []byte, error) {
 	op := method + " " + edge
-	req, err := c.newRequest(ctx, method, cred, edge, q, payload)
+	req, err := c.newRequestOf(ctx, method, cred, edge, q, contentType, payload)
 	if err != nil {
 		return 0, nil, &TransportError{Op: op, Err: err}
 	}

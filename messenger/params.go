@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -18,7 +19,9 @@ import (
 type Params map[string]any
 
 // ReadParams reads a Graph request's arguments; the body is limited to max
-// bytes.
+// bytes. A multipart/form-data body (an attachment upload) gives its text
+// fields as parameters and each file part as its field name with the
+// file's name as value (see FileParts), the file's bytes left out.
 func ReadParams(r *http.Request, max int64) (Params, error) {
 	ps := Params{}
 	for k, v := range r.URL.Query() {
@@ -34,9 +37,13 @@ func ReadParams(r *http.Request, max int64) (Params, error) {
 	if int64(len(body)) > max {
 		return nil, fmt.Errorf("body over %d bytes", max)
 	}
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ct, mparams, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	trimmed := bytes.TrimSpace(body)
 	switch {
+	case ct == "multipart/form-data":
+		if err := readMultipart(ps, body, mparams["boundary"]); err != nil {
+			return nil, fmt.Errorf("multipart body: %w", err)
+		}
 	case len(trimmed) == 0:
 	case ct == "application/json" || (ct == "" && trimmed[0] == '{'):
 		dec := json.NewDecoder(bytes.NewReader(trimmed))
@@ -60,6 +67,47 @@ func ReadParams(r *http.Request, max int64) (Params, error) {
 	return ps, nil
 }
 
+// maxFormParts bounds the parts of a multipart body: an SDK sends a few.
+const maxFormParts = 64
+
+// readMultipart adds a multipart body's fields to ps: text fields by
+// value, file parts by file name.
+func readMultipart(ps Params, body []byte, boundary string) error {
+	if boundary == "" {
+		return fmt.Errorf("no boundary in Content-Type")
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	for n := 0; ; n++ {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n >= maxFormParts {
+			return fmt.Errorf("more than %d parts", maxFormParts)
+		}
+		name := part.FormName()
+		if name == "" {
+			continue
+		}
+		if part.FileName() != "" {
+			ps[name] = FilePart{Name: part.FileName()}
+			continue
+		}
+		v, err := io.ReadAll(part) // bounded by the body, read whole already
+		if err != nil {
+			return err
+		}
+		ps[name] = string(v)
+	}
+}
+
+// FilePart is a file sent in a multipart body, as ReadParams gives it:
+// its name, not its bytes.
+type FilePart struct{ Name string }
+
 // String returns a parameter as text: strings as they are, numbers by
 // their digits, objects as JSON.
 func (ps Params) String(k string) string {
@@ -72,6 +120,8 @@ func (ps Params) String(k string) string {
 		return v.String()
 	case bool:
 		return strconv.FormatBool(v)
+	case FilePart:
+		return v.Name
 	default:
 		b, _ := json.Marshal(v)
 		return string(b)

@@ -48,7 +48,7 @@ const recentErrors = 200
 type Graph interface {
 	threads.Graph
 	Send(ctx context.Context, cred messenger.Credentials, req *messenger.SendRequest) (*messenger.SendResponse, error)
-	Raw(ctx context.Context, method string, cred messenger.Credentials, edge string, q url.Values, payload []byte) (int, []byte, error)
+	RawBody(ctx context.Context, method string, cred messenger.Credentials, edge string, q url.Values, contentType string, payload []byte) (int, []byte, error)
 }
 
 // Deps are what an Orchestrator needs from outside.

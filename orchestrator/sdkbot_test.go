@@ -8,12 +8,17 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/messenger/messengertest"
 )
 
 // TestThirdPartySDKBot runs examples/sdkbot, a bot written with the npm
 // package messaging-api-messenger, unmodified behind Baton: it receives
 // Meta-format webhooks from Baton's "messenger" adapter and calls Baton's
-// /graph through the SDK. It replies, hands the thread to the Page Inbox,
+// /graph through the SDK. It sets its Messenger Profile, replaces its
+// persona and uploads an image at start, greets the person by first name
+// as the persona with that image, replies, hands the thread to the Page Inbox,
 // is refused with Meta's error when it sends while the inbox owns the
 // thread, and takes the thread back.
 func TestThirdPartySDKBot(t *testing.T) {
@@ -28,6 +33,11 @@ func TestThirdPartySDKBot(t *testing.T) {
 	}
 	port := strings.Split(freePort(t), ":")[1]
 	h := newHarness(t, withSDKAdapter(port))
+	// A persona an earlier run of the bot left: the bot replaces it.
+	var stale struct{ ID string }
+	if st := h.do("POST", h.baton+"/graph/v21.0/me/personas", env["SUPPORT_API"], map[string]string{"name": "Sam from support", "profile_picture_url": "https://example.com/old.png"}, &stale); st != 200 {
+		t.Fatalf("stale persona: %d", st)
+	}
 	bot := exec.Command(node, "bot.js")
 	bot.Dir = dir
 	bot.Env = append(os.Environ(), "PORT="+port, "GRAPH_ORIGIN="+h.baton+"/graph", "ACCESS_TOKEN="+env["SUPPORT_API"], "APP_SECRET="+env["SUPPORT_HOOK"])
@@ -57,12 +67,25 @@ func TestThirdPartySDKBot(t *testing.T) {
 		return nil
 	}
 
+	h.eventually("the SDK bot's set-up", func() bool { return did("set-up") != nil || did("error") != nil })
+	if e := did("error"); e != nil {
+		t.Fatalf("bot set-up: %v", e)
+	}
+	if s := did("set-up"); s["getStarted"] != "GET_STARTED" || s["persona"] != "Sam from support" || s["attachmentId"] == "" {
+		t.Fatalf("set-up %v", s)
+	}
+
 	h.say("hello")
-	h.eventually("the bot's reply", func() bool { return did("replied") != nil })
+	h.eventually("the bot's reply", func() bool { return did("replied") != nil || did("error") != nil })
+	first, _ := messengertest.PersonName(psid)
+	if g := did("greeted"); g == nil || g["firstName"] != first {
+		t.Fatalf("greeted %v (error %v), want %s", g, did("error"), first)
+	}
 	st, _ := h.platform.Thread(pageID, psid)
-	if last := st.Messages[len(st.Messages)-1]; last.Text != "You said: hello" || last.App != "support-bot" {
+	if n := len(st.Messages); n < 4 || st.Messages[n-3].Text != "Hello "+first+"!" || !st.Messages[n-2].HasAttach || st.Messages[n-1].Text != "You said: hello" || st.Messages[n-1].App != "support-bot" {
 		t.Fatalf("platform thread %+v", st.Messages)
 	}
+	sdkProfileCallsWentThroughBaton(t, h, stale.ID)
 
 	h.say("I want a human")
 	h.eventually("the SDK's pass to the inbox", func() bool { return did("passed") != nil })
@@ -85,6 +108,49 @@ func TestThirdPartySDKBot(t *testing.T) {
 	st, _ = h.platform.Thread(pageID, psid)
 	if last := st.Messages[len(st.Messages)-1]; last.Text != "I'm back." {
 		t.Fatalf("last message %+v", last)
+	}
+}
+
+// sdkProfileCallsWentThroughBaton checks, in the platform's call log, that
+// every profile call the SDK makes reached Meta through Baton with the
+// app's page token: the Messenger Profile, personas (the stale one
+// deleted, the new one read), the upload as a file, the user's profile and
+// the sends as the persona.
+func sdkProfileCallsWentThroughBaton(t *testing.T, h *harness, stale string) {
+	t.Helper()
+	want := map[string]bool{
+		"POST messenger_profile": false, "GET messenger_profile": false, "GET personas": false, "POST personas": false,
+		"DELETE " + stale: false, "GET a persona": false, "POST message_attachments filedata": false, "GET " + psid: false, "POST messages persona_id": false,
+	}
+	for _, c := range h.platform.Calls() {
+		if c.App != "support-bot" || !c.Success {
+			continue
+		}
+		key := c.Method + " " + c.Edge
+		switch {
+		case c.Edge == "" && strings.HasSuffix(c.Path, "/"+stale):
+			key = c.Method + " " + stale
+		case c.Edge == "" && strings.HasSuffix(c.Path, "/"+psid):
+			key = c.Method + " " + psid
+		case c.Edge == "" && c.Method == "GET" && !strings.HasSuffix(c.Path, "/"+pageID):
+			key = "GET a persona"
+		case c.Edge == "message_attachments" && c.Params["filedata"] == "welcome.png":
+			key += " filedata"
+		case c.Edge == "messages" && c.Params["persona_id"] != "":
+			key += " persona_id"
+		}
+		if _, ok := want[key]; ok {
+			want[key] = true
+		}
+	}
+	for k, seen := range want {
+		if !seen {
+			t.Errorf("the platform never got %s from support-bot through Baton", k)
+		}
+	}
+	var out messenger.ErrorEnvelope
+	if st := h.do("GET", h.baton+"/graph/v21.0/"+stale, env["SUPPORT_API"], nil, &out); st != 400 || out.Error == nil || out.Error.Subcode != 33 {
+		t.Errorf("the stale persona is still there: %d %+v", st, out.Error)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -26,15 +27,19 @@ import (
 type Answer struct {
 	Words []string
 	Text  string
+	// ByName puts the person's first name before the text's first "!"
+	// ("Hi!" becomes "Hi Ada!"), read with the User Profile API through
+	// Baton's /graph; without it when the name cannot be read.
+	ByName bool
 }
 
 // DefaultAnswers are the demo shop's FAQ.
 var DefaultAnswers = []Answer{
-	{[]string{"hours", "open", "close"}, "We're open Monday to Friday, 9:00 to 18:00."},
-	{[]string{"ship", "shipping", "delivery", "deliver"}, "Orders ship within one working day; delivery takes 2–4 days."},
-	{[]string{"return", "refund"}, "You can return anything within 30 days for a full refund."},
-	{[]string{"price", "cost", "pay"}, "Prices are on the website; we take cards and bank transfers."},
-	{[]string{"hi", "hello", "hey"}, "Hi! I'm the shop's bot. Ask me about hours, shipping or returns, or write \"human\" to talk to a person."},
+	{[]string{"hours", "open", "close"}, "We're open Monday to Friday, 9:00 to 18:00.", false},
+	{[]string{"ship", "shipping", "delivery", "deliver"}, "Orders ship within one working day; delivery takes 2–4 days.", false},
+	{[]string{"return", "refund"}, "You can return anything within 30 days for a full refund.", false},
+	{[]string{"price", "cost", "pay"}, "Prices are on the website; we take cards and bank transfers.", false},
+	{[]string{"hi", "hello", "hey"}, "Hi! I'm the shop's bot. Ask me about hours, shipping or returns, or write \"human\" to talk to a person.", true},
 }
 
 // Options configure a Bot.
@@ -92,10 +97,16 @@ func (b *Bot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent) // standby copies, echoes, handovers: nothing to say
 		return
 	}
-	reply := b.Answer(ev.Message.Text)
-	if reply == "" {
+	a, ok := b.match(ev.Message.Text)
+	if !ok {
 		w.WriteHeader(http.StatusNoContent)
 		return
+	}
+	reply := a.Text
+	if a.ByName {
+		if name := b.firstName(r.Context(), d.PSID); name != "" {
+			reply = strings.Replace(reply, "!", " "+name+"!", 1)
+		}
 	}
 	if err := b.say(r.Context(), d.PageID, d.PSID, reply); err != nil {
 		// Baton refuses a send when the bot no longer owns the thread;
@@ -110,8 +121,15 @@ func (b *Bot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// Answer is what the bot says to text; empty for the quiet words.
+// Answer is what the bot says to text, without the person's name; empty
+// for the quiet words.
 func (b *Bot) Answer(text string) string {
+	a, _ := b.match(text)
+	return a.Text
+}
+
+// match finds the answer to text; false for the quiet words.
+func (b *Bot) match(text string) (Answer, bool) {
 	words := strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127)
 	})
@@ -126,14 +144,29 @@ func (b *Bot) Answer(text string) string {
 		return false
 	}
 	if has(b.opt.Quiet) {
-		return ""
+		return Answer{}, false
 	}
 	for _, a := range b.opt.Answers {
 		if has(a.Words) {
-			return a.Text
+			return a, true
 		}
 	}
-	return "I can tell you about our hours, shipping and returns. Write \"human\" to talk to a person."
+	return Answer{Text: "I can tell you about our hours, shipping and returns. Write \"human\" to talk to a person."}, true
+}
+
+// firstName reads the person's first name: GET /{psid}?fields=first_name,
+// which Baton's /graph answers with the page's token for the page it has
+// the person's thread on. Empty when it cannot be read.
+func (b *Bot) firstName(ctx context.Context, psid string) string {
+	status, raw, err := b.graph.Raw(ctx, http.MethodGet, messenger.Credentials{PageID: messenger.ID(psid), AccessToken: b.opt.Token}, "", url.Values{"fields": {"first_name"}}, nil)
+	var p struct {
+		FirstName string `json:"first_name"`
+	}
+	if err != nil || status != http.StatusOK || json.Unmarshal(raw, &p) != nil {
+		b.opt.Logger.Printf("faqbot: profile of %s: status %d %v", psid, status, err)
+		return ""
+	}
+	return p.FirstName
 }
 
 func (b *Bot) say(ctx context.Context, page, psid, text string) error {

@@ -50,6 +50,10 @@ func (g *graph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.bodies = append(g.bodies, r.URL.Path+" "+r.URL.Query().Get("access_token")+" "+string(body))
+	if r.Method == http.MethodGet && r.URL.Query().Get("fields") == "first_name" {
+		io.WriteString(w, `{"first_name":"Ada","id":"7123"}`)
+		return
+	}
 	if g.status != 0 {
 		w.WriteHeader(g.status)
 		io.WriteString(w, `{"error":{"message":"(#10) Baton: faq-bot does not own the thread","type":"OAuthException","code":10}}`)
@@ -100,6 +104,13 @@ func TestBotAnswersThroughBatonsGraph(t *testing.T) {
 	}
 	if !strings.Contains(g.bodies[0], "open Monday to Friday") {
 		t.Errorf("sent %q", g.bodies[0])
+	}
+	// A greeting names the person, read through Baton's /graph.
+	if code := deliver(t, b, "messaging", msg("hello")); code != http.StatusNoContent {
+		t.Fatalf("status %d", code)
+	}
+	if len(g.bodies) != 3 || !strings.HasPrefix(g.bodies[1], "/graph/v21.0/7123 bot-token") || !strings.Contains(g.bodies[2], `"Hi Ada! I'm the shop's bot.`) {
+		t.Fatalf("graph calls = %q", g.bodies)
 	}
 	// Baton refusing the send (the thread moved on) is not worth a retry;
 	// Baton down is.

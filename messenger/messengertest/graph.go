@@ -57,7 +57,7 @@ func (g *graphAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	vars := mux.Vars(r)
 	node, edge := vars["node"], vars["edge"]
 	call := Call{At: g.w.now(), Method: r.Method, Path: r.URL.Path, Edge: edge}
-	ps, perr := messenger.ReadParams(r, maxGraphBody)
+	ps, perr := messenger.ReadParams(r, bodyLimit(r))
 	if perr == nil {
 		g.identify(r, ps, &call)
 	}
@@ -117,13 +117,14 @@ func (g *graphAPI) serve(r *http.Request, ps params, perr error, node, edge stri
 			return http.StatusBadRequest, metaerr.BadProof()
 		}
 	}
-	if node != "me" && messenger.ID(node) != caller.page.id {
-		return http.StatusBadRequest, metaerr.Unsupported(strings.ToLower(r.Method), node)
-	}
 	c := &graphCall{r: r, ps: ps, caller: caller, edge: edge}
 	var res any
 	var gerr *messenger.Error
 	switch {
+	case node != "me" && messenger.ID(node) != caller.page.id:
+		res, gerr = g.objectNode(c, node) // a person, a persona
+	case isProfileEdge(edge):
+		res, gerr = g.profileEdge(c)
 	case edge == "" && r.Method == http.MethodGet:
 		res, gerr = g.node(c)
 	case edge == "thread_owner" && r.Method == http.MethodGet:
@@ -261,7 +262,7 @@ func (g *graphAPI) sendAPI(c *graphCall) (any, *messenger.Error) {
 		if json.Unmarshal([]byte(c.ps.String("message")), &req.Message) != nil && c.ps.String("message") != "" {
 			return nil, metaerr.New(messenger.CodeInvalidParameter, 0, "(#100) param message must be a JSON object")
 		}
-		req.MessagingType, req.Tag, req.SenderAction = c.ps.String("messaging_type"), c.ps.String("tag"), c.ps.String("sender_action")
+		req.MessagingType, req.Tag, req.SenderAction, req.PersonaID = c.ps.String("messaging_type"), c.ps.String("tag"), c.ps.String("sender_action"), c.ps.String("persona_id")
 		if tc := c.ps.String("thread_control"); tc != "" {
 			req.ThreadControl = &messenger.ThreadControl{}
 			_ = json.Unmarshal([]byte(tc), req.ThreadControl)

@@ -285,6 +285,9 @@ func (r *rules) send(caller *pageApp, req *messenger.SendRequest) (any, *messeng
 	if t == nil {
 		return nil, metaerr.NoUser()
 	}
+	if err := r.w.checkSendMedia(pg, req); err != nil {
+		return nil, err
+	}
 	if err := r.sendAllowed(caller, t, req.Tag, viaOTN); err != nil {
 		return nil, err
 	}

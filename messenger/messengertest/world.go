@@ -30,6 +30,7 @@ type world struct {
 	tokens  map[string]*pageApp
 	threads map[threadKey]*thread
 	otns    map[string]*otnToken
+	media   map[messenger.ID]*pageMedia // by page (profiles.go)
 }
 
 // webhookQueue takes one event for one app; the webhook sender delivers it
@@ -109,6 +110,7 @@ func newWorld(cfg Config, settings Settings, c Clock, log *zap.Logger) *world {
 		tokens:   map[string]*pageApp{},
 		threads:  map[threadKey]*thread{},
 		otns:     map[string]*otnToken{},
+		media:    map[messenger.ID]*pageMedia{},
 	}
 	for _, ac := range cfg.Apps {
 		a := &app{name: ac.Name, id: ac.ID, secret: ac.Secret, verifyToken: ac.VerifyToken, callback: ac.CallbackURL, fields: ac.SubscribedFields}

@@ -26,8 +26,6 @@ import (
 	"github.com/batonhq/baton/store"
 )
 
-const maxGraphBody = 1 << 20
-
 // Threads is what the endpoint needs of the thread-control service.
 type Threads interface {
 	Control(ctx context.Context, req threads.Request) (store.Thread, error)
@@ -37,9 +35,10 @@ type Threads interface {
 }
 
 // Proxy passes a call to Meta and returns Meta's status and body
-// (messenger.Client.Raw).
+// (messenger.Client.RawBody): cred.PageID is the node, a page, a PSID or
+// a persona.
 type Proxy interface {
-	Raw(ctx context.Context, method string, cred messenger.Credentials, edge string, q url.Values, payload []byte) (int, []byte, error)
+	RawBody(ctx context.Context, method string, cred messenger.Credentials, edge string, q url.Values, contentType string, payload []byte) (int, []byte, error)
 }
 
 // Deps are what the endpoint needs.
@@ -74,59 +73,35 @@ func (g *Endpoint) Register(r *mux.Router) {
 
 func (g *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
 	v := mux.Vars(r)
-	ps, err := messenger.ReadParams(r, maxGraphBody)
-	if err != nil {
-		writeError(w, newError(http.StatusBadRequest, 100, 0, "(#100) "+err.Error()))
-		return
-	}
-	a := g.d.Topology.AppByToken(ps.AccessToken(r))
-	if a == nil {
-		writeError(w, newError(http.StatusBadRequest, messenger.CodeBadToken, 0, "Invalid OAuth access token."))
-		return
-	}
-	p, gerr := g.page(a, v["node"])
+	c, gerr := g.readCall(r)
 	if gerr != nil {
 		writeError(w, gerr)
 		return
 	}
-	edge := v["edge"]
+	node, edge := v["node"], v["edge"]
+	if node != "me" && g.d.Topology.Page(node) == nil {
+		g.object(w, c, node, edge) // a person or a persona
+		return
+	}
+	p, gerr := g.page(c, node)
+	if gerr != nil {
+		writeError(w, gerr)
+		return
+	}
+	a, ps := c.app, c.ps
 	h, gerr := allow(r.Method, edge, ps)
 	switch h {
 	case control:
 		g.control(w, r, p, a, edge, ps)
 	case send:
-		g.send(w, r, p, a, ps)
+		g.send(w, c, p)
 	case passThrough:
-		g.proxy(w, r, p, a, edge, ps, nil)
+		q, b := c.outgoing()
+		g.proxy(w, r, p, a, "", edge, q, b)
 	default:
 		g.d.Errors.Record(recent.Error{Kind: "graph", App: a.Name, Page: p.ID, Message: fmt.Sprintf("refused %s /%s: not on the allow-list", r.Method, edge)})
 		writeError(w, gerr)
 	}
-}
-
-// page resolves the node: a page id, or "me", the one page the app has a
-// token for.
-func (g *Endpoint) page(a *topology.App, node string) (*topology.Page, *messenger.Error) {
-	if node != "me" {
-		p := g.d.Topology.Page(node)
-		if p == nil || p.Tokens[a.Name] == "" {
-			return nil, newError(http.StatusBadRequest, 100, 33, fmt.Sprintf("Unsupported request. Object with ID '%s' does not exist, cannot be loaded due to missing permissions, or does not support this operation.", node))
-		}
-		return p, nil
-	}
-	var found *topology.Page
-	for _, p := range g.d.Topology.Pages() {
-		if p.Tokens[a.Name] != "" {
-			if found != nil {
-				return nil, newError(http.StatusBadRequest, 100, 0, "(#100) This app is on several pages in Baton: call /{page-id}/... instead of /me/...")
-			}
-			found = p
-		}
-	}
-	if found == nil {
-		return nil, newError(http.StatusBadRequest, 100, 0, "(#100) This app has no page token in Baton's config")
-	}
-	return found, nil
 }
 
 func withoutCredentials(ps messenger.Params) map[string]any {

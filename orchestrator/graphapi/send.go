@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -17,8 +18,10 @@ import (
 )
 
 // send checks a send against what Meta would refuse, then forwards it to
-// Meta with the real page token.
-func (g *Endpoint) send(w http.ResponseWriter, r *http.Request, p *topology.Page, a *topology.App, ps messenger.Params) {
+// Meta with the real page token: as JSON, or a multipart send (a file) as
+// it came.
+func (g *Endpoint) send(w http.ResponseWriter, c *call, p *topology.Page) {
+	r, a, ps := c.r, c.app, c.ps
 	var req messenger.SendRequest
 	raw, _ := json.Marshal(withoutCredentials(ps))
 	_ = json.Unmarshal(raw, &req) // query/form callers send objects as JSON text: parsed below
@@ -48,8 +51,12 @@ func (g *Endpoint) send(w http.ResponseWriter, r *http.Request, p *topology.Page
 			return
 		}
 	}
-	status, body, sent := g.proxy(w, r, p, a, "messages", ps, raw)
-	if sent && status != http.StatusOK && rcpt.ID != "" && saysNotOwner(body) {
+	out, q := &body{contentType: "application/json", data: raw}, url.Values{}
+	if c.form != nil {
+		q, out = c.outgoing()
+	}
+	status, answer, sent := g.proxy(w, r, p, a, "", "messages", q, out)
+	if sent && status != http.StatusOK && rcpt.ID != "" && saysNotOwner(answer) {
 		// Meta says another app owns the thread: Baton's record may be
 		// wrong, whatever it said.
 		g.d.Threads.ReconcileLater(store.ThreadKey{Page: p.ID, PSID: string(rcpt.ID)}, "Meta refused a send by "+a.Name+" (10/2018300)")

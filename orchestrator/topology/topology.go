@@ -40,8 +40,11 @@ type Page struct {
 	SM        statemachine.Page
 	Primary   string            // the default app's name; empty in zero-config
 	Tokens    map[string]string // app name -> page access token
-	Apps      []*App            // primary first, then secondaries
-	Rules     *config.Rules     // nil when the page has none
+	// APITokens are the Baton tokens that stand for an app on this page
+	// alone (tokens.<app>.api_token_env), by app name.
+	APITokens map[string]string
+	Apps      []*App        // primary first, then secondaries
+	Rules     *config.Rules // nil when the page has none
 }
 
 // HasApp reports whether the app with this id is on the page.
@@ -125,7 +128,7 @@ func New(cfg *config.Config, ads map[string]adapters.Adapter) (*Topology, error)
 		t.names[a.Name], t.ids[a.ID] = a, a
 	}
 	for _, pc := range cfg.Pages {
-		p := &Page{ID: pc.ID, Instagram: pc.Platform == config.PlatformInstagram, Primary: pc.Primary, Tokens: map[string]string{}}
+		p := &Page{ID: pc.ID, Instagram: pc.Platform == config.PlatformInstagram, Primary: pc.Primary, Tokens: map[string]string{}, APITokens: map[string]string{}}
 		p.SM = statemachine.Page{Mode: statemachine.Mode(pc.Mode), CanTake: map[string]bool{}}
 		if pc.Primary != "" {
 			p.SM.Primary = t.names[pc.Primary].ID
@@ -139,6 +142,9 @@ func New(cfg *config.Config, ads map[string]adapters.Adapter) (*Topology, error)
 		}
 		for name, tok := range pc.Tokens {
 			p.Tokens[name] = tok.Token.Reveal()
+			if api := tok.APIToken.Reveal(); api != "" {
+				p.APITokens[name] = api
+			}
 		}
 		if r := pc.Rules; len(r.Escalate)+len(r.Entry) > 0 || r.Return != nil || r.Requests != nil || r.Failover != nil || r.Hours != nil {
 			p.Rules = &r
@@ -177,6 +183,31 @@ func (t *Topology) AppByToken(tok string) *App {
 		}
 	}
 	return nil
+}
+
+// Caller finds who a /graph token stands for: an app's own Baton token
+// (page nil: any of its pages), or a page's token for one app
+// (tokens.<app>.api_token_env: that page only). Every token is compared,
+// in constant time.
+func (t *Topology) Caller(tok string) (*App, *Page) {
+	if tok == "" {
+		return nil, nil
+	}
+	var app *App
+	var page *Page
+	for _, a := range t.apps {
+		if a.APIToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.APIToken)) == 1 {
+			app = a
+		}
+	}
+	for _, p := range t.order {
+		for name, pt := range p.APITokens {
+			if subtle.ConstantTimeCompare([]byte(tok), []byte(pt)) == 1 {
+				app, page = t.names[name], p
+			}
+		}
+	}
+	return app, page
 }
 
 // Name names an app id for people: the YAML name, else the id; empty

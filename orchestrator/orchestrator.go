@@ -93,7 +93,7 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 
 	expiryBell, jobBell := clock.NewBell(), clock.NewBell()
 	wake := func() { expiryBell.Ring(); jobBell.Ring() }
-	ledger := threads.NewLedger(m.Transitions, handover.AfterTransition, wake)
+	ledger := threads.NewLedger(m.Transitions, handover.AfterTransition, wake, d.Log.Named("threads"))
 	o.threads = threads.New(threads.Deps{Store: d.Store, Topology: top, Ledger: ledger, Graph: d.Graph, Clock: d.Clock,
 		Log: d.Log.Named("threads"), Metrics: m, Errors: errs, Wake: wake, Expiry: expiryBell})
 	health := dispatch.NewHealth()

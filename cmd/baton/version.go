@@ -16,6 +16,11 @@ import (
 // pseudo-version or "(devel)" for a build in a checkout.
 var version string
 
+// revision is the commit, set at link time where Go cannot stamp it (a
+// Docker build without .git, a build with -buildvcs=false); Go's own
+// vcs.revision wins when present.
+var revision string
+
 // buildInfo is what `baton version` prints: enough to tell which commit a
 // running Baton was built from, and whether the tree had local changes.
 type buildInfo struct {
@@ -35,12 +40,13 @@ func readBuildInfo() buildInfo {
 	if !ok {
 		bi = nil
 	}
-	return buildInfoFrom(bi, version)
+	return buildInfoFrom(bi, version, revision)
 }
 
 // buildInfoFrom reads bi (nil when the binary carries none) and the
-// link-time version, which wins over the module's when set.
-func buildInfoFrom(bi *debug.BuildInfo, linked string) buildInfo {
+// link-time version, which wins over the module's when set, and revision,
+// which stands in for a missing vcs.revision.
+func buildInfoFrom(bi *debug.BuildInfo, linked, linkedRev string) buildInfo {
 	info := buildInfo{Version: "unknown", GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
 	if bi != nil {
 		info.Module = bi.Main.Path
@@ -67,6 +73,9 @@ func buildInfoFrom(bi *debug.BuildInfo, linked string) buildInfo {
 	}
 	if linked != "" {
 		info.Version = linked
+	}
+	if info.Revision == "" {
+		info.Revision = linkedRev
 	}
 	return info
 }

@@ -20,21 +20,25 @@ func TestBuildInfoFrom(t *testing.T) {
 		name   string
 		bi     *debug.BuildInfo
 		linked string
+		rev    string
 		want   buildInfo
 		line   string
 	}{
-		{"go install @version", stamped, "",
+		{"go install @version", stamped, "", "",
 			buildInfo{Version: "v1.4.0", Module: "github.com/batonhq/baton", Revision: "77fb2c0abc", Time: "2026-12-01T11:00:00Z", Modified: true, GoVersion: "go1.26.8", OS: "linux", Arch: "arm64"},
 			"baton v1.4.0 (77fb2c0abc, modified, 2026-12-01T11:00:00Z) go1.26.8 linux/arm64"},
-		{"make release wins", stamped, "v1.4.1-rc1",
+		{"make release wins", stamped, "v1.4.1-rc1", "0000000",
 			buildInfo{Version: "v1.4.1-rc1", Module: "github.com/batonhq/baton", Revision: "77fb2c0abc", Time: "2026-12-01T11:00:00Z", Modified: true, GoVersion: "go1.26.8", OS: "linux", Arch: "arm64"},
 			"baton v1.4.1-rc1 (77fb2c0abc, modified, 2026-12-01T11:00:00Z) go1.26.8 linux/arm64"},
-		{"no build info", nil, "",
+		{"docker build: no .git", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "github.com/batonhq/baton", Version: "(devel)"}}, "v1.4.0", "77fb2c0abc",
+			buildInfo{Version: "v1.4.0", Module: "github.com/batonhq/baton", Revision: "77fb2c0abc", GoVersion: "go1.26.8", OS: runtime.GOOS, Arch: runtime.GOARCH},
+			"baton v1.4.0 (77fb2c0abc) go1.26.8 " + runtime.GOOS + "/" + runtime.GOARCH},
+		{"no build info", nil, "", "",
 			buildInfo{Version: "unknown", GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH},
 			"baton unknown " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := buildInfoFrom(tc.bi, tc.linked)
+			got := buildInfoFrom(tc.bi, tc.linked, tc.rev)
 			if got != tc.want {
 				t.Fatalf("got %+v\nwant %+v", got, tc.want)
 			}

@@ -93,7 +93,7 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 
 	expiryBell, jobBell := clock.NewBell(), clock.NewBell()
 	wake := func() { expiryBell.Ring(); jobBell.Ring() }
-	ledger := threads.NewLedger(m.Transitions, handover.AfterTransition, wake)
+	ledger := threads.NewLedger(m.Transitions, handover.AfterTransition, wake, d.Log.Named("threads"))
 	o.threads = threads.New(threads.Deps{Store: d.Store, Topology: top, Ledger: ledger, Graph: d.Graph, Clock: d.Clock,
 		Log: d.Log.Named("threads"), Metrics: m, Errors: errs, Wake: wake, Expiry: expiryBell})
 	health := dispatch.NewHealth()
@@ -106,6 +106,14 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 		Metrics: m, Errors: errs, Backoff: cfg.Delivery.Backoff, MaxBackoff: cfg.Delivery.MaxBackoff,
 		Hooks: dispatch.Hooks{OnFailure: o.rules.NoteDeliveryFailure, OnRecovered: o.rules.BotRecovered, Actions: o.threads.RunActions, Wake: wake}})
 	m.RegisterPending(o.dispatcher.Pending)
+	m.RegisterReady(o.ready)
+	var hosted []string
+	for _, a := range top.Apps() {
+		if a.Hosted {
+			hosted = append(hosted, a.Name)
+		}
+	}
+	m.RegisterBots(hosted, health.FailingSince, d.Clock.Now)
 	o.ingress = ingress.New(ingress.Deps{Store: d.Store, Topology: top, Ledger: ledger, Rules: o.rules, Clock: d.Clock, Log: d.Log.Named("ingress"),
 		Metrics: m, Errors: errs, Webhooks: cfg.Webhooks, Deliver: o.dispatcher.Add, Reconcile: o.threads.ReconcileLater, Wake: wake})
 	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Errors: errs, Log: d.Log.Named("api"),

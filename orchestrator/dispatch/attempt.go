@@ -129,6 +129,7 @@ func (ds *Dispatcher) attempt(ctx context.Context, l *lane, del *store.Delivery,
 	if err == nil {
 		ds.finish(l, del.ID)
 		ds.d.Metrics.Deliveries.WithLabelValues(a.Name, "delivered").Inc()
+		ds.d.Metrics.DeliveryLag.WithLabelValues(a.Name).Observe(max(now.Sub(del.CreatedAt).Seconds(), 0))
 		if ds.d.Health.Delivered(a.Name, now) {
 			ds.d.Hooks.OnRecovered(a.Name)
 		}

@@ -4,6 +4,8 @@
 package metrics
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -18,6 +20,7 @@ type Set struct {
 	AckSeconds   prometheus.Histogram     // time from request to durable ack
 	Deliveries   *prometheus.CounterVec   // delivery attempts by app and result
 	DeliverSec   *prometheus.HistogramVec // bot answer time by app
+	DeliveryLag  *prometheus.HistogramVec // webhook stored to bot's 2xx, by app
 	GraphCalls   *prometheus.CounterVec   // Graph calls by op and result
 	Transitions  *prometheus.CounterVec   // ownership changes by cause
 	Errors       *prometheus.CounterVec   // recent errors by kind
@@ -35,15 +38,51 @@ func New() *Set {
 		Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5}})
 	m.Deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_deliveries_total", Help: "Delivery attempts by app and result (delivered, retry, dead)."}, []string{"app", "result"})
 	m.DeliverSec = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "baton_delivery_seconds", Help: "Bot answer time by app.", Buckets: prometheus.DefBuckets}, []string{"app"})
+	// The lag is what a person waits on Baton and the bot: an event's
+	// time in the outbox (retries included) until its bot took it.
+	m.DeliveryLag = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "baton_delivery_lag_seconds", Help: "Time from a delivery's creation (its webhook stored) to its bot's 2xx, retries included, by app.",
+		Buckets: []float64{.01, .05, .1, .5, 1, 5, 10, 30, 60, 300, 900, 3600}}, []string{"app"})
 	m.GraphCalls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_graph_calls_total", Help: "Graph API calls by operation and result."}, []string{"op", "result"})
 	m.Transitions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_thread_transitions_total", Help: "Thread ownership changes by cause."}, []string{"cause"})
 	m.Errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_errors_total", Help: "Errors shown in /admin/errors, by kind."}, []string{"kind"})
 	m.SendRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_send_refusals_total", Help: "Sends refused before Meta, by app and Meta error code/subcode."}, []string{"app", "code"})
 	m.Rules = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_rule_firings_total", Help: "Handover rule firings by rule and result (armed, fired, held, refused, skipped, failed)."}, []string{"rule", "result"})
 	m.Pruned = prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_journal_pruned_total", Help: "Journal entries deleted past webhooks.journal_retention."})
-	m.Registry.MustRegister(m.Pruned, m.Rules, m.SendRefusals, m.Requests, m.Events, m.AckSeconds, m.Deliveries, m.DeliverSec, m.GraphCalls, m.Transitions, m.Errors,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Registry.MustRegister(m.Pruned, m.Rules, m.SendRefusals, m.Requests, m.Events, m.AckSeconds, m.Deliveries, m.DeliverSec, m.DeliveryLag, m.GraphCalls, m.Transitions, m.Errors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewBuildInfoCollector())
 	return m
+}
+
+// RegisterReady adds baton_ready: 1 once ready is closed (Baton recovered
+// its work and runs, as /readyz says), 0 before.
+func (m *Set) RegisterReady(ready <-chan struct{}) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_ready", Help: "1 once Baton recovered its work and runs (/readyz answers 200), 0 before."},
+		func() float64 {
+			select {
+			case <-ready:
+				return 1
+			default:
+				return 0
+			}
+		}))
+}
+
+// RegisterBots adds baton_bot_failing_seconds for each hosted app: how
+// long ago its oldest failing delivery was created (failingSince), 0 while
+// its deliveries succeed. A bot that is down shows a growing number, which
+// the outbox counters alone do not: nothing is delivered, nothing counted.
+func (m *Set) RegisterBots(apps []string, failingSince func(app string) (time.Time, bool), now func() time.Time) {
+	for _, app := range apps {
+		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_bot_failing_seconds", ConstLabels: prometheus.Labels{"app": app},
+			Help: "Age of the bot's oldest failing delivery; 0 while its deliveries succeed."},
+			func() float64 {
+				since, failing := failingSince(app)
+				if !failing {
+					return 0
+				}
+				return max(now().Sub(since).Seconds(), 0)
+			}))
+	}
 }
 
 // CommitStatser is a store that counts its group commits (store/bolt).

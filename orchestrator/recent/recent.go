@@ -19,7 +19,7 @@ import (
 // Error is one problem shown by GET /admin/errors.
 type Error struct {
 	At      time.Time `json:"at"`
-	Kind    string    `json:"kind"` // webhook | delivery | graph | action | reconcile | rule | send_policy
+	Kind    string    `json:"kind"` // webhook | delivery | graph | action | reconcile | rule | send_policy | deletion
 	App     string    `json:"app,omitempty"`
 	Page    string    `json:"page_id,omitempty"`
 	PSID    string    `json:"psid,omitempty"`
@@ -40,6 +40,7 @@ var events = map[string]string{
 	"reconcile":   "reconcile failed",
 	"rule":        "rule did not act",
 	"send_policy": "send refused before Meta",
+	"deletion":    "data deletion request refused",
 }
 
 // refusalEvery is how often a refusal of one cause is logged.

@@ -71,7 +71,9 @@ func (g graphFunc) Raw(ctx context.Context, method string, cred messenger.Creden
 // adapterFunc is an Adapter double.
 type adapterFunc func(ctx context.Context, d *adapters.Delivery) (adapters.Result, error)
 
-func (f adapterFunc) Deliver(ctx context.Context, d *adapters.Delivery) (adapters.Result, error) { return f(ctx, d) }
+func (f adapterFunc) Deliver(ctx context.Context, d *adapters.Delivery) (adapters.Result, error) {
+	return f(ctx, d)
+}
 
 func mustTopology(t *testing.T) *topology.Topology {
 	t.Helper()
@@ -79,7 +81,9 @@ func mustTopology(t *testing.T) *topology.Topology {
 	if err != nil {
 		t.Fatal(err)
 	}
-	none := adapterFunc(func(context.Context, *adapters.Delivery) (adapters.Result, error) { return adapters.Result{}, errors.New("no bot here") })
+	none := adapterFunc(func(context.Context, *adapters.Delivery) (adapters.Result, error) {
+		return adapters.Result{}, errors.New("no bot here")
+	})
 	top, err := topology.New(cfg, map[string]adapters.Adapter{"support-bot": none, "billing-bot": none})
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,7 @@ func commands() []command {
 		{"check", "validate a config file", runCheck},
 		{"threads", "list threads or show one (talks to the admin API)", runThreads},
 		{"backup", "save a consistent copy of a running Baton's data file", runBackup},
+		{"erase", "remove everything a running Baton keeps about one person", runErase},
 		{"platform", "run the fake Messenger platform alone", runPlatform},
 		{"bench", "measure Baton against a bare handler on this machine", runBench},
 	}

@@ -50,6 +50,23 @@ type ThreadKey struct {
 
 func (k ThreadKey) String() string { return k.Page + "/" + k.PSID }
 
+// Valid reports whether page and PSID are both Meta ids (1 to 20 digits,
+// what messenger.ValidID checks, without the store depending on Meta's
+// wire package).
+func (k ThreadKey) Valid() bool { return metaID(k.Page) && metaID(k.PSID) }
+
+func metaID(s string) bool {
+	if len(s) == 0 || len(s) > 20 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // Thread is a conversation's control record.
 type Thread struct {
 	ThreadKey

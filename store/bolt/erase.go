@@ -70,25 +70,11 @@ func (e *eraseRun) full(pending int) bool {
 	return e.removed+pending >= e.limit || e.examined >= e.limit*scanFactor
 }
 
-// metaID is what messenger.ValidID checks (1 to 20 digits), without the
-// store depending on Meta's wire package.
-func metaID(s string) bool {
-	if len(s) == 0 || len(s) > 20 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 func (x *tx) ErasePerson(k store.ThreadKey, from string, limit int) (store.Erased, string, error) {
 	var out store.Erased
 	// Ids are digits before any is part of a key or a byte search: a NUL
 	// or a short string could otherwise reach another person's records.
-	if !metaID(k.Page) || !metaID(k.PSID) {
+	if !k.Valid() {
 		return out, "", fmt.Errorf("erase %s: page and PSID must be Meta ids (1 to 20 digits)", k)
 	}
 	cur := eraseCursor{}
@@ -225,9 +211,7 @@ func (x *tx) eraseHistory(e *eraseRun) (bool, error) {
 		}
 		gone = append(gone, append([]byte(nil), k...))
 	}
-	// Keys go after the walk: a bbolt cursor may skip a key when the one
-	// under it is deleted.
-	for _, k := range gone {
+	for _, k := range gone { // after the walk, as scan does
 		if err := x.b(bHistory).Delete(k); err != nil {
 			return false, err
 		}
@@ -242,64 +226,40 @@ func psidField(psid string) []byte { return []byte(`"psid":"` + psid + `"`) }
 
 func (x *tx) eraseDead(e *eraseRun) (bool, error) {
 	field := psidField(e.k.PSID)
-	var gone []store.Delivery
-	done, err := x.scan(bDead, e, func(k, v []byte) (bool, error) {
+	var lanes [][]byte
+	done, err := x.scan(bDead, e, &e.out.Dead, func(k, v []byte) (bool, error) {
+		var d store.Delivery
 		if !bytes.Contains(v, field) {
 			return false, nil
-		}
-		var d store.Delivery
-		if err := unmarshal(v, &d); err != nil {
+		} else if err := unmarshal(v, &d); err != nil {
 			return false, fmt.Errorf("dead delivery %d: %w", binary.BigEndian.Uint64(k), err)
 		}
-		if d.Page != e.k.Page || d.PSID != e.k.PSID {
-			return false, nil
-		}
 		d.ID = binary.BigEndian.Uint64(k)
-		gone = append(gone, d)
-		return true, nil
+		ours := d.Page == e.k.Page && d.PSID == e.k.PSID
+		if ours {
+			lanes = append(lanes, laneIDKey(&d))
+		}
+		return ours, nil
 	})
-	if err != nil {
-		return false, err
-	}
-	for i := range gone {
-		if err := x.b(bDead).Delete(u64(gone[i].ID)); err != nil {
-			return false, err
-		}
-		if err := x.b(bDeadLanes).Delete(laneIDKey(&gone[i])); err != nil {
-			return false, err
+	for _, k := range lanes {
+		if err == nil {
+			err = x.b(bDeadLanes).Delete(k) // a key not there is nothing
 		}
 	}
-	e.out.Dead += len(gone)
-	return done, nil
+	return done, err
 }
 
 func (x *tx) eraseOTN(e *eraseRun) (bool, error) {
 	field := psidField(e.k.PSID)
-	var gone [][]byte
-	done, err := x.scan(bOTN, e, func(k, v []byte) (bool, error) {
+	return x.scan(bOTN, e, &e.out.OneTimeTokens, func(_, v []byte) (bool, error) {
+		var t store.OneTimeToken
 		if !bytes.Contains(v, field) {
 			return false, nil
-		}
-		var t store.OneTimeToken
-		if err := unmarshal(v, &t); err != nil {
+		} else if err := unmarshal(v, &t); err != nil {
 			return false, fmt.Errorf("one-time token: %w", err)
 		}
-		if t.Page != e.k.Page || t.PSID != e.k.PSID {
-			return false, nil
-		}
-		gone = append(gone, append([]byte(nil), k...))
-		return true, nil
+		return t.Page == e.k.Page && t.PSID == e.k.PSID, nil
 	})
-	if err != nil {
-		return false, err
-	}
-	for _, k := range gone {
-		if err := x.b(bOTN).Delete(k); err != nil {
-			return false, err
-		}
-	}
-	e.out.OneTimeTokens += len(gone)
-	return done, nil
 }
 
 // eraseJournal removes the journal entries of the person's events, up to
@@ -309,8 +269,10 @@ func (x *tx) eraseOTN(e *eraseRun) (bool, error) {
 // recipient (an echo's recipient is the person) say which.
 func (x *tx) eraseJournal(e *eraseRun) (bool, error) {
 	quoted := []byte(`"` + e.k.PSID + `"`)
-	var gone [][]byte
-	done, err := x.scan(bJournal, e, func(k, v []byte) (bool, error) {
+	type party struct {
+		ID string `json:"id"`
+	}
+	return x.scan(bJournal, e, &e.out.Journal, func(k, v []byte) (bool, error) {
 		seq := binary.BigEndian.Uint64(k)
 		if seq > e.cur.Bound {
 			return false, errStop
@@ -325,9 +287,6 @@ func (x *tx) eraseJournal(e *eraseRun) (bool, error) {
 		var h struct {
 			Page string `json:"page_id"`
 		}
-		type party struct {
-			ID string `json:"id"`
-		}
 		var who struct {
 			Sender    party `json:"sender"`
 			Recipient party `json:"recipient"`
@@ -335,28 +294,11 @@ func (x *tx) eraseJournal(e *eraseRun) (bool, error) {
 		if err := unmarshal(hdr, &h); err != nil {
 			return false, fmt.Errorf("journal entry %d: %w", seq, err)
 		}
-		if h.Page != e.k.Page {
-			return false, nil
+		if h.Page != e.k.Page || unmarshal(ev, &who) != nil {
+			return false, nil // another page's, or not an event Baton routed to a person
 		}
-		if err := unmarshal(ev, &who); err != nil {
-			return false, nil // not an event Baton could have routed to a person
-		}
-		if who.Sender.ID != e.k.PSID && who.Recipient.ID != e.k.PSID {
-			return false, nil
-		}
-		gone = append(gone, append([]byte(nil), k...))
-		return true, nil
+		return who.Sender.ID == e.k.PSID || who.Recipient.ID == e.k.PSID, nil
 	})
-	if err != nil {
-		return false, err
-	}
-	for _, k := range gone {
-		if err := x.b(bJournal).Delete(k); err != nil {
-			return false, err
-		}
-	}
-	e.out.Journal += len(gone)
-	return done, nil
 }
 
 // eraseSeen removes the dedup marks whose key names the page and the PSID
@@ -413,38 +355,45 @@ func (x *tx) eraseSeen(e *eraseRun) (bool, error) {
 	return !full, nil
 }
 
-// scan walks bucket from after the cursor's position, handing each record
-// to match (true: it is to go), until the step's budget is spent; then
-// it keeps its place. match may stop the walk early with errStop.
-func (x *tx) scan(bucket []byte, e *eraseRun, match func(k, v []byte) (bool, error)) (done bool, err error) {
-	c := x.b(bucket).Cursor()
+// scan walks bucket from after the cursor's position until the step's
+// budget is spent, and removes the records match says are the person's,
+// counting them in n. match may end the walk with errStop.
+func (x *tx) scan(bucket []byte, e *eraseRun, n *int, match func(k, v []byte) (bool, error)) (done bool, err error) {
+	b := x.b(bucket)
+	c := b.Cursor()
 	k, v := c.First()
 	if e.cur.Pos != nil {
 		if k, v = c.Seek(e.cur.Pos); bytes.Equal(k, e.cur.Pos) {
 			k, v = c.Next()
 		}
 	}
-	matched := 0
-	for ; k != nil; k, v = c.Next() {
-		if e.full(matched) {
-			// e.cur.Pos is the last key examined: the next step goes on
-			// after it.
-			return false, nil
+	var gone [][]byte
+	for done = true; k != nil; k, v = c.Next() {
+		if e.full(len(gone)) {
+			done = false // e.cur.Pos is the last key examined
+			break
 		}
 		ok, err := match(k, v)
 		if err == errStop {
-			return true, nil
-		}
-		if err != nil {
+			break
+		} else if err != nil {
 			return false, err
 		}
 		e.examined++
 		e.cur.Pos = append(e.cur.Pos[:0], k...)
 		if ok {
-			matched++
+			gone = append(gone, append([]byte(nil), k...))
 		}
 	}
-	return true, nil
+	// Keys go after the walk: a bbolt cursor may skip a key when the one
+	// under it is deleted.
+	for _, k := range gone {
+		if err := b.Delete(k); err != nil {
+			return false, err
+		}
+	}
+	*n += len(gone)
+	return done, nil
 }
 
 func (x *tx) PutDeletion(d store.Deletion) error {

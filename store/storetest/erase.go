@@ -406,3 +406,51 @@ func pendingCounts(t *testing.T, s store.Store) (m map[string]int) {
 	})
 	return m
 }
+
+// The person writes again while their erase runs: what came after the
+// erase began may stay, but never a pending delivery whose event the
+// erase took from the journal.
+func testEraseWhileWriting(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	k := store.ThreadKey{Page: "1", PSID: "7"}
+	person(t, s, k, 1000)
+	from, steps := "", 0
+	for {
+		update(t, s, func(tx store.Tx) error {
+			var err error
+			_, from, err = tx.ErasePerson(k, from, 1)
+			return err
+		})
+		if steps++; steps%3 == 1 { // a new message and its delivery, now and then
+			update(t, s, func(tx store.Tx) error {
+				ev := json.RawMessage(fmt.Sprintf(`{"sender":{"id":"7"},"recipient":{"id":"1"},"message":{"text":"again %d"}}`, steps))
+				j := &store.JournalEntry{ReceivedAt: t0, App: "bot", Page: k.Page, Event: ev}
+				if err := tx.AppendJournal(j); err != nil {
+					return err
+				}
+				return tx.Enqueue(&store.Delivery{App: "bot", Page: k.Page, PSID: k.PSID, Event: ev, JournalSeq: j.Seq, SharesEvent: true})
+			})
+		}
+		if from == "" || steps > 1000 {
+			break
+		}
+	}
+	view(t, s, func(tx store.ReadTx) error {
+		pending, err := tx.PendingDeliveries()
+		if err != nil {
+			t.Errorf("a pending delivery lost its event to the erase: %v", err)
+		}
+		for _, d := range pending {
+			if len(d.Event) == 0 {
+				t.Errorf("delivery %d has no event", d.ID)
+			}
+		}
+		return nil
+	})
+	if _, err := store.Erase(context.Background(), s, k); err != nil {
+		t.Fatal(err)
+	}
+	if got := held(t, s, k); got != (store.Erased{}) {
+		t.Errorf("a second erase left %+v", got)
+	}
+}

@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		"durable across reopen":    testReopen,
 		"erase one person":         testErase,
 		"erase while in flight":    testEraseInFlight,
+		"erase while writing":      testEraseWhileWriting,
 		"deletion requests":        testDeletions,
 	}
 	for name, fn := range tests {

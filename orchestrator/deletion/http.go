@@ -81,6 +81,9 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 // refuse answers a callback Baton will not act on, and keeps it among the
 // recent refusals (anyone can send them: their own ring).
 func (s *Service) refuse(w http.ResponseWriter, _ *http.Request, app string, err *apierr.Error, why string) {
+	if len(app) > 64 { // a stranger's path: bounded before it is kept
+		app = app[:64]
+	}
 	if s.d.Errors != nil {
 		s.d.Errors.Record(recent.Error{Kind: "deletion", App: app, Message: err.Message, Refusal: why})
 	}
@@ -155,7 +158,7 @@ var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
 ({{.Erased.Threads}} conversation record(s), {{.Erased.Journal}} received message(s) and event(s), {{.Erased.History}} routing record(s),
 {{.Erased.Pending}} undelivered and {{.Erased.Dead}} failed deliveries).</p>
 {{else}}<p>Received on {{.RequestedAt.UTC.Format "2 January 2006 at 15:04 UTC"}} and in progress: the conversation data this service keeps about you is being deleted. Look again in a few minutes.</p>{{end}}
-<p>Nothing is refused: everything kept about you is deleted. Server logs, which are not searched, expire on their own schedule.</p>
+<p>No part of the request is refused. Server logs are not searched; they expire on their own schedule.</p>
 </body></html>
 `))
 

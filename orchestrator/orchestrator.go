@@ -9,6 +9,7 @@
 //	dispatch  the outbox to the bots: lanes, attempts, backoff, bot health
 //	api       the bot API (/v1) and the admin API (/admin)
 //	graphapi  the Graph-compatible endpoint (/graph) and the send policy
+//	deletion  a person's data erased; Meta's data deletion callback
 //
 // topology, recent, metrics and apierr are what they share.
 package orchestrator
@@ -30,6 +31,7 @@ import (
 	"github.com/batonhq/baton/config"
 	"github.com/batonhq/baton/messenger"
 	"github.com/batonhq/baton/orchestrator/api"
+	"github.com/batonhq/baton/orchestrator/deletion"
 	"github.com/batonhq/baton/orchestrator/dispatch"
 	"github.com/batonhq/baton/orchestrator/graphapi"
 	"github.com/batonhq/baton/orchestrator/handover"
@@ -69,6 +71,7 @@ type Orchestrator struct {
 	ingress    *ingress.Ingress
 	api        *api.API
 	graph      *graphapi.Endpoint
+	deletion   *deletion.Service
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -116,7 +119,9 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 	m.RegisterBots(hosted, health.FailingSince, d.Clock.Now)
 	o.ingress = ingress.New(ingress.Deps{Store: d.Store, Topology: top, Ledger: ledger, Rules: o.rules, Clock: d.Clock, Log: d.Log.Named("ingress"),
 		Metrics: m, Errors: errs, Webhooks: cfg.Webhooks, Deliver: o.dispatcher.Add, Reconcile: o.threads.ReconcileLater, Wake: wake})
-	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Errors: errs, Log: d.Log.Named("api"),
+	o.deletion = deletion.New(deletion.Deps{Store: d.Store, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("deletion"),
+		Errors: errs, PublicURL: cfg.PublicURL})
+	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Eraser: o.deletion, Errors: errs, Log: d.Log.Named("api"),
 		Gatherer: m.Registry, AdminToken: cfg.Admin.Token.Reveal(), Ready: o.ready})
 	o.graph = graphapi.New(graphapi.Deps{Store: d.Store, Topology: top, Threads: o.threads, Ledger: ledger, Graph: d.Graph, Clock: d.Clock,
 		Metrics: m, Errors: errs})
@@ -142,19 +147,21 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	g.Go(func() error { return o.threads.RunExpiry(ctx) })
 	g.Go(func() error { return o.threads.RunReconciles(ctx) })
 	g.Go(func() error { return o.ingress.RunSweeper(ctx) })
+	g.Go(func() error { return o.deletion.Run(ctx) }) // resumes unfinished requests first
 	return g.Wait()
 }
 
 // Ready is closed once Run has recovered and started.
 func (o *Orchestrator) Ready() <-chan struct{} { return o.ready }
 
-// Handler serves the public listener: webhooks, the bot API, /graph and
-// health.
+// Handler serves the public listener: webhooks, the bot API, /graph,
+// Meta's data deletion callback and its status pages, and health.
 func (o *Orchestrator) Handler() http.Handler {
 	r := mux.NewRouter()
 	o.ingress.Register(r)
 	o.api.RegisterBot(r)
 	o.graph.Register(r)
+	o.deletion.Register(r)
 	o.api.RegisterHealth(r)
 	r.NotFoundHandler = o.api.NotFound()
 	return r

@@ -32,6 +32,7 @@ func commands() []command {
 		{"doctor", "check tokens, permissions, subscriptions and the webhook URL against Meta", runDoctor},
 		{"threads", "list threads or show one (talks to the admin API)", runThreads},
 		{"backup", "save a consistent copy of a running Baton's data file", runBackup},
+		{"erase", "remove everything a running Baton keeps about one person", runErase},
 		{"platform", "run the fake Messenger platform alone", runPlatform},
 		{"bench", "measure Baton against a bare handler on this machine", runBench},
 		{"version", "print the version, commit and Go version this binary was built with", runVersion},

@@ -44,8 +44,10 @@ type Deps struct {
 	Topology   *topology.Topology
 	Threads    Threads
 	Deliveries Deliveries
-	Errors     *recent.Errors
-	Log        *zap.Logger
+	// Eraser erases a person's data; nil: the admin API erases nothing.
+	Eraser Eraser
+	Errors *recent.Errors
+	Log    *zap.Logger
 	// Gatherer serves /metrics; nil serves none.
 	Gatherer prometheus.Gatherer
 	// AdminToken is the admin API's bearer token.

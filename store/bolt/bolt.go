@@ -30,8 +30,9 @@ var (
 	bJobTimes  = []byte("jobtimes")  // at(ns) rule \0 page \0 psid -> nil
 	bLanes     = []byte("lanes")     // app \0 page \0 psid \0 id -> schedule; see lanes.go
 	bDeadLanes = []byte("deadlanes") // app \0 page \0 psid \0 id -> nil
+	bDeletions = []byte("deletions") // code -> Deletion (Meta's data deletion requests)
 	bMeta      = []byte("meta")
-	allBucket  = [][]byte{bThreads, bHistory, bTimers, bSeen, bJournal, bOutbox, bDead, bIntents, bOTN, bJobs, bJobTimes, bLanes, bDeadLanes, bMeta}
+	allBucket  = [][]byte{bThreads, bHistory, bTimers, bSeen, bJournal, bOutbox, bDead, bIntents, bOTN, bJobs, bJobTimes, bLanes, bDeadLanes, bDeletions, bMeta}
 )
 
 // DB is a store.Store on one bbolt file.

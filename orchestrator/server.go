@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 	"github.com/batonhq/baton/adapters/webhook"
 	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/config"
-	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/orchestrator/metrics"
+	"github.com/batonhq/baton/orchestrator/recent"
 	"github.com/batonhq/baton/store"
 )
 
@@ -60,16 +62,33 @@ type ServerOptions struct {
 	// that must know the ports before Baton runs, such as baton demo);
 	// otherwise Run listens on the config's addresses.
 	Public, Admin net.Listener
+	// Env reads the secrets when Reload reads the config file again
+	// (default os.LookupEnv).
+	Env config.LookupEnv
 }
 
 // Server is a whole Baton process but its store: the Orchestrator and
-// its two listeners.
+// its two listeners, and the gate in front of them that lets Reload swap
+// the Orchestrator while they stay open (reload.go).
 type Server struct {
+	// O is the Orchestrator NewServer built; after a Reload, Current.
 	O   *Orchestrator
 	cfg *config.Config
 	log *zap.Logger
 
 	pl, al net.Listener // given in ServerOptions, or nil
+
+	// What every generation shares (reload.go).
+	st    store.Store
+	clock clock.Clock
+	env   config.LookupEnv
+	m     *metrics.Set
+	errs  *recent.Errors
+	gate  *gate
+	fatal chan error // a generation's loops ended on their own
+
+	reloadMu sync.Mutex // one reload at a time; running changes under it
+	running  bool
 
 	mu        sync.Mutex
 	listening chan struct{}
@@ -84,29 +103,25 @@ func NewServer(cfg *config.Config, st store.Store, opts ServerOptions) (*Server,
 	if log == nil {
 		log = zap.NewNop()
 	}
-	// One pooled client for forwarding: keep-alive connections up to the
-	// forwarding concurrency (Go's default of 2 idle per host halves it);
-	// it follows no redirect and refuses link-local and metadata addresses.
-	maxConc := cfg.Delivery.Concurrency
-	for _, a := range cfg.Apps {
-		if a.Adapter != nil {
-			maxConc = max(maxConc, a.Adapter.Concurrency)
-		}
+	s := &Server{cfg: cfg, log: log, listening: make(chan struct{}), pl: opts.Public, al: opts.Admin,
+		st: st, clock: opts.Clock, env: opts.Env, fatal: make(chan error, 1)}
+	if s.clock == nil {
+		s.clock = clock.System{}
 	}
-	botClient := adapters.NewClient(adapters.ClientOptions{MaxIdleConnsPerHost: maxConc})
-	ads, err := BuildAdapters(cfg, Registry(), botClient)
+	if s.env == nil {
+		s.env = os.LookupEnv
+	}
+	// Metrics and recent errors outlive a reload: counters go on.
+	s.m = metrics.New()
+	s.m.RegisterStore(st)
+	s.m.RegisterPending(func() int { return s.gate.current().o.dispatcher.Pending() })
+	s.errs = recent.New(recentErrors, s.clock, log.Named("errors"), s.m.Errors)
+	gen, err := s.build(cfg)
 	if err != nil {
 		return nil, err
 	}
-	graph, err := messenger.NewClient(messenger.ClientOptions{BaseURL: cfg.Graph.URL, Version: cfg.Graph.Version, HTTPClient: &http.Client{Timeout: cfg.Graph.Timeout}})
-	if err != nil {
-		return nil, err
-	}
-	o, err := New(cfg, Deps{Store: st, Graph: graph, Clock: opts.Clock, Log: log, Adapters: ads})
-	if err != nil {
-		return nil, err
-	}
-	return &Server{O: o, cfg: cfg, log: log, listening: make(chan struct{}), pl: opts.Public, al: opts.Admin}, nil
+	s.gate, s.O = newGate(gen), gen.o
+	return s, nil
 }
 
 // Listening is closed once both listeners accept connections.
@@ -142,9 +157,9 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.public, s.admin = pl.Addr().String(), al.Addr().String()
 	s.mu.Unlock()
-	public := &http.Server{Handler: s.O.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(s.cfg.Webhooks.MaxBody),
+	public := &http.Server{Handler: s.gate.handler(publicSide), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(s.cfg.Webhooks.MaxBody),
 		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
-	admin := &http.Server{Handler: s.O.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(0),
+	admin := &http.Server{Handler: s.gate.handler(adminSide), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(0),
 		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
 	errc := make(chan error, 3)
 	go func() { errc <- serve(public, pl) }()
@@ -152,25 +167,27 @@ func (s *Server) Run(ctx context.Context) error {
 	close(s.listening)
 	s.log.Info("baton serving", zap.String("public", s.public), zap.String("admin", s.admin), zap.String("data", s.cfg.Data))
 
-	runCtx, stopRun := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- s.O.Run(runCtx) }()
+	s.reloadMu.Lock()
+	s.gate.current().start(s.fatal)
+	s.running = true
+	s.reloadMu.Unlock()
 
 	var first error
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
 		first = err
-	case err := <-runDone:
+	case err := <-s.fatal:
 		first = err
-		runDone <- nil
 	}
+	s.reloadMu.Lock() // a reload under way finishes first
+	s.running = false
+	s.reloadMu.Unlock()
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = public.Shutdown(shutdown) // webhooks in flight finish their durable write
 	_ = admin.Shutdown(shutdown)
-	stopRun()
-	<-runDone
+	_ = s.gate.current().halt(0) // an error of its own came on s.fatal
 	return first
 }
 

@@ -24,6 +24,8 @@ type Set struct {
 	SendRefusals *prometheus.CounterVec   // sends refused by the send policy, by app and code
 	Rules        *prometheus.CounterVec   // rule firings by rule and result
 	Pruned       prometheus.Counter       // journal entries past their retention
+	Reloads      *prometheus.CounterVec   // config reloads by result
+	ReloadPause  prometheus.Histogram     // how long a reload held requests
 }
 
 // New registers the series, with Go's runtime and process collectors.
@@ -41,7 +43,10 @@ func New() *Set {
 	m.SendRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_send_refusals_total", Help: "Sends refused before Meta, by app and Meta error code/subcode."}, []string{"app", "code"})
 	m.Rules = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_rule_firings_total", Help: "Handover rule firings by rule and result (armed, fired, held, refused, skipped, failed)."}, []string{"rule", "result"})
 	m.Pruned = prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_journal_pruned_total", Help: "Journal entries deleted past webhooks.journal_retention."})
-	m.Registry.MustRegister(m.Pruned, m.Rules, m.SendRefusals, m.Requests, m.Events, m.AckSeconds, m.Deliveries, m.DeliverSec, m.GraphCalls, m.Transitions, m.Errors,
+	m.Reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_config_reloads_total", Help: "Config reloads (SIGHUP) by result (applied, unchanged, invalid, restart_needed, failed, busy)."}, []string{"result"})
+	m.ReloadPause = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "baton_config_reload_pause_seconds", Help: "How long a config reload held new requests while it swapped the running parts.",
+		Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5}})
+	m.Registry.MustRegister(m.Reloads, m.ReloadPause, m.Pruned, m.Rules, m.SendRefusals, m.Requests, m.Events, m.AckSeconds, m.Deliveries, m.DeliverSec, m.GraphCalls, m.Transitions, m.Errors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -14,7 +17,8 @@ import (
 	"github.com/batonhq/baton/store/bolt"
 )
 
-// runServe runs Baton until SIGINT or SIGTERM.
+// runServe runs Baton until SIGINT or SIGTERM; SIGHUP reloads the config
+// file (orchestrator.Server.Reload, which logs what it did).
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -41,12 +45,33 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	go func() {
 		<-srv.Listening()
 		pub, adm := srv.Addrs()
 		fmt.Fprintf(stdout, "baton: webhooks and bot API on %s, admin API on %s, data in %s\n", pub, adm, cfg.Data)
 	}()
-	return srv.Run(ctx)
+	stopped, reloads := make(chan struct{}), make(chan struct{})
+	go func() { reloadOnHangup(srv, hup, stopped); close(reloads) }()
+	err = srv.Run(ctx)
+	close(stopped)
+	<-reloads
+	return err
+}
+
+// reloadOnHangup reloads the config at each signal until stopped; an
+// error is already logged and counted, and the running config goes on.
+func reloadOnHangup(srv *orchestrator.Server, hup <-chan os.Signal, stopped <-chan struct{}) {
+	for {
+		select {
+		case <-hup:
+			_ = srv.Reload()
+		case <-stopped:
+			return
+		}
+	}
 }
 
 // openStore opens the config's bbolt file: the embedded store. A file

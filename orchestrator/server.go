@@ -181,6 +181,11 @@ func (s *Server) Run(ctx context.Context) error {
 	admin := &http.Server{Handler: s.gate.handler(adminSide), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(0),
 		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
 	servers := []*http.Server{public, admin}
+	// What net/http reports of a connection (a TLS handshake a scanner
+	// broke off, plain HTTP sent to the https port) is noise at scale:
+	// kept at debug, through the logger rather than on stderr.
+	connLog, _ := zap.NewStdLogAt(s.log.Named("http"), zap.DebugLevel)
+	public.ErrorLog, admin.ErrorLog = connLog, connLog
 	logged := []zap.Field{zap.String("public", s.public), zap.String("admin", s.admin), zap.String("data", s.cfg.Data)}
 	if s.tls == nil {
 		logged = append(logged, zap.String("tls", "off"))
@@ -203,6 +208,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		challenge := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(0),
 			IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
+		challenge.ErrorLog = connLog
 		servers = append(servers, challenge)
 		go func() { errc <- serve(challenge, cl) }()
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/batonhq/baton/orchestrator/handover"
 	"github.com/batonhq/baton/orchestrator/ingress"
 	"github.com/batonhq/baton/orchestrator/metrics"
+	"github.com/batonhq/baton/orchestrator/people"
 	"github.com/batonhq/baton/orchestrator/recent"
 	"github.com/batonhq/baton/orchestrator/threads"
 	"github.com/batonhq/baton/orchestrator/topology"
@@ -72,6 +73,7 @@ type Orchestrator struct {
 	api        *api.API
 	graph      *graphapi.Endpoint
 	deletion   *deletion.Service
+	people     *people.Learner // nil unless webhooks.learn_names
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -117,8 +119,14 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 		}
 	}
 	m.RegisterBots(hosted, health.FailingSince, d.Clock.Now)
+	var learn func(store.ThreadKey)
+	if cfg.Webhooks.LearnNames {
+		o.people = people.New(people.Deps{Store: d.Store, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("people")})
+		learn = o.people.Learn
+	}
 	o.ingress = ingress.New(ingress.Deps{Store: d.Store, Topology: top, Ledger: ledger, Rules: o.rules, Clock: d.Clock, Log: d.Log.Named("ingress"),
-		Metrics: m, Errors: errs, Webhooks: cfg.Webhooks, Deliver: o.dispatcher.Add, Reconcile: o.threads.ReconcileLater, Wake: wake})
+		Metrics: m, Errors: errs, Webhooks: cfg.Webhooks, Deliver: o.dispatcher.Add, Reconcile: o.threads.ReconcileLater, Wake: wake,
+		LearnPerson: learn})
 	o.deletion = deletion.New(deletion.Deps{Store: d.Store, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("deletion"),
 		Errors: errs, PublicURL: cfg.PublicURL})
 	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Eraser: o.deletion, Errors: errs, Log: d.Log.Named("api"),
@@ -148,6 +156,9 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	g.Go(func() error { return o.threads.RunReconciles(ctx) })
 	g.Go(func() error { return o.ingress.RunSweeper(ctx) })
 	g.Go(func() error { return o.deletion.Run(ctx) }) // resumes unfinished requests first
+	if o.people != nil {
+		g.Go(func() error { return o.people.Run(ctx) })
+	}
 	return g.Wait()
 }
 

@@ -37,6 +37,7 @@ import (
 	"github.com/batonhq/baton/orchestrator/handover"
 	"github.com/batonhq/baton/orchestrator/ingress"
 	"github.com/batonhq/baton/orchestrator/metrics"
+	"github.com/batonhq/baton/orchestrator/people"
 	"github.com/batonhq/baton/orchestrator/recent"
 	"github.com/batonhq/baton/orchestrator/threads"
 	"github.com/batonhq/baton/orchestrator/topology"
@@ -79,7 +80,8 @@ type Orchestrator struct {
 	graph      *graphapi.Endpoint
 	deletion   *deletion.Service
 	health     *dispatch.Health
-	hosted     []string // the hosted apps' names, for the bots' gauges
+	hosted     []string        // the hosted apps' names, for the bots' gauges
+	people     *people.Learner // nil unless webhooks.learn_names
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -133,8 +135,14 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 		m.RegisterReady(o.Ready)
 		m.RegisterBots(func() []string { return o.hosted }, health.FailingSince, d.Clock.Now)
 	}
+	var learn func(store.ThreadKey)
+	if cfg.Webhooks.LearnNames {
+		o.people = people.New(people.Deps{Store: d.Store, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("people")})
+		learn = o.people.Learn
+	}
 	o.ingress = ingress.New(ingress.Deps{Store: d.Store, Topology: top, Ledger: ledger, Rules: o.rules, Clock: d.Clock, Log: d.Log.Named("ingress"),
-		Metrics: m, Errors: errs, Webhooks: cfg.Webhooks, Deliver: o.dispatcher.Add, Reconcile: o.threads.ReconcileLater, Wake: wake})
+		Metrics: m, Errors: errs, Webhooks: cfg.Webhooks, Deliver: o.dispatcher.Add, Reconcile: o.threads.ReconcileLater, Wake: wake,
+		LearnPerson: learn})
 	o.deletion = deletion.New(deletion.Deps{Store: d.Store, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("deletion"),
 		Errors: errs, PublicURL: cfg.PublicURL})
 	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Eraser: o.deletion, Errors: errs, Log: d.Log.Named("api"),
@@ -169,6 +177,9 @@ func (o *Orchestrator) run(stop, work context.Context) error {
 	g.Go(func() error { return o.threads.RunReconciles(ctx) })
 	g.Go(func() error { return o.ingress.RunSweeper(ctx) })
 	g.Go(func() error { return o.deletion.Run(ctx) }) // resumes unfinished requests first
+	if o.people != nil {
+		g.Go(func() error { return o.people.Run(ctx) })
+	}
 	return g.Wait()
 }
 

@@ -223,10 +223,11 @@ type Job struct {
 }
 
 // Erased counts what an erase removed, by kind of record: everything the
-// store keeps about one person. A new kind of per-person record (the
-// conversation transcript is the next) adds its count here and its step
-// to each backend's ErasePerson.
+// store keeps about one person. A new kind of per-person record adds its
+// count here and its step to each backend's ErasePerson.
 type Erased struct {
+	Transcript    int `json:"transcript"`         // the conversation's entries
+	People        int `json:"people"`             // what Baton learnt of the person (a name)
 	Threads       int `json:"threads"`            // the thread record, its expiry timer
 	History       int `json:"history"`            // its ownership history
 	Journal       int `json:"journal"`            // webhook events as received
@@ -241,6 +242,8 @@ type Erased struct {
 // Add adds o's counts to e.
 func (e *Erased) Add(o Erased) {
 	e.Threads += o.Threads
+	e.Transcript += o.Transcript
+	e.People += o.People
 	e.History += o.History
 	e.Journal += o.Journal
 	e.Pending += o.Pending
@@ -253,7 +256,7 @@ func (e *Erased) Add(o Erased) {
 
 // Total is the number of records removed.
 func (e Erased) Total() int {
-	return e.Threads + e.History + e.Journal + e.Pending + e.Dead + e.Jobs + e.Intents + e.OneTimeTokens + e.DedupMarks
+	return e.Threads + e.Transcript + e.People + e.History + e.Journal + e.Pending + e.Dead + e.Jobs + e.Intents + e.OneTimeTokens + e.DedupMarks
 }
 
 // Deletion statuses.
@@ -348,6 +351,18 @@ type ReadTx interface {
 	// Deletions lists the deletion requests in status (all when empty),
 	// at most limit.
 	Deletions(status string, limit int) ([]Deletion, error)
+	// Transcript lists thread k's conversation: the newest limit entries
+	// (50 when unset, at most 500) older than cursor ("": the newest),
+	// oldest first, and the cursor of the older ones ("" when there are
+	// none). A cursor it did not hand out for k is ErrInvalidCursor.
+	Transcript(k ThreadKey, cursor string, limit int) (entries []TranscriptEntry, next string, err error)
+	// SearchTranscripts finds threads whose entries match, latest match
+	// first, examining at most TranscriptScanBudget entries a page. A
+	// thread is reported once a page; a later page may report it again
+	// for an older match.
+	SearchTranscripts(s TranscriptSearch) (hits []TranscriptHit, next string, err error)
+	// Person returns what Baton learnt of the person of thread k.
+	Person(k ThreadKey) (Person, error)
 }
 
 // Tx reads and writes.
@@ -420,6 +435,14 @@ type Tx interface {
 	ErasePerson(k ThreadKey, from string, limit int) (removed Erased, next string, err error)
 	// PutDeletion stores or updates a data deletion request.
 	PutDeletion(d Deletion) error
+	// AppendTranscript adds an entry to thread k's transcript and assigns
+	// its Seq; e.RecordedAt must be set (retention counts from it).
+	AppendTranscript(k ThreadKey, e *TranscriptEntry) error
+	// PruneTranscript deletes up to limit transcript entries recorded
+	// before before, oldest recorded first, and reports how many.
+	PruneTranscript(before time.Time, limit int) (int, error)
+	// PutPerson stores what Baton learnt of a person.
+	PutPerson(p Person) error
 }
 
 // EraseStep is how many records one ErasePerson step of Erase handles.

@@ -107,6 +107,9 @@ func (l *Ledger) Apply(tx store.Tx, p *topology.Page, th *store.Thread, in state
 	if err := tx.AppendHistory(th.ThreadKey, h); err != nil {
 		return fmt.Errorf("history of %s: %w", th.ThreadKey, err)
 	}
+	if err := transcribe(tx, p, th.ThreadKey, h); err != nil {
+		return err
+	}
 	th.ActiveAt, th.OwnerActiveAt = in.At, in.At
 	if l.onTransition == nil {
 		return nil

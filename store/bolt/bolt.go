@@ -33,7 +33,14 @@ var (
 	bDeadLanes = []byte("deadlanes") // app \0 page \0 psid \0 id -> nil
 	bDeletions = []byte("deletions") // code -> Deletion (Meta's data deletion requests)
 	bMeta      = []byte("meta")
-	allBucket  = [][]byte{bThreads, bHistory, bTimers, bSeen, bJournal, bOutbox, bDead, bIntents, bOTN, bJobs, bJobTimes, bLanes, bDeadLanes, bDeletions, bMeta}
+	// The transcript, its index in the order entries were recorded (for
+	// retention and search), and what Baton learnt of people; see
+	// transcript.go.
+	bTranscript    = []byte("transcript")    // page \0 psid \0 at(ns) seq -> TranscriptEntry
+	bTranscriptAge = []byte("transcriptage") // seq -> recorded(ns) + transcript key
+	bPeople        = []byte("people")        // page \0 psid -> Person
+	allBucket      = [][]byte{bThreads, bHistory, bTimers, bSeen, bJournal, bOutbox, bDead, bIntents, bOTN, bJobs, bJobTimes, bLanes, bDeadLanes, bDeletions, bMeta,
+		bTranscript, bTranscriptAge, bPeople}
 )
 
 // DB is a store.Store on one bbolt file.

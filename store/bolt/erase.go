@@ -24,9 +24,8 @@ import (
 // erase removes it: first what acts on the person (timers, thread-control
 // intents, rule jobs, pending deliveries), so nothing does while the rest
 // goes; the journal after the deliveries that read their event from it.
-// A new per-person bucket (the conversation transcript is the next) adds
-// its phase here and its count to store.Erased; storetest's erase case
-// then needs one record of it.
+// A new per-person bucket adds its phase here and its count to
+// store.Erased; storetest's erase case then needs one record of it.
 var erasePhases = []struct {
 	name string
 	run  func(x *tx, e *eraseRun) (done bool, err error)
@@ -38,6 +37,9 @@ var erasePhases = []struct {
 	{"otn", (*tx).eraseOTN},         // otn
 	{"journal", (*tx).eraseJournal}, // journal
 	{"seen", (*tx).eraseSeen},       // seen (marks whose key names the PSID)
+	// Last, so that a cursor handed out before it joined still names
+	// the phase it was in.
+	{"transcript", (*tx).eraseTranscript}, // transcript, transcriptage, people
 }
 
 // scanFactor is how many more records a step may examine than remove: a

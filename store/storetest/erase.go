@@ -84,6 +84,17 @@ func person(t *testing.T, s store.Store, k store.ThreadKey, ts int64) store.Eras
 			}
 		}
 		n.DedupMarks++
+		for i := range 2 {
+			e := store.TranscriptEntry{At: t0.Add(time.Duration(i) * time.Second), Kind: store.TranscriptMessage, From: k.PSID, Text: "hi", RecordedAt: t0}
+			if err := tx.AppendTranscript(k, &e); err != nil {
+				return err
+			}
+			n.Transcript++
+		}
+		if err := tx.PutPerson(store.Person{ThreadKey: k, Name: "Person " + k.PSID, LearntAt: t0}); err != nil {
+			return err
+		}
+		n.People++
 		return nil
 	})
 	return n
@@ -166,6 +177,29 @@ func held(t *testing.T, s store.Store, k store.ThreadKey) store.Erased {
 		}
 		if _, err := tx.OneTimeToken("otn-" + k.Page + "-" + k.PSID); err == nil {
 			n.OneTimeTokens++
+		}
+		es, _, err := tx.Transcript(k, "", 500)
+		if err != nil {
+			return err
+		}
+		n.Transcript = len(es)
+		if _, err := tx.Person(k); err == nil {
+			n.People++
+		}
+		// Searching by PSID finds nothing of an erased person: the index
+		// went with the entries.
+		hits, _, err := tx.SearchTranscripts(store.TranscriptSearch{Query: k.PSID, Page: k.Page})
+		if err != nil {
+			return err
+		}
+		found := 0
+		for _, h := range hits {
+			if h.ThreadKey == k {
+				found++
+			}
+		}
+		if (found > 0) != (n.Transcript > 0) {
+			t.Errorf("%s: a search by PSID finds the thread %d times, the transcript has %d entries", k, found, n.Transcript)
 		}
 		return nil
 	})
@@ -283,7 +317,7 @@ func testErase(t *testing.T, open Opener) {
 	// Erase runs the steps itself, with counts summed.
 	k := others[0]
 	got, err := store.Erase(context.Background(), s, k)
-	if w := (store.Erased{Threads: 1, History: 3, Journal: 3, Pending: 4, Dead: 1, Jobs: 2, Intents: 1, OneTimeTokens: 1, DedupMarks: 1}); err != nil || got != w {
+	if w := (store.Erased{Threads: 1, History: 3, Journal: 3, Pending: 4, Dead: 1, Jobs: 2, Intents: 1, OneTimeTokens: 1, DedupMarks: 1, Transcript: 2, People: 1}); err != nil || got != w {
 		t.Errorf("Erase(%s) = %+v, %v; want %+v", k, got, err, w)
 	}
 	if marked(t, s, gone, 1000) {

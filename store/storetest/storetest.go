@@ -42,6 +42,8 @@ func Run(t *testing.T, open Opener) {
 		"erase while in flight":    testEraseInFlight,
 		"erase while writing":      testEraseWhileWriting,
 		"deletion requests":        testDeletions,
+		"transcript":               testTranscript,
+		"transcript search":        testTranscriptSearch,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open) })

@@ -125,7 +125,9 @@ func TestLoadOffline(t *testing.T) {
 		}
 	}
 	// A set value is still checked: a short admin token is refused.
-	short := func(n string) (string, bool) { return map[string]string{"BATON_ADMIN_TOKEN": "short"}[n], n == "BATON_ADMIN_TOKEN" }
+	short := func(n string) (string, bool) {
+		return map[string]string{"BATON_ADMIN_TOKEN": "short"}[n], n == "BATON_ADMIN_TOKEN"
+	}
 	if _, _, err := LoadOffline(filepath.Join("testdata", "good.yml"), short); err == nil || !strings.Contains(err.Error(), "shorter than 16") {
 		t.Fatalf("short token: %v", err)
 	}

@@ -82,3 +82,23 @@ type TranscriptHit struct {
 // matches nothing costs a known amount; a page cut short by it still
 // hands out a cursor.
 const TranscriptScanBudget = 20000
+
+// Snippet is what a search shows of an entry: its text, or what it was
+// when it has none, cut to n runes.
+func (e TranscriptEntry) Snippet(n int) string {
+	s := e.Text
+	if s == "" {
+		switch {
+		case e.Kind == TranscriptHandover:
+			s = e.Event
+		case len(e.Attachments) > 0:
+			s = "[" + e.Attachments[0].Type + "]"
+		default:
+			s = e.Kind
+		}
+	}
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n]) + "…"
+	}
+	return s
+}

@@ -5,42 +5,14 @@ package bolt
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
-	"math"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/store/groupcommit"
-)
-
-var (
-	bThreads   = []byte("threads")   // page \0 psid -> Thread
-	bHistory   = []byte("history")   // page \0 psid \0 seq -> HistoryEntry
-	bTimers    = []byte("timers")    // expires(ns) page \0 psid -> nil
-	bSeen      = []byte("seen")      // "t:"+day -> (event time + key -> empty); see MarkSeen
-	bJournal   = []byte("journal")   // seq -> JournalEntry
-	bOutbox    = []byte("outbox")    // id -> Delivery
-	bDead      = []byte("dead")      // id -> Delivery
-	bIntents   = []byte("intents")   // page \0 psid -> Intent
-	bOTN       = []byte("otn")       // token -> OneTimeToken
-	bJobs      = []byte("jobs")      // rule \0 page \0 psid -> Job
-	bJobTimes  = []byte("jobtimes")  // at(ns) rule \0 page \0 psid -> nil
-	bLanes     = []byte("lanes")     // app \0 page \0 psid \0 id -> schedule; see lanes.go
-	bDeadLanes = []byte("deadlanes") // app \0 page \0 psid \0 id -> nil
-	bDeletions = []byte("deletions") // code -> Deletion (Meta's data deletion requests)
-	bMeta      = []byte("meta")
-	// The transcript, its index in the order entries were recorded (for
-	// retention and search), and what Baton learnt of people; see
-	// transcript.go.
-	bTranscript    = []byte("transcript")    // page \0 psid \0 at(ns) seq -> TranscriptEntry
-	bTranscriptAge = []byte("transcriptage") // seq -> recorded(ns) + transcript key
-	bPeople        = []byte("people")        // page \0 psid -> Person
-	allBucket      = [][]byte{bThreads, bHistory, bTimers, bSeen, bJournal, bOutbox, bDead, bIntents, bOTN, bJobs, bJobTimes, bLanes, bDeadLanes, bDeletions, bMeta,
-		bTranscript, bTranscriptAge, bPeople}
 )
 
 // DB is a store.Store on one bbolt file.
@@ -123,42 +95,6 @@ func (d *DB) Backup(w io.Writer) (int64, error) {
 		return err
 	})
 	return n, err
-}
-
-func u64(n uint64) []byte {
-	b := make([]byte, 8)
-	binary.BigEndian.PutUint64(b, n)
-	return b
-}
-
-func threadKey(k store.ThreadKey) []byte {
-	b := make([]byte, 0, len(k.Page)+len(k.PSID)+1)
-	b = append(b, k.Page...)
-	b = append(b, 0)
-	return append(b, k.PSID...)
-}
-
-func splitThreadKey(b []byte) store.ThreadKey {
-	for i, c := range b {
-		if c == 0 {
-			return store.ThreadKey{Page: string(b[:i]), PSID: string(b[i+1:])}
-		}
-	}
-	return store.ThreadKey{Page: string(b)}
-}
-
-// timeKey encodes t so that byte order is time order for the timer and
-// job indexes. Times outside what nanoseconds since 1970 hold in an int64
-// (before 1970, after 2262) are clamped: an expiry in year 2262 would
-// otherwise wrap to the past and be due for ever.
-func timeKey(t time.Time) []byte {
-	switch {
-	case t.Before(time.Unix(0, 0)):
-		return u64(0)
-	case t.After(time.Unix(0, math.MaxInt64)):
-		return u64(math.MaxInt64)
-	}
-	return u64(uint64(t.UnixNano()))
 }
 
 var errStop = errors.New("stop")

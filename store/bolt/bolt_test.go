@@ -13,6 +13,7 @@ import (
 
 	"github.com/batonhq/baton/statemachine"
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/bolt/layout"
 	"github.com/batonhq/baton/store/groupcommit"
 	"github.com/batonhq/baton/store/storetest"
 )
@@ -99,7 +100,7 @@ func TestDedupReadsMarksOfTheEarlierLayout(t *testing.T) {
 	defer db.Close()
 	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	err = db.db.Update(func(btx *bbolt.Tx) error {
-		day, err := btx.Bucket(bSeen).CreateBucket([]byte("20261124"))
+		day, err := btx.Bucket(layout.Seen).CreateBucket([]byte("20261124"))
 		if err != nil {
 			return err
 		}

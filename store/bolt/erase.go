@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/bolt/layout"
 )
 
 // An erase (store.Tx.ErasePerson) goes through erasePhases, one bucket
@@ -58,7 +59,7 @@ type eraseCursor struct {
 // eraseRun is one step of an erase.
 type eraseRun struct {
 	k        store.ThreadKey
-	key      []byte // threadKey(k)
+	key      []byte // layout.ThreadKey(k)
 	cur      *eraseCursor
 	out      *store.Erased
 	limit    int // removals a step may make
@@ -81,7 +82,7 @@ func (x *tx) ErasePerson(k store.ThreadKey, from string, limit int) (store.Erase
 	}
 	cur := eraseCursor{}
 	if from == "" {
-		cur.Bound = x.b(bJournal).Sequence()
+		cur.Bound = x.b(layout.Journal).Sequence()
 	} else {
 		raw, err := base64.RawURLEncoding.DecodeString(from)
 		if err == nil {
@@ -91,7 +92,7 @@ func (x *tx) ErasePerson(k store.ThreadKey, from string, limit int) (store.Erase
 			return out, "", fmt.Errorf("erase %s: %q is not a cursor an erase step handed out", k, from)
 		}
 	}
-	e := &eraseRun{k: k, key: threadKey(k), cur: &cur, out: &out, limit: max(limit, 1)}
+	e := &eraseRun{k: k, key: layout.ThreadKey(k), cur: &cur, out: &out, limit: max(limit, 1)}
 	for cur.Phase < len(erasePhases) {
 		before := e.out.Total()
 		done, err := erasePhases[cur.Phase].run(x, e)
@@ -115,14 +116,14 @@ func (x *tx) eraseThread(e *eraseRun) (bool, error) {
 	switch {
 	case err == nil:
 		if !t.TimerAt.IsZero() {
-			if err := x.b(bTimers).Delete(append(timeKey(t.TimerAt), e.key...)); err != nil {
+			if err := x.b(layout.Timers).Delete(append(layout.TimeKey(t.TimerAt), e.key...)); err != nil {
 				return false, err
 			}
 		}
 		if err := x.count(string(t.State), -1); err != nil {
 			return false, err
 		}
-		if err := x.b(bThreads).Delete(e.key); err != nil {
+		if err := x.b(layout.Threads).Delete(e.key); err != nil {
 			return false, err
 		}
 		delete(x.threads, string(e.key))
@@ -130,8 +131,8 @@ func (x *tx) eraseThread(e *eraseRun) (bool, error) {
 	case !errors.Is(err, store.ErrNotFound):
 		return false, err
 	}
-	if x.b(bIntents).Get(e.key) != nil {
-		if err := x.b(bIntents).Delete(e.key); err != nil {
+	if x.b(layout.Intents).Get(e.key) != nil {
+		if err := x.b(layout.Intents).Delete(e.key); err != nil {
 			return false, err
 		}
 		e.out.Intents++
@@ -139,7 +140,7 @@ func (x *tx) eraseThread(e *eraseRun) (bool, error) {
 	// Jobs are keyed rule \0 page \0 psid: one seek per rule, and the
 	// rules are few.
 	var rules []string
-	c := x.b(bJobs).Cursor()
+	c := x.b(layout.Jobs).Cursor()
 	for k, _ := c.First(); k != nil; {
 		i := bytes.IndexByte(k, 0)
 		if i < 0 {
@@ -147,7 +148,7 @@ func (x *tx) eraseThread(e *eraseRun) (bool, error) {
 			continue
 		}
 		rule := string(k[:i])
-		want := jobKey(e.k, rule)
+		want := layout.JobKey(e.k, rule)
 		if got, _ := c.Seek(want); bytes.Equal(got, want) {
 			rules = append(rules, rule)
 		}
@@ -171,7 +172,7 @@ func (x *tx) eraseThread(e *eraseRun) (bool, error) {
 func (x *tx) erasePending(e *eraseRun) (bool, error) {
 	var gone []store.Delivery
 	full := false
-	c := x.b(bLanes).Cursor()
+	c := x.b(layout.Lanes).Cursor()
 	k, _ := c.First()
 	if e.cur.Pos != nil {
 		k, _ = c.Seek(e.cur.Pos)
@@ -182,7 +183,7 @@ func (x *tx) erasePending(e *eraseRun) (bool, error) {
 			return false, fmt.Errorf("lane index key %q is damaged", k)
 		}
 		app := string(k[:i])
-		prefix := laneKey(app, e.k)
+		prefix := layout.LaneKey(app, e.k)
 		for lk, _ := c.Seek(prefix); lk != nil && bytes.HasPrefix(lk, prefix); lk, _ = c.Next() {
 			if full = e.full(len(gone)); full {
 				e.cur.Pos = []byte(app) // this bot's lane again, what is left of it
@@ -203,9 +204,9 @@ func (x *tx) erasePending(e *eraseRun) (bool, error) {
 }
 
 func (x *tx) eraseHistory(e *eraseRun) (bool, error) {
-	prefix := historyPrefix(e.k)
+	prefix := layout.HistoryPrefix(e.k)
 	var gone [][]byte
-	c := x.b(bHistory).Cursor()
+	c := x.b(layout.History).Cursor()
 	full := false
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		if full = e.full(len(gone)); full {
@@ -214,7 +215,7 @@ func (x *tx) eraseHistory(e *eraseRun) (bool, error) {
 		gone = append(gone, append([]byte(nil), k...))
 	}
 	for _, k := range gone { // after the walk, as scan does
-		if err := x.b(bHistory).Delete(k); err != nil {
+		if err := x.b(layout.History).Delete(k); err != nil {
 			return false, err
 		}
 	}
@@ -222,14 +223,10 @@ func (x *tx) eraseHistory(e *eraseRun) (bool, error) {
 	return !full, nil
 }
 
-// psidField is how the person's PSID appears in the JSON of a delivery or
-// a one-time token (encoding/json writes digits unescaped).
-func psidField(psid string) []byte { return []byte(`"psid":"` + psid + `"`) }
-
 func (x *tx) eraseDead(e *eraseRun) (bool, error) {
-	field := psidField(e.k.PSID)
+	field := layout.PSIDField(e.k.PSID)
 	var lanes [][]byte
-	done, err := x.scan(bDead, e, &e.out.Dead, func(k, v []byte) (bool, error) {
+	done, err := x.scan(layout.Dead, e, &e.out.Dead, func(k, v []byte) (bool, error) {
 		var d store.Delivery
 		if !bytes.Contains(v, field) {
 			return false, nil
@@ -239,21 +236,21 @@ func (x *tx) eraseDead(e *eraseRun) (bool, error) {
 		d.ID = binary.BigEndian.Uint64(k)
 		ours := d.Page == e.k.Page && d.PSID == e.k.PSID
 		if ours {
-			lanes = append(lanes, laneIDKey(&d))
+			lanes = append(lanes, layout.LaneIDKey(&d))
 		}
 		return ours, nil
 	})
 	for _, k := range lanes {
 		if err == nil {
-			err = x.b(bDeadLanes).Delete(k) // a key not there is nothing
+			err = x.b(layout.DeadLanes).Delete(k) // a key not there is nothing
 		}
 	}
 	return done, err
 }
 
 func (x *tx) eraseOTN(e *eraseRun) (bool, error) {
-	field := psidField(e.k.PSID)
-	return x.scan(bOTN, e, &e.out.OneTimeTokens, func(_, v []byte) (bool, error) {
+	field := layout.PSIDField(e.k.PSID)
+	return x.scan(layout.OTN, e, &e.out.OneTimeTokens, func(_, v []byte) (bool, error) {
 		var t store.OneTimeToken
 		if !bytes.Contains(v, field) {
 			return false, nil
@@ -274,7 +271,7 @@ func (x *tx) eraseJournal(e *eraseRun) (bool, error) {
 	type party struct {
 		ID string `json:"id"`
 	}
-	return x.scan(bJournal, e, &e.out.Journal, func(k, v []byte) (bool, error) {
+	return x.scan(layout.Journal, e, &e.out.Journal, func(k, v []byte) (bool, error) {
 		seq := binary.BigEndian.Uint64(k)
 		if seq > e.cur.Bound {
 			return false, errStop
@@ -282,7 +279,7 @@ func (x *tx) eraseJournal(e *eraseRun) (bool, error) {
 		if !bytes.Contains(v, quoted) {
 			return false, nil
 		}
-		hdr, ev, err := splitJournal(seq, v)
+		hdr, ev, err := layout.SplitJournal(seq, v)
 		if err != nil {
 			return false, err
 		}
@@ -312,7 +309,7 @@ func (x *tx) eraseSeen(e *eraseRun) (bool, error) {
 	field := []byte(":" + e.k.Page + ":" + e.k.PSID + ":")
 	last := field[:len(field)-1]
 	names := func(key []byte) bool { return bytes.Contains(key, field) || bytes.HasSuffix(key, last) }
-	seen := x.b(bSeen)
+	seen := x.b(layout.Seen)
 	type mark struct{ day, key []byte }
 	var gone []mark
 	var day, after []byte
@@ -402,16 +399,16 @@ func (x *tx) PutDeletion(d store.Deletion) error {
 	if d.Code == "" {
 		return errors.New("a deletion request needs a code")
 	}
-	return put(x.b(bDeletions), []byte(d.Code), d)
+	return put(x.b(layout.Deletions), []byte(d.Code), d)
 }
 
 func (x *tx) Deletion(code string) (store.Deletion, error) {
-	return get[store.Deletion](x.b(bDeletions), []byte(code))
+	return get[store.Deletion](x.b(layout.Deletions), []byte(code))
 }
 
 func (x *tx) Deletions(status string, limit int) ([]store.Deletion, error) {
 	var out []store.Deletion
-	err := x.b(bDeletions).ForEach(func(_, v []byte) error {
+	err := x.b(layout.Deletions).ForEach(func(_, v []byte) error {
 		if limit > 0 && len(out) >= limit {
 			return errStop
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/bolt/layout"
 )
 
 // appendOnly is the fill of buckets whose keys only grow (journal, outbox):
@@ -19,7 +20,7 @@ const appendOnly = 1.0
 // event's bytes are stored as received, never re-encoded:
 // [4-byte header length][header][event].
 func (x *tx) AppendJournal(j *store.JournalEntry) error {
-	b := x.b(bJournal)
+	b := x.b(layout.Journal)
 	b.FillPercent = appendOnly
 	seq, err := b.NextSequence()
 	if err != nil {
@@ -35,7 +36,7 @@ func (x *tx) AppendJournal(j *store.JournalEntry) error {
 	v := make([]byte, 4, 4+len(h)+len(j.Event))
 	binary.BigEndian.PutUint32(v, uint32(len(h)))
 	v = append(append(v, h...), j.Event...)
-	return b.Put(u64(seq), v)
+	return b.Put(layout.U64(seq), v)
 }
 
 func (x *tx) PruneJournal(before time.Time, limit int) (int, error) {
@@ -43,7 +44,7 @@ func (x *tx) PruneJournal(before time.Time, limit int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	j := x.b(bJournal)
+	j := x.b(layout.Journal)
 	var old [][]byte
 	c := j.Cursor()
 	for k, v := c.First(); k != nil && len(old) < limit; k, v = c.Next() {
@@ -51,7 +52,7 @@ func (x *tx) PruneJournal(before time.Time, limit int) (int, error) {
 		if seq >= keep {
 			break
 		}
-		h, _, err := splitJournal(seq, v)
+		h, _, err := layout.SplitJournal(seq, v)
 		if err != nil {
 			return 0, err
 		}
@@ -87,7 +88,7 @@ func (x *tx) oldestSharedEvent() (uint64, error) {
 		JournalSeq  uint64 `json:"journal_seq"`
 		SharesEvent bool   `json:"shares_event"`
 	}
-	c := x.b(bOutbox).Cursor()
+	c := x.b(layout.Outbox).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		probe.JournalSeq, probe.SharesEvent = 0, false
 		if err := unmarshal(v, &probe); err != nil {
@@ -98,7 +99,7 @@ func (x *tx) oldestSharedEvent() (uint64, error) {
 			break
 		}
 	}
-	err := x.b(bDead).ForEach(func(k, v []byte) error {
+	err := x.b(layout.Dead).ForEach(func(k, v []byte) error {
 		probe.JournalSeq, probe.SharesEvent = 0, false
 		if err := unmarshal(v, &probe); err != nil {
 			return fmt.Errorf("dead delivery %d: %w", binary.BigEndian.Uint64(k), err)
@@ -113,22 +114,12 @@ func (x *tx) oldestSharedEvent() (uint64, error) {
 
 // journalEvent returns a copy of the event bytes of journal entry seq.
 func (x *tx) journalEvent(seq uint64) (json.RawMessage, error) {
-	v := x.b(bJournal).Get(u64(seq))
+	v := x.b(layout.Journal).Get(layout.U64(seq))
 	if v == nil {
 		return nil, fmt.Errorf("journal entry %d: %w", seq, store.ErrNotFound)
 	}
-	_, ev, err := splitJournal(seq, v)
+	_, ev, err := layout.SplitJournal(seq, v)
 	return append(json.RawMessage(nil), ev...), err
-}
-
-// splitJournal splits journal entry seq's value into its JSON header and
-// the event's bytes (see AppendJournal); both alias v.
-func splitJournal(seq uint64, v []byte) (hdr, event []byte, err error) {
-	if len(v) < 4 || int(binary.BigEndian.Uint32(v)) > len(v)-4 {
-		return nil, nil, fmt.Errorf("journal entry %d is damaged", seq)
-	}
-	n := 4 + int(binary.BigEndian.Uint32(v))
-	return v[4:n], v[n:], nil
 }
 
 func (x *tx) Journal(after uint64, limit int) ([]store.JournalEntry, error) {
@@ -139,10 +130,10 @@ func (x *tx) Journal(after uint64, limit int) ([]store.JournalEntry, error) {
 		return nil, nil
 	}
 	var out []store.JournalEntry
-	c := x.b(bJournal).Cursor()
-	for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+	c := x.b(layout.Journal).Cursor()
+	for k, v := c.Seek(layout.U64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
 		seq := binary.BigEndian.Uint64(k)
-		h, ev, err := splitJournal(seq, v)
+		h, ev, err := layout.SplitJournal(seq, v)
 		if err != nil {
 			return nil, err
 		}

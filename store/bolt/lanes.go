@@ -5,11 +5,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/bolt/layout"
 )
 
 // The outbox is keyed by id, in enqueue order; the dispatcher reads it by
@@ -24,53 +24,10 @@ import (
 // that no later delivery of their lane has passed yet (see
 // DeleteDelivery). Pending counts per app live in meta ("pending:<app>").
 
-// laneKey is the prefix of a lane's keys in both indexes.
-func laneKey(app string, k store.ThreadKey) []byte {
-	b := make([]byte, 0, len(app)+len(k.Page)+len(k.PSID)+3+8)
-	b = append(b, app...)
-	b = append(b, 0)
-	b = append(b, k.Page...)
-	b = append(b, 0)
-	b = append(b, k.PSID...)
-	return append(b, 0)
-}
-
-func laneIDKey(d *store.Delivery) []byte {
-	return binary.BigEndian.AppendUint64(laneKey(d.App, store.ThreadKey{Page: d.Page, PSID: d.PSID}), d.ID)
-}
-
-// pastLane is a key after every key of the lane prefix ends: ids are 8
-// bytes, so 9 bytes of 0xff sort after all of them.
-func pastLane(prefix []byte) []byte {
-	return append(append([]byte(nil), prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
-}
-
-func nanos(t time.Time) uint64 {
-	if t.IsZero() {
-		return 0
-	}
-	return uint64(t.UnixNano())
-}
-
-func fromNanos(n uint64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, int64(n)).UTC()
-}
-
-func laneValue(d *store.Delivery) []byte {
-	v := make([]byte, 20)
-	binary.BigEndian.PutUint64(v, nanos(d.NextAttempt))
-	binary.BigEndian.PutUint64(v[8:], nanos(d.CreatedAt))
-	binary.BigEndian.PutUint32(v[16:], uint32(d.Attempts))
-	return v
-}
-
 // putLane indexes a pending delivery (again, when its schedule changed).
 func (o laneOps) putLane(d *store.Delivery) error {
 	x := o.x
-	return x.b(bLanes).Put(laneIDKey(d), laneValue(d))
+	return x.b(layout.Lanes).Put(layout.LaneIDKey(d), layout.LaneValue(d))
 }
 
 // countPending moves app's pending count by delta; flush writes it. A
@@ -89,7 +46,7 @@ func (o laneOps) countPending(app string, delta int64) error {
 // commits: the pending counts.
 func (o laneOps) flush() error {
 	x := o.x
-	meta := x.b(bMeta)
+	meta := x.b(layout.Meta)
 	for app, delta := range x.pending {
 		if delta == 0 {
 			continue
@@ -103,7 +60,7 @@ func (o laneOps) flush() error {
 		if n += delta; n <= 0 {
 			err = meta.Delete(key)
 		} else {
-			err = meta.Put(key, u64(uint64(n)))
+			err = meta.Put(key, layout.U64(uint64(n)))
 		}
 		if err != nil {
 			return err
@@ -118,7 +75,7 @@ const pendingPrefix = "pending:"
 func (o laneOps) CountPending() (map[string]int, error) {
 	x := o.x
 	out := map[string]int{}
-	c := x.b(bMeta).Cursor()
+	c := x.b(layout.Meta).Cursor()
 	prefix := []byte(pendingPrefix)
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		out[string(k[len(prefix):])] = int(binary.BigEndian.Uint64(v))
@@ -136,19 +93,19 @@ func (o laneOps) CountPending() (map[string]int, error) {
 func (o laneOps) Lanes(app string, after store.ThreadKey, limit int) ([]store.LaneHead, error) {
 	x := o.x
 	prefix := append([]byte(app), 0)
-	c := x.b(bLanes).Cursor()
+	c := x.b(layout.Lanes).Cursor()
 	var k, v []byte
 	if after == (store.ThreadKey{}) {
 		k, v = c.Seek(prefix)
 	} else {
-		k, v = c.Seek(pastLane(laneKey(app, after)))
+		k, v = c.Seek(layout.PastLane(layout.LaneKey(app, after)))
 	}
 	var out []store.LaneHead
-	for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, v = c.Seek(pastLane(k[:len(k)-8])) {
+	for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, v = c.Seek(layout.PastLane(k[:len(k)-8])) {
 		if len(k) < len(prefix)+10 {
 			return nil, fmt.Errorf("lane index key %q is damaged", k)
 		}
-		h, err := laneHead(splitThreadKey(k[len(prefix):len(k)-9]), k, v) // page \0 psid
+		h, err := layout.LaneHead(layout.SplitThreadKey(k[len(prefix):len(k)-9]), k, v) // page \0 psid
 		if err != nil {
 			return nil, err
 		}
@@ -159,31 +116,17 @@ func (o laneOps) Lanes(app string, after store.ThreadKey, limit int) ([]store.La
 
 func (o laneOps) LanePending(app string, k store.ThreadKey, limit int) ([]store.LaneHead, error) {
 	x := o.x
-	prefix := laneKey(app, k)
-	c := x.b(bLanes).Cursor()
+	prefix := layout.LaneKey(app, k)
+	c := x.b(layout.Lanes).Cursor()
 	var out []store.LaneHead
 	for key, v := c.Seek(prefix); key != nil && bytes.HasPrefix(key, prefix) && len(out) < limit; key, v = c.Next() {
-		h, err := laneHead(k, key, v)
+		h, err := layout.LaneHead(k, key, v)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, h)
 	}
 	return out, nil
-}
-
-// laneHead decodes a lane index entry of thread k.
-func laneHead(k store.ThreadKey, key, v []byte) (store.LaneHead, error) {
-	if len(key) < 8 || len(v) != 20 {
-		return store.LaneHead{}, fmt.Errorf("lane index entry %q is damaged", key)
-	}
-	return store.LaneHead{
-		ThreadKey:   k,
-		ID:          binary.BigEndian.Uint64(key[len(key)-8:]),
-		NextAttempt: fromNanos(binary.BigEndian.Uint64(v)),
-		CreatedAt:   fromNanos(binary.BigEndian.Uint64(v[8:])),
-		Attempts:    int(binary.BigEndian.Uint32(v[16:])),
-	}, nil
 }
 
 // markLaterDelivered sets LaterDelivered on the deliveries of the lane of
@@ -196,10 +139,10 @@ func (o laneOps) markLaterDelivered(prefix []byte, id uint64) error {
 	older := func(k []byte) bool {
 		return bytes.HasPrefix(k, prefix) && binary.BigEndian.Uint64(k[len(prefix):]) < id
 	}
-	c := x.b(bLanes).Cursor()
+	c := x.b(layout.Lanes).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && older(k); k, _ = c.Next() {
-		key := u64(binary.BigEndian.Uint64(k[len(prefix):]))
-		d, err := get[store.Delivery](x.b(bOutbox), key)
+		key := layout.U64(binary.BigEndian.Uint64(k[len(prefix):]))
+		d, err := get[store.Delivery](x.b(layout.Outbox), key)
 		if err != nil {
 			return fmt.Errorf("delivery %d: %w", binary.BigEndian.Uint64(key), err)
 		}
@@ -208,26 +151,26 @@ func (o laneOps) markLaterDelivered(prefix []byte, id uint64) error {
 		}
 		d.LaterDelivered = true
 		// Only values change under the cursor: bbolt allows that.
-		if err := put(x.b(bOutbox), key, stored(d)); err != nil {
+		if err := put(x.b(layout.Outbox), key, stored(d)); err != nil {
 			return err
 		}
 	}
 	var marked [][]byte
-	dc := x.b(bDeadLanes).Cursor()
+	dc := x.b(layout.DeadLanes).Cursor()
 	for k, _ := dc.Seek(prefix); k != nil && older(k); k, _ = dc.Next() {
 		marked = append(marked, append([]byte(nil), k...))
 	}
 	for _, k := range marked {
 		key := k[len(prefix):]
-		d, err := get[store.Delivery](x.b(bDead), key)
+		d, err := get[store.Delivery](x.b(layout.Dead), key)
 		if err == nil {
 			d.LaterDelivered = true
-			err = put(x.b(bDead), key, d)
+			err = put(x.b(layout.Dead), key, d)
 		}
 		if err != nil && err != store.ErrNotFound {
 			return fmt.Errorf("dead delivery %d: %w", binary.BigEndian.Uint64(key), err)
 		}
-		if err := x.b(bDeadLanes).Delete(k); err != nil {
+		if err := x.b(layout.DeadLanes).Delete(k); err != nil {
 			return err
 		}
 	}
@@ -238,7 +181,7 @@ func (o laneOps) markLaterDelivered(prefix []byte, id uint64) error {
 // written before they existed: once, when Open creates their buckets.
 func buildLaneIndexes(btx *bolt.Tx) error {
 	x := newTx(btx)
-	err := x.b(bOutbox).ForEach(func(k, v []byte) error {
+	err := x.b(layout.Outbox).ForEach(func(k, v []byte) error {
 		var d store.Delivery
 		if err := unmarshal(v, &d); err != nil {
 			return fmt.Errorf("delivery %d: %w", binary.BigEndian.Uint64(k), err)
@@ -252,7 +195,7 @@ func buildLaneIndexes(btx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	err = x.b(bDead).ForEach(func(k, v []byte) error {
+	err = x.b(layout.Dead).ForEach(func(k, v []byte) error {
 		var d store.Delivery
 		if err := unmarshal(v, &d); err != nil {
 			return fmt.Errorf("dead delivery %d: %w", binary.BigEndian.Uint64(k), err)
@@ -261,7 +204,7 @@ func buildLaneIndexes(btx *bolt.Tx) error {
 		if d.LaterDelivered {
 			return nil
 		}
-		return x.b(bDeadLanes).Put(laneIDKey(&d), nil)
+		return x.b(layout.DeadLanes).Put(layout.LaneIDKey(&d), nil)
 	})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/bolt/layout"
 )
 
 // A file written before the lane indexes gets them at its first Open:
@@ -51,18 +52,18 @@ func TestLaneIndexesBuiltForAnOldFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = raw.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bLanes, bDeadLanes} {
+		for _, b := range [][]byte{layout.Lanes, layout.DeadLanes} {
 			if err := tx.DeleteBucket(b); err != nil {
 				return err
 			}
 		}
 		var counts [][]byte
-		c := tx.Bucket(bMeta).Cursor()
+		c := tx.Bucket(layout.Meta).Cursor()
 		for k, _ := c.Seek([]byte(pendingPrefix)); k != nil && bytes.HasPrefix(k, []byte(pendingPrefix)); k, _ = c.Next() {
 			counts = append(counts, append([]byte(nil), k...))
 		}
 		for _, k := range counts {
-			if err := tx.Bucket(bMeta).Delete(k); err != nil {
+			if err := tx.Bucket(layout.Meta).Delete(k); err != nil {
 				return err
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/bolt/layout"
 	"github.com/batonhq/baton/store/groupcommit"
 )
 
@@ -68,8 +69,8 @@ func openFile(path string, timeout time.Duration) (db *bolt.DB, err error) {
 		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		indexed := tx.Bucket(bLanes) != nil
-		for _, b := range allBucket {
+		indexed := tx.Bucket(layout.Lanes) != nil
+		for _, b := range layout.Buckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -94,15 +95,8 @@ func openFile(path string, timeout time.Duration) (db *bolt.DB, err error) {
 	return db, nil
 }
 
-// Format is the layout of the data file this binary writes. A binary
-// refuses a file of a later format rather than write into indexes it does
-// not know (an older Baton would leave the lane index of a newer one
-// stale, and deliveries would wait unseen); a file of an earlier one is
-// brought up to date on open. Raise it with each change of layout, with the
-// migration from the one before.
-const Format = 1
-
-var formatKey = []byte("format")
+// Format is the data file layout this binary writes (layout.Format).
+const Format = layout.Format
 
 // FormatError is a data file written by a later Baton than this one.
 type FormatError struct {
@@ -118,13 +112,13 @@ func (e *FormatError) Error() string {
 // one (new, or from before the stamp: format 1's layout, the lane indexes
 // built below) with this binary's.
 func checkFormat(tx *bolt.Tx, path string) error {
-	meta := tx.Bucket(bMeta)
-	if v := meta.Get(formatKey); len(v) == 8 {
+	meta := tx.Bucket(layout.Meta)
+	if v := meta.Get(layout.FormatKey); len(v) == 8 {
 		if f := binary.BigEndian.Uint64(v); f > Format {
 			return &FormatError{Path: path, Found: f, Known: Format}
 		}
 	}
-	return meta.Put(formatKey, u64(Format))
+	return meta.Put(layout.FormatKey, layout.U64(Format))
 }
 
 // guard runs fn, turning a panic of bbolt on a damaged page (or a fault

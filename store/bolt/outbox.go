@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/bolt/layout"
 )
 
 // stored is how a delivery is written: without the event when the journal
@@ -31,14 +32,14 @@ func (o outboxOps) Enqueue(d *store.Delivery) error {
 	x := o.x
 	// The outbox's own sequence: ids stay unique as deliveries move to the
 	// dead letters and back.
-	seq, err := x.b(bOutbox).NextSequence()
+	seq, err := x.b(layout.Outbox).NextSequence()
 	if err != nil {
 		return err
 	}
 	d.ID = seq
 	d.Status = store.DeliveryPending
-	x.b(bOutbox).FillPercent = appendOnly
-	if err := put(x.b(bOutbox), u64(seq), stored(*d)); err != nil {
+	x.b(layout.Outbox).FillPercent = appendOnly
+	if err := put(x.b(layout.Outbox), layout.U64(seq), stored(*d)); err != nil {
 		return err
 	}
 	if err := x.putLane(d); err != nil {
@@ -49,9 +50,9 @@ func (o outboxOps) Enqueue(d *store.Delivery) error {
 
 func (o outboxOps) Delivery(id uint64) (store.Delivery, error) {
 	x := o.x
-	d, err := get[store.Delivery](x.b(bOutbox), u64(id))
+	d, err := get[store.Delivery](x.b(layout.Outbox), layout.U64(id))
 	if err == store.ErrNotFound {
-		d, err = get[store.Delivery](x.b(bDead), u64(id))
+		d, err = get[store.Delivery](x.b(layout.Dead), layout.U64(id))
 	}
 	if err != nil {
 		return d, err
@@ -61,10 +62,10 @@ func (o outboxOps) Delivery(id uint64) (store.Delivery, error) {
 
 func (o outboxOps) UpdateDelivery(d store.Delivery) error {
 	x := o.x
-	if x.b(bOutbox).Get(u64(d.ID)) == nil {
+	if x.b(layout.Outbox).Get(layout.U64(d.ID)) == nil {
 		return fmt.Errorf("delivery %d: %w", d.ID, store.ErrNotFound)
 	}
-	if err := put(x.b(bOutbox), u64(d.ID), stored(d)); err != nil {
+	if err := put(x.b(layout.Outbox), layout.U64(d.ID), stored(d)); err != nil {
 		return err
 	}
 	return x.putLane(&d)
@@ -72,7 +73,7 @@ func (o outboxOps) UpdateDelivery(d store.Delivery) error {
 
 func (o outboxOps) DeleteDelivery(id uint64) error {
 	x := o.x
-	v := x.b(bOutbox).Get(u64(id))
+	v := x.b(layout.Outbox).Get(layout.U64(id))
 	if v == nil {
 		return nil // a done mark written twice
 	}
@@ -83,16 +84,16 @@ func (o outboxOps) DeleteDelivery(id uint64) error {
 	if err := x.unqueue(lane); err != nil {
 		return err
 	}
-	return x.markLaterDelivered(laneKey(lane.App, store.ThreadKey{Page: lane.Page, PSID: lane.PSID}), id)
+	return x.markLaterDelivered(layout.LaneKey(lane.App, store.ThreadKey{Page: lane.Page, PSID: lane.PSID}), id)
 }
 
 // unqueue takes a pending delivery out of the outbox and its indexes.
 func (o outboxOps) unqueue(d *store.Delivery) error {
 	x := o.x
-	if err := x.b(bOutbox).Delete(u64(d.ID)); err != nil {
+	if err := x.b(layout.Outbox).Delete(layout.U64(d.ID)); err != nil {
 		return err
 	}
-	if err := x.b(bLanes).Delete(laneIDKey(d)); err != nil {
+	if err := x.b(layout.Lanes).Delete(layout.LaneIDKey(d)); err != nil {
 		return err
 	}
 	return x.countPending(d.App, -1)
@@ -100,7 +101,7 @@ func (o outboxOps) unqueue(d *store.Delivery) error {
 
 func (o outboxOps) KillDelivery(d store.Delivery) error {
 	x := o.x
-	if x.b(bOutbox).Get(u64(d.ID)) == nil {
+	if x.b(layout.Outbox).Get(layout.U64(d.ID)) == nil {
 		// Erased while it was attempted: its event must not come back as
 		// a dead letter's copy.
 		return fmt.Errorf("delivery %d: %w", d.ID, store.ErrNotFound)
@@ -113,31 +114,31 @@ func (o outboxOps) KillDelivery(d store.Delivery) error {
 		return err
 	}
 	d.Status, d.SharesEvent = store.DeliveryDead, false
-	if err := put(x.b(bDead), u64(d.ID), d); err != nil {
+	if err := put(x.b(layout.Dead), layout.U64(d.ID), d); err != nil {
 		return err
 	}
 	if d.LaterDelivered {
 		return nil // already passed: nothing left to mark
 	}
-	return x.b(bDeadLanes).Put(laneIDKey(&d), nil)
+	return x.b(layout.DeadLanes).Put(layout.LaneIDKey(&d), nil)
 }
 
 func (o outboxOps) ReviveDelivery(id uint64, now time.Time) (store.Delivery, error) {
 	x := o.x
-	d, err := get[store.Delivery](x.b(bDead), u64(id))
+	d, err := get[store.Delivery](x.b(layout.Dead), layout.U64(id))
 	if err != nil {
 		return d, fmt.Errorf("dead delivery %d: %w", id, err)
 	}
 	d.ID = id
-	if err := x.b(bDead).Delete(u64(id)); err != nil {
+	if err := x.b(layout.Dead).Delete(layout.U64(id)); err != nil {
 		return d, err
 	}
-	if err := x.b(bDeadLanes).Delete(laneIDKey(&d)); err != nil {
+	if err := x.b(layout.DeadLanes).Delete(layout.LaneIDKey(&d)); err != nil {
 		return d, err
 	}
 	d.RetriedDeadAt = d.DeadAt
 	d.Status, d.Attempts, d.NextAttempt, d.DeadAt = store.DeliveryPending, 0, now, time.Time{}
-	if err := put(x.b(bOutbox), u64(id), d); err != nil {
+	if err := put(x.b(layout.Outbox), layout.U64(id), d); err != nil {
 		return d, err
 	}
 	if err := x.putLane(&d); err != nil {
@@ -151,12 +152,12 @@ func (o outboxOps) ReviveDelivery(id uint64, now time.Time) (store.Delivery, err
 
 func (o outboxOps) PendingDeliveries() ([]store.Delivery, error) {
 	x := o.x
-	return x.deliveries(bOutbox, 0)
+	return x.deliveries(layout.Outbox, 0)
 }
 
 func (o outboxOps) DeadDeliveries(limit int) ([]store.Delivery, error) {
 	x := o.x
-	return x.deliveries(bDead, limit)
+	return x.deliveries(layout.Dead, limit)
 }
 
 func (o outboxOps) deliveries(bucket []byte, limit int) ([]store.Delivery, error) {

@@ -1,11 +1,11 @@
 package bolt
 
 import (
-	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/batonhq/baton/store/bolt/layout"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -21,28 +21,20 @@ import (
 // pages. Day buckets of that layout are named "t:" and the date; a bucket
 // named by the date alone holds marks of the earlier layout (the key
 // alone), still read until the sweep drops it.
-const timeOrdered = "t:"
-
-func dayName(t time.Time) string { return t.UTC().Format("20060102") }
-
-func markKey(key string, at time.Time) []byte {
-	ms := uint64(max(at.UnixMilli(), 0)) // the zero time is before 1970: 0
-	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(key)), ms), key...)
-}
 
 func (x *tx) MarkSeen(key string, at, now time.Time, window time.Duration) (bool, error) {
-	k := markKey(key, at)
+	k := layout.MarkKey(key, at)
 	for d := now.Add(-window); !d.After(now.Add(24 * time.Hour)); d = d.Add(24 * time.Hour) {
-		if day := x.day(timeOrdered+dayName(d), false); day != nil && day.Get(k) != nil {
+		if day := x.day(layout.TimeOrdered+layout.DayName(d), false); day != nil && day.Get(k) != nil {
 			return false, nil
 		}
-		if day := x.day(dayName(d), false); day != nil && day.Get([]byte(key)) != nil {
+		if day := x.day(layout.DayName(d), false); day != nil && day.Get([]byte(key)) != nil {
 			return false, nil
 		}
 	}
-	day := x.day(timeOrdered+dayName(now), true)
+	day := x.day(layout.TimeOrdered+layout.DayName(now), true)
 	if day == nil {
-		return false, fmt.Errorf("create dedup bucket for %s", dayName(now))
+		return false, fmt.Errorf("create dedup bucket for %s", layout.DayName(now))
 	}
 	// Marks arrive in about time order: full pages split where they end.
 	day.FillPercent = 0.9
@@ -57,7 +49,7 @@ func (x *tx) day(name string, create bool) *bolt.Bucket {
 	if b != nil || (known && !create) {
 		return b
 	}
-	seen := x.b(bSeen)
+	seen := x.b(layout.Seen)
 	b = seen.Bucket([]byte(name))
 	if b == nil && create {
 		var err error
@@ -73,12 +65,12 @@ func (x *tx) day(name string, create bool) *bolt.Bucket {
 }
 
 func (x *tx) SweepSeen(now time.Time, window time.Duration) (int, error) {
-	seen := x.b(bSeen)
-	keep := dayName(now.Add(-window - 24*time.Hour)) // days after this one may hold live marks
+	seen := x.b(layout.Seen)
+	keep := layout.DayName(now.Add(-window - 24*time.Hour)) // days after this one may hold live marks
 	var old [][]byte
 	c := seen.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		date, _ := strings.CutPrefix(string(k), timeOrdered)
+		date, _ := strings.CutPrefix(string(k), layout.TimeOrdered)
 		if v == nil && date < keep { // a nested bucket of an old day
 			old = append(old, append([]byte(nil), k...))
 		}

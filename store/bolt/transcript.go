@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/bolt/layout"
 )
 
-// A thread's transcript is a range of bTranscript, keyed page \0 psid \0
+// A thread's transcript is a range of layout.Transcript, keyed page \0 psid \0
 // at seq, so that reading the newest entries of one thread is a seek and
-// a walk backwards. bTranscriptAge indexes every entry by seq, which is
+// a walk backwards. layout.TranscriptAge indexes every entry by seq, which is
 // the order they were recorded: retention prunes from its first key,
 // and a search walks it from its last, newest first, without visiting
 // threads one by one. Each entry costs two puts in the group commit, both
@@ -29,13 +30,6 @@ const (
 	snippetRunes      = 120
 )
 
-func transcriptPrefix(k store.ThreadKey) []byte { return append(threadKey(k), 0) }
-
-// transcriptPos is an entry's place in its thread: at, then seq.
-func transcriptPos(at time.Time, seq uint64) []byte {
-	return append(timeKey(at), u64(seq)...)
-}
-
 func (x *tx) AppendTranscript(k store.ThreadKey, e *store.TranscriptEntry) error {
 	if !k.Valid() {
 		return fmt.Errorf("transcript of %s: page and PSID must be Meta ids", k)
@@ -43,18 +37,18 @@ func (x *tx) AppendTranscript(k store.ThreadKey, e *store.TranscriptEntry) error
 	if e.RecordedAt.IsZero() {
 		return errors.New("a transcript entry needs the time it was recorded")
 	}
-	seq, err := x.b(bTranscript).NextSequence()
+	seq, err := x.b(layout.Transcript).NextSequence()
 	if err != nil {
 		return err
 	}
 	e.Seq = seq
-	key := append(transcriptPrefix(k), transcriptPos(e.At, seq)...)
-	b := x.b(bTranscriptAge)
+	key := append(layout.TranscriptPrefix(k), layout.TranscriptPos(e.At, seq)...)
+	b := x.b(layout.TranscriptAge)
 	b.FillPercent = appendOnly
-	if err := b.Put(u64(seq), append(timeKey(e.RecordedAt), key...)); err != nil {
+	if err := b.Put(layout.U64(seq), append(layout.TimeKey(e.RecordedAt), key...)); err != nil {
 		return err
 	}
-	return put(x.b(bTranscript), key, e)
+	return put(x.b(layout.Transcript), key, e)
 }
 
 func (x *tx) Transcript(k store.ThreadKey, cursor string, limit int) ([]store.TranscriptEntry, string, error) {
@@ -62,11 +56,11 @@ func (x *tx) Transcript(k store.ThreadKey, cursor string, limit int) ([]store.Tr
 		limit = transcriptDefault
 	}
 	limit = min(limit, transcriptMax)
-	prefix := transcriptPrefix(k)
-	c := x.b(bTranscript).Cursor()
+	prefix := layout.TranscriptPrefix(k)
+	c := x.b(layout.Transcript).Cursor()
 	var key []byte
 	if cursor == "" {
-		key, _ = c.Seek(append(threadKey(k), 1)) // past the thread's last entry
+		key, _ = c.Seek(append(layout.ThreadKey(k), 1)) // past the thread's last entry
 	} else {
 		pos, err := base64.RawURLEncoding.DecodeString(cursor)
 		if err != nil || len(pos) != 16 {
@@ -92,7 +86,7 @@ func (x *tx) Transcript(k store.ThreadKey, cursor string, limit int) ([]store.Tr
 	if k2 != nil && bytes.HasPrefix(k2, prefix) && len(out) > 0 {
 		// Older entries remain: the next page ends before the oldest here.
 		last := out[len(out)-1]
-		next = base64.RawURLEncoding.EncodeToString(transcriptPos(last.At, last.Seq))
+		next = base64.RawURLEncoding.EncodeToString(layout.TranscriptPos(last.At, last.Seq))
 	}
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]
@@ -101,8 +95,8 @@ func (x *tx) Transcript(k store.ThreadKey, cursor string, limit int) ([]store.Tr
 }
 
 func (x *tx) PruneTranscript(before time.Time, limit int) (int, error) {
-	age := x.b(bTranscriptAge)
-	cut := timeKey(before)
+	age := x.b(layout.TranscriptAge)
+	cut := layout.TimeKey(before)
 	var gone [][2][]byte
 	c := age.Cursor()
 	for k, v := c.First(); k != nil && len(gone) < limit; k, v = c.Next() {
@@ -118,7 +112,7 @@ func (x *tx) PruneTranscript(before time.Time, limit int) (int, error) {
 		if err := age.Delete(g[0]); err != nil {
 			return 0, err
 		}
-		if err := x.b(bTranscript).Delete(g[1]); err != nil {
+		if err := x.b(layout.Transcript).Delete(g[1]); err != nil {
 			return 0, err
 		}
 	}
@@ -129,11 +123,11 @@ func (x *tx) PutPerson(p store.Person) error {
 	if !p.Valid() {
 		return fmt.Errorf("person %s: page and PSID must be Meta ids", p.ThreadKey)
 	}
-	return put(x.b(bPeople), threadKey(p.ThreadKey), p)
+	return put(x.b(layout.People), layout.ThreadKey(p.ThreadKey), p)
 }
 
 func (x *tx) Person(k store.ThreadKey) (store.Person, error) {
-	return get[store.Person](x.b(bPeople), threadKey(k))
+	return get[store.Person](x.b(layout.People), layout.ThreadKey(k))
 }
 
 // SearchTranscripts walks the index from the newest entry back, at most
@@ -146,7 +140,7 @@ func (x *tx) SearchTranscripts(s store.TranscriptSearch) ([]store.TranscriptHit,
 	}
 	limit = min(limit, searchMax)
 	q := strings.ToLower(strings.TrimSpace(s.Query))
-	c := x.b(bTranscriptAge).Cursor()
+	c := x.b(layout.TranscriptAge).Cursor()
 	var k, v []byte
 	if s.Cursor == "" {
 		k, v = c.Last()
@@ -170,11 +164,11 @@ func (x *tx) SearchTranscripts(s store.TranscriptSearch) ([]store.TranscriptHit,
 	names := map[string]*seen{} // by thread key: the person's name, read once
 	reported := map[string]bool{}
 	var hits []store.TranscriptHit
-	tb := x.b(bTranscript)
+	tb := x.b(layout.Transcript)
 	for examined := 0; k != nil; k, v = c.Prev() {
 		if len(hits) == limit || examined == store.TranscriptScanBudget {
 			// The next page starts at k: below k's seq + 1.
-			return hits, base64.RawURLEncoding.EncodeToString(u64(binary.BigEndian.Uint64(k) + 1)), nil
+			return hits, base64.RawURLEncoding.EncodeToString(layout.U64(binary.BigEndian.Uint64(k) + 1)), nil
 		}
 		examined++
 		if len(v) < 8 {
@@ -191,7 +185,7 @@ func (x *tx) SearchTranscripts(s store.TranscriptSearch) ([]store.TranscriptHit,
 		if reported[string(tk)] {
 			continue
 		}
-		th := splitThreadKey(tk)
+		th := layout.SplitThreadKey(tk)
 		info := names[string(tk)]
 		if info == nil {
 			info = &seen{}
@@ -215,43 +209,24 @@ func (x *tx) SearchTranscripts(s store.TranscriptSearch) ([]store.TranscriptHit,
 			continue
 		}
 		reported[string(tk)] = true
-		hits = append(hits, store.TranscriptHit{ThreadKey: th, Name: info.name, LastAt: e.At, Snippet: snippet(e)})
+		hits = append(hits, store.TranscriptHit{ThreadKey: th, Name: info.name, LastAt: e.At, Snippet: e.Snippet(snippetRunes)})
 	}
 	return hits, "", nil
-}
-
-// snippet is what a search shows of an entry: its text, shortened.
-func snippet(e store.TranscriptEntry) string {
-	s := e.Text
-	if s == "" {
-		switch {
-		case e.Kind == store.TranscriptHandover:
-			s = e.Event
-		case len(e.Attachments) > 0:
-			s = "[" + e.Attachments[0].Type + "]"
-		default:
-			s = e.Kind
-		}
-	}
-	if r := []rune(s); len(r) > snippetRunes {
-		s = string(r[:snippetRunes]) + "…"
-	}
-	return s
 }
 
 // eraseTranscript removes the person's transcript, its index entries and
 // what Baton learnt of them.
 func (x *tx) eraseTranscript(e *eraseRun) (bool, error) {
-	if x.b(bPeople).Get(e.key) != nil {
-		if err := x.b(bPeople).Delete(e.key); err != nil {
+	if x.b(layout.People).Get(e.key) != nil {
+		if err := x.b(layout.People).Delete(e.key); err != nil {
 			return false, err
 		}
 		e.out.People++
 	}
-	prefix := transcriptPrefix(e.k)
+	prefix := layout.TranscriptPrefix(e.k)
 	var gone [][]byte
 	full := false
-	c := x.b(bTranscript).Cursor()
+	c := x.b(layout.Transcript).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		if full = e.full(len(gone)); full {
 			break
@@ -259,10 +234,10 @@ func (x *tx) eraseTranscript(e *eraseRun) (bool, error) {
 		gone = append(gone, bytes.Clone(k))
 	}
 	for _, k := range gone {
-		if err := x.b(bTranscriptAge).Delete(k[len(k)-8:]); err != nil {
+		if err := x.b(layout.TranscriptAge).Delete(k[len(k)-8:]); err != nil {
 			return false, err
 		}
-		if err := x.b(bTranscript).Delete(k); err != nil {
+		if err := x.b(layout.Transcript).Delete(k); err != nil {
 			return false, err
 		}
 	}

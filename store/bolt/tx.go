@@ -13,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/bolt/layout"
 )
 
 // tx implements store.Tx over one bbolt transaction. Values are copied out
@@ -71,11 +72,11 @@ func put(b *bolt.Bucket, key []byte, v any) error {
 }
 
 func (x *tx) Thread(k store.ThreadKey) (store.Thread, error) {
-	key := threadKey(k)
+	key := layout.ThreadKey(k)
 	if t, ok := x.threads[string(key)]; ok {
 		return t, nil
 	}
-	t, err := get[store.Thread](x.b(bThreads), key)
+	t, err := get[store.Thread](x.b(layout.Threads), key)
 	if err == nil {
 		x.cacheThread(key, t)
 	}
@@ -90,7 +91,7 @@ func (x *tx) cacheThread(key []byte, t store.Thread) {
 }
 
 func (x *tx) PutThread(t store.Thread) error {
-	key := threadKey(t.ThreadKey)
+	key := layout.ThreadKey(t.ThreadKey)
 	old, err := x.Thread(t.ThreadKey)
 	isNew := err == store.ErrNotFound
 	if err != nil && !isNew {
@@ -117,7 +118,7 @@ func (x *tx) PutThread(t store.Thread) error {
 			return err
 		}
 	}
-	if err := put(x.b(bThreads), key, t); err != nil {
+	if err := put(x.b(layout.Threads), key, t); err != nil {
 		return err
 	}
 	x.cacheThread(key, t)
@@ -126,9 +127,9 @@ func (x *tx) PutThread(t store.Thread) error {
 
 // setTimer moves the thread's timer entry to at (zero: none).
 func (x *tx) setTimer(key []byte, t *store.Thread, at time.Time) error {
-	timers := x.b(bTimers)
+	timers := x.b(layout.Timers)
 	if !t.TimerAt.IsZero() {
-		if err := timers.Delete(append(timeKey(t.TimerAt), key...)); err != nil {
+		if err := timers.Delete(append(layout.TimeKey(t.TimerAt), key...)); err != nil {
 			return err
 		}
 	}
@@ -136,7 +137,7 @@ func (x *tx) setTimer(key []byte, t *store.Thread, at time.Time) error {
 	if at.IsZero() {
 		return nil
 	}
-	return timers.Put(append(timeKey(at), key...), nil)
+	return timers.Put(append(layout.TimeKey(at), key...), nil)
 }
 
 func (x *tx) RearmTimer(k store.ThreadKey) error {
@@ -148,11 +149,11 @@ func (x *tx) RearmTimer(k store.ThreadKey) error {
 	if t.Owner == "" {
 		at = time.Time{}
 	}
-	key := threadKey(k)
+	key := layout.ThreadKey(k)
 	if err := x.setTimer(key, &t, at); err != nil {
 		return err
 	}
-	if err := put(x.b(bThreads), key, t); err != nil {
+	if err := put(x.b(layout.Threads), key, t); err != nil {
 		return err
 	}
 	x.cacheThread(key, t)
@@ -163,7 +164,7 @@ func (x *tx) Threads(f store.ThreadFilter) ([]store.Thread, string, error) {
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 100
 	}
-	c := x.b(bThreads).Cursor()
+	c := x.b(layout.Threads).Cursor()
 	var prefix []byte
 	if f.Page != "" {
 		prefix = append([]byte(f.Page), 0)
@@ -196,7 +197,7 @@ func (x *tx) Threads(f store.ThreadFilter) ([]store.Thread, string, error) {
 			continue
 		}
 		if len(out) == f.Limit {
-			return out, base64.RawURLEncoding.EncodeToString(threadKey(out[len(out)-1].ThreadKey)), nil
+			return out, base64.RawURLEncoding.EncodeToString(layout.ThreadKey(out[len(out)-1].ThreadKey)), nil
 		}
 		out = append(out, t)
 	}
@@ -216,18 +217,18 @@ func ownerMatches(filter, owner string) bool {
 // count keeps the number of threads per state in the meta bucket, so
 // that metrics never scan the threads.
 func (x *tx) count(state string, delta int64) error {
-	meta := x.b(bMeta)
+	meta := x.b(layout.Meta)
 	key := []byte("count:" + state)
 	var n int64
 	if v := meta.Get(key); v != nil {
 		n = int64(binary.BigEndian.Uint64(v))
 	}
-	return meta.Put(key, u64(uint64(n+delta)))
+	return meta.Put(key, layout.U64(uint64(n+delta)))
 }
 
 func (x *tx) CountThreads() (map[string]int, error) {
 	out := map[string]int{}
-	c := x.b(bMeta).Cursor()
+	c := x.b(layout.Meta).Cursor()
 	prefix := []byte("count:")
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		if n := int(int64(binary.BigEndian.Uint64(v))); n != 0 {
@@ -237,20 +238,18 @@ func (x *tx) CountThreads() (map[string]int, error) {
 	return out, nil
 }
 
-func historyPrefix(k store.ThreadKey) []byte { return append(threadKey(k), 0) }
-
 func (x *tx) AppendHistory(k store.ThreadKey, h store.HistoryEntry) error {
-	b := x.b(bHistory)
+	b := x.b(layout.History)
 	seq, err := b.NextSequence()
 	if err != nil {
 		return err
 	}
-	return put(b, append(historyPrefix(k), u64(seq)...), h)
+	return put(b, append(layout.HistoryPrefix(k), layout.U64(seq)...), h)
 }
 
 func (x *tx) History(k store.ThreadKey) ([]store.HistoryEntry, error) {
-	prefix := historyPrefix(k)
-	c := x.b(bHistory).Cursor()
+	prefix := layout.HistoryPrefix(k)
+	c := x.b(layout.History).Cursor()
 	var out []store.HistoryEntry
 	for key, v := c.Seek(prefix); key != nil && bytes.HasPrefix(key, prefix); key, v = c.Next() {
 		var h store.HistoryEntry
@@ -282,37 +281,39 @@ func list[T any](b *bolt.Bucket, limit int) ([]T, error) {
 }
 
 func (x *tx) PutIntent(i store.Intent) error {
-	return put(x.b(bIntents), threadKey(i.ThreadKey), i)
+	return put(x.b(layout.Intents), layout.ThreadKey(i.ThreadKey), i)
 }
 
-func (x *tx) DeleteIntent(k store.ThreadKey) error { return x.b(bIntents).Delete(threadKey(k)) }
+func (x *tx) DeleteIntent(k store.ThreadKey) error {
+	return x.b(layout.Intents).Delete(layout.ThreadKey(k))
+}
 
 func (x *tx) OneTimeToken(token string) (store.OneTimeToken, error) {
-	return get[store.OneTimeToken](x.b(bOTN), []byte(token))
+	return get[store.OneTimeToken](x.b(layout.OTN), []byte(token))
 }
 
 func (x *tx) PutOneTimeToken(t store.OneTimeToken) error {
-	return put(x.b(bOTN), []byte(t.Token), t)
+	return put(x.b(layout.OTN), []byte(t.Token), t)
 }
 
 func (x *tx) Intent(k store.ThreadKey) (store.Intent, error) {
-	return get[store.Intent](x.b(bIntents), threadKey(k))
+	return get[store.Intent](x.b(layout.Intents), layout.ThreadKey(k))
 }
 
-func (x *tx) Intents() ([]store.Intent, error) { return list[store.Intent](x.b(bIntents), 0) }
+func (x *tx) Intents() ([]store.Intent, error) { return list[store.Intent](x.b(layout.Intents), 0) }
 
 func (x *tx) DueTimers(now time.Time, limit int) ([]store.ThreadKey, error) {
-	c := x.b(bTimers).Cursor()
-	end := timeKey(now)
+	c := x.b(layout.Timers).Cursor()
+	end := layout.TimeKey(now)
 	var out []store.ThreadKey
 	for k, _ := c.First(); k != nil && bytes.Compare(k[:8], end) <= 0 && len(out) < limit; k, _ = c.Next() {
-		out = append(out, splitThreadKey(k[8:]))
+		out = append(out, layout.SplitThreadKey(k[8:]))
 	}
 	return out, nil
 }
 
 func (x *tx) NextTimer() (time.Time, bool, error) {
-	k, _ := x.b(bTimers).Cursor().First()
+	k, _ := x.b(layout.Timers).Cursor().First()
 	if k == nil {
 		return time.Time{}, false, nil
 	}

@@ -160,6 +160,7 @@ func (s *Server) Run(ctx context.Context) error {
 		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
 	admin := &http.Server{Handler: s.O.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(0),
 		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
+	admin.RegisterOnShutdown(s.O.CloseStreams) // the console's event streams end with the listener
 	servers := []*http.Server{public, admin}
 	logged := []zap.Field{zap.String("public", s.public), zap.String("admin", s.admin), zap.String("data", s.cfg.Data)}
 	if s.tls == nil {

@@ -200,6 +200,30 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	waitJS(t, ctx, "the dead letters to empty", `!document.querySelector("table.dead button.retry") && document.querySelector("#notice").textContent.includes("put back")`)
 
+	// The thread list's search finds the thread by a word; a message
+	// that looks like HTML is shown as text.
+	h.say(`<img src=x onerror="document.title='owned'"> <b>bold</b>`)
+	h.support.next()
+	if err := chromedp.Do(ctx, chromedp.Navigate(h.admin+"/console/#/threads?q=invoice")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "a search hit", `document.querySelector("table.threads tr.hit a.thread-link")?.textContent === "`+psid+`"`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`table.threads tr.hit a.thread-link`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the HTML-looking line as text", `document.querySelector("#transcript")?.textContent.includes("<b>bold</b>")`)
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#transcript img, #transcript b").length`)); err != nil || n != 0 {
+		t.Errorf("a person's text became %d elements (%v)", n, err)
+	}
+	if title, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.title`)); title == "owned" {
+		t.Error("a person's text ran as script")
+	}
+	// The list with a filter: the thread is the support bot's now.
+	if err := chromedp.Do(ctx, chromedp.Navigate(h.admin+"/console/#/threads?owner=support-bot")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the filtered list", `document.querySelector("table.threads tr[data-psid='`+psid+`'] td.owner")?.textContent === "support-bot"`)
+
 	// Recent errors shows the dead letter's error.
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`nav a[data-view="errors"]`))); err != nil {
 		t.Fatal(err)

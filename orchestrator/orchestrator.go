@@ -62,6 +62,12 @@ type Deps struct {
 	Clock    clock.Clock
 	Log      *zap.Logger
 	Adapters map[string]adapters.Adapter // by app name, for hosted apps
+	// Metrics and Errors, when set, outlive this Orchestrator (a Server
+	// keeps them across reloads, so that counters and /admin/errors do
+	// not start again); the caller then registers the store's and the
+	// outbox's gauges itself. Otherwise New makes its own.
+	Metrics *metrics.Set
+	Errors  *recent.Errors
 }
 
 // Orchestrator is one running Baton: its parts, wired.
@@ -76,6 +82,8 @@ type Orchestrator struct {
 	deletion   *deletion.Service
 	people     *people.Learner // nil unless webhooks.learn_names
 	console    *console.Console
+	health     *dispatch.Health
+	hosted     []string // the hosted apps' names, for the bots' gauges
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -93,9 +101,15 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := metrics.New()
-	m.RegisterStore(d.Store)
-	errs := recent.New(recentErrors, d.Clock, d.Log.Named("errors"), m.Errors)
+	m, own := d.Metrics, d.Metrics == nil
+	if own {
+		m = metrics.New()
+		m.RegisterStore(d.Store)
+	}
+	errs := d.Errors
+	if errs == nil {
+		errs = recent.New(recentErrors, d.Clock, d.Log.Named("errors"), m.Errors)
+	}
 	o := &Orchestrator{log: d.Log, ready: make(chan struct{})}
 
 	health := dispatch.NewHealth()
@@ -118,15 +132,17 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 			tx.AfterCommit(o.console.Poke) // a failing bot, maybe a dead letter: the consoles read again
 			return o.rules.NoteDeliveryFailure(tx, dl)
 		}, OnRecovered: o.rules.BotRecovered, Actions: o.threads.RunActions, Wake: wake}})
-	m.RegisterPending(o.dispatcher.Pending)
-	m.RegisterReady(o.ready)
-	var hosted []string
+	o.health = health
 	for _, a := range top.Apps() {
 		if a.Hosted {
-			hosted = append(hosted, a.Name)
+			o.hosted = append(o.hosted, a.Name)
 		}
 	}
-	m.RegisterBots(hosted, health.FailingSince, d.Clock.Now)
+	if own {
+		m.RegisterPending(o.dispatcher.Pending)
+		m.RegisterReady(o.Ready)
+		m.RegisterBots(func() []string { return o.hosted }, health.FailingSince, d.Clock.Now)
+	}
 	var learn func(store.ThreadKey)
 	if cfg.Webhooks.LearnNames {
 		o.people = people.New(people.Deps{Store: d.Store, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("people")})
@@ -149,16 +165,21 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 // timers, the reconciles and the sweeper until ctx ends, and returns once
 // every one of them has stopped. Handlers may serve before Run; readiness
 // waits for recovery.
-func (o *Orchestrator) Run(ctx context.Context) error {
-	if err := o.threads.RecoverIntents(ctx); err != nil {
+func (o *Orchestrator) Run(ctx context.Context) error { return o.run(ctx, ctx) }
+
+// run is Run with two ends, as a reload stops the old Orchestrator: when
+// stop ends, every loop stops taking work, while the deliveries in flight
+// go on until work ends too (dispatch.RunUntil).
+func (o *Orchestrator) run(stop, work context.Context) error {
+	if err := o.threads.RecoverIntents(stop); err != nil {
 		return fmt.Errorf("recover thread-control calls: %w", err)
 	}
 	if err := o.dispatcher.Load(); err != nil {
 		return fmt.Errorf("load outbox: %w", err)
 	}
 	o.readyOnce.Do(func() { close(o.ready) })
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return o.dispatcher.Run(ctx) })
+	g, ctx := errgroup.WithContext(stop)
+	g.Go(func() error { return o.dispatcher.RunUntil(ctx, work) })
 	g.Go(func() error { return o.rules.Run(ctx) })
 	g.Go(func() error { return o.threads.RunExpiry(ctx) })
 	g.Go(func() error { return o.threads.RunReconciles(ctx) })

@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -15,7 +18,8 @@ import (
 	"github.com/batonhq/baton/store/bolt"
 )
 
-// runServe runs Baton until SIGINT or SIGTERM.
+// runServe runs Baton until SIGINT or SIGTERM; SIGHUP reloads the config
+// file (orchestrator.Server.Reload, which logs what it did).
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -43,6 +47,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	started, ran := time.Now(), make(chan struct{})
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	go func() {
 		<-srv.Listening()
 		pub, adm := srv.Addrs()
@@ -60,8 +67,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// flight finishing, deliveries in flight answered or put back.
 	stopAt := make(chan time.Time, 1)
 	defer context.AfterFunc(ctx, func() { stopAt <- time.Now() })()
+	reloads := make(chan struct{})
+	go func() { reloadOnHangup(srv, hup, ran); close(reloads) }()
 	err = srv.Run(ctx)
 	close(ran)
+	<-reloads
 	var drain time.Duration
 	select {
 	case t := <-stopAt:
@@ -74,6 +84,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log.Info("baton stopped", zap.Duration("drain", drain))
 	return nil
+}
+
+// reloadOnHangup reloads the config at each signal until stopped; an
+// error is already logged and counted, and the running config goes on.
+func reloadOnHangup(srv *orchestrator.Server, hup <-chan os.Signal, stopped <-chan struct{}) {
+	for {
+		select {
+		case <-hup:
+			_ = srv.Reload()
+		case <-stopped:
+			return
+		}
+	}
 }
 
 // openStore opens the config's bbolt file: the embedded store. A file

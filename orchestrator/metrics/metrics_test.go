@@ -13,9 +13,9 @@ import (
 func TestReadyAndBotFailing(t *testing.T) {
 	m := New()
 	ready := make(chan struct{})
-	m.RegisterReady(ready)
+	m.RegisterReady(func() <-chan struct{} { return ready })
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	m.RegisterBots([]string{"support-bot", "billing-bot"}, func(app string) (time.Time, bool) {
+	m.RegisterBots(func() []string { return []string{"support-bot", "billing-bot"} }, func(app string) (time.Time, bool) {
 		if app == "billing-bot" {
 			return now.Add(-90 * time.Second), true
 		}

@@ -14,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/groupcommit"
 )
 
 var (
@@ -45,7 +46,7 @@ var (
 // DB is a store.Store on one bbolt file.
 type DB struct {
 	db   *bolt.DB
-	gc   *groupCommit
+	gc   *groupcommit.Group[*tx]
 	path string
 }
 
@@ -61,14 +62,14 @@ type Options struct {
 
 // Close waits for queued writes and closes the file.
 func (d *DB) Close() error {
-	d.gc.close()
+	d.gc.Close()
 	return d.db.Close()
 }
 
 // Update runs fn in a write transaction shared with concurrent callers; it
 // returns once the transaction is durable (or failed).
 func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return d.gc.do(ctx, func(w *tx) error { return fn(w) })
+	return d.gc.Do(ctx, func(w *tx) error { return fn(w) })
 }
 
 // View runs fn in a read transaction.
@@ -80,12 +81,30 @@ func (d *DB) View(fn func(store.ReadTx) error) error {
 
 // Stats returns the group commit's live counters. CommitStats gives a
 // snapshot without exposing this package's types.
-func (d *DB) Stats() *CommitStats { return &d.gc.stats }
+func (d *DB) Stats() *CommitStats { return d.gc.Stats() }
+
+// CommitStats count the group commit's work since Open.
+type CommitStats = groupcommit.Stats
+
+// commitGroup runs one group commit's transaction. One wrapper serves
+// the whole group: its caches live exactly as long as the transaction and
+// are dropped with a rollback.
+func (d *DB) commitGroup(fn func(*tx) error) error {
+	return d.guard(func() error {
+		return d.db.Update(func(btx *bolt.Tx) error {
+			w := newTx(btx)
+			if err := fn(w); err != nil {
+				return err
+			}
+			return w.flush()
+		})
+	})
+}
 
 // CommitStats returns a snapshot of the group commit's counters. Each is
 // read on its own, so under load they may be a commit apart.
 func (d *DB) CommitStats() store.CommitStats {
-	st := &d.gc.stats
+	st := d.gc.Stats()
 	return store.CommitStats{
 		Commits: uint64(st.Commits.Load()),
 		Calls:   uint64(st.Calls.Load()),

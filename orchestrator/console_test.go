@@ -1,6 +1,7 @@
 package orchestrator_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -291,4 +292,48 @@ func TestConsoleSessionAndCSRF(t *testing.T) {
 
 func decodeJSON(resp *http.Response, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// An open console (its event stream) does not hold a reload of the
+// config: the stream ends with the old config's console, and a new one
+// hears of the next message.
+func TestConsoleStreamAcrossReload(t *testing.T) {
+	r := newReloader(t)
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.PostForm(r.admin+"/console/login", url.Values{"token": {adminToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	stream := func() (*bufio.Reader, func()) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, "GET", r.admin+"/console/api/events", nil)
+		resp, err := c.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("events: %v %v", resp, err)
+		}
+		rd := bufio.NewReader(resp.Body)
+		if line, _ := rd.ReadString('\n'); line != "retry: 2000\n" {
+			t.Fatalf("first line %q", line)
+		}
+		rd.ReadString('\n')
+		return rd, func() { cancel(); resp.Body.Close() }
+	}
+	old, closeOld := stream()
+	defer closeOld()
+	r.edit("delivery: {backoff: 20ms", "delivery: {backoff: 30ms")
+	r.reload()
+	for {
+		if _, err := old.ReadString('\n'); err != nil {
+			break // the old config's stream ended
+		}
+	}
+	rd, closeNew := stream()
+	defer closeNew()
+	r.say("after the reload")
+	r.support.next()
+	if line, _ := rd.ReadString('\n'); line != "event: change\n" {
+		t.Fatalf("after a message: %q", line)
+	}
 }

@@ -353,7 +353,13 @@ function live() {
   const es = new EventSource("/console/api/events");
   es.addEventListener("open", () => { ind.className = "on"; ind.textContent = "live"; });
   es.addEventListener("change", refresh);
-  es.addEventListener("error", () => { ind.className = "off"; ind.textContent = "reconnecting"; });
+  es.addEventListener("error", () => {
+    ind.className = "off";
+    ind.textContent = "reconnecting";
+    // The browser retries a dropped stream itself, but not one refused
+    // (a reload of Baton's config in progress): start again.
+    if (es.readyState === EventSource.CLOSED) setTimeout(live, 3000);
+  });
 }
 
 async function start() {

@@ -122,9 +122,12 @@ func (g *gate) handler(side func(*generation) http.Handler) http.Handler {
 	})
 }
 
-// storeOnly reports the admin paths that stream from the store alone.
+// storeOnly reports the admin paths that stream from the store alone,
+// and the console's event stream, which is open as long as the page is:
+// a reload ends it with the old generation (its console closes its
+// streams when its loops stop), and the page connects again to the new.
 func storeOnly(path string) bool {
-	return path == "/admin/backup" || strings.HasPrefix(path, "/debug/pprof/")
+	return path == "/admin/backup" || strings.HasPrefix(path, "/debug/pprof/") || path == "/console/api/events"
 }
 
 func publicSide(g *generation) http.Handler { return g.public }

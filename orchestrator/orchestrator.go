@@ -31,6 +31,7 @@ import (
 	"github.com/batonhq/baton/config"
 	"github.com/batonhq/baton/messenger"
 	"github.com/batonhq/baton/orchestrator/api"
+	"github.com/batonhq/baton/orchestrator/console"
 	"github.com/batonhq/baton/orchestrator/deletion"
 	"github.com/batonhq/baton/orchestrator/dispatch"
 	"github.com/batonhq/baton/orchestrator/graphapi"
@@ -79,9 +80,10 @@ type Orchestrator struct {
 	api        *api.API
 	graph      *graphapi.Endpoint
 	deletion   *deletion.Service
-	health     *dispatch.Health
-	hosted     []string        // the hosted apps' names, for the bots' gauges
 	people     *people.Learner // nil unless webhooks.learn_names
+	console    *console.Console
+	health     *dispatch.Health
+	hosted     []string // the hosted apps' names, for the bots' gauges
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -110,12 +112,15 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 	}
 	o := &Orchestrator{log: d.Log, ready: make(chan struct{})}
 
+	health := dispatch.NewHealth()
+	o.console = console.New(console.Deps{Store: d.Store, Topology: top, Health: health, Clock: d.Clock, Log: d.Log.Named("console"),
+		AdminToken: cfg.Admin.Token.Reveal()})
 	expiryBell, jobBell := clock.NewBell(), clock.NewBell()
-	wake := func() { expiryBell.Ring(); jobBell.Ring() }
+	// A change of owner (every one wakes the loops) shows in open consoles.
+	wake := func() { expiryBell.Ring(); jobBell.Ring(); o.console.Poke() }
 	ledger := threads.NewLedger(m.Transitions, handover.AfterTransition, wake, d.Log.Named("threads"))
 	o.threads = threads.New(threads.Deps{Store: d.Store, Topology: top, Ledger: ledger, Graph: d.Graph, Clock: d.Clock,
 		Log: d.Log.Named("threads"), Metrics: m, Errors: errs, Wake: wake, Expiry: expiryBell})
-	health := dispatch.NewHealth()
 	backoff := func(attempt int) time.Duration {
 		return dispatch.Backoff(cfg.Delivery.Backoff, cfg.Delivery.MaxBackoff, attempt)
 	}
@@ -123,7 +128,10 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 		Log: d.Log.Named("handover"), Metrics: m, Errors: errs, Backoff: backoff, Jobs: jobBell, Wake: wake})
 	o.dispatcher = dispatch.New(dispatch.Deps{Store: d.Store, Topology: top, Health: health, Clock: d.Clock, Log: d.Log.Named("dispatch"),
 		Metrics: m, Errors: errs, Backoff: cfg.Delivery.Backoff, MaxBackoff: cfg.Delivery.MaxBackoff,
-		Hooks: dispatch.Hooks{OnFailure: o.rules.NoteDeliveryFailure, OnRecovered: o.rules.BotRecovered, Actions: o.threads.RunActions, Wake: wake}})
+		Hooks: dispatch.Hooks{OnFailure: func(tx store.Tx, dl *store.Delivery) error {
+			tx.AfterCommit(o.console.Poke) // a failing bot, maybe a dead letter: the consoles read again
+			return o.rules.NoteDeliveryFailure(tx, dl)
+		}, OnRecovered: o.rules.BotRecovered, Actions: o.threads.RunActions, Wake: wake}})
 	o.health = health
 	for _, a := range top.Apps() {
 		if a.Hosted {
@@ -142,11 +150,11 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 	}
 	o.ingress = ingress.New(ingress.Deps{Store: d.Store, Topology: top, Ledger: ledger, Rules: o.rules, Clock: d.Clock, Log: d.Log.Named("ingress"),
 		Metrics: m, Errors: errs, Webhooks: cfg.Webhooks, Deliver: o.dispatcher.Add, Reconcile: o.threads.ReconcileLater, Wake: wake,
-		LearnPerson: learn})
+		LearnPerson: learn, Transcribed: func([]store.ThreadKey) { o.console.Poke() }})
 	o.deletion = deletion.New(deletion.Deps{Store: d.Store, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("deletion"),
 		Errors: errs, PublicURL: cfg.PublicURL})
 	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Eraser: o.deletion, Errors: errs, Log: d.Log.Named("api"),
-		Gatherer: m.Registry, AdminToken: cfg.Admin.Token.Reveal(), Ready: o.ready})
+		Gatherer: m.Registry, AdminToken: cfg.Admin.Token.Reveal(), Sessions: o.console, Ready: o.ready})
 	o.graph = graphapi.New(graphapi.Deps{Store: d.Store, Topology: top, Threads: o.threads, Ledger: ledger, Graph: d.Graph, Clock: d.Clock,
 		Metrics: m, Errors: errs})
 	return o, nil
@@ -180,6 +188,7 @@ func (o *Orchestrator) run(stop, work context.Context) error {
 	if o.people != nil {
 		g.Go(func() error { return o.people.Run(ctx) })
 	}
+	g.Go(func() error { return o.console.Run(ctx) })
 	return g.Wait()
 }
 
@@ -199,5 +208,16 @@ func (o *Orchestrator) Handler() http.Handler {
 	return r
 }
 
-// AdminHandler serves the admin listener.
-func (o *Orchestrator) AdminHandler() http.Handler { return o.api.AdminHandler() }
+// AdminHandler serves the admin listener: the admin API, metrics, health,
+// the profiler and the operator console (/console/, on this listener
+// alone).
+func (o *Orchestrator) AdminHandler() http.Handler {
+	m := http.NewServeMux()
+	m.Handle("/console/", o.console)
+	m.Handle("/", o.api.AdminHandler())
+	return m
+}
+
+// CloseStreams ends the console's open event streams: the admin
+// listener's shutdown would otherwise wait for them.
+func (o *Orchestrator) CloseStreams() { o.console.Close() }

@@ -180,6 +180,9 @@ func (s *Server) Run(ctx context.Context) error {
 		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
 	admin := &http.Server{Handler: s.gate.handler(adminSide), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(0),
 		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
+	// The console's event streams end with the listener, or its shutdown
+	// would wait for them.
+	admin.RegisterOnShutdown(func() { s.gate.current().o.CloseStreams() })
 	servers := []*http.Server{public, admin}
 	// What net/http reports of a connection (a TLS handshake a scanner
 	// broke off, plain HTTP sent to the https port) is noise at scale:

@@ -73,6 +73,19 @@ func AdminRoutes() []string {
 
 func (api *API) adminAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "" && api.d.Sessions != nil && api.d.AdminToken != "" {
+			// A browser signed in to the console: its session cookie, and
+			// the session's CSRF token on a change.
+			signedIn, err := api.d.Sessions.Authorize(r)
+			switch {
+			case signedIn && err == nil:
+				next.ServeHTTP(w, r)
+				return
+			case signedIn:
+				api.writeError(w, r, apierr.Errorf(apierr.Forbidden, "%v", err))
+				return
+			}
+		}
 		want := []byte("Bearer " + api.d.AdminToken)
 		if api.d.AdminToken == "" || subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="baton-admin"`)

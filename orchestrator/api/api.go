@@ -38,6 +38,15 @@ type Deliveries interface {
 	Retry(ctx context.Context, id uint64) (store.Delivery, error)
 }
 
+// Sessions recognises an operator signed in to the console: the admin
+// API accepts their browser's session as well as the bearer token.
+// signedIn is whether the request carries a valid session; err, when it
+// does, why this request is refused all the same (a change without the
+// session's CSRF token, from another origin).
+type Sessions interface {
+	Authorize(r *http.Request) (signedIn bool, err error)
+}
+
 // Deps are what the APIs need.
 type Deps struct {
 	Store      store.Store
@@ -52,6 +61,8 @@ type Deps struct {
 	Gatherer prometheus.Gatherer
 	// AdminToken is the admin API's bearer token.
 	AdminToken string
+	// Sessions, when set, lets the console's signed-in browsers in.
+	Sessions Sessions
 	// Ready is closed once Baton recovered its work and runs.
 	Ready <-chan struct{}
 }

@@ -65,6 +65,9 @@ type Deps struct {
 	// message Baton just recorded (to ask Meta for their name); nil: no
 	// one is told.
 	LearnPerson func(k store.ThreadKey)
+	// Transcribed is told, after the commit, that threads got new lines
+	// in their transcript (the console updates live); nil: no one is.
+	Transcribed func(ks []store.ThreadKey)
 }
 
 // Ingress serves GET and POST /webhooks/{app}.
@@ -214,6 +217,9 @@ func (in *Ingress) committed(app string, out *routed) {
 	}
 	for _, k := range out.newPeople {
 		in.d.LearnPerson(k)
+	}
+	if len(out.lines) > 0 && in.d.Transcribed != nil {
+		in.d.Transcribed(out.lines)
 	}
 }
 

@@ -28,6 +28,7 @@ type routed struct {
 	problems     []recent.Error // what a rule could not do
 	firings      []handover.Firing
 	newPeople    []store.ThreadKey // whose name Baton may ask Meta for
+	lines        []store.ThreadKey // threads with a new transcript line
 	accepted     int
 	duplicates   int
 }
@@ -126,6 +127,7 @@ func (in *Ingress) route(tx store.Tx, rcv *topology.App, p *topology.Page, ch me
 			if err := transcribeFiring(tx, k, f, now); err != nil {
 				return err
 			}
+			out.lines = append(out.lines, k)
 		}
 		if f.Problem != nil {
 			out.problems = append(out.problems, *f.Problem)

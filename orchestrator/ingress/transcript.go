@@ -44,6 +44,7 @@ func (in *Ingress) transcribe(tx store.Tx, rcv *topology.App, p *topology.Page, 
 	if err := tx.AppendTranscript(k, &e); err != nil {
 		return fmt.Errorf("transcript of %s: %w", k, err)
 	}
+	out.lines = append(out.lines, k)
 	if e.Kind == store.TranscriptMessage && in.d.LearnPerson != nil {
 		// A person Baton has not met: their name is asked for after the
 		// commit (never inside it: no network in a transaction).

@@ -54,6 +54,12 @@ type Learner struct {
 
 // New builds a learner; Run does the asking.
 func New(d Deps) *Learner {
+	if d.Log == nil {
+		d.Log = zap.NewNop()
+	}
+	if d.Clock == nil {
+		d.Clock = clock.System{}
+	}
 	return &Learner{d: d, queue: make(chan store.ThreadKey, queueSize), asked: map[store.ThreadKey]bool{}}
 }
 

@@ -22,7 +22,13 @@ import (
 // would wait unseen); a file of an earlier one is brought up to date on
 // open. Raise it with each change of layout, with the migration from the
 // one before.
-const Format = 1
+//
+//	1: the layout of before the stamp, with the lane indexes
+//	2: the transcript, its index by seq, and people. From 1 nothing
+//	   moves: Open creates the buckets. A binary of format 1 must not
+//	   open it: its erase of a person would leave their transcript, and
+//	   its ingress would write none.
+const Format = 2
 
 // FormatKey holds Format in Meta.
 var FormatKey = []byte("format")

@@ -30,17 +30,8 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // with; nil is one that trusts the system's roots, as Meta's does.
 func doctorWith(ctx context.Context, args []string, stdout, stderr io.Writer, hc *http.Client) error {
 	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "baton.yaml", "config file")
 	asJSON := fs.Bool("json", false, "print the checks as JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*path, stderr)
-	if err != nil {
-		return err
-	}
-	client, err := graphClient(cfg)
+	cfg, client, err := setupCommand(fs, args, stderr)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"flag"
+	"io"
 	"net/http"
 	"slices"
 	"sort"
@@ -113,6 +115,26 @@ func webhookURL(cfg *config.Config, a *config.App) string {
 
 func appToken(a *config.App) string {
 	return messenger.AppAccessToken(messenger.ID(a.AppID), a.Secret.Reveal())
+}
+
+// setupCommand parses the flags of a command that sets up or checks the
+// config's apps at Meta (fs's own and -config), loads the config with its
+// secrets and makes the Graph client for it.
+func setupCommand(fs *flag.FlagSet, args []string, stderr io.Writer) (*config.Config, *messenger.Client, error) {
+	fs.SetOutput(stderr)
+	path := fs.String("config", "baton.yaml", "config file")
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	cfg, err := loadConfig(*path, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := graphClient(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, client, nil
 }
 
 // graphClient calls the config's Graph API once per call: a set-up

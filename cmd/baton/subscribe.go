@@ -16,17 +16,8 @@ import (
 // and prints what changes; -dry-run changes nothing.
 func runSubscribe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("subscribe", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "baton.yaml", "config file")
 	dryRun := fs.Bool("dry-run", false, "print what would change, change nothing")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*path, stderr)
-	if err != nil {
-		return err
-	}
-	client, err := graphClient(cfg)
+	cfg, client, err := setupCommand(fs, args, stderr)
 	if err != nil {
 		return err
 	}

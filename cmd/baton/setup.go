@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -42,9 +41,7 @@ func doctorWith(ctx context.Context, args []string, stdout, stderr io.Writer, hc
 	}
 	checks := metasetup.Doctor(ctx, cfg, client, hc)
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(checks); err != nil {
+		if err := printJSON(stdout, checks); err != nil {
 			return err
 		}
 	} else {

@@ -22,15 +22,7 @@ import (
 // is refused with Meta's error when it sends while the inbox owns the
 // thread, and takes the thread back.
 func TestThirdPartySDKBot(t *testing.T) {
-	dir, _ := filepath.Abs(filepath.Join("..", "examples", "sdkbot"))
-	node, err := exec.LookPath("node")
-	if err != nil || !exists(filepath.Join(dir, "node_modules", "messaging-api-messenger")) {
-		msg := "SKIPPING the third-party SDK test: run 'npm ci --ignore-scripts' in examples/sdkbot (scripts/test does)"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg + " — CI must run it")
-		}
-		t.Skip(msg)
-	}
+	bot := needSDKBot(t, "the third-party SDK test")
 	port := strings.Split(freePort(t), ":")[1]
 	h := newHarness(t, withSDKAdapter(port))
 	// A persona an earlier run of the bot left: the bot replaces it.
@@ -38,48 +30,17 @@ func TestThirdPartySDKBot(t *testing.T) {
 	if st := h.do("POST", h.baton+"/graph/v21.0/me/personas", env["SUPPORT_API"], map[string]string{"name": "Sam from support", "profile_picture_url": "https://example.com/old.png"}, &stale); st != 200 {
 		t.Fatalf("stale persona: %d", st)
 	}
-	bot := exec.Command(node, "bot.js")
-	bot.Dir = dir
-	bot.Env = append(os.Environ(), "PORT="+port, "GRAPH_ORIGIN="+h.baton+"/graph", "ACCESS_TOKEN="+env["SUPPORT_API"], "APP_SECRET="+env["SUPPORT_HOOK"])
-	out, _ := os.Create(filepath.Join(t.TempDir(), "sdkbot.log"))
-	bot.Stdout, bot.Stderr = out, out
-	if err := bot.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = bot.Process.Kill(); _ = bot.Wait() }()
-	botLog := func() []map[string]any {
-		resp, err := http.Get("http://127.0.0.1:" + port + "/log")
-		if err != nil {
-			return nil
-		}
-		defer resp.Body.Close()
-		var l []map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&l)
-		return l
-	}
-	h.eventually("the SDK bot to listen", func() bool { return botLog() != nil })
-	did := func(what string) map[string]any {
-		for _, e := range botLog() {
-			if e["did"] == what {
-				return e
-			}
-		}
-		return nil
-	}
+	bot.start(h, port)
 
-	h.eventually("the SDK bot's set-up", func() bool { return did("set-up") != nil || did("error") != nil })
-	if e := did("error"); e != nil {
-		t.Fatalf("bot set-up: %v", e)
-	}
-	if s := did("set-up"); s["getStarted"] != "GET_STARTED" || s["persona"] != "Sam from support" || s["attachmentId"] == "" {
+	if s := bot.wait("set-up"); s["getStarted"] != "GET_STARTED" || s["persona"] != "Sam from support" || s["attachmentId"] == "" {
 		t.Fatalf("set-up %v", s)
 	}
 
 	h.say("hello")
-	h.eventually("the bot's reply", func() bool { return did("replied") != nil || did("error") != nil })
+	bot.wait("replied")
 	first, _ := messengertest.PersonName(psid)
-	if g := did("greeted"); g == nil || g["firstName"] != first {
-		t.Fatalf("greeted %v (error %v), want %s", g, did("error"), first)
+	if g := bot.did("greeted"); g == nil || g["firstName"] != first {
+		t.Fatalf("greeted %v, want %s", g, first)
 	}
 	st, _ := h.platform.Thread(pageID, psid)
 	if n := len(st.Messages); n < 4 || st.Messages[n-3].Text != "Hello "+first+"!" || !st.Messages[n-2].HasAttach || st.Messages[n-1].Text != "You said: hello" || st.Messages[n-1].App != "support-bot" {
@@ -88,17 +49,14 @@ func TestThirdPartySDKBot(t *testing.T) {
 	sdkProfileCallsWentThroughBaton(t, h, stale.ID)
 
 	h.say("I want a human")
-	h.eventually("the SDK's pass to the inbox", func() bool { return did("passed") != nil })
+	bot.wait("passed")
 	if h.platformOwner() != inboxID || h.batonThread().Owner != "page-inbox" {
 		t.Fatalf("after pass: platform %q, baton %+v", h.platformOwner(), h.batonThread())
 	}
 
 	h.say("hello? anyone?") // arrives on standby for the bot
-	h.eventually("the bot to take the thread back", func() bool { return did("took") != nil || did("error") != nil })
-	if e := did("error"); e != nil {
-		t.Fatalf("bot error: %v", e)
-	}
-	refused := did("refused")
+	bot.wait("took")
+	refused := bot.did("refused")
 	if refused == nil || refused["code"] != float64(10) || refused["subcode"] != float64(2018300) {
 		t.Fatalf("refusal %v (want Meta's 10/2018300)", refused)
 	}
@@ -109,6 +67,90 @@ func TestThirdPartySDKBot(t *testing.T) {
 	if last := st.Messages[len(st.Messages)-1]; last.Text != "I'm back." {
 		t.Fatalf("last message %+v", last)
 	}
+}
+
+// sdkBot is examples/sdkbot run with node for one test, and what it
+// logged (its GET /log: one entry per thing it did, "did": "error" for a
+// failure).
+type sdkBot struct {
+	t         *testing.T
+	node, dir string
+	h         *harness
+	port      string
+	logFile   string
+}
+
+// needSDKBot finds node and the bot's npm packages, or skips the test
+// (fails it in CI, which must run it).
+func needSDKBot(t *testing.T, what string) *sdkBot {
+	t.Helper()
+	dir, _ := filepath.Abs(filepath.Join("..", "examples", "sdkbot"))
+	node, err := exec.LookPath("node")
+	if err != nil || !exists(filepath.Join(dir, "node_modules", "messaging-api-messenger")) {
+		msg := "SKIPPING " + what + ": run 'npm ci --ignore-scripts' in examples/sdkbot (scripts/test does)"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg + " — CI must run it")
+		}
+		t.Skip(msg)
+	}
+	return &sdkBot{t: t, node: node, dir: dir}
+}
+
+// start runs the bot on port, with h's /graph as its Graph origin, the
+// support-bot's tokens and extra added to its environment, and waits until
+// it listens. It is killed when the test ends.
+func (b *sdkBot) start(h *harness, port string, extra ...string) {
+	t := b.t
+	t.Helper()
+	b.h, b.port = h, port
+	cmd := exec.Command(b.node, "bot.js")
+	cmd.Dir = b.dir
+	cmd.Env = append(append(os.Environ(), "PORT="+port, "GRAPH_ORIGIN="+h.baton+"/graph",
+		"ACCESS_TOKEN="+env["SUPPORT_API"], "APP_SECRET="+env["SUPPORT_HOOK"]), extra...)
+	b.logFile = filepath.Join(t.TempDir(), "sdkbot.log")
+	out, err := os.Create(b.logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); out.Close() })
+	h.eventually("the SDK bot to listen", func() bool { return b.log() != nil })
+}
+
+func (b *sdkBot) log() []map[string]any {
+	resp, err := http.Get("http://127.0.0.1:" + b.port + "/log")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var l []map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&l)
+	return l
+}
+
+// did is the bot's first log entry for what, or nil.
+func (b *sdkBot) did(what string) map[string]any {
+	for _, e := range b.log() {
+		if e["did"] == what {
+			return e
+		}
+	}
+	return nil
+}
+
+// wait waits until the bot did what and returns the entry; an error the
+// bot logged first fails the test, with the bot's output.
+func (b *sdkBot) wait(what string) map[string]any {
+	b.t.Helper()
+	b.h.eventually("the SDK bot's "+what, func() bool { return b.did(what) != nil || b.did("error") != nil })
+	if e := b.did("error"); e != nil {
+		out, _ := os.ReadFile(b.logFile)
+		b.t.Fatalf("bot error: %v\n%s", e, out)
+	}
+	return b.did(what)
 }
 
 // sdkProfileCallsWentThroughBaton checks, in the platform's call log, that

@@ -258,7 +258,9 @@ const (
 	// largest body read, 1 Mbit/s: a 1 MiB body takes 8.4 s.
 	honestRate = 1_000_000 / 8 // bytes a second
 	// largestBody is the largest body a route other than the webhooks
-	// takes (/graph); the webhooks take webhooks.max_body.
+	// takes (/graph); the webhooks take webhooks.max_body. A bot's
+	// upload to /graph, up to 25 MB, moves its own read deadline
+	// (graphapi's readCall) once the bot is known.
 	largestBody = 1 << 20
 )
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
 
 	"github.com/batonhq/baton/store/bolt"
 )
@@ -17,7 +16,7 @@ import (
 func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	admin := fs.String("admin", envOr("BATON_ADMIN_URL", "http://127.0.0.1:8081"), "admin API URL (BATON_ADMIN_URL)")
+	admin := adminFlag(fs)
 	out := fs.String("o", "", "file to write the copy to (required)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -25,24 +24,15 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *out == "" {
 		return fmt.Errorf("%w: baton backup -o FILE", errUsage)
 	}
-	token := os.Getenv("BATON_ADMIN_TOKEN")
-	if token == "" {
-		return fmt.Errorf("%w: set BATON_ADMIN_TOKEN to the admin token", errUsage)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(*admin, "/")+"/admin/backup", nil)
+	c, err := newAdminClient(*admin)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req) // no timeout: a large file takes as long as it takes; ctx ends it
+	resp, err := c.open(ctx, http.MethodGet, "/admin/backup", 0) // a large file takes as long as it takes; ctx ends it
 	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return fmt.Errorf("admin API answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
 	tmp := *out + ".partial"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {

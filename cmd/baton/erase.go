@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -22,7 +19,7 @@ import (
 func runErase(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("erase", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	admin := fs.String("admin", envOr("BATON_ADMIN_URL", "http://127.0.0.1:8081"), "admin API URL (BATON_ADMIN_URL)")
+	admin := adminFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -30,30 +27,14 @@ func runErase(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() != 2 {
 		return fmt.Errorf("%w: baton erase [-admin URL] PAGE PSID", errUsage)
 	}
-	token := os.Getenv("BATON_ADMIN_TOKEN")
-	if token == "" {
-		return fmt.Errorf("%w: set BATON_ADMIN_TOKEN to the admin token", errUsage)
-	}
-	page, psid := fs.Arg(0), fs.Arg(1)
-	u := strings.TrimSuffix(*admin, "/") + "/admin/threads/" + url.PathEscape(page) + "/" + url.PathEscape(psid) + "/erase"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	c, err := newAdminClient(*admin)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	// An erase scans the journal: a large one takes a while.
-	resp, err := (&http.Client{Timeout: 10 * time.Minute}).Do(req)
-	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("admin API answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
 	var v api.ErasedView
-	if err := json.Unmarshal(body, &v); err != nil {
-		return fmt.Errorf("admin API: %w", err)
+	// An erase scans the journal: a large one takes a while.
+	if err := c.call(ctx, http.MethodPost, "/admin/threads/"+url.PathEscape(fs.Arg(0))+"/"+url.PathEscape(fs.Arg(1))+"/erase", 10*time.Minute, &v); err != nil {
+		return err
 	}
 	if *asJSON {
 		return printJSON(stdout, v)

@@ -51,7 +51,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go func() {
-		<-srv.Listening()
+		select {
+		case <-srv.Listening():
+		case <-ran: // Run failed before it listened
+			return
+		}
 		pub, adm := srv.Addrs()
 		fmt.Fprintf(stdout, "baton: webhooks and bot API on %s, admin API on %s, data in %s\n", pub, adm, cfg.Data)
 		select {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 const reloadYAML = `
@@ -142,5 +145,30 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("exit code %d", code)
+	}
+}
+
+// baton serve that cannot listen returns its error and leaves no
+// goroutine behind (the one that prints the banner once Baton listens).
+func TestServeThatCannotListenLeavesNoGoroutine(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	for k, v := range map[string]string{"TEST_ADMIN_TOKEN": "admin-token-0123456789", "TEST_APP_SECRET": "app-secret", "TEST_VERIFY_TOKEN": "verify",
+		"TEST_HOOK_SECRET": "hook-secret", "TEST_PAGE_TOKEN": "page-token"} {
+		t.Setenv(k, v)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "baton.yaml")
+	y := strings.Replace(fmt.Sprintf(reloadYAML, filepath.Join(dir, "baton.db"), "1s"), `listen: "127.0.0.1:0"`, fmt.Sprintf("listen: %q", taken.Addr()), 1)
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	if code := run(context.Background(), []string{"serve", "-config", path}, io.Discard, &stderr); code != 1 || !strings.Contains(stderr.String(), "address already in use") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 }

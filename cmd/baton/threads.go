@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -24,7 +22,7 @@ func runThreads(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	sub := args[0]
 	fs := flag.NewFlagSet("threads "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	admin := fs.String("admin", envOr("BATON_ADMIN_URL", "http://127.0.0.1:8081"), "admin API URL (BATON_ADMIN_URL)")
+	admin := adminFlag(fs)
 	page := fs.String("page", "", "only this page")
 	owner := fs.String("owner", "", "only threads owned by this app (or idle)")
 	state := fs.String("state", "", "only this state: idle, primary, secondary")
@@ -33,11 +31,11 @@ func runThreads(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	token := os.Getenv("BATON_ADMIN_TOKEN")
-	if token == "" {
-		return fmt.Errorf("%w: set BATON_ADMIN_TOKEN to the admin token", errUsage)
+	c, err := newAdminClient(*admin)
+	if err != nil {
+		return err
 	}
-	get := func(path string, out any) error { return adminGet(ctx, *admin+path, token, out) }
+	get := func(path string, out any) error { return c.call(ctx, http.MethodGet, path, 10*time.Second, out) }
 	if sub == "show" {
 		if fs.NArg() != 2 {
 			return fmt.Errorf("%w: baton threads show PAGE PSID", errUsage)
@@ -128,29 +126,4 @@ func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
-func adminGet(ctx context.Context, u, token string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("admin API answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
-	return json.Unmarshal(body, out)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -109,9 +108,7 @@ func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	info := readBuildInfo()
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(info)
+		return printJSON(stdout, info)
 	}
 	_, err := fmt.Fprintln(stdout, info)
 	return err

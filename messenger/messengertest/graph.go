@@ -61,10 +61,16 @@ func (g *graphAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if perr == nil {
 		g.identify(r, ps, &call)
 	}
-	apply := func() (int, any) { return g.serve(r, ps, perr, node, edge, &call) }
-	if f, ok := g.faults.Match(&call); ok {
+	answer(w, r, g.faults, g.calls, &call, func() (int, any) { return g.serve(r, ps, perr, node, edge, &call) })
+}
+
+// answer answers one call: as a fault that matches it says, or with what
+// apply does; either way the call is recorded. apply's body is Meta's
+// answer, or a *messenger.Error for a refusal, sent in Meta's envelope.
+func answer(w http.ResponseWriter, r *http.Request, fi *faults.Injector, calls *calllog.Log, call *Call, apply func() (int, any)) {
+	if f, ok := fi.Match(call); ok {
 		defer f.Done()
-		g.faults.Serve(w, r, f, &call, g.calls.Record, apply)
+		fi.Serve(w, r, f, call, calls.Record, apply)
 		return
 	}
 	status, body := apply()
@@ -75,7 +81,7 @@ func (g *graphAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		call.Success = true
 	}
-	g.calls.Record(call)
+	calls.Record(*call)
 	writeJSON(w, status, body)
 }
 

@@ -253,21 +253,7 @@ func (s *setupAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return http.StatusOK, res
 	}
-	if f, ok := s.faults.Match(&call); ok {
-		defer f.Done()
-		s.faults.Serve(w, r, f, &call, s.calls.Record, apply)
-		return
-	}
-	status, body := apply()
-	call.Status = status
-	if ge, ok := body.(*messenger.Error); ok {
-		call.Error = ge
-		body = messenger.ErrorEnvelope{Error: ge}
-	} else {
-		call.Success = true
-	}
-	s.calls.Record(call)
-	writeJSON(w, status, body)
+	answer(w, r, s.faults, s.calls, &call, apply)
 }
 
 // appFor returns the app whose app access token "{app-id}|{app-secret}"

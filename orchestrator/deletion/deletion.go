@@ -150,6 +150,12 @@ func (s *Service) do(ctx context.Context, d store.Deletion) error {
 		return s.settle(d, nil, fmt.Errorf("app %q is no longer in the config", d.App))
 	}
 	keys, matched := s.match(ctx, a, d.UserID)
+	// A run stopped (a shutdown, a reload) is no failure, and a match cut
+	// short is no answer of Meta's: the request stays as it was, and the
+	// next run matches and erases again (an erase repeats safely).
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	var total store.Erased
 	threads := 0
 	for _, k := range keys {
@@ -157,6 +163,9 @@ func (s *Service) do(ctx context.Context, d store.Deletion) error {
 		total.Add(e)
 		if e.Total() > 0 {
 			threads++
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 		if err != nil {
 			d.Erased = total

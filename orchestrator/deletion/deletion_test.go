@@ -227,3 +227,38 @@ func TestRunResumesAndRetries(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A request whose run is stopped (a shutdown, a reload) while Meta's ID
+// Matching API is asked stays pending as it was, its attempts untouched:
+// it is neither a failure nor done with the PSIDs Meta did not get to
+// give, and the next run matches again.
+func TestStoppedRunLeavesRequestAsItWas(t *testing.T) {
+	db := mustStore(t)
+	k := store.ThreadKey{Page: pageA, PSID: userID}
+	d := store.Deletion{Code: "STOPPED", App: "support-bot", UserID: userID, Status: store.DeletionPending, RequestedAt: now}
+	if err := db.Update(context.Background(), func(tx store.Tx) error {
+		if err := tx.PutThread(store.Thread{ThreadKey: k, Thread: statemachine.Thread{State: statemachine.Idle}}); err != nil {
+			return err
+		}
+		return tx.PutDeletion(d)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	graph := graphFunc(func(context.Context, string, messenger.Credentials, string, url.Values, []byte) (int, []byte, error) {
+		stop() // the server stops while Meta is asked
+		return 0, nil, &messenger.TransportError{Op: "GET ids_for_pages", Err: context.Canceled}
+	})
+	s := New(Deps{Store: db, Topology: mustTopology(t), Graph: graph, Clock: clock.NewManual(now)})
+	if err := s.do(ctx, d); !errors.Is(err, context.Canceled) {
+		t.Errorf("do = %v, want context.Canceled", err)
+	}
+	var got store.Deletion
+	if err := db.View(func(tx store.ReadTx) error { var err error; got, err = tx.Deletion(d.Code); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if got != d {
+		t.Errorf("request after a stopped run: %+v, want it as it was: %+v", got, d)
+	}
+}

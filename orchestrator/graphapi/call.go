@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/batonhq/baton/messenger"
 	"github.com/batonhq/baton/orchestrator/topology"
@@ -20,6 +21,10 @@ const (
 	// maxUploadBody bounds a multipart body (an attachment upload, a send
 	// with a file): Meta takes files up to 25 MB.
 	maxUploadBody = 25 << 20
+	// uploadReadTime is how long reading an upload may take: the public
+	// listener's rule (orchestrator's readTimeout) for maxUploadBody, at
+	// 1 Mbit/s.
+	uploadReadTime = 2*time.Second + maxUploadBody*time.Second/(1_000_000/8)
 )
 
 // call is one request to /graph, read and authenticated.
@@ -46,29 +51,60 @@ type body struct {
 
 // readCall reads a request's arguments and finds the caller. A token that
 // comes in the query or a header is checked before the body is read, so
-// that a stranger's upload is refused unread.
-func (g *Endpoint) readCall(r *http.Request) (*call, *messenger.Error) {
+// that a stranger's upload is refused unread. A body over maxGraphBody is
+// read on only for a multipart upload whose caller is known by then: from
+// the query, a header, or an access_token part within the first
+// maxGraphBody bytes. A stranger can so make Baton hold no more than any
+// other call's body, and a bot's upload gets the time its size needs
+// (uploadReadTime) rather than the listener's read timeout, which is
+// sized for that smaller body.
+func (g *Endpoint) readCall(w http.ResponseWriter, r *http.Request) (*call, *messenger.Error) {
 	badToken := newError(http.StatusBadRequest, messenger.CodeBadToken, 0, "Invalid OAuth access token.")
+	known := false
 	if tok := (messenger.Params{"access_token": r.URL.Query().Get("access_token")}).AccessToken(r); tok != "" {
 		if a, _ := g.d.Topology.Caller(tok); a == nil {
 			return nil, badToken
 		}
+		known = true
 	}
 	ct, mparams, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	limit := int64(maxGraphBody)
-	if ct == "multipart/form-data" {
-		limit = maxUploadBody
-	}
+	multi := ct == "multipart/form-data"
 	var raw []byte
 	if r.Body != nil {
 		var err error
-		if raw, err = io.ReadAll(io.LimitReader(r.Body, limit+1)); err != nil {
+		if raw, err = io.ReadAll(io.LimitReader(r.Body, maxGraphBody+1)); err != nil {
 			return nil, newError(http.StatusBadRequest, 100, 0, "(#100) "+err.Error())
 		}
-		if int64(len(raw)) > limit {
-			return nil, newError(http.StatusRequestEntityTooLarge, 100, 0, fmt.Sprintf("(#100) body over %d bytes", limit))
+		if len(raw) > maxGraphBody {
+			if !multi {
+				return nil, newError(http.StatusRequestEntityTooLarge, 100, 0, fmt.Sprintf("(#100) body over %d bytes", maxGraphBody))
+			}
+			if !known {
+				tok := formToken(raw, mparams["boundary"])
+				if tok == "" {
+					return nil, newError(http.StatusRequestEntityTooLarge, 100, 0, fmt.Sprintf(
+						"(#100) a multipart body over %d bytes needs its access_token first: in the query, the Authorization header or a part before the file", maxGraphBody))
+				}
+				if a, _ := g.d.Topology.Caller(tok); a == nil {
+					return nil, badToken
+				}
+			}
+			// Not supported by a wrapped writer without Unwrap: the
+			// listener's timeout then stands.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(uploadReadTime))
+			rest, err := io.ReadAll(io.LimitReader(r.Body, int64(maxUploadBody+1-len(raw))))
+			if err != nil {
+				return nil, newError(http.StatusBadRequest, 100, 0, "(#100) "+err.Error())
+			}
+			if raw = append(raw, rest...); len(raw) > maxUploadBody {
+				return nil, newError(http.StatusRequestEntityTooLarge, 100, 0, fmt.Sprintf("(#100) body over %d bytes", maxUploadBody))
+			}
 		}
 		r.Body = io.NopCloser(bytes.NewReader(raw))
+	}
+	limit := int64(maxGraphBody)
+	if multi {
+		limit = maxUploadBody
 	}
 	ps, err := messenger.ReadParams(r, limit)
 	if err != nil {
@@ -76,7 +112,7 @@ func (g *Endpoint) readCall(r *http.Request) (*call, *messenger.Error) {
 	}
 	c := &call{r: r, ps: ps}
 	switch trimmed := bytes.TrimSpace(raw); {
-	case ct == "multipart/form-data":
+	case multi:
 		if c.form, err = formWithoutCredentials(raw, mparams["boundary"]); err != nil {
 			return nil, newError(http.StatusBadRequest, 100, 0, "(#100) multipart body: "+err.Error())
 		}
@@ -91,6 +127,29 @@ func (g *Endpoint) readCall(r *http.Request) (*call, *messenger.Error) {
 		return nil, badToken
 	}
 	return c, nil
+}
+
+// formToken is the value of the access_token part among the parts that
+// prefix, the start of a multipart body, holds whole; "" if none does.
+func formToken(prefix []byte, boundary string) string {
+	if boundary == "" {
+		return ""
+	}
+	mr := multipart.NewReader(bytes.NewReader(prefix), boundary)
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			return "" // the end of prefix, cut inside a part, or a broken body
+		}
+		if part.FormName() != "access_token" {
+			continue
+		}
+		v, err := io.ReadAll(io.LimitReader(part, 4<<10))
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(v))
+	}
 }
 
 // outgoing is how a pass-through call's arguments go to Meta: as the bot

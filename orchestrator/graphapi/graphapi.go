@@ -73,7 +73,7 @@ func (g *Endpoint) Register(r *mux.Router) {
 
 func (g *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
 	v := mux.Vars(r)
-	c, gerr := g.readCall(r)
+	c, gerr := g.readCall(w, r)
 	if gerr != nil {
 		writeError(w, gerr)
 		return

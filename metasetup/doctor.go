@@ -1,12 +1,10 @@
-package main
+package metasetup
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,58 +17,37 @@ import (
 	"github.com/batonhq/baton/messenger"
 )
 
-// runDoctor checks a deployment against Meta, printing an ok or FIX line
-// per check (and MANUAL for what no API tells), and fails when any check
-// does.
-func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return doctorWith(ctx, args, stdout, stderr, nil)
-}
-
-// doctorWith is runDoctor with the client the webhook handshake is made
-// with; nil is one that trusts the system's roots, as Meta's does.
-func doctorWith(ctx context.Context, args []string, stdout, stderr io.Writer, hc *http.Client) error {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "baton.yaml", "config file")
-	asJSON := fs.Bool("json", false, "print the checks as JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*path, stderr)
-	if err != nil {
-		return err
-	}
-	client, err := graphClient(cfg)
-	if err != nil {
-		return err
-	}
+// Doctor checks a deployment against Meta, per page and app: the tokens
+// (valid, right page and app, permissions), the page subscriptions,
+// Conversation Routing's status, and that each app's callback at
+// public_url answers Meta's verification handshake, made with hc (nil:
+// one that trusts the system's roots, as Meta's does). What no API tells
+// is a "manual" check saying where to look.
+func Doctor(ctx context.Context, cfg *config.Config, graph *messenger.Client, hc *http.Client) []Check {
 	if hc == nil {
 		hc = &http.Client{Timeout: 10 * time.Second}
 	}
 	// Meta does not follow a redirect from a callback; neither do we.
 	noRedirect := *hc
 	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	d := &doctor{cfg: cfg, graph: client, hc: &noRedirect}
+	d := &doctor{cfg: cfg, graph: graph, hc: &noRedirect}
 	d.run(ctx)
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(d.checks); err != nil {
-			return err
-		}
-	} else {
-		for _, c := range d.checks {
-			fmt.Fprintln(stdout, c)
-		}
-	}
-	if n := d.failures(); n > 0 {
-		return fmt.Errorf("%d check(s) to fix", n)
-	}
-	return nil
+	return d.checks
 }
 
-// check is one thing baton doctor looked at.
-type check struct {
+// Failures counts the checks to fix.
+func Failures(checks []Check) int {
+	n := 0
+	for _, c := range checks {
+		if c.Status == "fix" {
+			n++
+		}
+	}
+	return n
+}
+
+// Check is one thing Doctor looked at.
+type Check struct {
 	Subject string `json:"subject"` // "page 100200300400500 app support-bot"
 	Check   string `json:"check"`
 	// Status is "ok", "fix" or "manual" (no API tells; see Detail).
@@ -78,7 +55,9 @@ type check struct {
 	Detail string `json:"detail"`
 }
 
-func (c check) String() string {
+// String is the check as baton doctor prints it: status, subject, check
+// and what to do.
+func (c Check) String() string {
 	label := map[string]string{"ok": "ok    ", "fix": "FIX   ", "manual": "MANUAL"}[c.Status]
 	return fmt.Sprintf("%s %s: %s: %s", label, c.Subject, c.Check, c.Detail)
 }
@@ -87,21 +66,11 @@ type doctor struct {
 	cfg    *config.Config
 	graph  *messenger.Client
 	hc     *http.Client
-	checks []check
+	checks []Check
 }
 
 func (d *doctor) add(subject fmt.Stringer, name, status, format string, a ...any) {
-	d.checks = append(d.checks, check{Subject: subject.String(), Check: name, Status: status, Detail: fmt.Sprintf(format, a...)})
-}
-
-func (d *doctor) failures() int {
-	n := 0
-	for _, c := range d.checks {
-		if c.Status == "fix" {
-			n++
-		}
-	}
-	return n
+	d.checks = append(d.checks, Check{Subject: subject.String(), Check: name, Status: status, Detail: fmt.Sprintf(format, a...)})
 }
 
 func (d *doctor) run(ctx context.Context) {

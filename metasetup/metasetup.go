@@ -1,8 +1,12 @@
-package main
+// Package metasetup sets a Baton deployment up at Meta and checks it:
+// the page subscriptions and app webhook configurations Baton needs
+// (Subscribe, baton subscribe) and the tokens, permissions, routing
+// status and callback behind them (Doctor, baton doctor). It makes Graph
+// calls with the config's tokens; the orchestrator never does these.
+package metasetup
 
 import (
 	"errors"
-	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -11,9 +15,9 @@ import (
 	"github.com/batonhq/baton/messenger"
 )
 
-// What baton subscribe and baton doctor share: the (page, app) pairs of a
-// config, the webhook fields and permissions Baton needs on each, and
-// Meta's refusals told as what to do.
+// What Subscribe and Doctor share: the (page, app) pairs of a config,
+// the webhook fields and permissions Baton needs on each, and Meta's
+// refusals told as what to do.
 
 // pageApp is one hosted app on one page, with the page token it calls
 // the Graph API with.
@@ -113,17 +117,6 @@ func webhookURL(cfg *config.Config, a *config.App) string {
 
 func appToken(a *config.App) string {
 	return messenger.AppAccessToken(messenger.ID(a.AppID), a.Secret.Reveal())
-}
-
-// graphClient calls the config's Graph API once per call: a set-up
-// command reports a failure rather than waiting on retries.
-func graphClient(cfg *config.Config) (*messenger.Client, error) {
-	return messenger.NewClient(messenger.ClientOptions{
-		BaseURL:     cfg.Graph.URL,
-		Version:     cfg.Graph.Version,
-		HTTPClient:  &http.Client{Timeout: cfg.Graph.Timeout},
-		MaxAttempts: 1,
-	})
 }
 
 // fieldDiff tells what changes from have to want.

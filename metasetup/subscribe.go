@@ -1,46 +1,31 @@
-package main
+package metasetup
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 
+	"github.com/batonhq/baton/config"
 	"github.com/batonhq/baton/messenger"
 )
 
-// runSubscribe subscribes each hosted app to its pages with exactly the
+// Subscribe subscribes each hosted app to its pages with exactly the
 // webhook fields Baton needs and, when public_url is set, points each
 // app's webhook configuration at Baton. It reads what Meta holds first
-// and prints what changes; -dry-run changes nothing.
-func runSubscribe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("subscribe", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "baton.yaml", "config file")
-	dryRun := fs.Bool("dry-run", false, "print what would change, change nothing")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*path, stderr)
-	if err != nil {
-		return err
-	}
-	client, err := graphClient(cfg)
-	if err != nil {
-		return err
-	}
+// and prints to out what changes; dryRun changes nothing.
+func Subscribe(ctx context.Context, cfg *config.Config, client *messenger.Client, out io.Writer, dryRun bool) error {
 	pairs := pageApps(cfg)
 	if len(pairs) == 0 {
-		fmt.Fprintln(stdout, "no hosted app has a page token: nothing to subscribe")
+		fmt.Fprintln(out, "no hosted app has a page token: nothing to subscribe")
 		return nil
 	}
-	s := &subscriber{client: client, out: stdout, dryRun: *dryRun}
+	s := &subscriber{client: client, out: out, dryRun: dryRun}
 	for i := range pairs {
 		s.page(ctx, &pairs[i])
 	}
 	if cfg.PublicURL == "" {
-		fmt.Fprintln(stdout, "public_url is not set: the apps' webhook callbacks were left as they are (set public_url to have baton subscribe set them)")
+		fmt.Fprintln(out, "public_url is not set: the apps' webhook callbacks were left as they are (set public_url to have baton subscribe set them)")
 	} else {
 		for _, w := range appWebhooks(cfg, pairs) {
 			s.app(ctx, w)
@@ -49,8 +34,8 @@ func runSubscribe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if s.failed > 0 {
 		return fmt.Errorf("%d of %d subscription(s) failed", s.failed, s.total)
 	}
-	if *dryRun {
-		fmt.Fprintln(stdout, "dry run: nothing was changed")
+	if dryRun {
+		fmt.Fprintln(out, "dry run: nothing was changed")
 	}
 	return nil
 }

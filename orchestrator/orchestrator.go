@@ -108,7 +108,7 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 	m.RegisterPending(o.dispatcher.Pending)
 	o.ingress = ingress.New(ingress.Deps{Store: d.Store, Topology: top, Ledger: ledger, Rules: o.rules, Clock: d.Clock, Log: d.Log.Named("ingress"),
 		Metrics: m, Errors: errs, Webhooks: cfg.Webhooks, Deliver: o.dispatcher.Add, Reconcile: o.threads.ReconcileLater, Wake: wake})
-	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Errors: errs, Log: d.Log.Named("api"),
+	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Holds: o.rules, Errors: errs, Log: d.Log.Named("api"),
 		Gatherer: m.Registry, AdminToken: cfg.Admin.Token.Reveal(), Ready: o.ready})
 	o.graph = graphapi.New(graphapi.Deps{Store: d.Store, Topology: top, Threads: o.threads, Ledger: ledger, Graph: d.Graph, Clock: d.Clock,
 		Metrics: m, Errors: errs})

@@ -44,8 +44,11 @@ type Deps struct {
 	Topology   *topology.Topology
 	Threads    Threads
 	Deliveries Deliveries
-	Errors     *recent.Errors
-	Log        *zap.Logger
+	// Holds records an owner's activity (POST /v1/.../activity); nil
+	// serves no such endpoint.
+	Holds  Holder
+	Errors *recent.Errors
+	Log    *zap.Logger
 	// Gatherer serves /metrics; nil serves none.
 	Gatherer prometheus.Gatherer
 	// AdminToken is the admin API's bearer token.

@@ -120,7 +120,7 @@ func addMessage(tx *bolt.Tx, c *Conversation, m Message) (bool, error) {
 	if m.Seq > maxMessages {
 		_ = tx.Bucket(bMessages).Delete(msgKey(ck, m.Seq-maxMessages))
 	}
-	if m.From != FromNote {
+	if m.From != FromNote && m.From != FromEvent {
 		c.Last = m.Text
 		if c.Last == "" && len(m.Attachments) > 0 {
 			c.Last = "[" + m.Attachments[0].Type + "]"

@@ -10,6 +10,7 @@ let detail = null;      // the open conversation, as last read
 let offset = 0;         // the inbox's clock minus this browser's
 let es = null;
 let typingSent = 0, typingTimer = null;
+const failedPics = new Set(); // pictures that did not load: not tried again
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -130,8 +131,9 @@ function renderList() {
   $("list").replaceChildren(...convs.map((c) => {
     const li = el("li", keyOf(c) === current ? "selected" : "");
     li.dataset.page = c.page_id; li.dataset.psid = c.psid;
-    const pic = c.picture ? el("img") : el("span", "pic");
-    if (c.picture) { pic.src = c.picture; pic.alt = ""; }
+    const usable = c.picture && !failedPics.has(c.picture);
+    const pic = usable ? el("img") : el("span", "pic");
+    if (usable) { pic.alt = ""; pic.onerror = () => { failedPics.add(c.picture); pic.replaceWith(el("span", "pic")); }; pic.src = c.picture; }
     const who = el("div", "who", personName(c));
     const badge = el("span", "unread", c.unread ? String(c.unread) : "");
     badge.hidden = !c.unread;
@@ -166,9 +168,9 @@ function renderPane(fresh) {
   $("nothing").hidden = !!c;
   $("head").hidden = $("reply").hidden = !c;
   if (!c) { $("messages").replaceChildren(); $("warning").hidden = true; shown = ""; return; }
-  $("who").textContent = personName(c) + " · page " + c.page_id;
-  $("why").textContent = (c.why || "handed to the inbox") + (c.handed_at ? " · since " + clock(c.handed_at) : "");
-  $("avatar").hidden = !c.picture;
+  $("who").textContent = personName(c);
+  $("why").textContent = (c.why || "handed to the inbox") + (c.handed_at ? " · since " + clock(c.handed_at) : "") + " · page " + c.page_id;
+  $("avatar").hidden = !c.picture || failedPics.has(c.picture);
   if (c.picture && $("avatar").src !== c.picture) $("avatar").src = c.picture;
   const mine = c.claimed_by === me.agent.name;
   $("claimed-by").textContent = c.claimed_by ? (mine ? "You have it" : agentName(c.claimed_by) + " has it") : "Open: nobody claimed it";
@@ -179,9 +181,10 @@ function renderPane(fresh) {
   renderWarning();
 
   const box = $("messages");
+  if (fresh) shown = "";
   const key = keyOf(c) + "#" + detail.messages.length + "#" + (detail.messages.length ? detail.messages[detail.messages.length - 1].seq : 0);
   if (key === shown) return;
-  const stick = fresh || shown === "" || atBottom(box);
+  const stick = fresh || shown === "" || following;
   shown = key;
   box.replaceChildren(...detail.messages.map((m) => {
     const d = el("div", "msg " + m.from + (m.seq > detail.read && m.from === "person" && !fresh ? "" : ""));
@@ -204,6 +207,7 @@ function renderPane(fresh) {
   }));
   if (stick) {
     box.scrollTop = box.scrollHeight;
+    following = true;
     $("jump").hidden = true;
   } else {
     $("jump").hidden = false;
@@ -211,9 +215,22 @@ function renderPane(fresh) {
   markRead();
 }
 
+// Whether the agent is reading the newest messages: kept through a
+// resize of the window, so that a smaller window still shows them.
+// Only a move up lets go: a layout change that grows the content above
+// the bottom (a resize, a wrapped header) must not.
+let following = true, lastTop = 0;
 $("messages").addEventListener("scroll", () => {
-  if (atBottom($("messages"))) { $("jump").hidden = true; markRead(); }
+  const box = $("messages");
+  if (atBottom(box)) following = true;
+  else if (box.scrollTop < lastTop - 2) following = false;
+  lastTop = box.scrollTop;
+  if (following) { $("jump").hidden = true; markRead(); }
 });
+new ResizeObserver(() => {
+  const box = $("messages");
+  if (following) box.scrollTop = box.scrollHeight;
+}).observe($("messages"));
 $("jump").onclick = () => { const box = $("messages"); box.scrollTop = box.scrollHeight; $("jump").hidden = true; markRead(); };
 
 let lastRead = "";
@@ -223,6 +240,9 @@ function markRead() {
   const k = keyOf(detail.conversation) + "#" + seq;
   if (k === lastRead || seq <= detail.read) return;
   lastRead = k;
+  detail.read = seq;
+  const c = convs.find((x) => keyOf(x) === keyOf(detail.conversation));
+  if (c && c.unread) { c.unread = 0; renderList(); }
   api("POST", convPath("read"), {seq}).catch(() => {});
 }
 
@@ -326,4 +346,5 @@ $("done-form").onsubmit = async (e) => {
 };
 
 document.addEventListener("visibilitychange", markRead);
+$("avatar").onerror = () => { failedPics.add($("avatar").src); $("avatar").hidden = true; };
 start();

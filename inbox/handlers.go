@@ -14,6 +14,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
+
+	"github.com/batonhq/baton/inbox/batonapi"
 )
 
 // maxText is the longest reply or note: Messenger's limit for a text.
@@ -168,7 +170,7 @@ func (e *userError) Error() string { return e.msg }
 
 func (in *Inbox) writeActionError(w http.ResponseWriter, err error) {
 	var ue *userError
-	var be *batonError
+	var be *batonapi.Error
 	switch {
 	case errors.As(err, &ue):
 		writeError(w, ue.status, ue.msg)
@@ -176,7 +178,7 @@ func (in *Inbox) writeActionError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.As(err, &be):
 		writeError(w, http.StatusBadGateway, err.Error()) // Baton's or Meta's words: the agent can act on them
-	case strings.HasPrefix(err.Error(), "cannot reach Baton"):
+	case errors.Is(err, batonapi.ErrUnreachable):
 		writeError(w, http.StatusBadGateway, err.Error())
 	default:
 		in.log.Error("action failed", zap.Error(err))
@@ -206,7 +208,7 @@ func (in *Inbox) reply(ctx context.Context, a *Agent, page, psid, text, from str
 		return "", err
 	}
 	persona := in.persona(ctx, a, page)
-	mid, err := in.baton.send(ctx, page, psid, text, persona)
+	mid, err := in.baton.Send(ctx, page, psid, text, persona)
 	if err != nil {
 		return "", err
 	}
@@ -233,7 +235,7 @@ func (in *Inbox) persona(ctx context.Context, a *Agent, page string) string {
 	if err != nil || id != "" {
 		return id
 	}
-	id, err = in.baton.createPersona(ctx, page, a.DisplayName, a.Picture)
+	id, err = in.baton.CreatePersona(ctx, page, a.DisplayName, a.Picture)
 	if err != nil {
 		in.log.Warn("persona not created: replies go as the page", zap.String("agent", a.Name), zap.String("page", page), zap.Error(err))
 		return ""
@@ -273,9 +275,9 @@ func (in *Inbox) claim(ctx context.Context, by *Agent, page, psid, to string) er
 	if _, _, err := in.detail(page, psid); err != nil {
 		return err
 	}
-	tv, err := in.baton.activity(ctx, page, psid, "claimed", target.Name, in.opt.ClaimHold)
+	tv, err := in.baton.Activity(ctx, page, psid, "claimed", target.Name, in.opt.ClaimHold)
 	if err != nil {
-		if statusOf(err) == http.StatusConflict {
+		if batonapi.StatusOf(err) == http.StatusConflict {
 			in.lookAt(page, psid)
 			return &userError{http.StatusConflict, "the inbox no longer has this conversation"}
 		}
@@ -287,7 +289,7 @@ func (in *Inbox) claim(ctx context.Context, by *Agent, page, psid, to string) er
 			what = by.DisplayName + " assigned it to " + target.DisplayName
 		}
 		c.ClaimedBy, c.ClaimedAt = target.Name, in.clock.Now()
-		c.ReturnAt, c.HoldUntil = tv.returnAt(), tv.holdUntil()
+		c.ReturnAt, c.HoldUntil = tv.ReturnAt(), tv.Hold()
 		_, err := addMessage(tx, c, Message{At: in.clock.Now(), From: FromEvent, Text: what})
 		return err
 	})
@@ -301,8 +303,8 @@ func (in *Inbox) unclaim(ctx context.Context, page, psid string) error {
 	if err != nil {
 		return err
 	}
-	tv, err := in.baton.activity(ctx, page, psid, "released", c.ClaimedBy, 0)
-	if err != nil && statusOf(err) != http.StatusConflict {
+	tv, err := in.baton.Activity(ctx, page, psid, "released", c.ClaimedBy, 0)
+	if err != nil && batonapi.StatusOf(err) != http.StatusConflict {
 		return err
 	}
 	_, err = in.update(page, psid, func(tx *bolt.Tx, c *Conversation) error {
@@ -310,7 +312,7 @@ func (in *Inbox) unclaim(ctx context.Context, page, psid string) error {
 			_, _ = addMessage(tx, c, Message{At: in.clock.Now(), From: FromEvent, Text: in.displayName(c.ClaimedBy) + " let it go"})
 		}
 		c.ClaimedBy, c.ClaimedAt = "", time.Time{}
-		c.ReturnAt, c.HoldUntil = tv.returnAt(), tv.holdUntil()
+		c.ReturnAt, c.HoldUntil = tv.ReturnAt(), tv.Hold()
 		return nil
 	})
 	return err
@@ -337,9 +339,9 @@ func (in *Inbox) typing(ctx context.Context, a *Agent, page, psid string, typing
 			kind, hold, who = "claimed", in.opt.ClaimHold, c.ClaimedBy
 		}
 	}
-	tv, err := in.baton.activity(ctx, page, psid, kind, who, hold)
+	tv, err := in.baton.Activity(ctx, page, psid, kind, who, hold)
 	if err != nil {
-		if statusOf(err) == http.StatusConflict {
+		if batonapi.StatusOf(err) == http.StatusConflict {
 			in.lookAt(page, psid)
 			return &userError{http.StatusConflict, "the inbox no longer has this conversation"}
 		}
@@ -363,7 +365,7 @@ func (in *Inbox) done(ctx context.Context, a *Agent, page, psid string, closing 
 	} else if _, _, err := in.detail(page, psid); err != nil {
 		return "", err
 	}
-	tv, err := in.baton.control(ctx, page, psid, in.opt.Done, "done in the inbox by "+a.Name)
+	tv, err := in.baton.Control(ctx, page, psid, in.opt.Done, "done in the inbox by "+a.Name)
 	if err != nil {
 		return "", err
 	}

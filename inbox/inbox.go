@@ -14,7 +14,7 @@
 // has) lives in its own bbolt file; after a restart it fills each
 // conversation from Baton's transcript. Files by concern: auth.go
 // (agents, sessions, CSRF), conversations.go and store.go (what it
-// keeps), baton.go (the calls to Baton), handlers.go (the agents' API),
+// keeps), batonapi (the calls to Baton), handlers.go (the agents' API),
 // work.go (claims renewed, return times, profiles, transcripts),
 // events.go (live updates), static/ (the page).
 package inbox
@@ -36,6 +36,7 @@ import (
 
 	"github.com/batonhq/baton/adapters/webhook"
 	"github.com/batonhq/baton/clock"
+	"github.com/batonhq/baton/inbox/batonapi"
 )
 
 //go:embed static
@@ -86,7 +87,7 @@ type Inbox struct {
 	opt   Options
 	key   []byte
 	db    *db
-	baton *batonClient
+	baton *batonapi.Client
 	auth  *auth
 	hub   *hub
 	clock clock.Clock
@@ -156,7 +157,7 @@ func New(opt Options) (*Inbox, error) {
 		return nil, err
 	}
 	in := &Inbox{opt: opt, key: key, db: d, clock: opt.Clock, log: opt.Log, agents: agents, hub: newHub(),
-		baton: &batonClient{base: strings.TrimSuffix(opt.Baton, "/"), token: opt.Token, http: c},
+		baton: batonapi.New(opt.Baton, opt.Token, c),
 		work:  make(chan [2]string, 256)}
 	in.auth = &auth{agents: agents, proxy: opt.Proxy, key: skey, db: d, limiter: &failures{m: map[string][]time.Time{}}, now: in.clock.Now}
 	return in, nil

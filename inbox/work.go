@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/batonhq/baton/adapters/webhook"
+	"github.com/batonhq/baton/inbox/batonapi"
 	"github.com/batonhq/baton/messenger"
 )
 
@@ -69,7 +70,7 @@ const (
 
 // loop is Run's work after the rebuild.
 func (in *Inbox) loop(ctx context.Context) error {
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	renewEvery := in.opt.ClaimHold / 3
 	var lastRenew, lastRefresh, lastClean time.Time
@@ -170,11 +171,12 @@ func (in *Inbox) refresh(ctx context.Context, page, psid string) {
 	profile := c.ProfileAt.IsZero()
 	if profile {
 		var err error
-		if name, pic, err = in.baton.profile(cctx, psid, in.opt.Instagram[page]); err != nil {
+		if name, pic, err = in.baton.Profile(cctx, psid, in.opt.Instagram[page]); err != nil {
 			in.log.Info("profile not read", zap.String("page", page), zap.Error(err))
 		}
+		pic = safeURL(pic)
 	}
-	tv, err := in.baton.thread(cctx, page, psid)
+	tv, err := in.baton.Thread(cctx, page, psid)
 	if err != nil && !profile {
 		in.log.Info("thread not read from Baton", zap.String("page", page), zap.Error(err))
 		return
@@ -191,7 +193,7 @@ func (in *Inbox) refresh(ctx context.Context, page, psid string) {
 
 // follow records Baton's view of a thread (when known) and fn's changes,
 // and tells the pages if anything changed.
-func (in *Inbox) follow(page, psid string, tv threadView, known bool, fn func(c *Conversation)) {
+func (in *Inbox) follow(page, psid string, tv batonapi.ThreadView, known bool, fn func(c *Conversation)) {
 	changed := false
 	_ = in.db.b.Update(func(tx *bolt.Tx) error {
 		c, err := getConv(tx, page, psid)
@@ -206,7 +208,7 @@ func (in *Inbox) follow(page, psid string, tv threadView, known bool, fn func(c 
 			if tv.Owner != in.opt.App {
 				in.leftLocked(tx, c, in.clock.Now(), "now with "+ownerName(tv.Owner))
 			} else {
-				c.ReturnAt, c.HoldUntil = tv.returnAt(), tv.holdUntil()
+				c.ReturnAt, c.HoldUntil = tv.ReturnAt(), tv.Hold()
 			}
 		}
 		after, _ := json.Marshal(c)
@@ -231,12 +233,12 @@ func (in *Inbox) renewClaims(ctx context.Context) {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		tv, err := in.baton.activity(cctx, c.PageID, c.PSID, "claimed", c.ClaimedBy, in.opt.ClaimHold)
+		tv, err := in.baton.Activity(cctx, c.PageID, c.PSID, "claimed", c.ClaimedBy, in.opt.ClaimHold)
 		cancel()
 		switch {
 		case err == nil:
 			in.follow(c.PageID, c.PSID, tv, true, nil)
-		case statusOf(err) == http.StatusConflict:
+		case batonapi.StatusOf(err) == http.StatusConflict:
 			in.lookAt(c.PageID, c.PSID) // no longer the inbox's: refresh says so
 		default:
 			in.log.Info("claim not renewed", zap.String("page", c.PageID), zap.Error(err))
@@ -262,7 +264,7 @@ func (in *Inbox) rebuild(ctx context.Context) {
 			return
 		}
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		entries, _, err := in.baton.transcript(cctx, c.PageID, c.PSID, transcriptLimit, "")
+		entries, _, err := in.baton.Transcript(cctx, c.PageID, c.PSID, transcriptLimit, "")
 		cancel()
 		if err != nil {
 			in.log.Info("transcript not read: the conversation is as the inbox kept it", zap.String("page", c.PageID), zap.Error(err))
@@ -278,7 +280,7 @@ func (in *Inbox) rebuild(ctx context.Context) {
 }
 
 // merge adds the transcript's messages the conversation lacks, by mid.
-func (in *Inbox) merge(page, psid string, entries []transcriptEntry) error {
+func (in *Inbox) merge(page, psid string, entries []batonapi.TranscriptEntry) error {
 	return in.db.b.Update(func(tx *bolt.Tx) error {
 		c, err := getConv(tx, page, psid)
 		if err != nil || c == nil {
@@ -296,7 +298,10 @@ func (in *Inbox) merge(page, psid string, entries []transcriptEntry) error {
 			if e.Mid == "" || have[e.Mid] {
 				continue // events without a mid: the inbox recorded its own
 			}
-			m := Message{Mid: e.Mid, At: e.At, Text: e.Text, Attachments: e.Attachments}
+			m := Message{Mid: e.Mid, At: e.At, Text: e.Text}
+			for _, a := range e.Attachments {
+				m.Attachments = append(m.Attachments, Attachment{Type: a.Type, URL: safeURL(a.URL)})
+			}
 			switch e.Kind {
 			case "message":
 				m.From = FromPerson
@@ -304,14 +309,11 @@ func (in *Inbox) merge(page, psid string, entries []transcriptEntry) error {
 				m.From, m.Text = FromPerson, "[tapped] "+e.Text
 			case "echo":
 				m.From = FromBot
-				if e.App == in.opt.App || e.App == "page-inbox" {
-					m.From = FromAgent
+				if e.App == in.opt.App || e.From == in.opt.AppID || e.From == string(messenger.PageInboxAppID) {
+					m.From = FromAgent // this inbox's agents, or Meta's Page Inbox
 				}
 			default:
 				continue
-			}
-			for i := range m.Attachments {
-				m.Attachments[i].URL = safeURL(m.Attachments[i].URL)
 			}
 			have[e.Mid] = true
 			_ = markSeen(tx, "m:"+e.Mid)

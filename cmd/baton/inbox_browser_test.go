@@ -134,6 +134,13 @@ func TestBrowserInboxTwoAgents(t *testing.T) {
 	if err := chromedp.Do(ben, chromedp.Click(chromedp.CSS(row)), chromedp.WaitVisible(chromedp.CSS(`#messages .msg.agent`))); err != nil {
 		t.Fatalf("Ben does not see the reply: %v", err)
 	}
+	// And the person's chat page on the fake platform shows it.
+	person, cancelPerson := chromedp.NewContext(ctx)
+	defer cancelPerson()
+	if err := chromedp.Do(person, chromedp.Navigate(fmt.Sprintf("%s/_platform/chat?page=%s&psid=%s", d.platformURL, demoPage, psid)),
+		chromedp.WaitVisible(chromedp.Search(`//div[@id="log"]/div[contains(., "Anna here")]`))); err != nil {
+		t.Errorf("chat page: %v", err)
+	}
 
 	// A private note: Ben sees it, the person never does.
 	if err := chromedp.Do(anna,

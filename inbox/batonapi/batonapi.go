@@ -1,4 +1,8 @@
-package inbox
+// Package batonapi is the inbox's client of Baton: the bot API under /v1
+// and the Graph-compatible endpoint under /graph, called as the inbox's
+// hosted app with its Baton token. Refusals come back as *Error with
+// Baton's (or Meta's) words; an unreachable Baton as ErrUnreachable.
+package batonapi
 
 import (
 	"bytes"
@@ -10,29 +14,38 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
-// batonClient calls Baton as the inbox's app: the bot API (/v1) and the
-// Graph-compatible endpoint (/graph), with the app's Baton token.
-type batonClient struct {
+// Client calls Baton as one app.
+type Client struct {
 	base  string
 	token string
 	http  *http.Client
 }
 
-// batonError is Baton's (or Meta's, through /graph) refusal.
-type batonError struct {
+// New builds a client of the Baton at base (its public URL) with the
+// app's token.
+func New(base, token string, c *http.Client) *Client {
+	return &Client{base: strings.TrimSuffix(base, "/"), token: token, http: c}
+}
+
+// Error is Baton's (or Meta's, through /graph) refusal.
+type Error struct {
 	Status  int
 	Code    string
 	Message string
 }
 
-func (e *batonError) Error() string { return e.Message }
+func (e *Error) Error() string { return e.Message }
 
-// statusOf is the HTTP status Baton answered with, 0 when it did not.
-func statusOf(err error) int {
-	var be *batonError
+// ErrUnreachable is a call that got no answer from Baton.
+var ErrUnreachable = errors.New("cannot reach Baton")
+
+// StatusOf is the HTTP status Baton answered with, 0 when it did not.
+func StatusOf(err error) int {
+	var be *Error
 	if errors.As(err, &be) {
 		return be.Status
 	}
@@ -41,7 +54,7 @@ func statusOf(err error) int {
 
 const graphVersion = "v21.0"
 
-func (b *batonClient) do(ctx context.Context, method, path string, body, out any) error {
+func (b *Client) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
@@ -60,7 +73,7 @@ func (b *batonClient) do(ctx context.Context, method, path string, body, out any
 	req.Header.Set("Authorization", "Bearer "+b.token)
 	resp, err := b.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach Baton: %w", err)
+		return fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
@@ -73,7 +86,7 @@ func (b *batonClient) do(ctx context.Context, method, path string, body, out any
 				Message string          `json:"message"`
 			} `json:"error"`
 		}
-		be := &batonError{Status: resp.StatusCode, Message: "unexpected answer from Baton: " + resp.Status}
+		be := &Error{Status: resp.StatusCode, Message: "unexpected answer from Baton: " + resp.Status}
 		if json.Unmarshal(answer, &e) == nil && e.Error.Message != "" {
 			be.Message = e.Error.Message
 			_ = json.Unmarshal(e.Error.Code, &be.Code)
@@ -92,18 +105,21 @@ func threadPath(page, psid string) string {
 	return "/v1/threads/" + url.PathEscape(page) + "/" + url.PathEscape(psid)
 }
 
-// threadView is the part of Baton's thread view the inbox reads.
-type threadView struct {
+// ThreadView is the part of Baton's thread view the inbox reads.
+type ThreadView struct {
 	Owner     string     `json:"owner"`
 	HoldUntil *time.Time `json:"hold_until"`
-	Pending   []struct {
-		Rule string    `json:"rule"`
-		At   time.Time `json:"at"`
-	} `json:"pending"`
+	Pending   []Job      `json:"pending"`
 }
 
-// returnAt is when the return rule would fire, zero when none is pending.
-func (v threadView) returnAt() time.Time {
+// Job is a rule's pending job on a thread.
+type Job struct {
+	Rule string    `json:"rule"`
+	At   time.Time `json:"at"`
+}
+
+// ReturnAt is when the return rule would fire, zero when none is pending.
+func (v ThreadView) ReturnAt() time.Time {
 	for _, p := range v.Pending {
 		if p.Rule == "return" {
 			return p.At
@@ -112,41 +128,44 @@ func (v threadView) returnAt() time.Time {
 	return time.Time{}
 }
 
-func (v threadView) holdUntil() time.Time {
+// Hold is how long the owner holds the return rule off, zero for not.
+func (v ThreadView) Hold() time.Time {
 	if v.HoldUntil == nil {
 		return time.Time{}
 	}
 	return *v.HoldUntil
 }
 
-func (b *batonClient) thread(ctx context.Context, page, psid string) (threadView, error) {
-	var v threadView
+// Thread reads a thread.
+func (b *Client) Thread(ctx context.Context, page, psid string) (ThreadView, error) {
+	var v ThreadView
 	err := b.do(ctx, http.MethodGet, threadPath(page, psid), nil, &v)
 	return v, err
 }
 
-// control is pass (to the page's default app) or release.
-func (b *batonClient) control(ctx context.Context, page, psid, op, metadata string) (threadView, error) {
-	var v threadView
+// Control is pass (to the page's default app) or release.
+func (b *Client) Control(ctx context.Context, page, psid, op, metadata string) (ThreadView, error) {
+	var v ThreadView
 	err := b.do(ctx, http.MethodPost, threadPath(page, psid)+"/"+op, map[string]string{"metadata": metadata}, &v)
 	return v, err
 }
 
-// activity tells Baton an agent is typing, has the thread claimed, or let
-// it go: the return rule waits while it is held.
-func (b *batonClient) activity(ctx context.Context, page, psid, kind, agent string, hold time.Duration) (threadView, error) {
+// Activity tells Baton an agent is typing, has the thread claimed, or let
+// it go (kind typing, claimed, released): the return rule waits while it
+// is held.
+func (b *Client) Activity(ctx context.Context, page, psid, kind, agent string, hold time.Duration) (ThreadView, error) {
 	body := map[string]string{"kind": kind, "agent": agent}
 	if hold > 0 {
 		body["for"] = strconv.FormatInt(int64(hold/time.Second), 10)
 	}
-	var v threadView
+	var v ThreadView
 	err := b.do(ctx, http.MethodPost, threadPath(page, psid)+"/activity", body, &v)
 	return v, err
 }
 
-// send sends text to the person, under a persona when personaID is set,
+// Send sends text to the person, under a persona when personaID is set,
 // and returns the message id.
-func (b *batonClient) send(ctx context.Context, page, psid, text, personaID string) (string, error) {
+func (b *Client) Send(ctx context.Context, page, psid, text, personaID string) (string, error) {
 	body := map[string]any{"recipient": map[string]string{"id": psid}, "messaging_type": "RESPONSE", "message": map[string]string{"text": text}}
 	if personaID != "" {
 		body["persona_id"] = personaID
@@ -158,8 +177,8 @@ func (b *batonClient) send(ctx context.Context, page, psid, text, personaID stri
 	return sent.MessageID, err
 }
 
-// createPersona makes a Messenger persona on page.
-func (b *batonClient) createPersona(ctx context.Context, page, name, picture string) (string, error) {
+// CreatePersona makes a Messenger persona on page and returns its id.
+func (b *Client) CreatePersona(ctx context.Context, page, name, picture string) (string, error) {
 	var out struct {
 		ID string `json:"id"`
 	}
@@ -171,9 +190,9 @@ func (b *batonClient) createPersona(ctx context.Context, page, name, picture str
 	return out.ID, err
 }
 
-// profile reads the person's name and picture (Meta's User Profile API,
-// through Baton).
-func (b *batonClient) profile(ctx context.Context, psid string, instagram bool) (name, picture string, err error) {
+// Profile reads the person's name and picture URL (Meta's User Profile
+// API, through Baton; Instagram's fields on an Instagram account).
+func (b *Client) Profile(ctx context.Context, psid string, instagram bool) (name, picture string, err error) {
 	fields := "first_name,last_name,profile_pic"
 	if instagram {
 		fields = "name,username,profile_pic"
@@ -196,11 +215,17 @@ func (b *batonClient) profile(ctx context.Context, psid string, instagram bool) 
 	default:
 		name = p.Username
 	}
-	return name, safeURL(p.ProfilePic), nil
+	return name, p.ProfilePic, nil
 }
 
-// transcriptEntry is one entry of Baton's transcript of a thread.
-type transcriptEntry struct {
+// Attachment is a file in a transcript entry.
+type Attachment struct {
+	Type string `json:"type"`
+	URL  string `json:"url,omitempty"`
+}
+
+// TranscriptEntry is one entry of Baton's transcript of a thread.
+type TranscriptEntry struct {
 	Seq         uint64       `json:"seq"`
 	At          time.Time    `json:"at"`
 	Kind        string       `json:"kind"` // message, echo, postback, handover, rule
@@ -214,15 +239,15 @@ type transcriptEntry struct {
 	Metadata    string       `json:"metadata"`
 }
 
-// transcript reads the newest limit entries (cursor empty) or the page
-// before cursor.
-func (b *batonClient) transcript(ctx context.Context, page, psid string, limit int, cursor string) ([]transcriptEntry, string, error) {
+// Transcript reads the newest limit entries of a thread (cursor empty) or
+// the page before cursor, oldest first, and the cursor of the page before.
+func (b *Client) Transcript(ctx context.Context, page, psid string, limit int, cursor string) ([]TranscriptEntry, string, error) {
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
 	if cursor != "" {
 		q.Set("cursor", cursor)
 	}
 	var out struct {
-		Entries    []transcriptEntry `json:"entries"`
+		Entries    []TranscriptEntry `json:"entries"`
 		NextCursor string            `json:"next_cursor"`
 	}
 	err := b.do(ctx, http.MethodGet, threadPath(page, psid)+"/transcript?"+q.Encode(), nil, &out)

@@ -78,6 +78,19 @@ func text(t *testing.T, ctx context.Context, id string) string {
 	return s
 }
 
+// openRow waits for the conversation's row and clicks it in the page:
+// the list is redrawn by live updates, and a click of chromedp's own
+// could land between finding the row and pressing it.
+func openRow(psid string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		if _, err := chromedp.WaitVisible(chromedp.CSS(rowOf(psid)))(ctx, t); err != nil {
+			return chromedp.Void{}, err
+		}
+		_, err := chromedp.Evaluate[bool](`(() => { document.querySelector('` + rowOf(psid) + `').click(); return true; })()`)(ctx, t)
+		return chromedp.Void{}, err
+	}
+}
+
 func rowOf(psid string) string { return `#list li[data-psid="` + psid + `"]` }
 
 // TestBrowserInboxTwoAgents: Anna and Ben sign in; Anna claims, Ben sees
@@ -97,7 +110,7 @@ func TestBrowserInboxTwoAgents(t *testing.T) {
 			t.Fatalf("the conversation is not listed: %v", err)
 		}
 	}
-	if err := chromedp.Do(anna, chromedp.Click(chromedp.CSS(row)), chromedp.WaitVisible(chromedp.CSS(`#messages .msg.person`))); err != nil {
+	if err := chromedp.Do(anna, openRow(psid), chromedp.WaitVisible(chromedp.CSS(`#messages .msg.person`))); err != nil {
 		t.Fatal(err)
 	}
 	why, history := text(t, anna, "why"), text(t, anna, "messages")
@@ -131,7 +144,9 @@ func TestBrowserInboxTwoAgents(t *testing.T) {
 		s := said(d.thread(t, psid))
 		return len(s) > 0 && s[len(s)-1] == "inbox (Anna): Hi, Anna here. How can I help?"
 	})
-	if err := chromedp.Do(ben, chromedp.Click(chromedp.CSS(row)), chromedp.WaitVisible(chromedp.CSS(`#messages .msg.agent`))); err != nil {
+	// Ben's list shows the reply as the last message (then it settles).
+	if err := chromedp.Do(ben, chromedp.WaitVisible(chromedp.Search(`//li[@data-psid="`+psid+`"]/div[@class="last" and contains(., "Anna here")]`)),
+		openRow(psid), chromedp.WaitVisible(chromedp.CSS(`#messages .msg.agent`))); err != nil {
 		t.Fatalf("Ben does not see the reply: %v", err)
 	}
 	// And the person's chat page on the fake platform shows it.
@@ -231,7 +246,7 @@ func TestBrowserInboxLongConversationSmallWindow(t *testing.T) {
 	anna := agentTab(t, ctx, d, "anna")
 	last := `#messages .msg.person:last-child`
 	if err := chromedp.Do(anna, chromedp.EmulateViewport(800, 600),
-		chromedp.Click(chromedp.CSS(rowOf(psid))),
+		openRow(psid),
 		chromedp.WaitVisible(chromedp.Search(`//div[@id="messages"]/div[contains(., "message number 200")]`))); err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -297,7 +312,7 @@ func TestBrowserInboxHoldsTheReturnWhileTyping(t *testing.T) {
 	d.escalate(t, psid)
 	eventually(t, "the return timer", func() bool { _, ok := d.returnAt(t, psid); return ok })
 	anna := agentTab(t, ctx, d, "anna")
-	if err := chromedp.Do(anna, chromedp.Click(chromedp.CSS(rowOf(psid))), chromedp.WaitVisible(chromedp.CSS(`#messages .msg.person`))); err != nil {
+	if err := chromedp.Do(anna, openRow(psid), chromedp.WaitVisible(chromedp.CSS(`#messages .msg.person`))); err != nil {
 		t.Fatal(err)
 	}
 
@@ -371,7 +386,7 @@ func TestBrowserInboxSurvivesRestart(t *testing.T) {
 	const psid = "7000000000000006"
 	d.escalate(t, psid)
 	anna := agentTab(t, ctx, d, "anna")
-	if err := chromedp.Do(anna, chromedp.Click(chromedp.CSS(rowOf(psid))),
+	if err := chromedp.Do(anna, openRow(psid),
 		chromedp.Click(chromedp.ID(`#claim`)),
 		chromedp.WaitVisible(chromedp.Search(`//span[@id="claimed-by" and .="You have it"]`)),
 		chromedp.Click(chromedp.ID(`#note-mode`)),
@@ -385,7 +400,7 @@ func TestBrowserInboxSurvivesRestart(t *testing.T) {
 	}
 	if err := chromedp.Do(anna, chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.CSS(`#status.live`)),
-		chromedp.Click(chromedp.CSS(rowOf(psid))),
+		openRow(psid),
 		chromedp.WaitVisible(chromedp.Search(`//span[@id="claimed-by" and .="You have it"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#messages .msg.note`))); err != nil {
 		t.Fatalf("after the restart: %v", err)

@@ -126,7 +126,11 @@ async function refresh() {
   try { await refreshing; } finally { refreshing = null; }
 }
 
+let listed = ""; // what the list shows, so that an update that changes nothing leaves it alone
 function renderList() {
+  const sig = JSON.stringify([current, convs]);
+  if (sig === listed) return;
+  listed = sig;
   $("empty-list").hidden = convs.length > 0;
   $("list").replaceChildren(...convs.map((c) => {
     const li = el("li", keyOf(c) === current ? "selected" : "");

@@ -70,6 +70,10 @@ type Webhooks struct {
 	// received (default 7 days). Events a pending delivery still reads are
 	// kept longer; dead letters keep their own copy.
 	JournalRetention time.Duration `yaml:"journal_retention"`
+	// LearnNames asks Meta's User Profile API, once per new person and
+	// with the page's first hosted app's token, for the person's name:
+	// the operator console shows it and the transcript search finds it.
+	LearnNames bool `yaml:"learn_names"`
 }
 
 // Delivery tunes forwarding to bots; an adapter may override each value.

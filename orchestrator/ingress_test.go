@@ -186,16 +186,22 @@ func TestAdminRequiresToken(t *testing.T) {
 		{"POST", "/admin/threads/" + pageID + "/" + psid + "/take"},
 		{"POST", "/admin/threads/" + pageID + "/" + psid + "/release"},
 		{"POST", "/admin/threads/" + pageID + "/" + psid + "/reconcile"},
+		{"POST", "/admin/threads/" + pageID + "/" + psid + "/erase"},
+		{"GET", "/admin/threads/" + pageID + "/" + psid + "/transcript"},
+		{"GET", "/admin/transcripts"},
+		{"GET", "/admin/journal"},
 		{"GET", "/admin/deliveries"},
 		{"POST", "/admin/deliveries/1/retry"},
+		{"POST", "/admin/deliveries/retry?app=support-bot"},
 		{"GET", "/admin/errors"},
 		{"GET", "/admin/backup"},
 		{"GET", "/debug/pprof/"},
 		{"GET", "/debug/pprof/heap"},
 	}
 	want := "GET /admin/threads|GET /admin/threads/{page}/{psid}|POST /admin/threads/{page}/{psid}/{op:pass|take|release}|" +
-		"POST /admin/threads/{page}/{psid}/reconcile|" +
-		"GET /admin/deliveries|POST /admin/deliveries/{id:[0-9]+}/retry|GET /admin/errors|GET /admin/backup"
+		"POST /admin/threads/{page}/{psid}/reconcile|POST /admin/threads/{page}/{psid}/erase|" +
+		"GET /admin/threads/{page}/{psid}/transcript|GET /admin/transcripts|GET /admin/journal|" +
+		"GET /admin/deliveries|POST /admin/deliveries/{id:[0-9]+}/retry|POST /admin/deliveries/retry|GET /admin/errors|GET /admin/backup"
 	if got := strings.Join(api.AdminRoutes(), "|"); got != want {
 		t.Fatalf("admin routes are now %s; add the new ones to this test", got)
 	}

@@ -9,6 +9,7 @@
 //	dispatch  the outbox to the bots: lanes, attempts, backoff, bot health
 //	api       the bot API (/v1) and the admin API (/admin)
 //	graphapi  the Graph-compatible endpoint (/graph) and the send policy
+//	deletion  a person's data erased; Meta's data deletion callback
 //
 // topology, recent, metrics and apierr are what they share.
 package orchestrator
@@ -30,11 +31,13 @@ import (
 	"github.com/batonhq/baton/config"
 	"github.com/batonhq/baton/messenger"
 	"github.com/batonhq/baton/orchestrator/api"
+	"github.com/batonhq/baton/orchestrator/deletion"
 	"github.com/batonhq/baton/orchestrator/dispatch"
 	"github.com/batonhq/baton/orchestrator/graphapi"
 	"github.com/batonhq/baton/orchestrator/handover"
 	"github.com/batonhq/baton/orchestrator/ingress"
 	"github.com/batonhq/baton/orchestrator/metrics"
+	"github.com/batonhq/baton/orchestrator/people"
 	"github.com/batonhq/baton/orchestrator/recent"
 	"github.com/batonhq/baton/orchestrator/threads"
 	"github.com/batonhq/baton/orchestrator/topology"
@@ -58,6 +61,12 @@ type Deps struct {
 	Clock    clock.Clock
 	Log      *zap.Logger
 	Adapters map[string]adapters.Adapter // by app name, for hosted apps
+	// Metrics and Errors, when set, outlive this Orchestrator (a Server
+	// keeps them across reloads, so that counters and /admin/errors do
+	// not start again); the caller then registers the store's and the
+	// outbox's gauges itself. Otherwise New makes its own.
+	Metrics *metrics.Set
+	Errors  *recent.Errors
 }
 
 // Orchestrator is one running Baton: its parts, wired.
@@ -69,6 +78,10 @@ type Orchestrator struct {
 	ingress    *ingress.Ingress
 	api        *api.API
 	graph      *graphapi.Endpoint
+	deletion   *deletion.Service
+	health     *dispatch.Health
+	hosted     []string        // the hosted apps' names, for the bots' gauges
+	people     *people.Learner // nil unless webhooks.learn_names
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -86,14 +99,20 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := metrics.New()
-	m.RegisterStore(d.Store)
-	errs := recent.New(recentErrors, d.Clock, d.Log.Named("errors"), m.Errors)
+	m, own := d.Metrics, d.Metrics == nil
+	if own {
+		m = metrics.New()
+		m.RegisterStore(d.Store)
+	}
+	errs := d.Errors
+	if errs == nil {
+		errs = recent.New(recentErrors, d.Clock, d.Log.Named("errors"), m.Errors)
+	}
 	o := &Orchestrator{log: d.Log, ready: make(chan struct{})}
 
 	expiryBell, jobBell := clock.NewBell(), clock.NewBell()
 	wake := func() { expiryBell.Ring(); jobBell.Ring() }
-	ledger := threads.NewLedger(m.Transitions, handover.AfterTransition, wake)
+	ledger := threads.NewLedger(m.Transitions, handover.AfterTransition, wake, d.Log.Named("threads"))
 	o.threads = threads.New(threads.Deps{Store: d.Store, Topology: top, Ledger: ledger, Graph: d.Graph, Clock: d.Clock,
 		Log: d.Log.Named("threads"), Metrics: m, Errors: errs, Wake: wake, Expiry: expiryBell})
 	health := dispatch.NewHealth()
@@ -105,10 +124,28 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 	o.dispatcher = dispatch.New(dispatch.Deps{Store: d.Store, Topology: top, Health: health, Clock: d.Clock, Log: d.Log.Named("dispatch"),
 		Metrics: m, Errors: errs, Backoff: cfg.Delivery.Backoff, MaxBackoff: cfg.Delivery.MaxBackoff,
 		Hooks: dispatch.Hooks{OnFailure: o.rules.NoteDeliveryFailure, OnRecovered: o.rules.BotRecovered, Actions: o.threads.RunActions, Wake: wake}})
-	m.RegisterPending(o.dispatcher.Pending)
+	o.health = health
+	for _, a := range top.Apps() {
+		if a.Hosted {
+			o.hosted = append(o.hosted, a.Name)
+		}
+	}
+	if own {
+		m.RegisterPending(o.dispatcher.Pending)
+		m.RegisterReady(o.Ready)
+		m.RegisterBots(func() []string { return o.hosted }, health.FailingSince, d.Clock.Now)
+	}
+	var learn func(store.ThreadKey)
+	if cfg.Webhooks.LearnNames {
+		o.people = people.New(people.Deps{Store: d.Store, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("people")})
+		learn = o.people.Learn
+	}
 	o.ingress = ingress.New(ingress.Deps{Store: d.Store, Topology: top, Ledger: ledger, Rules: o.rules, Clock: d.Clock, Log: d.Log.Named("ingress"),
-		Metrics: m, Errors: errs, Webhooks: cfg.Webhooks, Deliver: o.dispatcher.Add, Reconcile: o.threads.ReconcileLater, Wake: wake})
-	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Holds: o.rules, Errors: errs, Log: d.Log.Named("api"),
+		Metrics: m, Errors: errs, Webhooks: cfg.Webhooks, Deliver: o.dispatcher.Add, Reconcile: o.threads.ReconcileLater, Wake: wake,
+		LearnPerson: learn})
+	o.deletion = deletion.New(deletion.Deps{Store: d.Store, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("deletion"),
+		Errors: errs, PublicURL: cfg.PublicURL})
+	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Eraser: o.deletion, Holds: o.rules, Errors: errs, Log: d.Log.Named("api"),
 		Gatherer: m.Registry, AdminToken: cfg.Admin.Token.Reveal(), Ready: o.ready})
 	o.graph = graphapi.New(graphapi.Deps{Store: d.Store, Topology: top, Threads: o.threads, Ledger: ledger, Graph: d.Graph, Clock: d.Clock,
 		Metrics: m, Errors: errs})
@@ -120,33 +157,43 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 // timers, the reconciles and the sweeper until ctx ends, and returns once
 // every one of them has stopped. Handlers may serve before Run; readiness
 // waits for recovery.
-func (o *Orchestrator) Run(ctx context.Context) error {
-	if err := o.threads.RecoverIntents(ctx); err != nil {
+func (o *Orchestrator) Run(ctx context.Context) error { return o.run(ctx, ctx) }
+
+// run is Run with two ends, as a reload stops the old Orchestrator: when
+// stop ends, every loop stops taking work, while the deliveries in flight
+// go on until work ends too (dispatch.RunUntil).
+func (o *Orchestrator) run(stop, work context.Context) error {
+	if err := o.threads.RecoverIntents(stop); err != nil {
 		return fmt.Errorf("recover thread-control calls: %w", err)
 	}
 	if err := o.dispatcher.Load(); err != nil {
 		return fmt.Errorf("load outbox: %w", err)
 	}
 	o.readyOnce.Do(func() { close(o.ready) })
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return o.dispatcher.Run(ctx) })
+	g, ctx := errgroup.WithContext(stop)
+	g.Go(func() error { return o.dispatcher.RunUntil(ctx, work) })
 	g.Go(func() error { return o.rules.Run(ctx) })
 	g.Go(func() error { return o.threads.RunExpiry(ctx) })
 	g.Go(func() error { return o.threads.RunReconciles(ctx) })
 	g.Go(func() error { return o.ingress.RunSweeper(ctx) })
+	g.Go(func() error { return o.deletion.Run(ctx) }) // resumes unfinished requests first
+	if o.people != nil {
+		g.Go(func() error { return o.people.Run(ctx) })
+	}
 	return g.Wait()
 }
 
 // Ready is closed once Run has recovered and started.
 func (o *Orchestrator) Ready() <-chan struct{} { return o.ready }
 
-// Handler serves the public listener: webhooks, the bot API, /graph and
-// health.
+// Handler serves the public listener: webhooks, the bot API, /graph,
+// Meta's data deletion callback and its status pages, and health.
 func (o *Orchestrator) Handler() http.Handler {
 	r := mux.NewRouter()
 	o.ingress.Register(r)
 	o.api.RegisterBot(r)
 	o.graph.Register(r)
+	o.deletion.Register(r)
 	o.api.RegisterHealth(r)
 	r.NotFoundHandler = o.api.NotFound()
 	return r

@@ -74,7 +74,11 @@ func TestThirdPartySDKBotOverTLS(t *testing.T) {
 		}
 	}
 
+	// Its set-up (messenger profile, personas, an upload) and its
+	// greeting (the person's profile) go through /graph over https too.
+	wait("set-up")
 	h.say("hello")
+	wait("greeted")
 	wait("replied")
 	st, _ := h.platform.Thread(pageID, psid)
 	if last := st.Messages[len(st.Messages)-1]; last.Text != "You said: hello" || last.App != "support-bot" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 	"github.com/batonhq/baton/adapters/webhook"
 	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/config"
-	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/orchestrator/metrics"
+	"github.com/batonhq/baton/orchestrator/recent"
 	"github.com/batonhq/baton/orchestrator/tlsserve"
 	"github.com/batonhq/baton/store"
 )
@@ -61,17 +63,34 @@ type ServerOptions struct {
 	// that must know the ports before Baton runs, such as baton demo);
 	// otherwise Run listens on the config's addresses.
 	Public, Admin net.Listener
+	// Env reads the secrets when Reload reads the config file again
+	// (default os.LookupEnv).
+	Env config.LookupEnv
 }
 
 // Server is a whole Baton process but its store: the Orchestrator and
-// its two listeners.
+// its two listeners, and the gate in front of them that lets Reload swap
+// the Orchestrator while they stay open (reload.go).
 type Server struct {
+	// O is the Orchestrator NewServer built; after a Reload, Current.
 	O   *Orchestrator
 	cfg *config.Config
 	log *zap.Logger
 
 	pl, al net.Listener     // given in ServerOptions, or nil
 	tls    *tlsserve.Source // nil: plain HTTP
+
+	// What every generation shares (reload.go).
+	st    store.Store
+	clock clock.Clock
+	env   config.LookupEnv
+	m     *metrics.Set
+	errs  *recent.Errors
+	gate  *gate
+	fatal chan error // a generation's loops ended on their own
+
+	reloadMu sync.Mutex // one reload at a time; running changes under it
+	running  bool
 
 	mu        sync.Mutex
 	listening chan struct{}
@@ -86,41 +105,42 @@ func NewServer(cfg *config.Config, st store.Store, opts ServerOptions) (*Server,
 	if log == nil {
 		log = zap.NewNop()
 	}
-	// One pooled client for forwarding: keep-alive connections up to the
-	// forwarding concurrency (Go's default of 2 idle per host halves it);
-	// it follows no redirect and refuses link-local and metadata addresses.
-	maxConc := cfg.Delivery.Concurrency
-	for _, a := range cfg.Apps {
-		if a.Adapter != nil {
-			maxConc = max(maxConc, a.Adapter.Concurrency)
-		}
+	s := &Server{cfg: cfg, log: log, listening: make(chan struct{}), pl: opts.Public, al: opts.Admin,
+		st: st, clock: opts.Clock, env: opts.Env, fatal: make(chan error, 1)}
+	if s.clock == nil {
+		s.clock = clock.System{}
 	}
-	botClient := adapters.NewClient(adapters.ClientOptions{MaxIdleConnsPerHost: maxConc})
-	ads, err := BuildAdapters(cfg, Registry(), botClient)
-	if err != nil {
-		return nil, err
+	if s.env == nil {
+		s.env = os.LookupEnv
 	}
-	graph, err := messenger.NewClient(messenger.ClientOptions{BaseURL: cfg.Graph.URL, Version: cfg.Graph.Version, HTTPClient: &http.Client{Timeout: cfg.Graph.Timeout}})
-	if err != nil {
-		return nil, err
-	}
+	// Metrics and recent errors outlive a reload: counters go on.
+	s.m = metrics.New()
+	s.m.RegisterStore(st)
+	s.m.RegisterPending(func() int { return s.gate.current().o.dispatcher.Pending() })
+	s.m.RegisterReady(func() <-chan struct{} { return s.gate.current().o.Ready() })
+	s.m.RegisterBots(func() []string { return s.gate.current().o.hosted },
+		func(app string) (time.Time, bool) { return s.gate.current().o.health.FailingSince(app) }, s.clock.Now)
+	s.errs = recent.New(recentErrors, s.clock, log.Named("errors"), s.m.Errors)
 	// Certificates first: a missing or broken pair stops Baton here, with
-	// the file named, before anything runs.
-	var src *tlsserve.Source
+	// the file named, before anything runs. A reload keeps them (tls is a
+	// field that needs a restart); the files reload themselves.
 	if t := cfg.TLS; t != nil {
 		set := tlsserve.Settings{CertFile: t.CertFile, KeyFile: t.KeyFile}
 		if a := t.ACME; a != nil {
 			set.ACME = &tlsserve.ACME{Domains: a.Domains, CacheDir: a.CacheDir, Email: a.Email, DirectoryURL: a.DirectoryURL, HTTPListen: a.HTTPListen}
 		}
-		if src, err = tlsserve.New(set, tlsserve.Options{Log: log.Named("tls"), Clock: opts.Clock}); err != nil {
+		src, err := tlsserve.New(set, tlsserve.Options{Log: log.Named("tls"), Clock: opts.Clock})
+		if err != nil {
 			return nil, err
 		}
+		s.tls = src
 	}
-	o, err := New(cfg, Deps{Store: st, Graph: graph, Clock: opts.Clock, Log: log, Adapters: ads})
+	gen, err := s.build(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{O: o, cfg: cfg, log: log, listening: make(chan struct{}), pl: opts.Public, al: opts.Admin, tls: src}, nil
+	s.gate, s.O = newGate(gen), gen.o
+	return s, nil
 }
 
 // Listening is closed once both listeners accept connections.
@@ -156,11 +176,16 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.public, s.admin = pl.Addr().String(), al.Addr().String()
 	s.mu.Unlock()
-	public := &http.Server{Handler: s.O.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(s.cfg.Webhooks.MaxBody),
+	public := &http.Server{Handler: s.gate.handler(publicSide), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(s.cfg.Webhooks.MaxBody),
 		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
-	admin := &http.Server{Handler: s.O.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(0),
+	admin := &http.Server{Handler: s.gate.handler(adminSide), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(0),
 		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
 	servers := []*http.Server{public, admin}
+	// What net/http reports of a connection (a TLS handshake a scanner
+	// broke off, plain HTTP sent to the https port) is noise at scale:
+	// kept at debug, through the logger rather than on stderr.
+	connLog, _ := zap.NewStdLogAt(s.log.Named("http"), zap.DebugLevel)
+	public.ErrorLog, admin.ErrorLog = connLog, connLog
 	logged := []zap.Field{zap.String("public", s.public), zap.String("admin", s.admin), zap.String("data", s.cfg.Data)}
 	if s.tls == nil {
 		logged = append(logged, zap.String("tls", "off"))
@@ -183,6 +208,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		challenge := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(0),
 			IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
+		challenge.ErrorLog = connLog
 		servers = append(servers, challenge)
 		go func() { errc <- serve(challenge, cl) }()
 	}
@@ -191,26 +217,28 @@ func (s *Server) Run(ctx context.Context) error {
 	close(s.listening)
 	s.log.Info("baton serving", logged...)
 
-	runCtx, stopRun := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- s.O.Run(runCtx) }()
+	s.reloadMu.Lock()
+	s.gate.current().start(s.fatal)
+	s.running = true
+	s.reloadMu.Unlock()
 
 	var first error
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
 		first = err
-	case err := <-runDone:
+	case err := <-s.fatal:
 		first = err
-		runDone <- nil
 	}
+	s.reloadMu.Lock() // a reload under way finishes first
+	s.running = false
+	s.reloadMu.Unlock()
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, srv := range servers {
 		_ = srv.Shutdown(shutdown) // webhooks in flight finish their durable write
 	}
-	stopRun()
-	<-runDone
+	_ = s.gate.current().halt(0) // an error of its own came on s.fatal
 	return first
 }
 

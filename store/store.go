@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/batonhq/baton/statemachine"
@@ -48,6 +49,23 @@ type ThreadKey struct {
 }
 
 func (k ThreadKey) String() string { return k.Page + "/" + k.PSID }
+
+// Valid reports whether page and PSID are both Meta ids (1 to 20 digits,
+// what messenger.ValidID checks, without the store depending on Meta's
+// wire package).
+func (k ThreadKey) Valid() bool { return metaID(k.Page) && metaID(k.PSID) }
+
+func metaID(s string) bool {
+	if len(s) == 0 || len(s) > 20 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // Thread is a conversation's control record.
 type Thread struct {
@@ -211,6 +229,72 @@ type Job struct {
 	Attempts int `json:"attempts,omitempty"`
 }
 
+// Erased counts what an erase removed, by kind of record: everything the
+// store keeps about one person. A new kind of per-person record adds its
+// count here and its step to each backend's ErasePerson.
+type Erased struct {
+	Transcript    int `json:"transcript"`         // the conversation's entries
+	People        int `json:"people"`             // what Baton learnt of the person (a name)
+	Threads       int `json:"threads"`            // the thread record, its expiry timer
+	History       int `json:"history"`            // its ownership history
+	Journal       int `json:"journal"`            // webhook events as received
+	Pending       int `json:"pending_deliveries"` // deliveries not yet made, and their lanes
+	Dead          int `json:"dead_letters"`       // with their own copy of the event
+	Jobs          int `json:"jobs"`               // rule jobs (escalation, return, ...)
+	Intents       int `json:"intents"`            // thread-control calls not yet settled
+	OneTimeTokens int `json:"one_time_tokens"`    // one-time notification tokens
+	DedupMarks    int `json:"dedup_marks"`        // marks whose key names the person
+}
+
+// Add adds o's counts to e.
+func (e *Erased) Add(o Erased) {
+	e.Threads += o.Threads
+	e.Transcript += o.Transcript
+	e.People += o.People
+	e.History += o.History
+	e.Journal += o.Journal
+	e.Pending += o.Pending
+	e.Dead += o.Dead
+	e.Jobs += o.Jobs
+	e.Intents += o.Intents
+	e.OneTimeTokens += o.OneTimeTokens
+	e.DedupMarks += o.DedupMarks
+}
+
+// Total is the number of records removed.
+func (e Erased) Total() int {
+	return e.Threads + e.Transcript + e.People + e.History + e.Journal + e.Pending + e.Dead + e.Jobs + e.Intents + e.OneTimeTokens + e.DedupMarks
+}
+
+// Deletion statuses.
+const (
+	DeletionPending = "pending"
+	DeletionDone    = "done"
+)
+
+// Deletion is a data deletion request Meta sent for one of the hosted
+// apps (its data deletion callback), kept so that its status URL answers
+// after a restart and an unfinished erase resumes at start.
+type Deletion struct {
+	Code string `json:"code"` // the confirmation code Meta shows the person
+	App  string `json:"app"`  // hosted app's name
+	// UserID is the app-scoped id Meta sent; it is cleared once the erase
+	// is done, so that the record of the request keeps no identifier.
+	UserID      string    `json:"user_id,omitempty"`
+	Status      string    `json:"status"`
+	RequestedAt time.Time `json:"requested_at"`
+	DoneAt      time.Time `json:"done_at,omitzero"`
+	// Threads is how many threads were matched; Erased what went.
+	Threads int    `json:"threads"`
+	Erased  Erased `json:"erased"`
+	// Matched says how the user id was matched to threads.
+	Matched string `json:"matched,omitempty"`
+	// Attempts counts erase runs that failed and will be tried again;
+	// LastError is the last failure.
+	Attempts  int    `json:"attempts,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+}
+
 // ThreadFilter selects threads for listing.
 type ThreadFilter struct {
 	Page   string
@@ -265,6 +349,27 @@ type ReadTx interface {
 	DueJobs(now time.Time, limit int) ([]Job, error)
 	// NextJob is the earliest job's time, if any.
 	NextJob() (time.Time, bool, error)
+	// Journal lists journal entries after seq after (0: from the first),
+	// in the order received, at most limit (100 when unset, at most
+	// 1,000).
+	Journal(after uint64, limit int) ([]JournalEntry, error)
+	// Deletion returns a data deletion request by its code.
+	Deletion(code string) (Deletion, error)
+	// Deletions lists the deletion requests in status (all when empty),
+	// at most limit.
+	Deletions(status string, limit int) ([]Deletion, error)
+	// Transcript lists thread k's conversation: the newest limit entries
+	// (50 when unset, at most 500) older than cursor ("": the newest),
+	// oldest first, and the cursor of the older ones ("" when there are
+	// none). A cursor it did not hand out for k is ErrInvalidCursor.
+	Transcript(k ThreadKey, cursor string, limit int) (entries []TranscriptEntry, next string, err error)
+	// SearchTranscripts finds threads whose entries match, latest match
+	// first, examining at most TranscriptScanBudget entries a page. A
+	// thread is reported once a page; a later page may report it again
+	// for an older match.
+	SearchTranscripts(s TranscriptSearch) (hits []TranscriptHit, next string, err error)
+	// Person returns what Baton learnt of the person of thread k.
+	Person(k ThreadKey) (Person, error)
 }
 
 // Tx reads and writes.
@@ -310,8 +415,10 @@ type Tx interface {
 	// pending), and sets LaterDelivered on the older deliveries of its
 	// lane that are dead, or pending again after ReviveDelivery.
 	DeleteDelivery(id uint64) error
-	// KillDelivery moves a delivery to the dead letters, with its own copy
-	// of the event: a dead letter may outlive the journal's retention.
+	// KillDelivery moves a pending delivery to the dead letters, with its
+	// own copy of the event: a dead letter may outlive the journal's
+	// retention. A delivery no longer pending (erased while it was being
+	// attempted) is ErrNotFound: it must not come back as a dead letter.
 	KillDelivery(d Delivery) error
 	// ReviveDelivery moves a dead delivery back to the outbox under its
 	// own id, with RetriedDeadAt set and its attempts reset.
@@ -324,4 +431,54 @@ type Tx interface {
 	DeleteJob(k ThreadKey, rule string) error
 	PutIntent(i Intent) error
 	DeleteIntent(k ThreadKey) error
+	// ErasePerson removes part of what the store keeps about the person
+	// of thread k: every kind Erased counts. Each call does a bounded
+	// step, examining or removing about limit records, so that a write
+	// holds the store briefly; it reports what it removed and where the
+	// next step resumes: "" when nothing is left. The first step passes
+	// from "". Records written after the first step (the person wrote
+	// again) may be left: an erase removes what was kept when it began.
+	// Erase runs the steps.
+	ErasePerson(k ThreadKey, from string, limit int) (removed Erased, next string, err error)
+	// PutDeletion stores or updates a data deletion request.
+	PutDeletion(d Deletion) error
+	// AppendTranscript adds an entry to thread k's transcript and assigns
+	// its Seq; e.RecordedAt must be set (retention counts from it).
+	AppendTranscript(k ThreadKey, e *TranscriptEntry) error
+	// PruneTranscript deletes up to limit transcript entries recorded
+	// before before, oldest recorded first, and reports how many.
+	PruneTranscript(before time.Time, limit int) (int, error)
+	// PutPerson stores what Baton learnt of a person.
+	PutPerson(p Person) error
+}
+
+// EraseStep is how many records one ErasePerson step of Erase handles.
+const EraseStep = 2000
+
+// Erase removes everything s keeps about the person of thread k, a
+// bounded transaction at a time, and counts what went. Running it again
+// finds nothing more: it is safe to repeat after a crash.
+func Erase(ctx context.Context, s Store, k ThreadKey) (Erased, error) {
+	var total Erased
+	from := ""
+	for {
+		var step Erased
+		var next string
+		err := s.Update(ctx, func(tx Tx) error {
+			var err error
+			step, next, err = tx.ErasePerson(k, from, EraseStep)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("erase %s: %w", k, err)
+		}
+		total.Add(step)
+		if next == "" {
+			return total, nil
+		}
+		from = next
+		if err := ctx.Err(); err != nil {
+			return total, fmt.Errorf("erase %s: %w", k, err)
+		}
+	}
 }

@@ -62,6 +62,7 @@ type demo struct {
 	platformURL, batonURL string
 	adminURL, inboxURL    string
 	adminToken            string
+	env                   map[string]string // the secrets the demo made, by variable
 	clock                 *clock.Offset
 	platform              *messengertest.Platform
 	logFile               *os.File
@@ -146,6 +147,7 @@ func startDemo(o demoOptions) (d *demo, err error) {
 	}
 
 	env := map[string]string{}
+	d.env = env
 	secret := func(name string, n int) string {
 		b := make([]byte, n)
 		_, _ = rand.Read(b)

@@ -33,8 +33,10 @@ func commands() []command {
 		{"doctor", "check tokens, permissions, subscriptions and the webhook URL against Meta", runDoctor},
 		{"threads", "list threads or show one (talks to the admin API)", runThreads},
 		{"backup", "save a consistent copy of a running Baton's data file", runBackup},
+		{"erase", "remove everything a running Baton keeps about one person", runErase},
 		{"platform", "run the fake Messenger platform alone", runPlatform},
 		{"bench", "measure Baton against a bare handler on this machine", runBench},
+		{"version", "print the version, commit and Go version this binary was built with", runVersion},
 	}
 }
 
@@ -48,6 +50,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		return 2
+	}
+	if args[0] == "-version" || args[0] == "--version" {
+		args = []string{"version"}
 	}
 	// bench-baseline is the bare handler bench starts in its own process.
 	all := append(commands(), command{"bench-baseline", "", runBenchBaseline})

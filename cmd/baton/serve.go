@@ -5,6 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -14,7 +18,8 @@ import (
 	"github.com/batonhq/baton/store/bolt"
 )
 
-// runServe runs Baton until SIGINT or SIGTERM.
+// runServe runs Baton until SIGINT or SIGTERM; SIGHUP reloads the config
+// file (orchestrator.Server.Reload, which logs what it did).
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -41,12 +46,57 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	started, ran := time.Now(), make(chan struct{})
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	go func() {
 		<-srv.Listening()
 		pub, adm := srv.Addrs()
 		fmt.Fprintf(stdout, "baton: webhooks and bot API on %s, admin API on %s, data in %s\n", pub, adm, cfg.Data)
+		select {
+		case <-srv.O.Ready():
+		case <-ran:
+			return
+		}
+		bi := readBuildInfo()
+		log.Info("baton started", zap.String("version", bi.Version), zap.String("revision", bi.Revision), zap.String("public", pub), zap.String("admin", adm),
+			zap.String("data", cfg.Data), zap.Int("pages", len(cfg.Pages)), zap.Int("apps", len(cfg.Apps)), zap.Duration("startup", time.Since(started)))
 	}()
-	return srv.Run(ctx)
+	// The drain is from the signal to the last part stopped: requests in
+	// flight finishing, deliveries in flight answered or put back.
+	stopAt := make(chan time.Time, 1)
+	defer context.AfterFunc(ctx, func() { stopAt <- time.Now() })()
+	reloads := make(chan struct{})
+	go func() { reloadOnHangup(srv, hup, ran); close(reloads) }()
+	err = srv.Run(ctx)
+	close(ran)
+	<-reloads
+	var drain time.Duration
+	select {
+	case t := <-stopAt:
+		drain = time.Since(t)
+	default:
+	}
+	if err != nil {
+		log.Error("baton stopped", zap.Duration("drain", drain), zap.Error(err))
+		return err
+	}
+	log.Info("baton stopped", zap.Duration("drain", drain))
+	return nil
+}
+
+// reloadOnHangup reloads the config at each signal until stopped; an
+// error is already logged and counted, and the running config goes on.
+func reloadOnHangup(srv *orchestrator.Server, hup <-chan os.Signal, stopped <-chan struct{}) {
+	for {
+		select {
+		case <-hup:
+			_ = srv.Reload()
+		case <-stopped:
+			return
+		}
+	}
 }
 
 // openStore opens the config's bbolt file: the embedded store. A file
@@ -62,6 +112,9 @@ func buildLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	}
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	// One rule for durations in every log line: zap.Duration fields, which
+	// this prints with their unit ("1.5s", "250ms"), never a bare number.
+	encCfg.EncodeDuration = zapcore.StringDurationEncoder
 	enc := zapcore.NewJSONEncoder(encCfg)
 	if c.Format == "console" {
 		enc = zapcore.NewConsoleEncoder(encCfg)

@@ -35,8 +35,13 @@ func (api *API) adminRoutes() *mux.Router {
 	ad.Handle("/threads/{page}/{psid}", api.h(api.getThread)).Methods(http.MethodGet)
 	ad.Handle("/threads/{page}/{psid}/{op:pass|take|release}", api.h(api.adminControl)).Methods(http.MethodPost)
 	ad.Handle("/threads/{page}/{psid}/reconcile", api.h(api.reconcile)).Methods(http.MethodPost)
+	ad.Handle("/threads/{page}/{psid}/erase", api.h(api.erase)).Methods(http.MethodPost)
+	ad.Handle("/threads/{page}/{psid}/transcript", api.h(api.getTranscript)).Methods(http.MethodGet)
+	ad.Handle("/transcripts", api.h(api.searchTranscripts)).Methods(http.MethodGet)
+	ad.Handle("/journal", api.h(api.listJournal)).Methods(http.MethodGet)
 	ad.Handle("/deliveries", api.h(api.listDeliveries)).Methods(http.MethodGet)
 	ad.Handle("/deliveries/{id:[0-9]+}/retry", api.h(api.retryDelivery)).Methods(http.MethodPost)
+	ad.Handle("/deliveries/retry", api.h(api.retryApp)).Methods(http.MethodPost)
 	ad.Handle("/errors", api.h(api.listErrors)).Methods(http.MethodGet)
 	ad.Handle("/backup", api.h(api.backup)).Methods(http.MethodGet)
 	// Go's profiler, behind the admin token: what an operator needs when

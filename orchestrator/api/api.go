@@ -46,7 +46,9 @@ type Deps struct {
 	Deliveries Deliveries
 	// Holds records an owner's activity (POST /v1/.../activity); nil
 	// serves no such endpoint.
-	Holds  Holder
+	Holds Holder
+	// Eraser erases a person's data; nil: the admin API erases nothing.
+	Eraser Eraser
 	Errors *recent.Errors
 	Log    *zap.Logger
 	// Gatherer serves /metrics; nil serves none.

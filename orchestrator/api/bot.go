@@ -21,6 +21,7 @@ func (api *API) RegisterBot(r *mux.Router) {
 	v1 := r.PathPrefix("/v1").Subrouter()
 	v1.Use(api.botAuth)
 	v1.Handle("/threads/{page}/{psid}", api.h(api.botGetThread)).Methods(http.MethodGet)
+	v1.Handle("/threads/{page}/{psid}/transcript", api.h(api.botGetTranscript)).Methods(http.MethodGet)
 	v1.Handle("/threads/{page}/{psid}/{op:pass|take|request|release|extend}", api.h(api.botControl)).Methods(http.MethodPost)
 	v1.Handle("/threads/{page}/{psid}/activity", api.h(api.botActivity)).Methods(http.MethodPost)
 }

@@ -129,6 +129,7 @@ func (ds *Dispatcher) attempt(ctx context.Context, l *lane, del *store.Delivery,
 	if err == nil {
 		ds.finish(l, del.ID)
 		ds.d.Metrics.Deliveries.WithLabelValues(a.Name, "delivered").Inc()
+		ds.d.Metrics.DeliveryLag.WithLabelValues(a.Name).Observe(max(now.Sub(del.CreatedAt).Seconds(), 0))
 		if ds.d.Health.Delivered(a.Name, now) {
 			ds.d.Hooks.OnRecovered(a.Name)
 		}
@@ -192,7 +193,10 @@ func (ds *Dispatcher) kill(l *lane, del *store.Delivery, cause error, now time.T
 		}
 		tx.AfterCommit(ds.d.Hooks.Wake) // a failover job may be armed
 		return tx.KillDelivery(*del)
-	}); err != nil {
+	}); errors.Is(err, store.ErrNotFound) {
+		ds.erased(l, del)
+		return
+	} else if err != nil {
 		ds.d.Log.Error("dead letter not stored", zap.Uint64("delivery", del.ID), zap.Error(err))
 		ds.mu.Lock()
 		l.stuck = append(l.stuck, del.ID)
@@ -225,6 +229,10 @@ func (ds *Dispatcher) reschedule(l *lane, del *store.Delivery, cause error, prev
 		tx.AfterCommit(ds.d.Hooks.Wake) // a failover job may be armed
 		return tx.UpdateDelivery(*del)
 	})
+	if errors.Is(err, store.ErrNotFound) {
+		ds.erased(l, del)
+		return del.NextAttempt
+	}
 	ds.mu.Lock()
 	l.held = nil
 	if err != nil {
@@ -242,6 +250,16 @@ func (ds *Dispatcher) reschedule(l *lane, del *store.Delivery, cause error, prev
 			zap.Int("attempt", del.Attempts), zap.Duration("in", wait), zap.Error(cause))
 	}
 	return del.NextAttempt
+}
+
+// erased settles an attempt whose delivery left the outbox meanwhile (a
+// person's data was erased): nothing of it is kept, and the lane's next
+// read finds what is left.
+func (ds *Dispatcher) erased(l *lane, del *store.Delivery) {
+	ds.mu.Lock()
+	l.held = nil
+	ds.mu.Unlock()
+	ds.d.Log.Info("delivery erased while it was attempted", zap.String("app", l.bot.app.Name), zap.Uint64("delivery", del.ID))
 }
 
 func (ds *Dispatcher) envelope(del *store.Delivery) *adapters.Delivery {

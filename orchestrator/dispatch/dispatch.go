@@ -195,21 +195,30 @@ func (ds *Dispatcher) takeFresh(l *lane, h store.LaneHead) *store.Delivery {
 
 // Run delivers until ctx ends; it returns once every worker stopped and
 // the done marks are written. Unfinished deliveries stay in the outbox.
-func (ds *Dispatcher) Run(ctx context.Context) error {
+func (ds *Dispatcher) Run(ctx context.Context) error { return ds.RunUntil(ctx, ctx) }
+
+// RunUntil is Run with two ends: when stop ends, no lane starts another
+// turn, while the attempts in flight go on under work, so that a bot's
+// answer is not cut off; when work ends too, they are cancelled and stay
+// in the outbox for the next dispatcher. A config reload stops the old
+// dispatcher this way: a delivery is finished by the old one or attempted
+// again by the new one, never by both at once. work must end once stop
+// has (or with it); RunUntil returns when both workers and marks are done.
+func (ds *Dispatcher) RunUntil(stop, work context.Context) error {
 	ds.wg.Add(1)
-	go ds.runTimers(ctx)
+	go ds.runTimers(stop)
 	for _, b := range ds.bots {
 		for range max(b.app.Concurrency, 1) {
 			ds.wg.Add(1)
-			go ds.work(ctx, b)
+			go ds.work(work, b)
 		}
 		ds.wg.Add(1)
-		go ds.runScan(ctx, b)
+		go ds.runScan(stop, b)
 		kick(b.scanKick) // what Load left for later
 	}
 	flushed := make(chan struct{})
-	go func() { ds.flushDone(ctx); close(flushed) }()
-	<-ctx.Done()
+	go func() { ds.flushDone(stop); close(flushed) }()
+	<-stop.Done()
 	ds.mu.Lock()
 	ds.stopping = true
 	for _, b := range ds.bots {

@@ -56,6 +56,8 @@ const jobMaxAttempts = 8
 // committed.
 type Firing struct {
 	Rule, Result string
+	// Page and PSID are the thread it fired on, for the log.
+	Page, PSID string
 	// Problem is what the rule could not do, for recent errors.
 	Problem *recent.Error
 }
@@ -110,6 +112,9 @@ type Engine struct{ d Deps }
 
 // New builds the engine.
 func New(d Deps) *Engine {
+	if d.Log == nil {
+		d.Log = zap.NewNop()
+	}
 	if d.Wake == nil {
 		d.Wake = func() {}
 	}
@@ -123,6 +128,14 @@ func New(d Deps) *Engine {
 // runs inside the ingress transaction, once per event (duplicates and the
 // other apps' copies are dropped before).
 func (e *Engine) Arm(tx store.Tx, p *topology.Page, rcv *topology.App, ev *messenger.Event, th *store.Thread, now time.Time) (Firing, error) {
+	f, err := e.arm(tx, p, rcv, ev, th, now)
+	if f.Rule != "" {
+		f.Page, f.PSID = p.ID, th.PSID
+	}
+	return f, err
+}
+
+func (e *Engine) arm(tx store.Tx, p *topology.Page, rcv *topology.App, ev *messenger.Event, th *store.Thread, now time.Time) (Firing, error) {
 	if p.Rules == nil {
 		return Firing{}, nil
 	}
@@ -141,10 +154,12 @@ func (e *Engine) Arm(tx store.Tx, p *topology.Page, rcv *topology.App, ev *messe
 	return Firing{}, nil
 }
 
-// Fired counts what the rules did once their transaction committed.
+// Fired counts and logs what the rules did once their transaction
+// committed.
 func (e *Engine) Fired(fs []Firing) {
 	for _, f := range fs {
 		e.d.Metrics.Rules.WithLabelValues(f.Rule, f.Result).Inc()
+		e.d.Log.Info("rule firing", zap.String("rule", f.Rule), zap.String("result", f.Result), zap.String("page", f.Page), zap.String("psid", f.PSID))
 	}
 }
 

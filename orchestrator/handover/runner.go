@@ -178,6 +178,8 @@ func (e *Engine) runJob(ctx context.Context, j store.Job) bool {
 	}
 	if out.result != "" {
 		e.d.Metrics.Rules.WithLabelValues(j.Rule, out.result).Inc()
+		e.d.Log.Info("rule firing", zap.String("rule", j.Rule), zap.String("result", out.result), zap.String("page", j.Page), zap.String("psid", j.PSID),
+			zap.String("app", j.App), zap.String("target", j.Target), zap.Int("attempts", j.Attempts+1))
 	}
 	err := e.d.Store.Update(context.Background(), func(tx store.Tx) error {
 		cur, err := tx.Job(j.ThreadKey, j.Rule)

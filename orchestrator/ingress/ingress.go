@@ -61,6 +61,10 @@ type Deps struct {
 	Reconcile func(k store.ThreadKey, why string)
 	// Wake is called after a commit that may have armed a timer or job.
 	Wake func()
+	// LearnPerson is told, after the commit, of a person whose first
+	// message Baton just recorded (to ask Meta for their name); nil: no
+	// one is told.
+	LearnPerson func(k store.ThreadKey)
 }
 
 // Ingress serves GET and POST /webhooks/{app}.
@@ -207,6 +211,9 @@ func (in *Ingress) committed(app string, out *routed) {
 	}
 	for _, k := range out.reconcile {
 		in.d.Reconcile(k, "an event came on standby for the app we took as owner")
+	}
+	for _, k := range out.newPeople {
+		in.d.LearnPerson(k)
 	}
 }
 

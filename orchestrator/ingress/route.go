@@ -27,6 +27,7 @@ type routed struct {
 	unusable     []recent.Error // events Baton cannot use
 	problems     []recent.Error // what a rule could not do
 	firings      []handover.Firing
+	newPeople    []store.ThreadKey // whose name Baton may ask Meta for
 	accepted     int
 	duplicates   int
 }
@@ -94,6 +95,10 @@ func (in *Ingress) route(tx store.Tx, rcv *topology.App, p *topology.Page, ch me
 		return err
 	}
 	k := store.ThreadKey{Page: p.ID, PSID: psid}
+	// The line first: a change of control the event shows comes after it.
+	if err := in.transcribe(tx, rcv, p, k, ev, first, now, out); err != nil {
+		return err
+	}
 	th, err := threads.Load(tx, p, k)
 	if err != nil {
 		return err
@@ -118,6 +123,9 @@ func (in *Ingress) route(tx store.Tx, rcv *topology.App, p *topology.Page, ch me
 		}
 		if f.Rule != "" {
 			out.firings = append(out.firings, f)
+			if err := transcribeFiring(tx, k, f, now); err != nil {
+				return err
+			}
 		}
 		if f.Problem != nil {
 			out.problems = append(out.problems, *f.Problem)

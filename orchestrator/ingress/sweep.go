@@ -30,7 +30,36 @@ func (in *Ingress) RunSweeper(ctx context.Context) error {
 			in.d.Log.Error("dedup marks not swept", zap.Error(err))
 		}
 		in.pruneJournal(ctx)
+		in.pruneTranscript(ctx)
 	}
+}
+
+// pruneTranscript deletes the transcript's entries recorded before the
+// journal's retention, a batch per transaction: a conversation is kept as
+// long as the events it was read from.
+func (in *Ingress) pruneTranscript(ctx context.Context) int {
+	before := in.d.Clock.Now().Add(-in.d.Webhooks.JournalRetention)
+	total := 0
+	for ctx.Err() == nil {
+		var n int
+		err := in.d.Store.Update(ctx, func(tx store.Tx) error {
+			var err error
+			n, err = tx.PruneTranscript(before, pruneBatch)
+			return err
+		})
+		if err != nil {
+			in.d.Log.Error("transcript not pruned", zap.Error(err))
+			break
+		}
+		total += n
+		if n < pruneBatch {
+			break
+		}
+	}
+	if total > 0 {
+		in.d.Log.Info("transcript pruned", zap.Int("entries", total), zap.Time("recorded_before", before))
+	}
+	return total
 }
 
 // pruneJournal deletes the journal's entries older than its retention, a

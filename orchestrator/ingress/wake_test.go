@@ -80,7 +80,7 @@ pages:
 	m := metrics.New()
 	clk := clock.NewManual(time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC))
 	armed := false
-	in := New(Deps{Store: db, Topology: top, Ledger: threads.NewLedger(m.Transitions, nil, wake),
+	in := New(Deps{Store: db, Topology: top, Ledger: threads.NewLedger(m.Transitions, nil, wake, nil),
 		Rules: rulesFunc(func() handover.Firing {
 			if armed {
 				return handover.Firing{Rule: handover.RuleEscalate, Result: "armed"}

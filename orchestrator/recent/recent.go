@@ -6,6 +6,7 @@ package recent
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 // Error is one problem shown by GET /admin/errors.
 type Error struct {
 	At      time.Time `json:"at"`
-	Kind    string    `json:"kind"` // webhook | delivery | graph | action | reconcile | rule | send_policy
+	Kind    string    `json:"kind"` // webhook | delivery | graph | action | reconcile | rule | send_policy | deletion
 	App     string    `json:"app,omitempty"`
 	Page    string    `json:"page_id,omitempty"`
 	PSID    string    `json:"psid,omitempty"`
@@ -39,6 +40,7 @@ var events = map[string]string{
 	"reconcile":   "reconcile failed",
 	"rule":        "rule did not act",
 	"send_policy": "send refused before Meta",
+	"deletion":    "data deletion request refused",
 }
 
 // refusalEvery is how often a refusal of one cause is logged.
@@ -173,3 +175,51 @@ func (r *Errors) List() []Error {
 	}
 	return out
 }
+
+// Forget drops the problems kept about one person (their page and PSID,
+// or their PSID in the message) and reports how many went: an erase of
+// the person's data leaves no trace in memory either.
+func (r *Errors) Forget(page, psid string) int {
+	if psid == "" {
+		return 0
+	}
+	about := func(e Error) bool {
+		if e.Page != "" && e.Page != page {
+			return false
+		}
+		return e.PSID == psid || containsID(e.Message, psid)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, rg := range r.rings {
+		kept := slices.DeleteFunc(slices.Clone(rg.all()), func(en entry) bool { return about(en.e) })
+		if dropped := len(rg.all()) - len(kept); dropped > 0 {
+			n += dropped
+			slices.SortFunc(kept, func(a, b entry) int { return cmp.Compare(a.seq, b.seq) })
+			*rg = ring{buf: make([]entry, len(rg.buf))}
+			for _, en := range kept {
+				rg.put(en)
+			}
+		}
+	}
+	return n
+}
+
+// containsID reports whether id is in s as a whole number, not part of a
+// longer one.
+func containsID(s, id string) bool {
+	for i := 0; ; {
+		j := strings.Index(s[i:], id)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(id)
+		if (start == 0 || !isDigit(s[start-1])) && (end == len(s) || !isDigit(s[end])) {
+			return true
+		}
+		i = start + 1
+	}
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -82,3 +82,40 @@ func TestRefusalsLogSampled(t *testing.T) {
 		t.Fatalf("not_logged %v, want 1000 (999 in the first second, one more in the next)", got)
 	}
 }
+
+// Forget drops one person's problems from every ring, keeps the others in
+// their order, and the rings go on filling as before.
+func TestForget(t *testing.T) {
+	r, _, _, _ := mustErrors(t, 5)
+	for _, e := range []Error{
+		{Kind: "delivery", Page: "1", PSID: "7", Message: "dead"},
+		{Kind: "delivery", Page: "1", PSID: "8", Message: "dead"},
+		{Kind: "delivery", Page: "2", PSID: "7", Message: "another page's person 7"},
+		{Kind: "graph", Message: "pass for 7: (#10) not allowed"},
+		{Kind: "graph", Page: "1", Message: "send to 77 failed"},
+		{Kind: "delivery", Page: "1", PSID: "7", Message: "dead again"},
+		{Kind: "delivery", Page: "1", PSID: "9", Message: "6"},
+	} {
+		r.Record(e)
+	}
+	if n := r.Forget("1", "7"); n != 3 {
+		t.Fatalf("forgot %d problems, want 3", n)
+	}
+	var got []string
+	for _, e := range r.List() {
+		got = append(got, e.Page+"/"+e.PSID+" "+e.Message)
+	}
+	want := []string{"1/9 6", "1/ send to 77 failed", "2/7 another page's person 7", "1/8 dead"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after Forget: %q, want %q", got, want)
+	}
+	for i := range 5 {
+		r.Record(Error{Kind: "delivery", Page: "1", PSID: "8", Message: fmt.Sprint("more ", i)})
+	}
+	if n := len(r.List()); n != 6 { // 5 deliveries, 1 graph
+		t.Fatalf("%d problems kept after the rings filled again, want 6", n)
+	}
+	if r.Forget("1", "") != 0 {
+		t.Fatal("an empty PSID forgot something")
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/batonhq/baton/orchestrator/topology"
 	"github.com/batonhq/baton/statemachine"
@@ -28,16 +29,21 @@ type Ledger struct {
 	transitions  *prometheus.CounterVec // by cause
 	onTransition TransitionFunc
 	wake         func()
+	log          *zap.Logger
 }
 
 // NewLedger returns a ledger that counts transitions by cause, calls on
-// (may be nil) in the transaction of each, and wake (may be nil) once it
-// committed: a new owner arms an expiry timer, and maybe a rule's job.
-func NewLedger(transitions *prometheus.CounterVec, on TransitionFunc, wake func()) *Ledger {
+// (may be nil) in the transaction of each, and wake (may be nil) and
+// logs each (log may be nil) once it committed: a new owner arms an
+// expiry timer, and maybe a rule's job.
+func NewLedger(transitions *prometheus.CounterVec, on TransitionFunc, wake func(), log *zap.Logger) *Ledger {
 	if wake == nil {
 		wake = func() {}
 	}
-	return &Ledger{transitions: transitions, onTransition: on, wake: wake}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Ledger{transitions: transitions, onTransition: on, wake: wake, log: log}
 }
 
 // Load reads a thread, or starts the record of a new one: idle, or owned
@@ -88,12 +94,21 @@ func (l *Ledger) Apply(tx store.Tx, p *topology.Page, th *store.Thread, in state
 	h.At, h.From, h.To = in.At, res.From, res.To
 	th.PreviousOwner, th.LastCause = res.From, h.Cause
 	cause := h.Cause
+	// The one line per recorded change of owner, logged once it is
+	// durable. The PSID is a page-scoped id, there to find the thread in
+	// the admin API; the history's metadata (a bot's free text) stays out.
+	fields := []zap.Field{zap.String("page", th.Page), zap.String("psid", th.PSID), zap.String("from", appName(p, res.From)),
+		zap.String("to", appName(p, res.To)), zap.String("event", h.Event), zap.String("by", h.By), zap.String("cause", cause)}
 	tx.AfterCommit(func() {
 		l.transitions.WithLabelValues(cause).Inc()
+		l.log.Info("thread owner changed", fields...)
 		l.wake()
 	})
 	if err := tx.AppendHistory(th.ThreadKey, h); err != nil {
 		return fmt.Errorf("history of %s: %w", th.ThreadKey, err)
+	}
+	if err := transcribe(tx, p, th.ThreadKey, h); err != nil {
+		return err
 	}
 	th.ActiveAt, th.OwnerActiveAt = in.At, in.At
 	if l.onTransition == nil {
@@ -111,6 +126,18 @@ func (l *Ledger) ExpireLapsed(tx store.Tx, p *topology.Page, th *store.Thread, n
 	}
 	return l.Apply(tx, p, th, statemachine.Input{Op: statemachine.OpExpire, At: th.ExpiresAt},
 		store.HistoryEntry{Event: "expire", By: "meta", Cause: store.CauseExpiry})
+}
+
+// appName names an app id of the page for the log: its YAML name, else
+// the id (an app Meta showed that the config does not list); empty is
+// idle.
+func appName(p *topology.Page, id string) string {
+	for _, a := range p.Apps {
+		if a.ID == id {
+			return a.Name
+		}
+	}
+	return id
 }
 
 // Stale reports whether evidence from at is older than what the thread's

@@ -169,7 +169,7 @@ func newFixture(t *testing.T) *fixture {
 		f.seen = append(f.seen, *th)
 		f.mu.Unlock()
 		return nil
-	}, nil)
+	}, nil, nil)
 	f.svc = threads.New(threads.Deps{Store: f.store, Topology: top, Ledger: ledger, Graph: f.graph, Clock: f.clock, Log: zap.NewNop(),
 		Metrics: f.metrics, Errors: f.errors, Wake: func() { f.woken <- struct{}{} }})
 	return f

@@ -14,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/groupcommit"
 )
 
 var (
@@ -30,14 +31,22 @@ var (
 	bJobTimes  = []byte("jobtimes")  // at(ns) rule \0 page \0 psid -> nil
 	bLanes     = []byte("lanes")     // app \0 page \0 psid \0 id -> schedule; see lanes.go
 	bDeadLanes = []byte("deadlanes") // app \0 page \0 psid \0 id -> nil
+	bDeletions = []byte("deletions") // code -> Deletion (Meta's data deletion requests)
 	bMeta      = []byte("meta")
-	allBucket  = [][]byte{bThreads, bHistory, bTimers, bSeen, bJournal, bOutbox, bDead, bIntents, bOTN, bJobs, bJobTimes, bLanes, bDeadLanes, bMeta}
+	// The transcript, its index in the order entries were recorded (for
+	// retention and search), and what Baton learnt of people; see
+	// transcript.go.
+	bTranscript    = []byte("transcript")    // page \0 psid \0 at(ns) seq -> TranscriptEntry
+	bTranscriptAge = []byte("transcriptage") // seq -> recorded(ns) + transcript key
+	bPeople        = []byte("people")        // page \0 psid -> Person
+	allBucket      = [][]byte{bThreads, bHistory, bTimers, bSeen, bJournal, bOutbox, bDead, bIntents, bOTN, bJobs, bJobTimes, bLanes, bDeadLanes, bDeletions, bMeta,
+		bTranscript, bTranscriptAge, bPeople}
 )
 
 // DB is a store.Store on one bbolt file.
 type DB struct {
 	db   *bolt.DB
-	gc   *groupCommit
+	gc   *groupcommit.Group[*tx]
 	path string
 }
 
@@ -53,14 +62,14 @@ type Options struct {
 
 // Close waits for queued writes and closes the file.
 func (d *DB) Close() error {
-	d.gc.close()
+	d.gc.Close()
 	return d.db.Close()
 }
 
 // Update runs fn in a write transaction shared with concurrent callers; it
 // returns once the transaction is durable (or failed).
 func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return d.gc.do(ctx, func(w *tx) error { return fn(w) })
+	return d.gc.Do(ctx, func(w *tx) error { return fn(w) })
 }
 
 // View runs fn in a read transaction.
@@ -72,12 +81,30 @@ func (d *DB) View(fn func(store.ReadTx) error) error {
 
 // Stats returns the group commit's live counters. CommitStats gives a
 // snapshot without exposing this package's types.
-func (d *DB) Stats() *CommitStats { return &d.gc.stats }
+func (d *DB) Stats() *CommitStats { return d.gc.Stats() }
+
+// CommitStats count the group commit's work since Open.
+type CommitStats = groupcommit.Stats
+
+// commitGroup runs one group commit's transaction. One wrapper serves
+// the whole group: its caches live exactly as long as the transaction and
+// are dropped with a rollback.
+func (d *DB) commitGroup(fn func(*tx) error) error {
+	return d.guard(func() error {
+		return d.db.Update(func(btx *bolt.Tx) error {
+			w := newTx(btx)
+			if err := fn(w); err != nil {
+				return err
+			}
+			return w.flush()
+		})
+	})
+}
 
 // CommitStats returns a snapshot of the group commit's counters. Each is
 // read on its own, so under load they may be a commit apart.
 func (d *DB) CommitStats() store.CommitStats {
-	st := &d.gc.stats
+	st := d.gc.Stats()
 	return store.CommitStats{
 		Commits: uint64(st.Commits.Load()),
 		Calls:   uint64(st.Calls.Load()),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/batonhq/baton/statemachine"
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/groupcommit"
 	"github.com/batonhq/baton/store/storetest"
 )
 
@@ -49,11 +50,11 @@ func TestCommitWaitGoesOnceTheGroupIsFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	errs := make(chan error, groupTarget)
-	for i := range groupTarget {
+	errs := make(chan error, groupcommit.Target)
+	for i := range groupcommit.Target {
 		go func() { errs <- putThread(db, i) }()
 	}
-	for range groupTarget {
+	for range groupcommit.Target {
 		select {
 		case err := <-errs:
 			if err != nil {

@@ -130,3 +130,28 @@ func splitJournal(seq uint64, v []byte) (hdr, event []byte, err error) {
 	n := 4 + int(binary.BigEndian.Uint32(v))
 	return v[4:n], v[n:], nil
 }
+
+func (x *tx) Journal(after uint64, limit int) ([]store.JournalEntry, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	if after == math.MaxUint64 {
+		return nil, nil
+	}
+	var out []store.JournalEntry
+	c := x.b(bJournal).Cursor()
+	for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+		seq := binary.BigEndian.Uint64(k)
+		h, ev, err := splitJournal(seq, v)
+		if err != nil {
+			return nil, err
+		}
+		var j store.JournalEntry
+		if err := unmarshal(h, &j); err != nil {
+			return nil, fmt.Errorf("journal entry %d: %w", seq, err)
+		}
+		j.Seq, j.Event = seq, append(json.RawMessage(nil), ev...)
+		out = append(out, j)
+	}
+	return out, nil
+}

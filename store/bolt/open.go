@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -10,6 +11,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/groupcommit"
 )
 
 // ErrHeld is returned by Open when another process holds the file.
@@ -39,11 +41,13 @@ func Open(path string, opt Options) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w: stop it, or give this one another data file", path, ErrHeld)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
 		return nil, &CorruptError{Path: path, Cause: err.Error()}
+	case errors.As(err, new(*FormatError)):
+		return nil, err
 	case err != nil:
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	d := &DB{db: db, path: path}
-	d.gc = newGroupCommit(d, opt.CommitWait)
+	d.gc = groupcommit.New(d.commitGroup, opt.CommitWait)
 	return d, nil
 }
 
@@ -70,16 +74,57 @@ func openFile(path string, timeout time.Duration) (db *bolt.DB, err error) {
 				return err
 			}
 		}
+		if err := checkFormat(tx, path); err != nil {
+			return err
+		}
 		if !indexed { // a new file, or one from before the lane indexes
 			return buildLaneIndexes(tx)
 		}
 		return nil
 	})
+	var fe *FormatError
+	if errors.As(err, &fe) {
+		db.Close()
+		return nil, err
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("create buckets in %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// Format is the layout of the data file this binary writes. A binary
+// refuses a file of a later format rather than write into indexes it does
+// not know (an older Baton would leave the lane index of a newer one
+// stale, and deliveries would wait unseen); a file of an earlier one is
+// brought up to date on open. Raise it with each change of layout, with the
+// migration from the one before.
+const Format = 1
+
+var formatKey = []byte("format")
+
+// FormatError is a data file written by a later Baton than this one.
+type FormatError struct {
+	Path         string
+	Found, Known uint64
+}
+
+func (e *FormatError) Error() string {
+	return fmt.Sprintf("data file %s has data format %d, written by a later Baton; this binary knows format %d at most: run the later binary, or restore the backup taken before the upgrade (baton backup -o FILE)", e.Path, e.Found, e.Known)
+}
+
+// checkFormat refuses a file of a later format and stamps an unstamped
+// one (new, or from before the stamp: format 1's layout, the lane indexes
+// built below) with this binary's.
+func checkFormat(tx *bolt.Tx, path string) error {
+	meta := tx.Bucket(bMeta)
+	if v := meta.Get(formatKey); len(v) == 8 {
+		if f := binary.BigEndian.Uint64(v); f > Format {
+			return &FormatError{Path: path, Found: f, Known: Format}
+		}
+	}
+	return meta.Put(formatKey, u64(Format))
 }
 
 // guard runs fn, turning a panic of bbolt on a damaged page (or a fault

@@ -2,6 +2,7 @@ package bolt_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/store/bolt"
+	"go.etcd.io/bbolt"
 )
 
 // mustFill writes n threads into a new file and returns its bytes.
@@ -151,4 +153,76 @@ func TestTimerBeyond2262(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A file of a later data format is refused, naming what to do, and left
+// as it was; an unstamped file (from before the stamp) opens and is
+// stamped with this binary's format.
+func TestOpenChecksFormat(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "baton.db")
+	mustFill(t, path, 3)
+	setFormat := func(v []byte) {
+		t.Helper()
+		raw, err := bbolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		if err := raw.Update(func(tx *bbolt.Tx) error {
+			if v == nil {
+				return tx.Bucket([]byte("meta")).Delete([]byte("format"))
+			}
+			return tx.Bucket([]byte("meta")).Put([]byte("format"), v)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	format := func() uint64 {
+		t.Helper()
+		raw, err := bbolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		var f uint64
+		_ = raw.View(func(tx *bbolt.Tx) error {
+			if v := tx.Bucket([]byte("meta")).Get([]byte("format")); len(v) == 8 {
+				f = binary.BigEndian.Uint64(v)
+			}
+			return nil
+		})
+		return f
+	}
+	if f := format(); f != bolt.Format {
+		t.Fatalf("a new file has format %d, want %d", f, bolt.Format)
+	}
+
+	later := binary.BigEndian.AppendUint64(nil, bolt.Format+1)
+	setFormat(later)
+	_, err := bolt.Open(path, bolt.Options{})
+	var fe *bolt.FormatError
+	if !errors.As(err, &fe) || fe.Found != bolt.Format+1 || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "restore the backup") {
+		t.Fatalf("later format: err %v", err)
+	}
+	if f := format(); f != bolt.Format+1 {
+		t.Fatalf("the refused file's format became %d", f)
+	}
+
+	setFormat(nil)
+	db, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatalf("unstamped file: %v", err)
+	}
+	n := 0
+	if err := db.View(func(tx store.ReadTx) error {
+		ths, _, err := tx.Threads(store.ThreadFilter{Limit: 10})
+		n = len(ths)
+		return err
+	}); err != nil || n != 3 {
+		t.Fatalf("unstamped file read %d threads, err %v", n, err)
+	}
+	db.Close()
+	if f := format(); f != bolt.Format {
+		t.Fatalf("unstamped file stamped %d, want %d", f, bolt.Format)
+	}
 }

@@ -100,10 +100,13 @@ func (o outboxOps) unqueue(d *store.Delivery) error {
 
 func (o outboxOps) KillDelivery(d store.Delivery) error {
 	x := o.x
-	if x.b(bOutbox).Get(u64(d.ID)) != nil {
-		if err := x.unqueue(&d); err != nil {
-			return err
-		}
+	if x.b(bOutbox).Get(u64(d.ID)) == nil {
+		// Erased while it was attempted: its event must not come back as
+		// a dead letter's copy.
+		return fmt.Errorf("delivery %d: %w", d.ID, store.ErrNotFound)
+	}
+	if err := x.unqueue(&d); err != nil {
+		return err
 	}
 	d, err := x.withEvent(d)
 	if err != nil {

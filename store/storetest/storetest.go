@@ -38,6 +38,12 @@ func Run(t *testing.T, open Opener) {
 		"a failing write is alone": testFailingWrite,
 		"after commit":             testAfterCommit,
 		"durable across reopen":    testReopen,
+		"erase one person":         testErase,
+		"erase while in flight":    testEraseInFlight,
+		"erase while writing":      testEraseWhileWriting,
+		"deletion requests":        testDeletions,
+		"transcript":               testTranscript,
+		"transcript search":        testTranscriptSearch,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open) })

@@ -131,7 +131,7 @@ func (in *Inbox) message(ev *messenger.Event, at time.Time) (Message, bool) {
 		return Message{Mid: ev.Message.Mid, At: at, From: FromPerson, Text: ev.Message.Text, Attachments: attachments(ev.Message)}, true
 	case messenger.KindEcho:
 		from := FromBot
-		if string(ev.Message.AppID) == in.opt.AppID || ev.Message.AppID == messenger.PageInboxAppID {
+		if id := ev.Message.AppID; string(id) == in.opt.AppID || id == messenger.PageInboxAppID || id == messenger.InstagramInboxAppID {
 			from = FromAgent
 		}
 		return Message{Mid: ev.Message.Mid, At: at, From: from, Text: ev.Message.Text, Attachments: attachments(ev.Message)}, true

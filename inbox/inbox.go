@@ -71,6 +71,9 @@ type Options struct {
 	TypingHold     time.Duration // how long typing holds the return rule (default 2m)
 	ClaimHold      time.Duration // how long a claim holds it, renewed while kept (default 5m)
 	WarnBefore     time.Duration // warn this long before a return (default 2m)
+	// AgentApps are the apps (by name) whose replies are people's too:
+	// Meta's Page Inbox and Instagram's inbox, as the config names them.
+	AgentApps []string
 	// Instagram lists the pages that are Instagram accounts: no personas
 	// there, and Instagram's profile fields.
 	Instagram map[string]bool

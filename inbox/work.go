@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -309,8 +310,8 @@ func (in *Inbox) merge(page, psid string, entries []batonapi.TranscriptEntry) er
 				m.From, m.Text = FromPerson, "[tapped] "+e.Text
 			case "echo":
 				m.From = FromBot
-				if e.App == in.opt.App || e.From == in.opt.AppID || e.From == string(messenger.PageInboxAppID) {
-					m.From = FromAgent // this inbox's agents, or Meta's Page Inbox
+				if e.App == in.opt.App || slices.Contains(in.opt.AgentApps, e.App) {
+					m.From = FromAgent // this inbox's agents, or Meta's inboxes
 				}
 			default:
 				continue

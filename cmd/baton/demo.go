@@ -289,14 +289,11 @@ func (d *demo) startInbox(l net.Listener) error {
 	return nil
 }
 
-// restartInbox stops the inbox and starts it again on the same address
-// and data: what survives is what its database kept.
-func (d *demo) restartInbox() error {
+// stopInboxNow stops the inbox and waits for it (startInbox(nil) starts
+// it again on the same address and data: a test's restart).
+func (d *demo) stopInboxNow() error {
 	d.stopInbox()
-	if err := <-d.inboxDone; err != nil {
-		return err
-	}
-	return d.startInbox(nil)
+	return <-d.inboxDone
 }
 
 // demoEscalationWords are the escalation rule's words; the FAQ bot leaves

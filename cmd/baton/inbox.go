@@ -18,6 +18,7 @@ import (
 
 	"github.com/batonhq/baton/config"
 	"github.com/batonhq/baton/inbox"
+	"github.com/batonhq/baton/messenger"
 )
 
 // runInbox runs the human-agent inbox of the config's inbox section, or
@@ -113,6 +114,11 @@ func inboxOptions(cfg *config.Config, log *zap.Logger) (inbox.Options, error) {
 	}
 	for _, c := range ic.Canned {
 		opt.Canned = append(opt.Canned, inbox.Canned{Title: c.Title, Text: c.Text})
+	}
+	for _, a := range cfg.Apps {
+		if a.AppID == string(messenger.PageInboxAppID) || a.AppID == string(messenger.InstagramInboxAppID) {
+			opt.AgentApps = append(opt.AgentApps, a.Name)
+		}
 	}
 	for _, p := range cfg.Pages {
 		if p.Platform == config.PlatformInstagram {

@@ -86,7 +86,7 @@ func openRow(psid string) chromedp.Action[chromedp.Void] {
 		if _, err := chromedp.WaitVisible(chromedp.CSS(rowOf(psid)))(ctx, t); err != nil {
 			return chromedp.Void{}, err
 		}
-		_, err := chromedp.Evaluate[bool](`(() => { document.querySelector('` + rowOf(psid) + `').click(); return true; })()`)(ctx, t)
+		_, err := chromedp.Evaluate[bool](`(() => { document.querySelector('`+rowOf(psid)+`').click(); return true; })()`)(ctx, t)
 		return chromedp.Void{}, err
 	}
 }
@@ -395,7 +395,13 @@ func TestBrowserInboxSurvivesRestart(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#messages .msg.note`))); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.restartInbox(); err != nil {
+	// Down for a while: what the person says meanwhile is in Baton's
+	// transcript, which the inbox reads when it starts again.
+	if err := d.stopInboxNow(); err != nil {
+		t.Fatal(err)
+	}
+	d.personWrites(t, psid, "hello, anyone there?")
+	if err := d.startInbox(nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := chromedp.Do(anna, chromedp.Reload(),
@@ -405,8 +411,20 @@ func TestBrowserInboxSurvivesRestart(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#messages .msg.note`))); err != nil {
 		t.Fatalf("after the restart: %v", err)
 	}
+	if err := chromedp.Do(anna, chromedp.WaitVisible(chromedp.Search(`//div[@id="messages"]/div[contains(., "hello, anyone there?")]`))); err != nil {
+		t.Fatalf("what came while the inbox was down: %v", err)
+	}
 	history := text(t, anna, "messages")
-	for _, want := range []string{"what are your hours?", "I want a human", "Asked about a refund", "Anna claimed it"} {
+	var conv struct {
+		Conversation struct {
+			Synced time.Time `json:"synced"`
+		} `json:"conversation"`
+	}
+	d.signIn(t, "anna").call(t, http.MethodGet, fmt.Sprintf("%s/api/conversations/%s/%s", d.inboxURL, demoPage, psid), "", &conv)
+	if conv.Conversation.Synced.IsZero() {
+		t.Error("the conversation was not filled from Baton's transcript")
+	}
+	for _, want := range []string{"what are your hours?", "I want a human", "Asked about a refund", "Anna claimed it", "hello, anyone there?"} {
 		if !strings.Contains(history, want) {
 			t.Errorf("after the restart the agent does not see %q in\n%s", want, history)
 		}

@@ -28,6 +28,8 @@ type Config struct {
 	Apps     []App    `yaml:"apps"`
 	Pages    []Page   `yaml:"pages"`
 	Log      Log      `yaml:"log"`
+	// Inbox configures `baton inbox`, the human-agent inbox (inbox.go).
+	Inbox *Inbox `yaml:"inbox"`
 
 	// Path is the file the config was read from.
 	Path string `yaml:"-"`
@@ -229,6 +231,7 @@ func (c *Config) applyDefaults() {
 		c.Webhooks.JournalRetention = DefaultJournalRetention
 	}
 	c.TLS.applyDefaults()
+	c.Inbox.applyDefaults(c)
 	d := &c.Delivery
 	if d.MaxAttempts == 0 {
 		d.MaxAttempts = 10

@@ -132,3 +132,34 @@ func TestLoadOffline(t *testing.T) {
 		t.Fatalf("short token: %v", err)
 	}
 }
+
+func TestInboxConfig(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "good.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := string(b) + `
+inbox:
+  app: support-bot
+  agents:
+    - {name: anna, display_name: Anna, password_hash: "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy", persona: true, picture: "https://example.com/anna.png"}
+    - {name: ben.k, password_hash: "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"}
+  done: {closing_message: "Thanks for writing!"}
+  canned_replies: [{title: Hours, text: "We're open 9 to 5."}]
+`
+	c, err := Parse("inbox.yml", []byte(y), lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := c.Inbox
+	if in.Listen != DefaultInboxListen || in.Data != DefaultInboxData || in.BatonURL != "http://127.0.0.1:8080" || in.Done.Action != DonePass ||
+		in.Hold.Typing != DefaultTypingHold || in.Hold.Claim != DefaultClaimHold || in.WarnBefore != DefaultWarnBefore {
+		t.Fatalf("defaults %+v", in)
+	}
+	if in.Agents[1].DisplayName != "ben.k" || in.Agents[0].DisplayName != "Anna" || len(in.Canned) != 1 {
+		t.Fatalf("agents %+v", in.Agents)
+	}
+	if c, err := Parse("none.yml", b, lookup); err != nil || c.Inbox != nil {
+		t.Fatalf("no inbox section: %v %+v", err, c)
+	}
+}

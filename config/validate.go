@@ -31,6 +31,8 @@ var (
 	appNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 	digitsRE  = regexp.MustCompile(`^[0-9]+$`)
 	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// agentNameRE: an inbox agent's sign-in name.
+	agentNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 )
 
 // secret resolves an *_env key. required says the key must be set.
@@ -121,6 +123,7 @@ func (v *validator) config(c *Config) {
 		v.page(fmt.Sprintf("pages[%d]", i), &c.Pages[i], c, pageIDs)
 	}
 	v.tokens(c)
+	v.inbox(c)
 }
 
 // minTokenLen is the shortest admin or bot API token accepted.

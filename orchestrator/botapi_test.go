@@ -3,6 +3,7 @@ package orchestrator_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton/messenger"
 	"github.com/batonhq/baton/orchestrator/api"
@@ -77,4 +78,46 @@ func TestStaleOwnerIsReconciled(t *testing.T) {
 	if errs := h.recentErrors(); len(errs) == 0 || errs[0].Kind != "graph" {
 		t.Fatalf("recent errors %+v", errs)
 	}
+}
+
+// An owner's activity holds the return rule: past the return time it does
+// not fire while held; released, it fires. Only the owner may hold.
+func TestBotAPIActivityHoldsTheReturn(t *testing.T) {
+	h := newHarness(t, withRules(`
+escalate:
+  - words: [human]
+    to: billing-bot
+return: {after: 10m, to: primary}`))
+	h.say("human")
+	h.support.next()
+	h.eventually("escalation", func() bool { return h.platformOwner() == billingID })
+	h.eventually("the return timer", func() bool { _, ok := h.pending("return"); return ok })
+	url := h.baton + "/v1/threads/" + pageID + "/" + psid + "/activity"
+	var apiErr struct {
+		Error struct{ Code, Message string }
+	}
+	if st := h.do("POST", url, env["SUPPORT_API"], map[string]string{"kind": "claimed", "agent": "anna"}, &apiErr); st != 409 || apiErr.Error.Code != "refused" {
+		t.Fatalf("a hold by an app that does not own the thread: %d %+v", st, apiErr)
+	}
+	if st := h.do("POST", url, env["BILLING_API"], map[string]string{"kind": "sleeping"}, &apiErr); st != 400 {
+		t.Fatalf("unknown kind: %d %+v", st, apiErr)
+	}
+	var tv api.ThreadView
+	if st := h.do("POST", url, env["BILLING_API"], map[string]string{"kind": "typing", "agent": "anna", "for": "30m"}, &tv); st != 200 ||
+		tv.HeldBy != "anna" || tv.HoldUntil == nil || !tv.HoldUntil.Equal(h.clock.Now().Add(30*time.Minute)) {
+		t.Fatalf("typing: %d %+v", st, tv)
+	}
+	if j, ok := h.pending("return"); !ok || !j.At.Equal(*tv.HoldUntil) {
+		t.Fatalf("the return job %+v, want it at the hold's end %s", j, tv.HoldUntil)
+	}
+	h.clock.Advance(11 * time.Minute) // past the return time
+	h.settle()
+	if h.platformOwner() != billingID {
+		t.Fatal("returned while held")
+	}
+	var released api.ThreadView
+	if st := h.do("POST", url, env["BILLING_API"], map[string]string{"kind": "released", "agent": "anna"}, &released); st != 200 || released.HoldUntil != nil {
+		t.Fatalf("released: %d %+v", st, released)
+	}
+	h.eventually("the return once released", func() bool { return h.platformOwner() == supportID })
 }

@@ -153,7 +153,7 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 		LearnPerson: learn, Transcribed: func([]store.ThreadKey) { o.console.Poke() }})
 	o.deletion = deletion.New(deletion.Deps{Store: d.Store, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("deletion"),
 		Errors: errs, PublicURL: cfg.PublicURL})
-	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Eraser: o.deletion, Errors: errs, Log: d.Log.Named("api"),
+	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Eraser: o.deletion, Holds: o.rules, Errors: errs, Log: d.Log.Named("api"),
 		Gatherer: m.Registry, AdminToken: cfg.Admin.Token.Reveal(), Sessions: o.console, Ready: o.ready})
 	o.graph = graphapi.New(graphapi.Deps{Store: d.Store, Topology: top, Threads: o.threads, Ledger: ledger, Graph: d.Graph, Clock: d.Clock,
 		Metrics: m, Errors: errs})

@@ -76,6 +76,13 @@ type Thread struct {
 	// its owner; OwnerActiveAt the owner's last send. Rules read them.
 	ActiveAt      time.Time `json:"active_at,omitzero"`
 	OwnerActiveAt time.Time `json:"owner_active_at,omitzero"`
+	// HoldUntil is how long the owner asked the return rule to wait (a
+	// human agent has the conversation claimed or is typing: the bot
+	// API's activity call), and HeldBy who holds it (the agent's name, for
+	// operators). The owner renews a hold it keeps; a lapsed one holds
+	// nothing, so an owner that crashed holds no thread for ever.
+	HoldUntil time.Time `json:"hold_until,omitzero"`
+	HeldBy    string    `json:"held_by,omitempty"`
 	// TimerAt is where the store keeps the thread's expiry timer: at or
 	// before ExpiresAt. The store manages it; see Tx.PutThread.
 	TimerAt time.Time `json:"timer_at,omitzero"`

@@ -20,10 +20,12 @@ import (
 	"text/template"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/config"
 	"github.com/batonhq/baton/examples/faqbot"
-	"github.com/batonhq/baton/examples/inbox"
+	"github.com/batonhq/baton/inbox"
 	"github.com/batonhq/baton/messenger/messengertest"
 	"github.com/batonhq/baton/orchestrator"
 )
@@ -47,6 +49,10 @@ type demoOptions struct {
 	Platform, Public, Admin, Bot, Inbox string
 	Dir                                 string // data, config and logs; empty: a temp dir removed at exit
 	ReturnAfter                         time.Duration
+	// The inbox's holds and warning (the config's defaults when zero),
+	// and how often it asks Baton about its conversations.
+	TypingHold, ClaimHold, WarnBefore time.Duration
+	InboxRefresh                      time.Duration
 }
 
 // demo is everything `baton demo` runs, in one process.
@@ -59,14 +65,21 @@ type demo struct {
 	env                   map[string]string // the secrets the demo made, by variable
 	clock                 *clock.Offset
 	platform              *messengertest.Platform
-	inbox                 *inbox.Inbox
 	logFile               *os.File
+	// passwords are the demo agents' passwords, by name.
+	passwords map[string]string
 
-	platformSrv, botSrv, inboxSrv *http.Server
-	stopBaton                     context.CancelFunc
-	batonDone                     chan error
-	serveErrs                     chan error
-	stopOnce                      sync.Once
+	// The inbox runs on its own, so that a test can restart it.
+	inboxOpt    inbox.Options
+	inboxAddr   string
+	stopInbox   context.CancelFunc
+	inboxDone   chan error
+	platformSrv *http.Server
+	botSrv      *http.Server
+	stopBaton   context.CancelFunc
+	batonDone   chan error
+	serveErrs   chan error
+	stopOnce    sync.Once
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -93,7 +106,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // startDemo writes the config, binds every address and starts everything.
 func startDemo(o demoOptions) (d *demo, err error) {
-	d = &demo{batonDone: make(chan error, 1), serveErrs: make(chan error, 4)}
+	d = &demo{batonDone: make(chan error, 1), serveErrs: make(chan error, 4), passwords: map[string]string{}}
 	// Listeners not yet served are closed on failure; closing one a
 	// server has already closed is harmless.
 	var listeners []net.Listener
@@ -155,13 +168,33 @@ func startDemo(o demoOptions) (d *demo, err error) {
 	secret("INBOX_API_TOKEN", 16)
 	hook("FAQ_BOT_HOOK_SECRET")
 	hook("INBOX_HOOK_SECRET")
+	hashes := map[string]string{}
+	for _, name := range []string{"anna", "ben"} {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		d.passwords[name] = hex.EncodeToString(b)
+		h, err := bcrypt.GenerateFromPassword([]byte(d.passwords[name]), bcrypt.MinCost) // a demo: fast to start
+		if err != nil {
+			return d, err
+		}
+		hashes[name] = string(h)
+	}
+	hold := func(v time.Duration, def time.Duration) string {
+		if v == 0 {
+			v = def
+		}
+		return v.String()
+	}
 
 	var yml bytes.Buffer
 	if err = demoConfig.Execute(&yml, map[string]any{
 		"Public": bl.Addr().String(), "Admin": al.Addr().String(), "Data": filepath.Join(d.dir, "baton.db"),
 		"Platform": d.platformURL, "Bot": botURL, "Inbox": d.inboxURL, "ReturnAfter": o.ReturnAfter.String(),
 		"Words": strings.Join(demoEscalationWords, ", "), "Page": demoPage, "BotID": demoBotID, "InboxID": demoInboxID, "PageInbox": demoPageInbox,
-		"IG": demoIG, "IGInbox": demoIGInbox,
+		"IG": demoIG, "IGInbox": demoIGInbox, "InboxListen": inl.Addr().String(), "InboxData": filepath.Join(d.dir, "inbox.db"),
+		"Baton": d.batonURL, "AnnaHash": hashes["anna"], "BenHash": hashes["ben"],
+		"TypingHold": hold(o.TypingHold, config.DefaultTypingHold), "ClaimHold": hold(o.ClaimHold, config.DefaultClaimHold),
+		"WarnBefore": hold(o.WarnBefore, config.DefaultWarnBefore),
 	}); err != nil {
 		return d, err
 	}
@@ -228,12 +261,39 @@ func startDemo(o demoOptions) (d *demo, err error) {
 		return d, err
 	}
 	d.botSrv = d.serve(botl, bot)
-	if d.inbox, err = inbox.New(inbox.Options{App: "inbox", AppID: demoInboxID, HookSecret: env["INBOX_HOOK_SECRET"], Baton: d.batonURL,
-		Token: env["INBOX_API_TOKEN"], Done: inbox.DonePass}); err != nil {
+	if d.inboxOpt, err = inboxOptions(cfg, zl.Named("inbox")); err != nil {
 		return d, err
 	}
-	d.inboxSrv = d.serve(inl, d.inbox.Handler())
-	return d, nil
+	d.inboxOpt.Clock, d.inboxOpt.RefreshEvery = d.clock, o.InboxRefresh
+	d.inboxAddr = inl.Addr().String()
+	return d, d.startInbox(inl)
+}
+
+// startInbox runs the inbox on l (a new listener on its address when nil:
+// a restart).
+func (d *demo) startInbox(l net.Listener) error {
+	if l == nil {
+		var err error
+		if l, err = net.Listen("tcp", d.inboxAddr); err != nil {
+			return fmt.Errorf("inbox listen: %w", err)
+		}
+	}
+	in, err := inbox.New(d.inboxOpt)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopInbox, d.inboxDone = cancel, make(chan error, 1)
+	go func() { d.inboxDone <- serveInbox(ctx, in, l) }()
+	return nil
+}
+
+// stopInboxNow stops the inbox and waits for it (startInbox(nil) starts
+// it again on the same address and data: a test's restart).
+func (d *demo) stopInboxNow() error {
+	d.stopInbox()
+	return <-d.inboxDone
 }
 
 // demoEscalationWords are the escalation rule's words; the FAQ bot leaves
@@ -256,7 +316,7 @@ apps:
     verify_token_env: FAQ_BOT_VERIFY_TOKEN
     token_env: FAQ_BOT_API_TOKEN
     adapter: {type: http, url: "{{.Bot}}/baton", secret_env: FAQ_BOT_HOOK_SECRET}
-  - name: inbox                       # the example human-agent inbox
+  - name: inbox                       # Baton's human-agent inbox (baton inbox)
     app_id: "{{.InboxID}}"
     secret_env: INBOX_SECRET
     verify_token_env: INBOX_VERIFY_TOKEN
@@ -292,6 +352,22 @@ pages:
         to: inbox
         back: true
         message: "Our bot is having trouble; a person will answer."
+inbox:
+  listen: "{{.InboxListen}}"
+  app: inbox
+  data: {{.InboxData}}
+  baton_url: "{{.Baton}}"
+  agents:
+    - {name: anna, display_name: Anna, password_hash: "{{.AnnaHash}}", persona: true, picture: "https://acme-shop.example/agents/anna.png"}
+    - {name: ben, display_name: Ben, password_hash: "{{.BenHash}}", persona: true, picture: "https://acme-shop.example/agents/ben.png"}
+  done:
+    action: pass
+    closing_message: "Thanks for writing! Our bot is back if you need anything else."
+  canned_replies:
+    - {title: Hours, text: "We're open Monday to Friday, 9:00 to 17:00."}
+    - {title: Refunds, text: "You can return anything within 30 days for a full refund."}
+  hold: {typing: {{.TypingHold}}, claim: {{.ClaimHold}}}
+  warn_before: {{.WarnBefore}}
 {{define "handover"}}      escalate:
         - name: human
           words: [{{.Words}}]
@@ -322,9 +398,11 @@ func (d *demo) banner(w io.Writer) {
   1. Be the person:  open %s
      Write "hi", then "what are your hours?", then "I want a human".
      (On the shop's Instagram account: open %s)
-  2. Be the agent:   open %s/
+  2. Be the agent:   open %s/ and sign in as anna (password %s)
+     or, in another browser, as ben (password %s).
      The conversation is there with why it came and what was said before.
-     Reply, then press Done: the thread goes back to the FAQ bot.
+     Claim it, reply (the person sees "Anna"), then press Done: the thread
+     goes back to the FAQ bot with a closing message.
   3. Watch Baton:    BATON_ADMIN_TOKEN=%s baton threads show -admin %s %s %s
      (or go run ./cmd/baton threads ... from the repository)
 
@@ -335,7 +413,7 @@ Jump the clock past the return rule (an inbox thread idle that long goes back to
 
 Config: %s   Logs: %s
 Ctrl-C stops everything.
-`, chat, igChat, d.inboxURL, d.adminToken, d.adminURL, demoPage, demoPersonPSID,
+`, chat, igChat, d.inboxURL, d.passwords["anna"], d.passwords["ben"], d.adminToken, d.adminURL, demoPage, demoPersonPSID,
 		d.platformURL, demoPage, demoPersonPSID, d.platformURL, d.config, d.logFile.Name())
 }
 
@@ -358,9 +436,6 @@ func (d *demo) wait(ctx context.Context) error {
 func (d *demo) stop() { d.stopOnce.Do(d.stopAll) }
 
 func (d *demo) stopAll() {
-	if d.inbox != nil {
-		d.inbox.Close() // ends the live streams, or Shutdown waits for them
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if d.platformSrv != nil {
@@ -373,10 +448,12 @@ func (d *demo) stopAll() {
 		d.stopBaton()
 		<-d.batonDone
 	}
-	for _, srv := range []*http.Server{d.botSrv, d.inboxSrv} {
-		if srv != nil {
-			_ = srv.Shutdown(ctx)
-		}
+	if d.botSrv != nil {
+		_ = d.botSrv.Shutdown(ctx)
+	}
+	if d.stopInbox != nil {
+		d.stopInbox()
+		<-d.inboxDone
 	}
 	if d.logFile != nil {
 		d.logFile.Close()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"strings"
 	"testing"
@@ -75,18 +76,68 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// said is what the person saw, as "app: text" for replies and "> text"
-// for their own messages.
+// said is what the person saw, as "app: text" for replies ("app
+// (persona): text" under a persona) and "> text" for their own messages.
 func said(st messengertest.ThreadState) []string {
 	var out []string
 	for _, m := range st.Messages {
-		if m.Direction == "in" {
+		switch {
+		case m.Direction == "in":
 			out = append(out, "> "+m.Text)
-		} else {
+		case m.Persona != "":
+			out = append(out, m.App+" ("+m.Persona+"): "+m.Text)
+		default:
 			out = append(out, m.App+": "+m.Text)
 		}
 	}
 	return out
+}
+
+// agentClient is an agent signed in to the demo's inbox: its cookie and
+// CSRF token.
+type agentClient struct {
+	client *http.Client
+	csrf   string
+}
+
+func (d *demo) signIn(t *testing.T, name string) *agentClient {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	a := &agentClient{client: &http.Client{Jar: jar, Timeout: 20 * time.Second}}
+	b, _ := json.Marshal(map[string]string{"name": name, "password": d.passwords[name]})
+	resp, err := a.client.Post(d.inboxURL+"/login", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign in as %s: %d", name, resp.StatusCode)
+	}
+	var me struct{ CSRF string }
+	a.call(t, http.MethodGet, d.inboxURL+"/api/me", "", &me)
+	a.csrf = me.CSRF
+	return a
+}
+
+func (a *agentClient) call(t *testing.T, method, url, body string, out any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-CSRF-Token", a.csrf)
+	resp, err := a.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %d %s", method, url, resp.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, url, err, b)
+		}
+	}
 }
 
 func ownerOf(st messengertest.ThreadState) string {
@@ -108,27 +159,37 @@ func TestDemoTripFromBotToHumanAndBack(t *testing.T) {
 
 	d.personWrites(t, psid, "I want a human")
 	eventually(t, "the inbox to own the thread", func() bool { return ownerOf(d.thread(t, psid)) == demoInboxID })
-	var convs []struct {
-		PSID     string `json:"psid"`
-		Why      string `json:"why"`
+	anna := d.signIn(t, "anna")
+	var list struct {
+		Conversations []struct {
+			PSID string `json:"psid"`
+			Why  string `json:"why"`
+		} `json:"conversations"`
+	}
+	var conv struct {
 		Messages []struct{ From, Text string }
 	}
+	convURL := fmt.Sprintf("%s/api/conversations/%s/%s", d.inboxURL, demoPage, psid)
 	eventually(t, "the conversation in the inbox, with what came before", func() bool {
-		call(t, http.MethodGet, d.inboxURL+"/api/conversations", "", &convs)
-		return len(convs) == 1 && len(convs[0].Messages) >= 3
+		anna.call(t, http.MethodGet, d.inboxURL+"/api/conversations", "", &list)
+		if len(list.Conversations) != 1 {
+			return false
+		}
+		anna.call(t, http.MethodGet, convURL, "", &conv)
+		return len(conv.Messages) >= 3
 	})
-	if c := convs[0]; c.PSID != psid || c.Why != "escalation human: word human" || c.Messages[0].Text != "what are your hours?" || c.Messages[0].From != "person" {
-		t.Fatalf("inbox shows %+v", c)
+	if c := list.Conversations[0]; c.PSID != psid || c.Why != "escalation human: word human" || conv.Messages[0].Text != "what are your hours?" || conv.Messages[0].From != "person" {
+		t.Fatalf("inbox shows %+v %+v", c, conv)
 	}
 
-	call(t, http.MethodPost, fmt.Sprintf("%s/api/conversations/%s/%s/reply", d.inboxURL, demoPage, psid), `{"text":"Hi, Anna here"}`, nil)
-	call(t, http.MethodPost, fmt.Sprintf("%s/api/conversations/%s/%s/done", d.inboxURL, demoPage, psid), `{}`, nil)
+	anna.call(t, http.MethodPost, convURL+"/reply", `{"text":"Hi, Anna here"}`, nil)
+	anna.call(t, http.MethodPost, convURL+"/done", `{"closing_message":""}`, nil)
 	st := d.thread(t, psid)
 	if ownerOf(st) != demoBotID {
 		t.Fatalf("after Done the owner is %q, want the FAQ bot", ownerOf(st))
 	}
 	want := []string{"> what are your hours?", "faq-bot: We're open Monday to Friday, 9:00 to 18:00.", "> I want a human",
-		"faq-bot: Connecting you with a person. Someone will answer here shortly.", "inbox: Hi, Anna here"}
+		"faq-bot: Connecting you with a person. Someone will answer here shortly.", "inbox (Anna): Hi, Anna here"}
 	if got := said(st); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("the person saw\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -195,9 +256,9 @@ func TestDemoStopsCleanlyAndPrintsWhatToDo(t *testing.T) {
 		t.Errorf("chat page: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	// A live stream open in a browser must not hold up Ctrl-C.
-	stream, err := http.Get(d.inboxURL + "/api/events")
-	if err != nil {
-		t.Fatal(err)
+	stream, err := d.signIn(t, "ben").client.Get(d.inboxURL + "/api/events")
+	if err != nil || stream.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %v %v", err, stream)
 	}
 	defer stream.Body.Close()
 

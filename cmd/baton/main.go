@@ -27,6 +27,7 @@ func commands() []command {
 	return []command{
 		{"demo", "run Baton, the fake platform, a FAQ bot and the inbox together", runDemo},
 		{"serve", "run Baton with a config file", runServe},
+		{"inbox", "run the human-agent inbox of the config's inbox section", runInbox},
 		{"check", "validate a config file", runCheck},
 		{"subscribe", "subscribe the hosted apps to their pages' webhooks at Meta", runSubscribe},
 		{"doctor", "check tokens, permissions, subscriptions and the webhook URL against Meta", runDoctor},

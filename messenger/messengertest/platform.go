@@ -333,6 +333,9 @@ type ThreadMessage struct {
 	Metadata  string       `json:"metadata,omitempty"`
 	Tag       string       `json:"tag,omitempty"`
 	HasAttach bool         `json:"has_attachment,omitempty"`
+	// Persona is the name of the persona the message was sent under,
+	// what the person sees instead of the page's name.
+	Persona string `json:"persona,omitempty"`
 	// AIGenerated marks a Meta AI reply sent from the inbox.
 	AIGenerated bool `json:"ai_generated,omitempty"`
 }

@@ -53,6 +53,9 @@ type Deps struct {
 	Topology   *topology.Topology
 	Threads    Threads
 	Deliveries Deliveries
+	// Holds records an owner's activity (POST /v1/.../activity); nil
+	// serves no such endpoint.
+	Holds Holder
 	// Eraser erases a person's data; nil: the admin API erases nothing.
 	Eraser Eraser
 	Errors *recent.Errors

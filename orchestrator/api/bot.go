@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/gorilla/mux"
 
 	"github.com/batonhq/baton/orchestrator/apierr"
+	"github.com/batonhq/baton/orchestrator/handover"
 	"github.com/batonhq/baton/orchestrator/threads"
 	"github.com/batonhq/baton/orchestrator/topology"
 	"github.com/batonhq/baton/statemachine"
@@ -21,6 +23,67 @@ func (api *API) RegisterBot(r *mux.Router) {
 	v1.Handle("/threads/{page}/{psid}", api.h(api.botGetThread)).Methods(http.MethodGet)
 	v1.Handle("/threads/{page}/{psid}/transcript", api.h(api.botGetTranscript)).Methods(http.MethodGet)
 	v1.Handle("/threads/{page}/{psid}/{op:pass|take|request|release|extend}", api.h(api.botControl)).Methods(http.MethodPost)
+	v1.Handle("/threads/{page}/{psid}/activity", api.h(api.botActivity)).Methods(http.MethodPost)
+}
+
+// Holder records a human's activity on a thread, which holds its return
+// rule (handover.Engine).
+type Holder interface {
+	Hold(ctx context.Context, a handover.Activity) (store.Thread, error)
+}
+
+// activityBody is the body of POST /v1/threads/{page}/{psid}/activity.
+type activityBody struct {
+	Kind  string `json:"kind"`  // typing, claimed or released
+	Agent string `json:"agent"` // who, for operators
+	For   string `json:"for"`   // how long it holds: a Go duration or seconds; empty: the kind's default
+}
+
+// botActivity: the owner says a human is typing, has the conversation
+// claimed, or let it go; the return rule waits while it is held.
+func (api *API) botActivity(w http.ResponseWriter, r *http.Request) error {
+	if err := api.onPage(r); err != nil {
+		return err
+	}
+	v := mux.Vars(r)
+	if err := validPSID(v["psid"]); err != nil {
+		return err
+	}
+	var body activityBody
+	if err := decodeStrict(r, &body); err != nil {
+		return err
+	}
+	act := handover.Activity{Page: v["page"], PSID: v["psid"], App: appFromContext(r), Kind: body.Kind, Agent: truncateRunes(body.Agent, 100)}
+	if body.For != "" {
+		d, err := parseDuration(body.For)
+		if err != nil {
+			return err
+		}
+		act.For = d
+	}
+	if api.d.Holds == nil {
+		return apierr.Errorf(apierr.NotFound, "no such endpoint")
+	}
+	if _, err := api.d.Holds.Hold(r.Context(), act); err != nil {
+		if errors.Is(err, handover.ErrBadActivity) {
+			return apierr.Errorf(apierr.Invalid, "%v", err)
+		}
+		return err
+	}
+	tv, err := api.threadView(act.Page, act.PSID)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, tv)
+	return nil
+}
+
+// truncateRunes cuts s to at most n runes.
+func truncateRunes(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n])
+	}
+	return s
 }
 
 type appCtxKey struct{}

@@ -26,9 +26,13 @@ type ThreadView struct {
 	// ActiveAt is the last message from the person or the owner.
 	ActiveAt *time.Time `json:"active_at,omitempty"`
 	// OwnerActiveAt is the owner's last message (or when it got control).
-	OwnerActiveAt *time.Time    `json:"owner_active_at,omitempty"`
-	Version       uint64        `json:"version"`
-	History       []HistoryView `json:"history,omitempty"`
+	OwnerActiveAt *time.Time `json:"owner_active_at,omitempty"`
+	// HoldUntil is how long the owner holds the return rule off (a human
+	// is on it: POST /v1/.../activity), and HeldBy who.
+	HoldUntil *time.Time    `json:"hold_until,omitempty"`
+	HeldBy    string        `json:"held_by,omitempty"`
+	Version   uint64        `json:"version"`
+	History   []HistoryView `json:"history,omitempty"`
 	// Pending are the rules' jobs waiting on the thread (return timers,
 	// failbacks, escalations under way).
 	Pending []JobView `json:"pending,omitempty"`
@@ -88,6 +92,9 @@ func (api *API) view(th store.Thread, hist []store.HistoryEntry) ThreadView {
 	v := ThreadView{PageID: th.Page, PSID: th.PSID, State: string(th.State), OwnerAppID: th.Owner, Owner: top.Name(th.Owner),
 		ExpiresAt: timePtr(th.ExpiresAt), LastUserMessageAt: timePtr(th.LastUserMessageAt), UpdatedAt: timePtr(th.UpdatedAt),
 		ActiveAt: timePtr(th.ActiveAt), OwnerActiveAt: timePtr(th.OwnerActiveAt), Version: th.Version}
+	if !th.HoldUntil.IsZero() {
+		v.HoldUntil, v.HeldBy = timePtr(th.HoldUntil), th.HeldBy
+	}
 	if v.State == "" {
 		v.State = string(statemachine.Idle)
 	}

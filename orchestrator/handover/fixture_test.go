@@ -201,11 +201,12 @@ type fixture struct {
 	sender  *fakeSender
 	health  *fakeHealth
 
-	mu       sync.Mutex
-	owner    string // app id; "" idle
-	activeAt time.Time
-	controls []threads.Request
-	sends    []*messenger.SendRequest
+	mu        sync.Mutex
+	owner     string // app id; "" idle
+	activeAt  time.Time
+	holdUntil time.Time
+	controls  []threads.Request
+	sends     []*messenger.SendRequest
 
 	e *Engine
 }
@@ -258,7 +259,7 @@ func (f *fixture) threadLocked(k store.ThreadKey) store.Thread {
 	case f.owner != "":
 		st = statemachine.Secondary
 	}
-	return store.Thread{ThreadKey: k, Thread: statemachine.Thread{State: st, Owner: f.owner}, ActiveAt: f.activeAt, OwnerActiveAt: f.activeAt}
+	return store.Thread{ThreadKey: k, Thread: statemachine.Thread{State: st, Owner: f.owner}, ActiveAt: f.activeAt, OwnerActiveAt: f.activeAt, HoldUntil: f.holdUntil}
 }
 
 func (f *fixture) setOwner(id string) {

@@ -57,6 +57,7 @@ func TestRunJob(t *testing.T) {
 		rules        string
 		owner        string
 		quiet        time.Duration // since the thread's last activity
+		held         time.Duration // the owner's hold lasts this much longer (negative: lapsed)
 		job          store.Job
 		failingSince func(string) (time.Time, bool)
 		recovered    func(string, time.Time) bool
@@ -112,6 +113,12 @@ func TestRunJob(t *testing.T) {
 			calls: []call{{"support-bot", statemachine.OpTake, ""}, {"support-bot", statemachine.OpRelease, ""}}, result: firedResult},
 		{name: "return after activity", rules: `return: {after: 10m}`, owner: billingID, quiet: 4 * time.Minute, job: ret,
 			left: start.Add(6 * time.Minute)},
+		{name: "return held while an agent types", rules: `return: {after: 10m}`, owner: billingID, quiet: time.Hour, held: 2 * time.Minute, job: ret,
+			left: start.Add(2 * time.Minute)},
+		{name: "return held longer than the quiet time", rules: `return: {after: 10m}`, owner: billingID, quiet: 4 * time.Minute, held: 30 * time.Minute, job: ret,
+			left: start.Add(30 * time.Minute)},
+		{name: "return once the hold lapsed", rules: `return: {after: 10m}`, owner: billingID, quiet: time.Hour, held: -time.Second, job: ret,
+			calls: []call{{"billing-bot", statemachine.OpPass, "support-bot"}}, result: firedResult},
 		{name: "return when the bot has it", rules: `return: {after: 10m}`, owner: supportID, quiet: time.Hour, job: ret,
 			result: skippedResult},
 		{name: "return refused", rules: `return: {after: 10m}`, owner: billingID, quiet: time.Hour, job: ret, controlErr: statemachine.ErrRefused,
@@ -146,6 +153,11 @@ func TestRunJob(t *testing.T) {
 			f := newFixture(t, c.rules)
 			f.setOwner(c.owner)
 			f.setActiveAt(start.Add(-c.quiet))
+			if c.held != 0 {
+				f.mu.Lock()
+				f.holdUntil = start.Add(c.held)
+				f.mu.Unlock()
+			}
 			if c.failingSince != nil {
 				f.health.FailingSinceFunc = c.failingSince
 			}

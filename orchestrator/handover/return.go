@@ -20,6 +20,8 @@ import (
 // when a secondary gets the thread, dropped when it leaves one. It is the
 // ledger's hook, run in the transaction of every change of owner.
 func AfterTransition(tx store.Tx, p *topology.Page, th *store.Thread, now time.Time) error {
+	// A hold is the owner's: a new owner starts without one.
+	th.HoldUntil, th.HeldBy = time.Time{}, ""
 	if p.Rules == nil || p.Rules.Return == nil {
 		return nil
 	}
@@ -30,7 +32,8 @@ func AfterTransition(tx store.Tx, p *topology.Page, th *store.Thread, now time.T
 }
 
 // runReturn gives control back from a secondary that has been quiet for
-// the rule's time, or moves the timer to the last activity.
+// the rule's time, or moves the timer to the last activity or to the end
+// of the owner's hold (hold.go).
 func (e *Engine) runReturn(ctx context.Context, p *topology.Page, j store.Job) jobOutcome {
 	rt := p.Rules.Return
 	if rt == nil {
@@ -44,8 +47,8 @@ func (e *Engine) runReturn(ctx context.Context, p *topology.Page, j store.Job) j
 		return jobOutcome{result: skippedResult}
 	}
 	now := e.d.Clock.Now()
-	if due := th.ActiveAt.Add(rt.After); due.After(now) {
-		return jobOutcome{rearm: due} // something happened since: wait from there
+	if due := returnDue(th, rt.After); due.After(now) {
+		return jobOutcome{rearm: due} // something happened since, or an agent holds it: wait
 	}
 	primary := e.d.Topology.App(p.Primary)
 	owner := e.d.Topology.AppByID(th.Owner)

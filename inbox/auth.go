@@ -1,0 +1,286 @@
+package inbox
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Agent is one person who answers in the inbox.
+type Agent struct {
+	Name        string `json:"name"`
+	DisplayName string `json:"display_name"`
+	// PasswordHash is a bcrypt hash; empty: only the proxy's header signs
+	// the agent in.
+	PasswordHash string `json:"-"`
+	// Persona sends the agent's replies under a Messenger persona with
+	// the display name and Picture.
+	Persona bool   `json:"persona"`
+	Picture string `json:"-"`
+}
+
+// ProxyAuth trusts a header naming the agent, from these proxies only.
+type ProxyAuth struct {
+	Header  string
+	Proxies []*net.IPNet
+}
+
+const (
+	sessionCookie = "inbox_session"
+	sessionTTL    = 12 * time.Hour
+	csrfHeader    = "X-CSRF-Token"
+	// Sign-in attempts that fail: this many per window and client
+	// address (and per agent name) before the inbox answers 429.
+	maxFailures   = 10
+	failureWindow = 15 * time.Minute
+)
+
+var bSessions = []byte("sessions") // id -> session
+
+type session struct {
+	Agent   string    `json:"agent"`
+	Expires time.Time `json:"expires"`
+}
+
+// dummyHash is compared against when the name is unknown, so that a
+// wrong name takes as long as a wrong password.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such agent"), bcrypt.DefaultCost)
+
+// auth signs agents in and out and says who makes a request.
+type auth struct {
+	agents  map[string]*Agent
+	proxy   ProxyAuth
+	key     []byte // CSRF tokens are HMACs of the session with it
+	db      *db
+	limiter *failures
+	now     func() time.Time
+}
+
+type agentCtxKey struct{}
+
+func agentOf(r *http.Request) *Agent {
+	a, _ := r.Context().Value(agentCtxKey{}).(*Agent)
+	return a
+}
+
+// who finds the signed-in agent and the CSRF token that goes with the
+// sign-in; nil when nobody is.
+func (au *auth) who(r *http.Request) (*Agent, string) {
+	if au.proxy.Header != "" && au.fromProxy(r) {
+		if a := au.agents[strings.ToLower(strings.TrimSpace(r.Header.Get(au.proxy.Header)))]; a != nil {
+			return a, au.csrf("header:" + a.Name)
+		}
+		return nil, ""
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || len(c.Value) != 43 {
+		return nil, ""
+	}
+	var s session
+	_ = au.db.b.View(func(tx *bolt.Tx) error {
+		if raw := tx.Bucket(bSessions).Get([]byte(c.Value)); raw != nil {
+			_ = json.Unmarshal(raw, &s)
+		}
+		return nil
+	})
+	a := au.agents[s.Agent]
+	if a == nil || !au.now().Before(s.Expires) {
+		return nil, ""
+	}
+	return a, au.csrf("session:" + c.Value)
+}
+
+func (au *auth) csrf(of string) string {
+	m := hmac.New(sha256.New, au.key)
+	m.Write([]byte(of))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// fromProxy reports whether the request came straight from a trusted
+// proxy.
+func (au *auth) fromProxy(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	for _, n := range au.proxy.Proxies {
+		if ip != nil && n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// require serves next to signed-in agents only; a request that changes
+// anything must also carry the CSRF token, which only the inbox's own
+// page can read (GET /api/me).
+func (au *auth) require(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, token := au.who(r)
+		if a == nil {
+			writeError(w, http.StatusUnauthorized, "sign in first")
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if got := r.Header.Get(csrfHeader); subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+				writeError(w, http.StatusForbidden, "missing or wrong CSRF token: reload the page")
+				return
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), agentCtxKey{}, a)))
+	})
+}
+
+// login checks a name and password and starts a session.
+func (au *auth) login(w http.ResponseWriter, r *http.Request) {
+	if !jsonRequest(r) {
+		// A cross-site form cannot send JSON without the browser asking
+		// first: this keeps other sites from signing an agent in.
+		writeError(w, http.StatusUnsupportedMediaType, "send JSON")
+		return
+	}
+	var b struct {
+		Name     string `json:"name"`
+		Password string `json:"password"`
+	}
+	if err := decode(r, &b); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	name := strings.ToLower(strings.TrimSpace(b.Name))
+	client := clientIP(r)
+	if au.limiter.blocked(au.now(), "ip:"+client, "agent:"+name) {
+		writeError(w, http.StatusTooManyRequests, "too many failed sign-ins: wait a few minutes")
+		return
+	}
+	a := au.agents[name]
+	hash := dummyHash
+	if a != nil && a.PasswordHash != "" {
+		hash = []byte(a.PasswordHash)
+	}
+	if err := bcrypt.CompareHashAndPassword(hash, []byte(b.Password)); err != nil || a == nil || a.PasswordHash == "" {
+		au.limiter.fail(au.now(), "ip:"+client, "agent:"+name)
+		writeError(w, http.StatusUnauthorized, "wrong name or password")
+		return
+	}
+	id := make([]byte, 32)
+	_, _ = rand.Read(id)
+	sid := base64.RawURLEncoding.EncodeToString(id)
+	raw, _ := json.Marshal(session{Agent: a.Name, Expires: au.now().Add(sessionTTL)})
+	if err := au.db.b.Update(func(tx *bolt.Tx) error { return tx.Bucket(bSessions).Put([]byte(sid), raw) }); err != nil {
+		writeError(w, http.StatusInternalServerError, "cannot save the session")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sid, Path: "/", HttpOnly: true, Secure: au.secure(r),
+		SameSite: http.SameSiteStrictMode, MaxAge: int(sessionTTL / time.Second)})
+	writeJSON(w, http.StatusOK, map[string]string{"agent": a.Name})
+}
+
+// logout ends the session (behind require: CSRF-checked).
+func (au *auth) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		_ = au.db.b.Update(func(tx *bolt.Tx) error { return tx.Bucket(bSessions).Delete([]byte(c.Value)) })
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: au.secure(r),
+		SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// secure: the cookie is Secure when the agent's browser reached the
+// inbox over TLS, directly or through a trusted proxy.
+func (au *auth) secure(r *http.Request) bool {
+	return r.TLS != nil || (au.fromProxy(r) && r.Header.Get("X-Forwarded-Proto") == "https")
+}
+
+// forgetSessions drops expired sessions.
+func (au *auth) forgetSessions() error {
+	now := au.now()
+	return au.db.b.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bSessions)
+		var old [][]byte
+		_ = b.ForEach(func(k, v []byte) error {
+			var s session
+			if json.Unmarshal(v, &s) != nil || !now.Before(s.Expires) {
+				old = append(old, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func jsonRequest(r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	return ct == "application/json" || strings.HasPrefix(ct, "application/json;")
+}
+
+// failures counts failed sign-ins per key in a window, bounded.
+type failures struct {
+	mu sync.Mutex
+	m  map[string][]time.Time
+}
+
+const maxFailureKeys = 10000
+
+func (f *failures) blocked(now time.Time, keys ...string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, k := range keys {
+		if len(f.recentLocked(now, k)) >= maxFailures {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *failures) fail(now time.Time, keys ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.m) > maxFailureKeys {
+		f.m = map[string][]time.Time{} // a flood: start over rather than grow
+	}
+	for _, k := range keys {
+		f.m[k] = append(f.recentLocked(now, k), now)
+	}
+}
+
+func (f *failures) recentLocked(now time.Time, k string) []time.Time {
+	ts := f.m[k]
+	i := 0
+	for i < len(ts) && now.Sub(ts[i]) > failureWindow {
+		i++
+	}
+	ts = ts[i:]
+	if len(ts) == 0 {
+		delete(f.m, k)
+	} else {
+		f.m[k] = ts
+	}
+	return ts
+}

@@ -87,17 +87,21 @@ func (s *subscriber) page(ctx context.Context, pa *pageApp) {
 	}
 	change := strings.Join(parts, "; ")
 	if !subscribed {
-		change = "not subscribed; subscribe to " + list(want)
+		change = "subscribe to " + list(want)
+	}
+	state := ""
+	if !subscribed {
+		state = "not subscribed; "
 	}
 	if s.dryRun {
-		fmt.Fprintf(s.out, "%s: would %s\n", pa, change)
+		fmt.Fprintf(s.out, "%s: %swould %s\n", pa, state, change)
 		return
 	}
 	if err := s.client.Subscribe(ctx, pa.cred(), want); err != nil {
 		s.fail(pa, fmt.Errorf("subscribe: %w", err), pa, "")
 		return
 	}
-	fmt.Fprintf(s.out, "%s: %s: done\n", pa, change)
+	fmt.Fprintf(s.out, "%s: %s%s: done\n", pa, state, change)
 }
 
 // app points the app's webhook configuration for one object at Baton's

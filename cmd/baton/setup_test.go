@@ -264,8 +264,8 @@ func TestSubscribe(t *testing.T) {
 	code, out := e.subscribe(t, "-dry-run")
 	callback := e.public.URL + "/webhooks/support-bot"
 	wantLines(t, out,
-		"page 100200300400500 app support-bot: would not subscribed; subscribe to "+strings.Join(messenger.FieldsForConversationRouting, ", "),
-		"page 17841400000000001 app support-bot: would not subscribed; subscribe to "+strings.Join(messenger.FieldsForInstagram, ", "),
+		"page 100200300400500 app support-bot: not subscribed; would subscribe to "+strings.Join(messenger.FieldsForConversationRouting, ", "),
+		"page 17841400000000001 app support-bot: not subscribed; would subscribe to "+strings.Join(messenger.FieldsForInstagram, ", "),
 		"app support-bot webhooks (page): would set callback "+callback+"; add "+strings.Join(messenger.FieldsForConversationRouting, ", "),
 		"app support-bot webhooks (instagram): would set callback "+callback,
 		"dry run: nothing was changed")

@@ -15,6 +15,7 @@ const (
 	control              // thread control, through the thread-control service
 	send                 // the Send API, behind the send policy
 	passThrough          // to Meta with the app's page token, answered unchanged
+	subscribe            // the page subscription, with Baton's fields kept in it
 )
 
 // allowed is the allow-list: the calls a bot on Messenger legitimately
@@ -33,7 +34,7 @@ var allowed = map[string]handling{
 	"GET thread_owner":            passThrough,
 	"GET secondary_receivers":     passThrough,
 	"GET subscribed_apps":         passThrough,
-	"POST subscribed_apps":        passThrough,
+	"POST subscribed_apps":        subscribe,
 	"GET messenger_profile":       passThrough,
 	"POST messenger_profile":      passThrough,
 	"DELETE messenger_profile":    passThrough,

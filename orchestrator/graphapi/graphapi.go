@@ -98,6 +98,13 @@ func (g *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
 	case passThrough:
 		q, b := c.outgoing()
 		g.proxy(w, r, p, a, "", edge, q, b)
+	case subscribe:
+		if gerr := keepBatonFields(c, p); gerr != nil {
+			writeError(w, gerr)
+			return
+		}
+		q, b := c.outgoing()
+		g.proxy(w, r, p, a, "", edge, q, b)
 	default:
 		g.d.Errors.Record(recent.Error{Kind: "graph", App: a.Name, Page: p.ID, Message: fmt.Sprintf("refused %s /%s: not on the allow-list", r.Method, edge)})
 		writeError(w, gerr)

@@ -403,8 +403,10 @@ func (d *demo) banner(w io.Writer) {
      The conversation is there with why it came and what was said before.
      Claim it, reply (the person sees "Anna"), then press Done: the thread
      goes back to the FAQ bot with a closing message.
-  3. Watch Baton:    BATON_ADMIN_TOKEN=%s baton threads show -admin %s %s %s
-     (or go run ./cmd/baton threads ... from the repository)
+  3. Watch Baton:    open %s/console/ and sign in with the admin token %s
+     (who owns each thread, what was said, what is stuck, live), or
+     BATON_ADMIN_TOKEN=%s baton threads show -admin %s %s %s
+     (go run ./cmd/baton threads ... from the repository)
 
 Or as a person with curl:
   curl -s -X POST '%s/_platform/pages/%s/users/%s/messages?wait=true' -d '{"text":"I want a human"}'
@@ -413,7 +415,7 @@ Jump the clock past the return rule (an inbox thread idle that long goes back to
 
 Config: %s   Logs: %s
 Ctrl-C stops everything.
-`, chat, igChat, d.inboxURL, d.passwords["anna"], d.passwords["ben"], d.adminToken, d.adminURL, demoPage, demoPersonPSID,
+`, chat, igChat, d.inboxURL, d.passwords["anna"], d.passwords["ben"], d.adminURL, d.adminToken, d.adminToken, d.adminURL, demoPage, demoPersonPSID,
 		d.platformURL, demoPage, demoPersonPSID, d.platformURL, d.config, d.logFile.Name())
 }
 

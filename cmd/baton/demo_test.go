@@ -237,7 +237,7 @@ func TestDemoStopsCleanlyAndPrintsWhatToDo(t *testing.T) {
 	}
 	var out bytes.Buffer
 	d.banner(&out)
-	for _, want := range []string{d.platformURL + "/_platform/chat?page=" + demoPage, d.inboxURL + "/", "baton threads show -admin " + d.adminURL} {
+	for _, want := range []string{d.platformURL + "/_platform/chat?page=" + demoPage, d.inboxURL + "/", "baton threads show -admin " + d.adminURL, d.adminURL + "/console/"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}

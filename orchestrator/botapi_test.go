@@ -46,6 +46,25 @@ func TestBotAPI(t *testing.T) {
 	if st, _ := h.platform.Thread(pageID, psid); st.ExpiresAt == nil || !st.ExpiresAt.Equal(*tv.ExpiresAt) {
 		t.Fatalf("platform expiry %v, baton %v", st.ExpiresAt, tv.ExpiresAt)
 	}
+
+	// The threads an app owns on one of its pages; another app's owner
+	// filter reads that app's; a page the app is not on is refused.
+	var list struct {
+		Threads []api.ThreadView `json:"threads"`
+	}
+	if st := h.do("GET", h.baton+"/v1/threads?page="+pageID, env["SUPPORT_API"], nil, &list); st != 200 || len(list.Threads) != 1 || list.Threads[0].PSID != psid {
+		t.Fatalf("own threads: %d %+v", st, list)
+	}
+	list.Threads = nil
+	if st := h.do("GET", h.baton+"/v1/threads?page="+pageID, env["BILLING_API"], nil, &list); st != 200 || len(list.Threads) != 0 {
+		t.Fatalf("billing-bot owns none: %d %+v", st, list)
+	}
+	if st := h.do("GET", h.baton+"/v1/threads", env["SUPPORT_API"], nil, &apiErr); st != 400 {
+		t.Fatalf("no page: %d", st)
+	}
+	if st := h.do("GET", h.baton+"/v1/threads?page=999999999", env["SUPPORT_API"], nil, &apiErr); st != 403 {
+		t.Fatalf("a page the app is not on: %d", st)
+	}
 }
 
 // When Meta refuses because Baton's record is stale, Baton asks

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -97,7 +98,12 @@ func (api *API) adminAuth(next http.Handler) http.Handler {
 }
 
 func (api *API) listThreads(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
+	return api.writeThreads(w, r.URL.Query())
+}
+
+// writeThreads answers a thread listing filtered by q's page, owner (an
+// app's name, an app id, or idle), state, limit and cursor.
+func (api *API) writeThreads(w http.ResponseWriter, q url.Values) error {
 	f := store.ThreadFilter{Page: q.Get("page"), State: q.Get("state"), Cursor: q.Get("cursor")}
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)

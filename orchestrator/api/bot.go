@@ -20,6 +20,7 @@ import (
 func (api *API) RegisterBot(r *mux.Router) {
 	v1 := r.PathPrefix("/v1").Subrouter()
 	v1.Use(api.botAuth)
+	v1.Handle("/threads", api.h(api.botListThreads)).Methods(http.MethodGet)
 	v1.Handle("/threads/{page}/{psid}", api.h(api.botGetThread)).Methods(http.MethodGet)
 	v1.Handle("/threads/{page}/{psid}/transcript", api.h(api.botGetTranscript)).Methods(http.MethodGet)
 	v1.Handle("/threads/{page}/{psid}/{op:pass|take|request|release|extend}", api.h(api.botControl)).Methods(http.MethodPost)
@@ -114,6 +115,24 @@ func (api *API) onPage(r *http.Request) error {
 		return apierr.Errorf(apierr.Forbidden, "app %s is not configured on page %s", a.Name, page)
 	}
 	return nil
+}
+
+// botListThreads lists the threads of one of the app's pages, by default
+// those it owns (owner=me): an inbox that lost its own database finds the
+// conversations it holds again.
+func (api *API) botListThreads(w http.ResponseWriter, r *http.Request) error {
+	a, q := appFromContext(r), r.URL.Query()
+	page := q.Get("page")
+	if page == "" {
+		return apierr.Errorf(apierr.Invalid, "page is required: one of the pages app %s is on", a.Name)
+	}
+	if p := api.d.Topology.Page(page); p == nil || !p.HasApp(a.ID) {
+		return apierr.Errorf(apierr.Forbidden, "app %s is not configured on page %s", a.Name, page)
+	}
+	if o := q.Get("owner"); o == "" || o == "me" {
+		q.Set("owner", a.Name)
+	}
+	return api.writeThreads(w, q)
 }
 
 func (api *API) botGetThread(w http.ResponseWriter, r *http.Request) error {

@@ -13,6 +13,8 @@ import (
 	"github.com/batonhq/baton/messenger/messengertest/calllog"
 	"github.com/batonhq/baton/messenger/messengertest/faults"
 	"github.com/batonhq/baton/messenger/messengertest/metaerr"
+	"github.com/batonhq/baton/messenger/messengertest/profiles"
+	"github.com/batonhq/baton/messenger/messengertest/setup"
 )
 
 const maxGraphBody = 1 << 20
@@ -30,12 +32,16 @@ type graphCall struct {
 // graphAPI serves the Graph API: /{version}/{node}/{edge} and
 // /{node}/{edge}, with {node} "me" or the page id. It resolves the caller
 // from the page access token, lets the fault injector answer a call it
-// matches, and otherwise applies the rules; every call is recorded.
+// matches, and otherwise applies the rules, or hands the call to the
+// profiles (people, messenger profiles, uploads, personas) or the set-up
+// calls (subscribed_apps); every call is recorded.
 type graphAPI struct {
-	w      *world
-	rules  *rules
-	calls  *calllog.Log
-	faults *faults.Injector
+	w        *world
+	rules    *rules
+	calls    *calllog.Log
+	faults   *faults.Injector
+	profiles *profiles.Media
+	setup    *setup.API
 }
 
 // register adds the Graph routes to r, and answers any other path like
@@ -57,17 +63,19 @@ func (g *graphAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	vars := mux.Vars(r)
 	node, edge := vars["node"], vars["edge"]
 	call := Call{At: g.w.now(), Method: r.Method, Path: r.URL.Path, Edge: edge}
-	ps, perr := messenger.ReadParams(r, bodyLimit(r))
+	ps, perr := messenger.ReadParams(r, profiles.BodyLimit(r, maxGraphBody))
 	if perr == nil {
 		g.identify(r, ps, &call)
 	}
-	answer(w, r, g.faults, g.calls, &call, func() (int, any) { return g.serve(r, ps, perr, node, edge, &call) })
+	g.Answer(w, r, &call, func() (int, any) { return g.serve(r, ps, perr, node, edge, &call) })
 }
 
-// answer answers one call: as a fault that matches it says, or with what
+// Answer answers one call: as a fault that matches it says, or with what
 // apply does; either way the call is recorded. apply's body is Meta's
 // answer, or a *messenger.Error for a refusal, sent in Meta's envelope.
-func answer(w http.ResponseWriter, r *http.Request, fi *faults.Injector, calls *calllog.Log, call *Call, apply func() (int, any)) {
+// The set-up calls answer through it too (setup.Answerer).
+func (g *graphAPI) Answer(w http.ResponseWriter, r *http.Request, call *Call, apply func() (int, any)) {
+	calls, fi := g.calls, g.faults
 	if f, ok := fi.Match(call); ok {
 		defer f.Done()
 		fi.Serve(w, r, f, call, calls.Record, apply)
@@ -105,53 +113,82 @@ func (g *graphAPI) identify(r *http.Request, ps params, call *Call) {
 // serve applies one call and returns Meta's answer: a body, or a
 // *messenger.Error for a refusal.
 func (g *graphAPI) serve(r *http.Request, ps params, perr error, node, edge string, call *Call) (int, any) {
-	if perr != nil {
-		return http.StatusBadRequest, metaerr.New(messenger.CodeInvalidParameter, 0, "(#100) "+perr.Error())
+	res, gerr := g.apply(r, ps, perr, node, edge, call)
+	if gerr != nil {
+		return gerr.HTTPStatus, gerr
 	}
+	return http.StatusOK, res
+}
+
+// apply authorizes the call and dispatches it: to a subpackage, which
+// takes the world's lock as it needs it, or to the rules under the lock.
+func (g *graphAPI) apply(r *http.Request, ps params, perr error, node, edge string, call *Call) (any, *messenger.Error) {
+	if perr != nil {
+		return nil, metaerr.New(messenger.CodeInvalidParameter, 0, "(#100) "+perr.Error())
+	}
+	caller, gerr := g.authorize(r, ps, call)
+	if gerr != nil {
+		return nil, gerr
+	}
+	pg := caller.page // its id and platform never change
+	switch {
+	case node != "me" && messenger.ID(node) != pg.id:
+		return g.profiles.Object(g.profileRequest(r, ps, caller, edge), node) // a person, a persona
+	case profiles.IsEdge(edge):
+		return g.profiles.Edge(g.profileRequest(r, ps, caller, edge))
+	case edge == "subscribed_apps":
+		return g.setup.SubscribedApps(setup.Request{Method: r.Method, Params: ps, Page: pg.id, App: caller.app.id, Instagram: pg.instagram})
+	}
+	g.w.mu.Lock()
+	defer g.w.mu.Unlock()
+	return g.pageCall(&graphCall{r: r, ps: ps, caller: caller, edge: edge}, node)
+}
+
+// authorize resolves the caller from the page access token and checks
+// the appsecret_proof.
+func (g *graphAPI) authorize(r *http.Request, ps params, call *Call) (*pageApp, *messenger.Error) {
 	token := ps.AccessToken(r)
 	g.w.mu.Lock()
 	defer g.w.mu.Unlock()
 	caller := g.w.caller(token)
 	if caller == nil {
-		return http.StatusBadRequest, metaerr.BadToken()
+		return nil, metaerr.BadToken()
 	}
 	call.PageID, call.AppID, call.App = caller.page.id, caller.app.id, caller.app.name
 	proof := ps.String("appsecret_proof")
 	if proof != "" || g.w.settings.RequireAppSecretProof {
 		want := messenger.AppSecretProof(caller.app.secret, token)
 		if !hmac.Equal([]byte(proof), []byte(want)) {
-			return http.StatusBadRequest, metaerr.BadProof()
+			return nil, metaerr.BadProof()
 		}
 	}
-	c := &graphCall{r: r, ps: ps, caller: caller, edge: edge}
-	var res any
-	var gerr *messenger.Error
+	return caller, nil
+}
+
+func (g *graphAPI) profileRequest(r *http.Request, ps params, caller *pageApp, edge string) profiles.Request {
+	return profiles.Request{Method: r.Method, Edge: edge, Params: ps, Page: caller.page.id, App: caller.app.id, Instagram: caller.page.instagram}
+}
+
+// pageCall serves the page's own node and its thread-control and Send API
+// edges. Callers hold w.mu.
+func (g *graphAPI) pageCall(c *graphCall, node string) (any, *messenger.Error) {
+	r, edge := c.r, c.edge
 	switch {
-	case node != "me" && messenger.ID(node) != caller.page.id:
-		res, gerr = g.objectNode(c, node) // a person, a persona
-	case isProfileEdge(edge):
-		res, gerr = g.profileEdge(c)
 	case edge == "" && r.Method == http.MethodGet:
-		res, gerr = g.node(c)
+		return g.node(c)
 	case edge == "thread_owner" && r.Method == http.MethodGet:
-		res, gerr = g.threadOwner(c)
+		return g.threadOwner(c)
 	case edge == "secondary_receivers" && r.Method == http.MethodGet:
-		res, gerr = g.secondaryReceivers(c)
-	case edge == "subscribed_apps":
-		res, gerr = g.subscribedApps(c)
+		return g.secondaryReceivers(c)
 	case edge == "messages" && r.Method == http.MethodPost:
-		res, gerr = g.sendAPI(c)
+		return g.sendAPI(c)
 	case r.Method == http.MethodPost && strings.HasSuffix(edge, "_thread_control"):
-		res, gerr = g.threadControl(c)
+		return g.threadControl(c)
 	case edge == "" || isKnownEdge(edge):
-		gerr = metaerr.Unsupported(strings.ToLower(r.Method), node)
+		return nil, metaerr.Unsupported(strings.ToLower(r.Method), node)
 	default:
-		gerr = metaerr.UnknownPath("/" + edge)
+		return nil, metaerr.UnknownPath("/" + edge)
 	}
-	if gerr != nil {
-		return gerr.HTTPStatus, gerr
-	}
-	return http.StatusOK, res
 }
 
 func isKnownEdge(e string) bool {

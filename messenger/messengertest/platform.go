@@ -88,6 +88,8 @@ import (
 	"github.com/batonhq/baton/messenger/messengertest/control"
 	"github.com/batonhq/baton/messenger/messengertest/faults"
 	"github.com/batonhq/baton/messenger/messengertest/hooks"
+	"github.com/batonhq/baton/messenger/messengertest/profiles"
+	"github.com/batonhq/baton/messenger/messengertest/setup"
 )
 
 // Windows and limits of the platform (REFERENCE §4, §5).
@@ -115,7 +117,7 @@ type Platform struct {
 	faults *faults.Injector
 	hooks  *hooks.Sender
 	graph  *graphAPI
-	setup  *setupAPI
+	setup  *setup.API
 	person *person
 	inbox  *inbox
 }
@@ -169,9 +171,11 @@ func New(cfg Config, opts ...Option) (*Platform, error) {
 	p.w.out = p.hooks
 	p.calls = &calllog.Log{}
 	p.faults = faults.New(p.w, p.log.Named("faults"))
-	rules := &rules{w: p.w}
-	p.graph = &graphAPI{w: p.w, rules: rules, calls: p.calls, faults: p.faults}
-	p.setup = &setupAPI{w: p.w, calls: p.calls, faults: p.faults, verify: p.hooks.Verify}
+	media := profiles.New(p.w)
+	rules := &rules{w: p.w, media: media}
+	p.graph = &graphAPI{w: p.w, rules: rules, calls: p.calls, faults: p.faults, profiles: media}
+	p.setup = setup.New(cfg, p.w, p.graph, p.hooks.Verify)
+	p.graph.setup = p.setup
 	p.person = &person{w: p.w}
 	p.inbox = &inbox{w: p.w, rules: rules}
 	return p, nil
@@ -184,7 +188,7 @@ func (p *Platform) Handler() http.Handler {
 	ctl := r.PathPrefix("/_platform").Subrouter()
 	control.Register[ThreadState, PageInfo](ctl, p, p.w)
 	p.faults.Register(ctl)
-	p.setup.register(r)
+	p.setup.Register(r)
 	p.graph.register(r)
 	return r
 }

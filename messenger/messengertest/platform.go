@@ -16,12 +16,20 @@
 //
 //   - the world (world.go, route.go) holds apps, pages, tokens and threads
 //     under one mutex, applies control expiry and turns events on a thread
-//     into webhooks queued per app;
-//   - the rules (rules.go) are the thread-control and Send API rules, the
-//     one place that changes who owns a thread on an app's behalf;
-//   - the Graph API (graph.go) serves /vNN.N/{node}/{edge}, records each
-//     call (package calllog), answers refusals in Meta's words (package
-//     metaerr) and lets the fault injector answer instead;
+//     into webhooks queued per app; views.go is what the subpackages see
+//     of it, each through a small interface of its own;
+//   - the rules (rules.go, edges.go) are the thread-control and Send API
+//     rules, the one place that changes who owns a thread on an app's
+//     behalf;
+//   - the Graph API (package graph) serves /vNN.N/{node}/{edge}, records
+//     each call (package calllog), answers refusals in Meta's words
+//     (package metaerr), lets the fault injector answer instead, and hands
+//     each call to the rules, the profiles or the set-up calls;
+//   - the profiles (package profiles) are people's User Profile API, the
+//     messenger profile of each (page, app), attachment uploads and
+//     personas;
+//   - the set-up calls (package setup) are debug_token, the apps'
+//     /{app-id}/subscriptions and the pages' subscribed_apps;
 //   - the webhook sender (package hooks) posts the queued
 //     webhooks, signed, with retries, on one lane per app: each app's
 //     copies travel apart from the other apps';
@@ -87,6 +95,7 @@ import (
 	"github.com/batonhq/baton/messenger/messengertest/calllog"
 	"github.com/batonhq/baton/messenger/messengertest/control"
 	"github.com/batonhq/baton/messenger/messengertest/faults"
+	"github.com/batonhq/baton/messenger/messengertest/graph"
 	"github.com/batonhq/baton/messenger/messengertest/hooks"
 	"github.com/batonhq/baton/messenger/messengertest/profiles"
 	"github.com/batonhq/baton/messenger/messengertest/setup"
@@ -116,7 +125,7 @@ type Platform struct {
 	calls  *calllog.Log
 	faults *faults.Injector
 	hooks  *hooks.Sender
-	graph  *graphAPI
+	graph  *graph.API
 	setup  *setup.API
 	person *person
 	inbox  *inbox
@@ -173,9 +182,9 @@ func New(cfg Config, opts ...Option) (*Platform, error) {
 	p.faults = faults.New(p.w, p.log.Named("faults"))
 	media := profiles.New(p.w)
 	rules := &rules{w: p.w, media: media}
-	p.graph = &graphAPI{w: p.w, rules: rules, calls: p.calls, faults: p.faults, profiles: media}
-	p.setup = setup.New(cfg, p.w, p.graph, p.hooks.Verify)
-	p.graph.setup = p.setup
+	answer := graph.NewAnswerer(p.faults, p.calls)
+	p.setup = setup.New(cfg, p.w, answer, p.hooks.Verify)
+	p.graph = graph.New(p.w, rules, media, p.setup, answer, settings.RequireAppSecretProof)
 	p.person = &person{w: p.w}
 	p.inbox = &inbox{w: p.w, rules: rules}
 	return p, nil
@@ -189,7 +198,7 @@ func (p *Platform) Handler() http.Handler {
 	control.Register[ThreadState, PageInfo](ctl, p, p.w)
 	p.faults.Register(ctl)
 	p.setup.Register(r)
-	p.graph.register(r)
+	p.graph.Register(r)
 	return r
 }
 

@@ -4,10 +4,12 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/messenger/messengertest/graph"
 	"github.com/batonhq/baton/messenger/messengertest/setup"
 )
 
-// The world as the subpackages see it (profiles.World, setup.World): each
+// The world as the subpackages see it (graph.Tokens, profiles.World,
+// setup.World): each
 // method takes w.mu itself, so a subpackage never holds the world's lock
 // nor sees its types.
 
@@ -99,4 +101,16 @@ func (pa *pageApp) view() setup.PageApp {
 		}
 	}
 	return v
+}
+
+// TokenCaller returns who a page access token belongs to, and the app's
+// secret.
+func (w *world) TokenCaller(token string) (graph.Caller, string, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pa := w.caller(token)
+	if pa == nil {
+		return graph.Caller{}, "", false
+	}
+	return graph.Caller{Page: pa.page.id, App: pa.app.id, AppName: pa.app.name, Instagram: pa.page.instagram}, pa.app.secret, true
 }

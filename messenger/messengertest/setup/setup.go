@@ -27,7 +27,7 @@ import (
 
 // maxBody is how much of a call's body is read, as for every Graph call
 // but an upload.
-const maxBody = 1 << 20
+const maxBody = 1 << 20 // graph.MaxBody
 
 // World is what the set-up calls read and change of the platform's
 // world. Its methods take the world's lock themselves; API calls them

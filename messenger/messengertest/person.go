@@ -3,6 +3,7 @@ package messengertest
 import (
 	"github.com/batonhq/baton/messenger"
 	"github.com/batonhq/baton/messenger/messengertest/control"
+	"github.com/batonhq/baton/messenger/messengertest/profiles"
 )
 
 // Errors of the control surface (see package control).
@@ -16,6 +17,11 @@ var (
 
 // UserMessage is what a person writes.
 type UserMessage = control.UserMessage
+
+// PersonName is the name the platform gives the person psid: the same on
+// every run, so that a test knows what a bot will read (package profiles
+// answers it from the User Profile API).
+func PersonName(psid messenger.ID) (first, last string) { return profiles.PersonName(psid) }
 
 // person acts as a Facebook user writing to a page: each action starts
 // or continues the person's thread, runs entry routing, and routes the

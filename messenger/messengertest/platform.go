@@ -16,12 +16,20 @@
 //
 //   - the world (world.go, route.go) holds apps, pages, tokens and threads
 //     under one mutex, applies control expiry and turns events on a thread
-//     into webhooks queued per app;
-//   - the rules (rules.go) are the thread-control and Send API rules, the
-//     one place that changes who owns a thread on an app's behalf;
-//   - the Graph API (graph.go) serves /vNN.N/{node}/{edge}, records each
-//     call (package calllog), answers refusals in Meta's words (package
-//     metaerr) and lets the fault injector answer instead;
+//     into webhooks queued per app; views.go is what the subpackages see
+//     of it, each through a small interface of its own;
+//   - the rules (rules.go, edges.go) are the thread-control and Send API
+//     rules, the one place that changes who owns a thread on an app's
+//     behalf;
+//   - the Graph API (package graph) serves /vNN.N/{node}/{edge}, records
+//     each call (package calllog), answers refusals in Meta's words
+//     (package metaerr), lets the fault injector answer instead, and hands
+//     each call to the rules, the profiles or the set-up calls;
+//   - the profiles (package profiles) are people's User Profile API, the
+//     messenger profile of each (page, app), attachment uploads and
+//     personas;
+//   - the set-up calls (package setup) are debug_token, the apps'
+//     /{app-id}/subscriptions and the pages' subscribed_apps;
 //   - the webhook sender (package hooks) posts the queued
 //     webhooks, signed, with retries, on one lane per app: each app's
 //     copies travel apart from the other apps';
@@ -87,7 +95,10 @@ import (
 	"github.com/batonhq/baton/messenger/messengertest/calllog"
 	"github.com/batonhq/baton/messenger/messengertest/control"
 	"github.com/batonhq/baton/messenger/messengertest/faults"
+	"github.com/batonhq/baton/messenger/messengertest/graph"
 	"github.com/batonhq/baton/messenger/messengertest/hooks"
+	"github.com/batonhq/baton/messenger/messengertest/profiles"
+	"github.com/batonhq/baton/messenger/messengertest/setup"
 )
 
 // Windows and limits of the platform (REFERENCE §4, §5).
@@ -114,8 +125,8 @@ type Platform struct {
 	calls  *calllog.Log
 	faults *faults.Injector
 	hooks  *hooks.Sender
-	graph  *graphAPI
-	setup  *setupAPI
+	graph  *graph.API
+	setup  *setup.API
 	person *person
 	inbox  *inbox
 }
@@ -169,9 +180,11 @@ func New(cfg Config, opts ...Option) (*Platform, error) {
 	p.w.out = p.hooks
 	p.calls = &calllog.Log{}
 	p.faults = faults.New(p.w, p.log.Named("faults"))
-	rules := &rules{w: p.w}
-	p.graph = &graphAPI{w: p.w, rules: rules, calls: p.calls, faults: p.faults}
-	p.setup = &setupAPI{w: p.w, calls: p.calls, faults: p.faults, verify: p.hooks.Verify}
+	media := profiles.New(p.w)
+	rules := &rules{w: p.w, media: media}
+	answer := graph.NewAnswerer(p.faults, p.calls)
+	p.setup = setup.New(cfg, p.w, answer, p.hooks.Verify)
+	p.graph = graph.New(p.w, rules, media, p.setup, answer, settings.RequireAppSecretProof)
 	p.person = &person{w: p.w}
 	p.inbox = &inbox{w: p.w, rules: rules}
 	return p, nil
@@ -184,8 +197,8 @@ func (p *Platform) Handler() http.Handler {
 	ctl := r.PathPrefix("/_platform").Subrouter()
 	control.Register[ThreadState, PageInfo](ctl, p, p.w)
 	p.faults.Register(ctl)
-	p.setup.register(r)
-	p.graph.register(r)
+	p.setup.Register(r)
+	p.graph.Register(r)
 	return r
 }
 

@@ -15,6 +15,15 @@ import (
 // Inbox both act through them.
 type rules struct {
 	w *world
+	// media refuses a send naming an attachment or persona the page does
+	// not have; called with w.mu held.
+	media sendChecker
+}
+
+// sendChecker is what the Send API rules need of the pages' uploads and
+// personas (package profiles).
+type sendChecker interface {
+	CheckSend(page messenger.ID, req *messenger.SendRequest) *messenger.Error
 }
 
 func (r *rules) checkMetadata(md string) *messenger.Error {
@@ -285,7 +294,7 @@ func (r *rules) send(caller *pageApp, req *messenger.SendRequest) (any, *messeng
 	if t == nil {
 		return nil, metaerr.NoUser()
 	}
-	if err := r.w.checkSendMedia(pg, req); err != nil {
+	if err := r.media.CheckSend(pg.id, req); err != nil {
 		return nil, err
 	}
 	if err := r.sendAllowed(caller, t, req.Tag, viaOTN); err != nil {

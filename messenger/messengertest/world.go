@@ -30,7 +30,6 @@ type world struct {
 	tokens  map[string]*pageApp
 	threads map[threadKey]*thread
 	otns    map[string]*otnToken
-	media   map[messenger.ID]*pageMedia // by page (profiles.go)
 }
 
 // webhookQueue takes one event for one app; the webhook sender delivers it
@@ -46,9 +45,6 @@ type app struct {
 	verifyToken string
 	callback    string
 	fields      []string
-	// subscriptions are the app's webhook configuration by object
-	// (/{app-id}/subscriptions, setup.go).
-	subscriptions map[string]*appSubscription
 }
 
 type page struct {
@@ -60,7 +56,7 @@ type page struct {
 	socialRoute messenger.ID
 	linkRoutes  map[string]messenger.ID
 	apps        map[messenger.ID]*pageApp
-	multiApp    bool // what messaging_feature_status reports (setup.go)
+	multiApp    bool // what messaging_feature_status reports
 }
 
 type pageApp struct {
@@ -68,7 +64,6 @@ type pageApp struct {
 	app        *app
 	token      string
 	takeover   bool
-	scopes     []string // what debug_token reports (setup.go)
 	subscribed map[string]bool
 	// failingSince is when the app's webhooks for this page started to
 	// fail without a success since; zero when healthy.
@@ -110,7 +105,6 @@ func newWorld(cfg Config, settings Settings, c Clock, log *zap.Logger) *world {
 		tokens:   map[string]*pageApp{},
 		threads:  map[threadKey]*thread{},
 		otns:     map[string]*otnToken{},
-		media:    map[messenger.ID]*pageMedia{},
 	}
 	for _, ac := range cfg.Apps {
 		a := &app{name: ac.Name, id: ac.ID, secret: ac.Secret, verifyToken: ac.VerifyToken, callback: ac.CallbackURL, fields: ac.SubscribedFields}
@@ -128,6 +122,10 @@ func newWorld(cfg Config, settings Settings, c Clock, log *zap.Logger) *world {
 		pg := &page{id: pc.ID, name: pc.Name, mode: pc.Mode, instagram: pc.Platform == PlatformInstagram, linkRoutes: map[string]messenger.ID{}, apps: map[messenger.ID]*pageApp{}}
 		if pg.mode == "" {
 			pg.mode = ModeConversationRouting
+		}
+		pg.multiApp = pg.mode != ModeLegacy
+		if pc.MultiApp != nil {
+			pg.multiApp = *pc.MultiApp
 		}
 		pg.defaultApp = w.appRef(pc.DefaultApp)
 		pg.socialRoute = w.appRef(pc.SocialRoute)
@@ -149,7 +147,6 @@ func newWorld(cfg Config, settings Settings, c Clock, log *zap.Logger) *world {
 		}
 		w.pages[pg.id] = pg
 	}
-	w.initSetup(cfg)
 	return w
 }
 

@@ -181,6 +181,7 @@ func New(cfg Config, opts ...Option) (*Platform, error) {
 	p.calls = &calllog.Log{}
 	p.faults = faults.New(p.w, p.log.Named("faults"))
 	media := profiles.New(p.w)
+	p.w.personaName = media.PersonaName // Media's lock comes after the world's: see Media
 	rules := &rules{w: p.w, media: media}
 	answer := graph.NewAnswerer(p.faults, p.calls)
 	p.setup = setup.New(cfg, p.w, answer, p.hooks.Verify)

@@ -129,8 +129,8 @@ func (w *world) recordOutbound(t *thread, from *app, mid string, req *messenger.
 		Mid: mid, At: w.now(), Direction: "out", AppID: from.id, App: from.name,
 		Text: m.Text, Metadata: m.Metadata, Tag: req.Tag, HasAttach: m.Attachment != nil, AIGenerated: aiGenerated,
 	})
-	if p := w.mediaOf(t.page).personas[req.PersonaID]; req.PersonaID != "" && p != nil {
-		t.messages[len(t.messages)-1].Persona = p.Name
+	if req.PersonaID != "" && w.personaName != nil {
+		t.messages[len(t.messages)-1].Persona = w.personaName(t.page.id, req.PersonaID)
 	}
 	echo := &messenger.Message{Mid: mid, IsEcho: true, AppID: from.id, Metadata: m.Metadata, Text: m.Text}
 	if a := m.Attachment; a != nil {

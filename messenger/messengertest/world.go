@@ -22,6 +22,9 @@ type world struct {
 	settings Settings
 	log      *zap.Logger
 	out      webhookQueue
+	// personaName names a page's persona (profiles.Media), for the
+	// messages a test reads: which persona the person saw a reply from.
+	personaName func(page messenger.ID, id string) string
 
 	mu      sync.Mutex
 	apps    map[messenger.ID]*app

@@ -192,6 +192,17 @@ func (m *Media) CheckSend(page messenger.ID, req *messenger.SendRequest) *messen
 	return m.of(page).checkSend(req)
 }
 
+// PersonaName is the name of the page's persona id, "" when it has none:
+// what the person sees a reply sent with that persona come from.
+func (m *Media) PersonaName(page messenger.ID, id string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p := m.of(page).personas[id]; p != nil {
+		return p.Name
+	}
+	return ""
+}
+
 // numericID is a new Graph object id: 16 digits.
 func numericID() string {
 	n, _ := rand.Int(rand.Reader, big.NewInt(9e15))

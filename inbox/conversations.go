@@ -48,6 +48,9 @@ type Conversation struct {
 	HoldUntil time.Time `json:"hold_until,omitzero"`
 	// Synced is when it was last filled from Baton's transcript.
 	Synced time.Time `json:"synced,omitzero"`
+	// Found is when the inbox found it again at Baton, owned by the
+	// inbox but missing from (or not assigned in) its file.
+	Found time.Time `json:"found,omitzero"`
 }
 
 // Attachment is a file in a message: an image is shown, the rest linked.
@@ -139,14 +142,18 @@ func (in *Inbox) message(ev *messenger.Event, at time.Time) (Message, bool) {
 		return Message{Mid: ev.Postback.Mid, At: at, From: FromPerson, Text: "[tapped] " + ev.Postback.Title}, true
 	case messenger.KindPassThreadControl:
 		if string(ev.PassThreadControl.NewOwnerAppID) == in.opt.AppID {
-			why := ev.PassThreadControl.Metadata
-			if why == "" {
-				why = "handed to the inbox"
-			}
-			return Message{At: at, From: FromEvent, Text: "handed to the inbox: " + why}, true
+			return Message{At: at, From: FromEvent, Text: handedText(ev.PassThreadControl.Metadata)}, true
 		}
 	}
 	return Message{}, false
+}
+
+// handedText is the event line of a handover to the inbox.
+func handedText(why string) string {
+	if why == "" {
+		why = "handed to the inbox"
+	}
+	return "handed to the inbox: " + why
 }
 
 func attachments(m *messenger.Message) []Attachment {

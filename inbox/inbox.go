@@ -11,8 +11,9 @@
 // conversation back.
 //
 // Its state (claims, notes, unread marks, personas, the conversations it
-// has) lives in its own bbolt file; after a restart it fills each
-// conversation from Baton's transcript. Files by concern: auth.go
+// has) lives in its own bbolt file; at start it finds again at Baton the
+// conversations it owns and its file lacks, and fills each from Baton's
+// transcript (restart.go). Files by concern: auth.go
 // (agents, sessions, CSRF), conversations.go and store.go (what it
 // keeps), batonapi (the calls to Baton), handlers.go (the agents' API),
 // work.go (claims renewed, return times, profiles, transcripts),
@@ -74,6 +75,9 @@ type Options struct {
 	// AgentApps are the apps (by name) whose replies are people's too:
 	// Meta's Page Inbox and Instagram's inbox, as the config names them.
 	AgentApps []string
+	// Pages are the pages the inbox's app is on: at start it lists the
+	// threads it owns there, to find again those its file lacks.
+	Pages []string
 	// Instagram lists the pages that are Instagram accounts: no personas
 	// there, and Instagram's profile fields.
 	Instagram map[string]bool

@@ -107,18 +107,8 @@ func addMessage(tx *bolt.Tx, c *Conversation, m Message) (bool, error) {
 	if m.Mid != "" && !markSeen(tx, "m:"+m.Mid) {
 		return false, nil
 	}
-	c.LastSeq++
-	m.Seq = c.LastSeq
-	raw, err := json.Marshal(m)
-	if err != nil {
+	if err := putMessage(tx, c, m); err != nil {
 		return false, err
-	}
-	ck := convKey(c.PageID, c.PSID)
-	if err := tx.Bucket(bMessages).Put(msgKey(ck, m.Seq), raw); err != nil {
-		return false, err
-	}
-	if m.Seq > maxMessages {
-		_ = tx.Bucket(bMessages).Delete(msgKey(ck, m.Seq-maxMessages))
 	}
 	if m.From != FromNote && m.From != FromEvent {
 		c.Last = m.Text
@@ -128,6 +118,25 @@ func addMessage(tx *bolt.Tx, c *Conversation, m Message) (bool, error) {
 		c.LastFrom = m.From
 	}
 	return true, nil
+}
+
+// putMessage stores m as c's next message, dropping the oldest past
+// maxMessages.
+func putMessage(tx *bolt.Tx, c *Conversation, m Message) error {
+	c.LastSeq++
+	m.Seq = c.LastSeq
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	ck := convKey(c.PageID, c.PSID)
+	if err := tx.Bucket(bMessages).Put(msgKey(ck, m.Seq), raw); err != nil {
+		return err
+	}
+	if m.Seq > maxMessages {
+		_ = tx.Bucket(bMessages).Delete(msgKey(ck, m.Seq-maxMessages))
+	}
+	return nil
 }
 
 // messages reads c's messages after seq (0: all), oldest first.

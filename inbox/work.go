@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -245,90 +244,4 @@ func (in *Inbox) renewClaims(ctx context.Context) {
 			in.log.Info("claim not renewed", zap.String("page", c.PageID), zap.Error(err))
 		}
 	}
-}
-
-// transcriptLimit is how much of a conversation a restart reads back.
-const transcriptLimit = 200
-
-// rebuild fills every conversation the inbox has with what Baton's
-// transcript holds and its database does not (what came while the inbox
-// was down, or before it kept the conversation). Without a transcript
-// (an older Baton) the database alone holds them, as received.
-func (in *Inbox) rebuild(ctx context.Context) {
-	cs, err := in.assigned()
-	if err != nil {
-		in.log.Error("conversations not read", zap.Error(err))
-		return
-	}
-	for _, c := range cs {
-		if ctx.Err() != nil {
-			return
-		}
-		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		entries, _, err := in.baton.Transcript(cctx, c.PageID, c.PSID, transcriptLimit, "")
-		cancel()
-		if err != nil {
-			in.log.Info("transcript not read: the conversation is as the inbox kept it", zap.String("page", c.PageID), zap.Error(err))
-			in.lookAt(c.PageID, c.PSID)
-			continue
-		}
-		if err := in.merge(c.PageID, c.PSID, entries); err != nil {
-			in.log.Warn("transcript not merged", zap.String("page", c.PageID), zap.Error(err))
-		}
-		in.lookAt(c.PageID, c.PSID)
-	}
-	in.hub.notify()
-}
-
-// merge adds the transcript's messages the conversation lacks, by mid.
-func (in *Inbox) merge(page, psid string, entries []batonapi.TranscriptEntry) error {
-	return in.db.b.Update(func(tx *bolt.Tx) error {
-		c, err := getConv(tx, page, psid)
-		if err != nil || c == nil {
-			return err
-		}
-		ms, err := messages(tx, page, psid, 0)
-		if err != nil {
-			return err
-		}
-		have := map[string]bool{}
-		for _, m := range ms {
-			have[m.Mid] = true
-		}
-		for _, e := range entries {
-			if e.Mid == "" || have[e.Mid] {
-				continue // events without a mid: the inbox recorded its own
-			}
-			m := Message{Mid: e.Mid, At: e.At, Text: e.Text}
-			for _, a := range e.Attachments {
-				m.Attachments = append(m.Attachments, Attachment{Type: a.Type, URL: safeURL(a.URL)})
-			}
-			switch e.Kind {
-			case "message":
-				m.From = FromPerson
-			case "postback":
-				m.From, m.Text = FromPerson, "[tapped] "+e.Text
-			case "echo":
-				m.From = FromBot
-				if e.App == in.opt.App || slices.Contains(in.opt.AgentApps, e.App) {
-					m.From = FromAgent // this inbox's agents, or Meta's inboxes
-				}
-			default:
-				continue
-			}
-			have[e.Mid] = true
-			_ = markSeen(tx, "m:"+e.Mid)
-			c.LastSeq++
-			m.Seq = c.LastSeq
-			raw, err := json.Marshal(m)
-			if err != nil {
-				return err
-			}
-			if err := tx.Bucket(bMessages).Put(msgKey(convKey(page, psid), m.Seq), raw); err != nil {
-				return err
-			}
-		}
-		c.Synced = in.clock.Now()
-		return putConv(tx, c)
-	})
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -123,6 +124,9 @@ func inboxOptions(cfg *config.Config, log *zap.Logger) (inbox.Options, error) {
 	for _, p := range cfg.Pages {
 		if p.Platform == config.PlatformInstagram {
 			opt.Instagram[p.ID] = true
+		}
+		if p.Primary == app.Name || slices.Contains(p.Secondary, app.Name) {
+			opt.Pages = append(opt.Pages, p.ID) // where it lists its threads at start
 		}
 	}
 	return opt, nil

@@ -107,6 +107,8 @@ func threadPath(page, psid string) string {
 
 // ThreadView is the part of Baton's thread view the inbox reads.
 type ThreadView struct {
+	PageID    string     `json:"page_id"`
+	PSID      string     `json:"psid"`
 	Owner     string     `json:"owner"`
 	HoldUntil *time.Time `json:"hold_until"`
 	Pending   []Job      `json:"pending"`
@@ -141,6 +143,21 @@ func (b *Client) Thread(ctx context.Context, page, psid string) (ThreadView, err
 	var v ThreadView
 	err := b.do(ctx, http.MethodGet, threadPath(page, psid), nil, &v)
 	return v, err
+}
+
+// Threads lists the threads the app owns on page (limit of them, after
+// cursor) and the cursor of the next page, empty at the end.
+func (b *Client) Threads(ctx context.Context, page string, limit int, cursor string) ([]ThreadView, string, error) {
+	q := url.Values{"page": {page}, "owner": {"me"}, "limit": {strconv.Itoa(limit)}}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	var out struct {
+		Threads    []ThreadView `json:"threads"`
+		NextCursor string       `json:"next_cursor"`
+	}
+	err := b.do(ctx, http.MethodGet, "/v1/threads?"+q.Encode(), nil, &out)
+	return out.Threads, out.NextCursor, err
 }
 
 // Control is pass (to the page's default app) or release.
@@ -230,6 +247,7 @@ type TranscriptEntry struct {
 	At          time.Time    `json:"at"`
 	Kind        string       `json:"kind"` // message, echo, postback, handover, rule
 	From        string       `json:"from"`
+	To          string       `json:"to"` // a handover's new owner
 	App         string       `json:"app"`
 	Text        string       `json:"text"`
 	Attachments []Attachment `json:"attachments"`
@@ -252,4 +270,51 @@ func (b *Client) Transcript(ctx context.Context, page, psid string, limit int, c
 	}
 	err := b.do(ctx, http.MethodGet, threadPath(page, psid)+"/transcript?"+q.Encode(), nil, &out)
 	return out.Entries, out.NextCursor, err
+}
+
+// callTimeout bounds each call of a paged read.
+const callTimeout = 15 * time.Second
+
+// OwnedThreads lists the threads the app owns on page, size a call, up
+// to max of them.
+func (b *Client) OwnedThreads(ctx context.Context, page string, size, max int) ([]ThreadView, error) {
+	var all []ThreadView
+	cursor := ""
+	for len(all) < max {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		ts, next, err := b.Threads(cctx, page, size, cursor)
+		cancel()
+		if err != nil {
+			return all, err
+		}
+		all = append(all, ts...)
+		if next == "" || next == cursor || len(ts) == 0 {
+			break
+		}
+		cursor = next
+	}
+	return all, nil
+}
+
+// TranscriptBack reads a thread's transcript from the newest entry back,
+// size entries a call, until enough says a call's entries reach what the
+// caller has, the transcript's start, or max entries; oldest first. On
+// an error it answers what it read before, with the error.
+func (b *Client) TranscriptBack(ctx context.Context, page, psid string, size, max int, enough func([]TranscriptEntry) bool) ([]TranscriptEntry, error) {
+	var all []TranscriptEntry
+	cursor := ""
+	for len(all) < max {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		es, next, err := b.Transcript(cctx, page, psid, min(size, max-len(all)), cursor)
+		cancel()
+		if err != nil {
+			return all, err
+		}
+		all = append(es, all...)
+		if next == "" || next == cursor || len(es) == 0 || enough(es) {
+			break
+		}
+		cursor = next
+	}
+	return all, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,5 +51,63 @@ func TestThreadViewTimes(t *testing.T) {
 	v.Pending = []Job{{"failback", at.Add(time.Hour)}, {"return", at.Add(time.Minute)}}
 	if !v.ReturnAt().Equal(at.Add(time.Minute)) || !v.Hold().Equal(at) || !(ThreadView{}).ReturnAt().IsZero() || !(ThreadView{}).Hold().IsZero() {
 		t.Fatalf("%+v", v)
+	}
+}
+
+// The paged reads follow next_cursor to the end, stop at their cap, at
+// enough, or on a cursor that does not move, and keep what they read
+// before an error.
+func TestPagedReads(t *testing.T) {
+	var calls []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls = append(calls, r.URL.RequestURI())
+		switch q := r.URL.Query(); {
+		case r.URL.Path == "/v1/threads" && q.Get("cursor") == "":
+			io.WriteString(w, `{"threads":[{"page_id":"1","psid":"a","owner":"inbox"}],"next_cursor":"c1"}`)
+		case r.URL.Path == "/v1/threads":
+			io.WriteString(w, `{"threads":[{"page_id":"1","psid":"b","owner":"inbox"}],"next_cursor":""}`)
+		case q.Get("cursor") == "":
+			io.WriteString(w, `{"entries":[{"seq":3,"mid":"m3"},{"seq":4,"mid":"m4"}],"next_cursor":"t2"}`)
+		case q.Get("cursor") == "t2" && r.URL.Path == "/v1/threads/1/loop/transcript":
+			io.WriteString(w, `{"entries":[{"seq":2,"mid":"m2"}],"next_cursor":"t2"}`)
+		case q.Get("cursor") == "t2" && r.URL.Path == "/v1/threads/1/down/transcript":
+			w.WriteHeader(http.StatusBadGateway)
+		case q.Get("limit") == "1":
+			io.WriteString(w, `{"entries":[{"seq":2,"mid":"m2"}],"next_cursor":"t1"}`)
+		default:
+			io.WriteString(w, `{"entries":[{"seq":1,"mid":"m1"},{"seq":2,"mid":"m2"}],"next_cursor":""}`)
+		}
+	}))
+	defer srv.Close()
+	b := New(srv.URL, "tok", srv.Client())
+	ctx := context.Background()
+	ts, err := b.OwnedThreads(ctx, "1", 1, 10)
+	if err != nil || len(ts) != 2 || ts[0].PSID != "a" || ts[1].PSID != "b" || calls[0] != "/v1/threads?limit=1&owner=me&page=1" {
+		t.Fatalf("threads %+v %v %v", ts, err, calls)
+	}
+	never := func([]TranscriptEntry) bool { return false }
+	for _, c := range []struct {
+		name, psid string
+		max        int
+		enough     func([]TranscriptEntry) bool
+		want       string
+		wantErr    bool
+	}{
+		{"to the start", "x", 10, never, "m1 m2 m3 m4", false},
+		{"the cap", "x", 3, never, "m2 m3 m4", false},
+		{"enough", "x", 10, func(es []TranscriptEntry) bool { return es[0].Mid == "m3" }, "m3 m4", false},
+		{"a cursor that does not move", "loop", 10, never, "m2 m3 m4", false},
+		{"an error", "down", 10, never, "m3 m4", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			es, err := b.TranscriptBack(ctx, "1", c.psid, 2, c.max, c.enough)
+			var got []string
+			for _, e := range es {
+				got = append(got, e.Mid)
+			}
+			if s := strings.Join(got, " "); s != c.want || (err != nil) != c.wantErr {
+				t.Fatalf("%q %v, want %q", s, err, c.want)
+			}
+		})
 	}
 }

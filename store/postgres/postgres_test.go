@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -77,7 +78,34 @@ func open(tb testing.TB, dir string) store.Store {
 	return db
 }
 
-func TestSuite(t *testing.T) { storetest.Run(t, open) }
+func TestSuite(t *testing.T) {
+	testDSN(t) // one skip, not one a case
+	storetest.Run(t, open)
+}
+
+// Records keep what Baton wrote, a NUL escape or invalid UTF-8 in a
+// bot's metadata included: jsonb would refuse \u0000.
+func TestRecordsKeepAnyText(t *testing.T) {
+	s := open(t, t.TempDir())
+	k := store.ThreadKey{Page: "1", PSID: "2"}
+	meta := "a\x00b\xffc"
+	err := s.Update(context.Background(), func(tx store.Tx) error {
+		return tx.AppendHistory(k, store.HistoryEntry{Event: "pass", Metadata: meta})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(func(tx store.ReadTx) error {
+		h, err := tx.History(k)
+		if err != nil || len(h) != 1 || h[0].Metadata != strings.ToValidUTF8(meta, "\uFFFD") {
+			t.Errorf("history %+v %v", h, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
 
 func TestMigrations(t *testing.T) {
 	dsn := testDSN(t)

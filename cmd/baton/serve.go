@@ -108,11 +108,12 @@ func reloadOnHangup(srv *orchestrator.Server, hup <-chan os.Signal, stopped <-ch
 // openStore opens the config's store: the bbolt file of data (the
 // embedded store; a file another Baton holds fails at once and says so),
 // or the PostgreSQL database of store.postgres, migrated to this binary's
-// schema.
+// schema and held by this process alone (a second serve on it fails at
+// once) until shard leases let replicas share it.
 func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	if p := cfg.Store.Postgres; p != nil {
 		return postgres.Open(ctx, p.DSN.Reveal(), postgres.Options{
-			Schema: p.Schema, MaxConns: int32(p.MaxConns), CommitWait: cfg.Webhooks.CommitWait,
+			Schema: p.Schema, MaxConns: int32(p.MaxConns), CommitWait: cfg.Webhooks.CommitWait, Exclusive: true,
 		})
 	}
 	return bolt.Open(cfg.Data, bolt.Options{CommitWait: cfg.Webhooks.CommitWait})

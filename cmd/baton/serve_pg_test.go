@@ -19,7 +19,8 @@ import (
 )
 
 // baton serve with store.postgres keeps its state in the database:
-// it migrates the schema, says where the state is, and answers from it.
+// it migrates the schema, says where the state is, answers from it, and
+// holds it alone.
 // It needs the throw-away server of scripts/pg.sh (BATON_TEST_PG_DSN);
 // without one it skips, loudly, unless CI or BATON_REQUIRE_PG=1 is set.
 func TestServeOnPostgres(t *testing.T) {
@@ -97,6 +98,12 @@ func TestServeOnPostgres(t *testing.T) {
 	conn.Close(ctx)
 	if err != nil || n == 0 {
 		t.Errorf("schema %s not migrated: %d migrations, %v", schema, n, err)
+	}
+	// A second serve on the same database fails at once: one process per
+	// database until shard leases exist.
+	var second strings.Builder
+	if code := run(ctx, []string{"serve", "-config", path}, io.Discard, &second); code != 1 || !strings.Contains(second.String(), "held by another Baton process") {
+		t.Errorf("a second serve on the same schema: exit %d: %s", code, second.String())
 	}
 	cancel()
 	if code := <-done; code != 0 {

@@ -17,6 +17,7 @@ import (
 	"math"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,7 +32,15 @@ type DB struct {
 	pool   *pgxpool.Pool
 	gc     *groupcommit.Group[*tx]
 	shards int
+	// owner holds the exclusive lock of Options.Exclusive, for the life
+	// of the store.
+	owner     *pgxpool.Conn
+	closeOnce sync.Once
 }
+
+// ErrHeld is returned by an exclusive Open while another process holds
+// the database (or schema) exclusively.
+var ErrHeld = errors.New("held by another Baton process")
 
 // Options tune a DB; the zero value is the default.
 type Options struct {
@@ -47,6 +56,13 @@ type Options struct {
 	// CommitWait lets a small write group wait up to this long for more
 	// writes to share its COMMIT (default 0: never wait).
 	CommitWait time.Duration
+	// Exclusive makes this process the only one on the database (or
+	// schema) while the store is open: a second exclusive Open fails at
+	// once with ErrHeld, as a second bbolt Open does. baton serve opens
+	// exclusively until shard leases let replicas share the work. The
+	// lock is a session advisory lock on one pooled connection: if the
+	// server drops that connection, the lock goes with it.
+	Exclusive bool
 }
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -68,6 +84,9 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	cfg.MaxConns = 10
 	if opt.MaxConns > 0 {
 		cfg.MaxConns = opt.MaxConns
+	}
+	if opt.Exclusive {
+		cfg.MaxConns++ // the lock's own
 	}
 	if opt.Schema != "" {
 		cfg.ConnConfig.RuntimeParams["search_path"] = opt.Schema
@@ -94,12 +113,50 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		return nil, err
 	}
 	d := &DB{pool: pool}
+	if opt.Exclusive {
+		if err := d.lock(cctx, opt.Schema); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: open %s: %w", where(cfg), err)
+		}
+	}
 	if err := d.readMeta(cctx); err != nil {
+		d.release()
 		pool.Close()
 		return nil, err
 	}
 	d.gc = groupcommit.New(d.commitGroup, opt.CommitWait)
 	return d, nil
+}
+
+// lock takes the exclusive lock of the schema on a connection of its own.
+func (d *DB) lock(ctx context.Context, schema string) error {
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, "baton owner "+schema).Scan(&ok); err != nil {
+		conn.Release()
+		return err
+	}
+	if !ok {
+		conn.Release()
+		return fmt.Errorf("%w: stop it, or give this one another database or schema", ErrHeld)
+	}
+	d.owner = conn
+	return nil
+}
+
+// release gives the exclusive lock back, if held.
+func (d *DB) release() {
+	if d.owner == nil {
+		return
+	}
+	// The session lock ends with the session: closing the connection
+	// frees it even if the unlock fails.
+	_ = d.owner.Conn().Close(context.Background())
+	d.owner.Release()
+	d.owner = nil
 }
 
 // where names the server of cfg for an error, without its credentials.
@@ -138,8 +195,11 @@ func shardOf(k store.ThreadKey, shards int) int {
 // Close waits for queued writes and closes the pool. It may be called
 // more than once.
 func (d *DB) Close() error {
-	d.gc.Close()
-	d.pool.Close()
+	d.closeOnce.Do(func() {
+		d.gc.Close()
+		d.release()
+		d.pool.Close()
+	})
 	return nil
 }
 
@@ -185,6 +245,10 @@ func (d *DB) commitGroup(fn func(*tx) error) error {
 		return fmt.Errorf("postgres: write counts: %w", err)
 	}
 	if err := ptx.Commit(ctx); err != nil {
+		// A connection lost during COMMIT leaves it unknown whether the
+		// server committed: callers see an error, as for a failed write;
+		// a webhook answered 500 comes again, and its dedup mark says
+		// whether the first copy was kept.
 		return fmt.Errorf("postgres: commit: %w", err)
 	}
 	for _, f := range x.after {

@@ -179,6 +179,38 @@ func TestMigrations(t *testing.T) {
 	t.Log(err)
 }
 
+// An exclusive store is the only one on its schema while it is open: a
+// second exclusive Open fails at once, a shared one still opens, and the
+// lock goes with Close.
+func TestExclusive(t *testing.T) {
+	dsn := testDSN(t)
+	ctx := context.Background()
+	schema := schemaFor(t.TempDir())
+	dropAtEnd(t, schema)
+	first, err := Open(ctx, dsn, Options{Schema: schema, Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, dsn, Options{Schema: schema, Exclusive: true}); !errors.Is(err, ErrHeld) {
+		t.Fatalf("a second exclusive open: %v, want ErrHeld", err)
+	} else {
+		t.Log(err)
+	}
+	other := schemaFor(t.TempDir())
+	dropAtEnd(t, other)
+	elsewhere, err := Open(ctx, dsn, Options{Schema: other, Exclusive: true})
+	if err != nil {
+		t.Fatalf("another schema is another lock: %v", err)
+	}
+	elsewhere.Close()
+	first.Close()
+	again, err := Open(ctx, dsn, Options{Schema: schema, Exclusive: true})
+	if err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	again.Close()
+}
+
 func TestOpenErrors(t *testing.T) {
 	dsn := testDSN(t)
 	ctx := context.Background()

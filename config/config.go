@@ -19,9 +19,12 @@ type Config struct {
 	// request are built on it. Optional; empty means not known.
 	PublicURL string `yaml:"public_url"`
 	// TLS, when set, makes the public listener serve https (config/tls.go).
-	TLS      *TLS     `yaml:"tls"`
-	Admin    Admin    `yaml:"admin"`
-	Data     string   `yaml:"data"`
+	TLS   *TLS   `yaml:"tls"`
+	Admin Admin  `yaml:"admin"`
+	Data  string `yaml:"data"`
+	// Store, when it names PostgreSQL, replaces the bbolt file of Data
+	// (store.go).
+	Store    Store    `yaml:"store"`
 	Graph    Graph    `yaml:"graph"`
 	Webhooks Webhooks `yaml:"webhooks"`
 	Delivery Delivery `yaml:"delivery"`
@@ -216,7 +219,9 @@ func (c *Config) applyDefaults() {
 	}
 	def(&c.Listen, DefaultListen)
 	def(&c.Admin.Listen, DefaultAdminListen)
-	def(&c.Data, DefaultData)
+	if c.Store.Postgres == nil {
+		def(&c.Data, DefaultData)
+	}
 	def(&c.Graph.URL, DefaultGraphURL)
 	def(&c.Graph.Version, DefaultVersion)
 	def(&c.Log.Level, "info")

@@ -163,3 +163,34 @@ inbox:
 		t.Fatalf("no inbox section: %v %+v", err, c)
 	}
 }
+
+// store.postgres replaces the bbolt file: its DSN comes from the
+// environment, and data has no default beside it.
+func TestPostgresStore(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "bad_store_empty.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	yml := strings.Replace(string(b), "store: {}", "store: {postgres: {dsn_env: BATON_PG_DSN, schema: baton}}", 1)
+	env := func(name string) (string, bool) {
+		if name == "BATON_PG_DSN" {
+			return "postgres://baton:s3cr3t@db/baton", true
+		}
+		return lookup(name)
+	}
+	c, err := Parse("pg.yml", []byte(yml), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Store.Postgres
+	if p == nil || p.DSN.Reveal() != "postgres://baton:s3cr3t@db/baton" || p.Schema != "baton" || c.Data != "" {
+		t.Fatalf("store %+v, data %q", p, c.Data)
+	}
+	if got := c.StoreName(); got != "postgres (schema baton)" {
+		t.Errorf("store name %q", got)
+	}
+	c, err = Load(filepath.Join("testdata", "good.yml"), lookup)
+	if err != nil || c.Store.Postgres != nil || c.StoreName() != "./baton.db" {
+		t.Fatalf("without store: %+v %v", c.Store, err)
+	}
+}

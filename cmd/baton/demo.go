@@ -234,7 +234,7 @@ func startDemo(o demoOptions) (d *demo, err error) {
 	}
 	d.platformSrv = d.serve(pl, d.platform.Handler())
 
-	db, err := openStore(cfg)
+	db, err := openStore(context.Background(), cfg) // the demo writes its own bbolt config
 	if err != nil {
 		return d, err
 	}

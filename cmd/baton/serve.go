@@ -15,7 +15,9 @@ import (
 
 	"github.com/batonhq/baton/config"
 	"github.com/batonhq/baton/orchestrator"
+	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/store/bolt"
+	"github.com/batonhq/baton/store/postgres"
 )
 
 // runServe runs Baton until SIGINT or SIGTERM; SIGHUP reloads the config
@@ -37,7 +39,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer func() { _ = log.Sync() }()
 	raiseOpenFiles(log)
-	db, err := openStore(cfg)
+	db, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -57,7 +59,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return
 		}
 		pub, adm := srv.Addrs()
-		fmt.Fprintf(stdout, "baton: webhooks and bot API on %s, admin API on %s, data in %s\n", pub, adm, cfg.Data)
+		fmt.Fprintf(stdout, "baton: webhooks and bot API on %s, admin API on %s, data in %s\n", pub, adm, cfg.StoreName())
 		select {
 		case <-srv.O.Ready():
 		case <-ran:
@@ -65,7 +67,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		bi := readBuildInfo()
 		log.Info("baton started", zap.String("version", bi.Version), zap.String("revision", bi.Revision), zap.String("public", pub), zap.String("admin", adm),
-			zap.String("data", cfg.Data), zap.Int("pages", len(cfg.Pages)), zap.Int("apps", len(cfg.Apps)), zap.Duration("startup", time.Since(started)))
+			zap.String("data", cfg.StoreName()), zap.Int("pages", len(cfg.Pages)), zap.Int("apps", len(cfg.Apps)), zap.Duration("startup", time.Since(started)))
 	}()
 	// The drain is from the signal to the last part stopped: requests in
 	// flight finishing, deliveries in flight answered or put back.
@@ -103,9 +105,17 @@ func reloadOnHangup(srv *orchestrator.Server, hup <-chan os.Signal, stopped <-ch
 	}
 }
 
-// openStore opens the config's bbolt file: the embedded store. A file
-// another Baton holds fails at once and says so.
-func openStore(cfg *config.Config) (*bolt.DB, error) {
+// openStore opens the config's store: the bbolt file of data (the
+// embedded store; a file another Baton holds fails at once and says so),
+// or the PostgreSQL database of store.postgres, migrated to this binary's
+// schema and held by this process alone (a second serve on it fails at
+// once) until shard leases let replicas share it.
+func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	if p := cfg.Store.Postgres; p != nil {
+		return postgres.Open(ctx, p.DSN.Reveal(), postgres.Options{
+			Schema: p.Schema, MaxConns: int32(p.MaxConns), CommitWait: cfg.Webhooks.CommitWait, Exclusive: true,
+		})
+	}
 	return bolt.Open(cfg.Data, bolt.Options{CommitWait: cfg.Webhooks.CommitWait})
 }
 

@@ -1,0 +1,298 @@
+// Package postgres implements store.Store on PostgreSQL, through pgx: the
+// store for teams that run Baton on a database they already operate. It
+// creates and migrates its own schema at Open. Writes from concurrent
+// callers share one transaction and one COMMIT (store/groupcommit), as
+// store/bolt's share one fsync.
+//
+// One Baton process per database, for now: the tables carry the shard of
+// every thread's rows (SCALEOUT.md §6.2), but the shard leases and epoch
+// fencing that let several replicas share one database are the next step.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/groupcommit"
+)
+
+// DB is a store.Store on one PostgreSQL database (or one schema of it).
+type DB struct {
+	pool   *pgxpool.Pool
+	gc     *groupcommit.Group[*tx]
+	shards int
+	// owner holds the exclusive lock of Options.Exclusive, for the life
+	// of the store.
+	owner     *pgxpool.Conn
+	closeOnce sync.Once
+}
+
+// ErrHeld is returned by an exclusive Open while another process holds
+// the database (or schema) exclusively.
+var ErrHeld = errors.New("held by another Baton process")
+
+// Options tune a DB; the zero value is the default.
+type Options struct {
+	// Schema is the schema Baton's tables live in, created when missing
+	// (default: the connection's search_path, usually public). Lower-case
+	// letters, digits and underscores.
+	Schema string
+	// MaxConns bounds the connection pool (default 10): one connection
+	// writes at a time, the others serve reads.
+	MaxConns int32
+	// ConnectTimeout bounds Open's wait for the server (default 10 s).
+	ConnectTimeout time.Duration
+	// CommitWait lets a small write group wait up to this long for more
+	// writes to share its COMMIT (default 0: never wait).
+	CommitWait time.Duration
+	// Exclusive makes this process the only one on the database (or
+	// schema) while the store is open: a second exclusive Open fails at
+	// once with ErrHeld, as a second bbolt Open does. baton serve opens
+	// exclusively until shard leases let replicas share the work. The
+	// lock is a session advisory lock on one pooled connection: if the
+	// server drops that connection, the lock goes with it.
+	Exclusive bool
+}
+
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// Open connects to the database of dsn (a PostgreSQL URL or key=value
+// string), migrates its schema to this binary's and returns the store. A
+// database whose schema a later Baton wrote is refused with a
+// *SchemaError; two processes opening one database together migrate it
+// once.
+func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
+	if opt.Schema != "" && !schemaName.MatchString(opt.Schema) {
+		return nil, fmt.Errorf("postgres: schema %q: use lower-case letters, digits and underscores", opt.Schema)
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's error shows the DSN with its password masked.
+		return nil, fmt.Errorf("postgres: the DSN does not parse: %w", err)
+	}
+	cfg.MaxConns = 10
+	if opt.MaxConns > 0 {
+		cfg.MaxConns = opt.MaxConns
+	}
+	if opt.Exclusive {
+		cfg.MaxConns++ // the lock's own
+	}
+	if opt.Schema != "" {
+		cfg.ConnConfig.RuntimeParams["search_path"] = opt.Schema
+	}
+	// Records are JSON Baton wrote; UTC keeps the server's own setting out
+	// of what the tables say.
+	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	timeout := opt.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	pool, err := pgxpool.NewWithConfig(cctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect to %s: %w", where(cfg), err)
+	}
+	if err := pool.Ping(cctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connect to %s: %w", where(cfg), err)
+	}
+	if err := migrate(cctx, pool, opt.Schema); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	d := &DB{pool: pool}
+	if opt.Exclusive {
+		if err := d.lock(cctx, opt.Schema); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: open %s: %w", where(cfg), err)
+		}
+	}
+	if err := d.readMeta(cctx); err != nil {
+		d.release()
+		pool.Close()
+		return nil, err
+	}
+	d.gc = groupcommit.New(d.commitGroup, opt.CommitWait)
+	return d, nil
+}
+
+// lock takes the exclusive lock of the schema on a connection of its own.
+func (d *DB) lock(ctx context.Context, schema string) error {
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, "baton owner "+schema).Scan(&ok); err != nil {
+		conn.Release()
+		return err
+	}
+	if !ok {
+		conn.Release()
+		return fmt.Errorf("%w: stop it, or give this one another database or schema", ErrHeld)
+	}
+	d.owner = conn
+	return nil
+}
+
+// release gives the exclusive lock back, if held.
+func (d *DB) release() {
+	if d.owner == nil {
+		return
+	}
+	// The session lock ends with the session: closing the connection
+	// frees it even if the unlock fails.
+	_ = d.owner.Conn().Close(context.Background())
+	d.owner.Release()
+	d.owner = nil
+}
+
+// where names the server of cfg for an error, without its credentials.
+func where(cfg *pgxpool.Config) string {
+	return cfg.ConnConfig.Host + ":" + strconv.Itoa(int(cfg.ConnConfig.Port)) + "/" + cfg.ConnConfig.Database
+}
+
+func (d *DB) readMeta(ctx context.Context) error {
+	var v string
+	if err := d.pool.QueryRow(ctx, `SELECT value FROM baton_meta WHERE key = 'shards'`).Scan(&v); err != nil {
+		return fmt.Errorf("postgres: read the shard count: %w", err)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1<<16 {
+		return fmt.Errorf("postgres: baton_meta says %q shards: not a shard count", v)
+	}
+	d.shards = n
+	return nil
+}
+
+// Shards is the number of shards threads are split into, fixed when the
+// database was created.
+func (d *DB) Shards() int { return d.shards }
+
+// ShardOf is the shard of thread k: FNV-1a of page, NUL, PSID.
+func (d *DB) ShardOf(k store.ThreadKey) int { return shardOf(k, d.shards) }
+
+func shardOf(k store.ThreadKey, shards int) int {
+	h := fnv.New32a()
+	h.Write([]byte(k.Page))
+	h.Write([]byte{0})
+	h.Write([]byte(k.PSID))
+	return int(h.Sum32() % uint32(shards))
+}
+
+// Close waits for queued writes and closes the pool. It may be called
+// more than once.
+func (d *DB) Close() error {
+	d.closeOnce.Do(func() {
+		d.gc.Close()
+		d.release()
+		d.pool.Close()
+	})
+	return nil
+}
+
+// Update runs fn in a write transaction shared with concurrent callers; it
+// returns once the transaction committed (or failed).
+func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return d.gc.Do(ctx, func(x *tx) error { return fn(x) })
+}
+
+// View runs fn in a read-only transaction on one snapshot.
+func (d *DB) View(fn func(store.ReadTx) error) error {
+	ctx := context.Background()
+	ptx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("postgres: begin a read: %w", err)
+	}
+	defer ptx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	if err := fn(newTx(ctx, ptx, d)); err != nil {
+		return err
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: end a read: %w", err)
+	}
+	return nil
+}
+
+// commitGroup runs one group commit's transaction: the callers' functions,
+// then the counts they moved, then COMMIT, then their AfterCommit
+// functions. A failure rolls everything back.
+func (d *DB) commitGroup(fn func(*tx) error) error {
+	ctx := context.Background()
+	ptx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: begin a write: %w", err)
+	}
+	x := newTx(ctx, ptx, d)
+	if err := fn(x); err != nil {
+		ptx.Rollback(ctx) //nolint:errcheck // the caller's error says more
+		return err
+	}
+	if err := x.flush(); err != nil {
+		ptx.Rollback(ctx) //nolint:errcheck
+		return fmt.Errorf("postgres: write counts: %w", err)
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		// A connection lost during COMMIT leaves it unknown whether the
+		// server committed: callers see an error, as for a failed write;
+		// a webhook answered 500 comes again, and its dedup mark says
+		// whether the first copy was kept.
+		return fmt.Errorf("postgres: commit: %w", err)
+	}
+	for _, f := range x.after {
+		f()
+	}
+	return nil
+}
+
+// CommitStats returns a snapshot of the group commit's counters.
+func (d *DB) CommitStats() store.CommitStats {
+	st := d.gc.Stats()
+	return store.CommitStats{
+		Commits: uint64(st.Commits.Load()),
+		Calls:   uint64(st.Calls.Load()),
+		Commit:  time.Duration(st.Nanos.Load()),
+		Apply:   time.Duration(st.FnNanos.Load()),
+	}
+}
+
+// Times in columns are Unix nanoseconds, as store/bolt's keys are: 0 for
+// the zero time (and anything before 1970), so that nothing is rounded.
+func nanos(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, 0)):
+		return 0
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// notFound turns pgx's no-rows into store.ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
+
+var _ store.Store = (*DB)(nil)

@@ -45,7 +45,7 @@ type sample struct {
 	ack, e2e                  Latencies
 	sent, acked, failed       int
 	lost, dups, order, mismat int
-	requests                  int // to the bot
+	requests                  int           // to the bot
 	cpu                       time.Duration // of the measured process
 	benchCPU                  time.Duration // of this one: the generator and the recording bot
 	elapsed                   time.Duration

@@ -36,8 +36,13 @@ func Baseline(secret []byte, maxBody int64) http.Handler {
 // `baton bench-baseline` that Measure starts, with the app secret in the
 // environment it gives it (see childEnv).
 func ServeBaseline(ctx context.Context, listen string) error {
+	return serveChild(ctx, listen, Baseline([]byte(os.Getenv(secretEnv)), 1<<20))
+}
+
+// serveChild serves h for webhooks, and /healthz, on listen until ctx ends.
+func serveChild(ctx context.Context, listen string, h http.Handler) error {
 	mux := http.NewServeMux()
-	mux.Handle("POST /webhooks/{app}", Baseline([]byte(os.Getenv(secretEnv)), 1<<20))
+	mux.Handle("POST /webhooks/{app}", h)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	srv := &http.Server{Addr: listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	stopped := make(chan struct{})

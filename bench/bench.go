@@ -46,6 +46,7 @@ type Options struct {
 // Result is what the sender saw.
 type Result struct {
 	Sent, Acked, Failed int
+	Start               time.Time
 	Elapsed             time.Duration
 	AckLatency          Latencies
 	// AckedMids are the messages the target acknowledged, by mid.
@@ -95,9 +96,9 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	text := strings.Repeat("x", max(0, opt.TextBytes))
 	var sent, acked, failed atomic.Int64
 	var mu sync.Mutex
-	res := &Result{AckedMids: map[string]bool{}}
 	lat := make([][]time.Duration, opt.Connections)
 	start := time.Now()
+	res := &Result{AckedMids: map[string]bool{}, Start: start}
 	deadline := start.Add(opt.Duration)
 	var interval time.Duration
 	if opt.Rate > 0 {

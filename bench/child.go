@@ -109,6 +109,9 @@ type target struct {
 	// MaxAttempts is delivery.max_attempts (0: the default): a backlog's
 	// bot is down longer than the default allows.
 	MaxAttempts int
+	// Adapter is the bench bot's adapter type (default http); Batch its
+	// batch setting as YAML ("{max: 100}"), or empty for none.
+	Adapter, Batch string
 }
 
 // writeConfig writes a baton.yaml into dir for one hosted bench app on
@@ -145,6 +148,13 @@ func writeConfig(dir, data string, pageIDs []string, t target) (cfgPath, public,
 	if t.MaxAttempts > 0 {
 		maxAttempts = fmt.Sprintf(", max_attempts: %d", t.MaxAttempts)
 	}
+	adapter := t.Adapter
+	if adapter == "" {
+		adapter = "http"
+	}
+	if t.Batch != "" {
+		adapter += ", batch: " + t.Batch
+	}
 	cfg := fmt.Sprintf(`listen: %q
 admin: {listen: %q, token_env: BENCH_ADMIN}
 data: %q
@@ -157,9 +167,9 @@ apps:
     app_id: %q
     secret_env: BENCH_SECRET
     verify_token_env: BENCH_VERIFY
-    adapter: {type: http, url: %q, secret_env: BENCH_HOOK}
+    adapter: {type: %s, url: %q, secret_env: BENCH_HOOK}
 %spages:
-%s`, pub, adm, data, t.CommitWait, t.Conns, maxAttempts, botAppID, t.BotURL, slowApp, pages.String())
+%s`, pub, adm, data, t.CommitWait, t.Conns, maxAttempts, botAppID, adapter, t.BotURL, slowApp, pages.String())
 	cfgPath = filepath.Join(dir, "baton.yaml")
 	return cfgPath, pub, adm, os.WriteFile(cfgPath, []byte(cfg), 0o600)
 }

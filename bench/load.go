@@ -6,56 +6,9 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 )
-
-// compare measures Baton against the bare handler, each in its own
-// process, with the same load, alternating runs; or, with c.SlowBot, Baton
-// with and without a slow second bot.
-func compare(ctx context.Context, c Config) error {
-	l, err := newLab(c.Executable, "baton-bench-")
-	if err != nil {
-		return err
-	}
-	defer l.close()
-
-	rec := NewRecorder()
-	rec.Delay = c.BotDelay
-	botURL, stopBot, err := serveLocal(rec)
-	if err != nil {
-		return err
-	}
-	defer stopBot()
-
-	opt := Options{Secret: []byte(appSecret), Pages: pageIDs(c.Pages), AppID: botAppID, Threads: c.Threads,
-		Connections: c.Connections, Rate: c.Rate, Duration: c.Duration, Handovers: c.Handovers, TextBytes: c.TextBytes}
-
-	if c.SlowBot > 0 {
-		return l.slowBot(ctx, c, opt, botURL, rec)
-	}
-	var base, baton []sample
-	for run := range c.Runs {
-		if !c.NoBaseline {
-			s, err := l.baseline(ctx, opt, run)
-			if err != nil {
-				return fmt.Errorf("baseline: %w", err)
-			}
-			base = append(base, s)
-			fmt.Fprintf(c.Stderr, "baseline run %d: %.0f acked/s, ack %s\n", run+1, s.perSec, s.ack)
-		}
-		s, err := l.baton(ctx, opt, run, rec, target{BotURL: botURL, Conns: c.Connections, CommitWait: c.CommitWait, Profile: profileFor(run, c.Profile)})
-		if err != nil {
-			return fmt.Errorf("baton: %w", err)
-		}
-		baton = append(baton, s)
-		fmt.Fprintf(c.Stderr, "baton run %d: %.0f acked/s, ack %s; e2e %s; lost %d, dup %d, order %d\n",
-			run+1, s.perSec, s.ack, s.e2e, s.lost, s.dups, s.order)
-	}
-	report(c.Stdout, opt, base, baton)
-	return nil
-}
 
 // slowBot measures the same load with and without a second bot that is
 // slow, to show that a slow bot holds up neither ingress nor others.
@@ -86,29 +39,50 @@ func (l *lab) slowBot(ctx context.Context, c Config, opt Options, botURL string,
 
 // sample is one run against one target.
 type sample struct {
-	perSec                    float64
+	perSec                    float64 // acknowledged per second
+	delivered                 int     // acknowledged messages the bot received
+	deliveredPerSec           float64 // of them, from the run's start to the last first arrival
 	ack, e2e                  Latencies
 	sent, acked, failed       int
 	lost, dups, order, mismat int
+	requests                  int           // to the bot
 	cpu                       time.Duration // of the measured process
 	benchCPU                  time.Duration // of this one: the generator and the recording bot
 	elapsed                   time.Duration
 	maxRSS                    int64
 }
 
-// measure sends the load to cmd and reads its CPU time and memory, and
-// this process's, around it.
-func measure(ctx context.Context, cmd *exec.Cmd, opt Options) (*Result, sample, error) {
-	before, _ := ReadProc(cmd.Process.Pid)
+// measure sends the load to the process pid (0: none, the bot itself is
+// the target) and reads its CPU time and memory, and this process's,
+// around it.
+func measure(ctx context.Context, pid int, opt Options) (*Result, sample, error) {
+	before, _ := ReadProc(pid)
 	self, _ := ReadProc(os.Getpid())
 	res, err := Run(ctx, opt)
 	if err != nil {
 		return nil, sample{}, err
 	}
-	after, _ := ReadProc(cmd.Process.Pid)
+	after, _ := ReadProc(pid)
 	selfAfter, _ := ReadProc(os.Getpid())
 	return res, sample{perSec: res.AckedPerSecond(), ack: res.AckLatency, sent: res.Sent, acked: res.Acked, failed: res.Failed,
 		cpu: after.CPU - before.CPU, benchCPU: selfAfter.CPU - self.CPU, elapsed: res.Elapsed, maxRSS: after.MaxRS}, nil
+}
+
+// received waits for the bot to receive what was acknowledged (or a
+// minute) and adds what it got to s.
+func received(rec *Recorder, res *Result, s *sample) {
+	deadline := time.Now().Add(60 * time.Second)
+	for rec.Missing(res.AckedMids) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.lost = rec.Missing(res.AckedMids)
+	s.e2e = rec.EndToEnd(res.AckedMids)
+	s.dups, s.order, s.mismat, s.requests = rec.Duplicates, rec.OutOfOrder, rec.Mismatched, rec.Requests
+	var last time.Time
+	s.delivered, last = rec.Delivered(res.AckedMids)
+	if d := last.Sub(res.Start); d > 0 {
+		s.deliveredPerSec = float64(s.delivered) / d.Seconds()
+	}
 }
 
 // baseline measures one run of `baton bench-baseline`.
@@ -124,7 +98,7 @@ func (l *lab) baseline(ctx context.Context, opt Options, run int) (sample, error
 	}
 	defer stop(cmd)
 	opt.URL, opt.RunID = "http://"+addr+"/webhooks/bench-bot", fmt.Sprint("b", run)
-	_, s, err := measure(ctx, cmd, opt)
+	_, s, err := measure(ctx, cmd.Process.Pid, opt)
 	return s, err
 }
 
@@ -149,7 +123,7 @@ func (l *lab) baton(ctx context.Context, opt Options, run int, rec *Recorder, t 
 			fetchProfile(ctx, adm, "profile", t.Profile, opt.Duration-time.Second),
 			fetchProfile(ctx, adm, "allocs", t.Profile+".allocs", opt.Duration-time.Second))
 	}
-	res, s, err := measure(ctx, cmd, opt)
+	res, s, err := measure(ctx, cmd.Process.Pid, opt)
 	if err != nil {
 		return s, err
 	}
@@ -158,14 +132,7 @@ func (l *lab) baton(ctx context.Context, opt Options, run int, rec *Recorder, t 
 			return s, err
 		}
 	}
-	// Wait for the bot to receive what was acknowledged.
-	deadline := time.Now().Add(60 * time.Second)
-	for rec.Missing(res.AckedMids) > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	s.lost = rec.Missing(res.AckedMids)
-	s.e2e = rec.EndToEnd(res.AckedMids)
-	s.dups, s.order, s.mismat = rec.Duplicates, rec.OutOfOrder, rec.Mismatched
+	received(rec, res, &s)
 	if st, err := ReadProc(cmd.Process.Pid); err == nil {
 		s.maxRSS = st.MaxRS
 	}

@@ -10,8 +10,8 @@ import (
 )
 
 // Config is one `baton bench`: the binary it starts, where it writes, and
-// what it measures. By default Measure compares Baton with the bare
-// handler under the same load; Chaos, Startup, Backlog and SlowBot choose
+// what it measures. By default Measure compares Baton, with and without
+// batched deliveries, with its peers under the same load (peers.go); Chaos, Startup, Backlog and SlowBot choose
 // another measurement instead, tried in that order.
 type Config struct {
 	// Executable is the baton binary. Measure starts it as `baton serve`
@@ -31,7 +31,15 @@ type Config struct {
 	Runs        int           // runs of each target, alternating; medians are reported
 	BotDelay    time.Duration // time the recording bot takes per delivery
 	NoBaseline  bool          // measure Baton only
-	CommitWait  time.Duration // Baton's webhooks.commit_wait
+	// Targets are the peers to compare (see Peers; empty: all of them).
+	Targets []string
+	// Batch is the batched Baton's adapter batch.max (0: no batched
+	// run), BatchWait its batch.wait; Adapter is the bench bot's adapter
+	// type for both Batons (http or messenger).
+	Batch      int
+	BatchWait  time.Duration
+	Adapter    string
+	CommitWait time.Duration // Baton's webhooks.commit_wait
 	// Profile, when set, is where CPU and allocation (Profile+".allocs")
 	// profiles of Baton's first run are written, in pprof format.
 	Profile string

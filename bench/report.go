@@ -28,42 +28,110 @@ func pick(ss []sample, f func(sample) float64) []float64 {
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
-// report writes the comparison: the median of each measure over the runs
-// of each target, with its range.
-func report(w io.Writer, opt Options, base, baton []sample) {
+// events is what a sample's per-event figures divide by: the messages
+// the bot received, or for the baseline, which delivers nothing, the
+// acknowledged events.
+func (s sample) events() int {
+	if s.delivered > 0 {
+		return s.delivered
+	}
+	return s.acked
+}
+
+// rate is a sample's throughput for ratios: delivered per second, or
+// acknowledged for the baseline.
+func (s sample) rate() float64 {
+	if s.deliveredPerSec > 0 {
+		return s.deliveredPerSec
+	}
+	return s.perSec
+}
+
+func perEvent(d time.Duration, s sample) float64 {
+	return float64(d.Microseconds()) / float64(max(1, s.events()))
+}
+
+// peerTitles say what each target is, in the report.
+var peerTitles = map[string]string{
+	peerBaseline: "baseline: verify + decode + 200, nothing stored or delivered",
+	peerDirect:   "direct: the generator posts to the bot itself (the bot verifies and decodes)",
+	peerGlue:     "glue: verify, decode, POST each event to the bot, 200 after its answer; nothing durable",
+	peerBaton:    "baton: durable ack, then one delivery per request",
+	peerBatch:    "batch: baton with adapter.batch",
+}
+
+// report writes the comparison: for each measure, the median of each
+// target's runs with their range; then the throughput ratios of each
+// Baton to each peer, run by run (the same run's figures), median and
+// range.
+func report(w io.Writer, opt Options, peers []peer) {
+	runs := 0
+	for _, p := range peers {
+		runs = max(runs, len(p.runs))
+	}
 	fmt.Fprintf(w, "\nload: %d connections, rate %s, %d threads on %d pages, %.0f%% handovers, %s per run, %d runs\n",
-		opt.Connections, rateString(opt.Rate), opt.Threads, len(opt.Pages), opt.Handovers*100, opt.Duration, len(baton))
-	row := func(name string, ss []sample, f func(sample) float64, unit string) float64 {
-		m, lo, hi := median(pick(ss, f))
-		fmt.Fprintf(w, "  %-34s %10.2f %-6s (runs %.2f to %.2f)\n", name, m, unit, lo, hi)
-		return m
+		opt.Connections, rateString(opt.Rate), opt.Threads, len(opt.Pages), opt.Handovers*100, opt.Duration, runs)
+	for _, p := range peers {
+		fmt.Fprintf(w, "  %-9s %s\n", p.name, peerTitles[p.name])
 	}
-	var baseRate float64
-	if len(base) > 0 {
-		fmt.Fprintln(w, "baseline (verify + decode + 200, nothing stored):")
-		baseRate = row("acknowledged", base, func(s sample) float64 { return s.perSec }, "ev/s")
-		row("ack p99", base, func(s sample) float64 { return ms(s.ack.P99) }, "ms")
-		row("cpu per event", base, func(s sample) float64 { return float64(s.cpu.Microseconds()) / float64(max(1, s.acked)) }, "us")
-		row("generator cpu per event", base, func(s sample) float64 { return float64(s.benchCPU.Microseconds()) / float64(max(1, s.acked)) }, "us")
+	fmt.Fprintf(w, "%-34s", "")
+	for _, p := range peers {
+		fmt.Fprintf(w, " %22s", p.name)
 	}
-	fmt.Fprintln(w, "baton (durable ack, forward to a bot):")
-	rate := row("acknowledged", baton, func(s sample) float64 { return s.perSec }, "ev/s")
-	row("ack p50", baton, func(s sample) float64 { return ms(s.ack.P50) }, "ms")
-	row("ack p99", baton, func(s sample) float64 { return ms(s.ack.P99) }, "ms")
-	row("ack p99.9", baton, func(s sample) float64 { return ms(s.ack.P999) }, "ms")
-	row("ack max", baton, func(s sample) float64 { return ms(s.ack.Max) }, "ms")
-	row("end-to-end p50", baton, func(s sample) float64 { return ms(s.e2e.P50) }, "ms")
-	row("end-to-end p99", baton, func(s sample) float64 { return ms(s.e2e.P99) }, "ms")
-	row("cpu per event", baton, func(s sample) float64 { return float64(s.cpu.Microseconds()) / float64(max(1, s.acked)) }, "us")
-	row("generator + bot cpu per event", baton, func(s sample) float64 { return float64(s.benchCPU.Microseconds()) / float64(max(1, s.acked)) }, "us")
-	row("max RSS", baton, func(s sample) float64 { return float64(s.maxRSS) / (1 << 20) }, "MiB")
-	var lost, dups, order, mis, failed int
-	for _, s := range baton {
-		lost, dups, order, mis, failed = lost+s.lost, dups+s.dups, order+s.order, mis+s.mismat, failed+s.failed
+	fmt.Fprintln(w)
+	row := func(name, format string, f func(sample) float64) {
+		fmt.Fprintf(w, "%-34s", name)
+		for _, p := range peers {
+			m, lo, hi := median(pick(p.runs, f))
+			cell := "-"
+			if hi > 0 {
+				cell = fmt.Sprintf(format+" ("+format+"-"+format+")", m, lo, hi)
+			}
+			fmt.Fprintf(w, " %22s", cell)
+		}
+		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "  lost %d, duplicates %d (other id: %d), out of order %d, refused/failed requests %d (all runs)\n", lost, dups, mis, order, failed)
-	if baseRate > 0 {
-		fmt.Fprintf(w, "ratio baton/baseline throughput: %.2f\n", rate/baseRate)
+	row("delivered ev/s", "%.0f", func(s sample) float64 { return s.deliveredPerSec })
+	row("acknowledged ev/s", "%.0f", func(s sample) float64 { return s.perSec })
+	row("ack p50 ms", "%.1f", func(s sample) float64 { return ms(s.ack.P50) })
+	row("ack p99 ms", "%.1f", func(s sample) float64 { return ms(s.ack.P99) })
+	row("ack max ms", "%.0f", func(s sample) float64 { return ms(s.ack.Max) })
+	row("end-to-end p50 ms", "%.1f", func(s sample) float64 { return ms(s.e2e.P50) })
+	row("end-to-end p99 ms", "%.1f", func(s sample) float64 { return ms(s.e2e.P99) })
+	row("cpu/event, measured process us", "%.0f", func(s sample) float64 { return perEvent(s.cpu, s) })
+	row("cpu/event, generator + bot us", "%.0f", func(s sample) float64 { return perEvent(s.benchCPU, s) })
+	row("cpu/event, all us", "%.0f", func(s sample) float64 { return perEvent(s.cpu+s.benchCPU, s) })
+	row("messages per request to the bot", "%.2f", func(s sample) float64 { return float64(s.delivered) / float64(max(1, s.requests)) })
+	row("max RSS MiB", "%.0f", func(s sample) float64 { return float64(s.maxRSS) / (1 << 20) })
+	for _, p := range peers {
+		if p.name == peerBaseline {
+			continue
+		}
+		var lost, dups, order, mis, failed int
+		for _, s := range p.runs {
+			lost, dups, order, mis, failed = lost+s.lost, dups+s.dups, order+s.order, mis+s.mismat, failed+s.failed
+		}
+		fmt.Fprintf(w, "%s: lost %d, duplicates %d (other id: %d), out of order %d, refused/failed requests %d (all runs)\n", p.name, lost, dups, mis, order, failed)
+	}
+	fmt.Fprintln(w, "ratios of delivered ev/s (the baseline's: acknowledged), run by run:")
+	for _, b := range peers {
+		if b.name != peerBaton && b.name != peerBatch {
+			continue
+		}
+		for _, o := range peers {
+			if o.name == b.name || o.name == peerBatch {
+				continue
+			}
+			var rs []float64
+			for i := range min(len(b.runs), len(o.runs)) {
+				if r := o.runs[i].rate(); r > 0 {
+					rs = append(rs, b.runs[i].rate()/r)
+				}
+			}
+			if m, lo, hi := median(rs); len(rs) > 0 {
+				fmt.Fprintf(w, "  %s/%s: %.2f (runs %.2f-%.2f)\n", b.name, o.name, m, lo, hi)
+			}
+		}
 	}
 }
 

@@ -35,34 +35,49 @@ func TestMedian(t *testing.T) {
 func TestReport(t *testing.T) {
 	opt := Options{Connections: 8, Threads: 100, Pages: pageIDs(2), Handovers: 0.02, Duration: 2 * time.Second}
 	base := []sample{{perSec: 1000, acked: 1000, cpu: 50 * time.Millisecond}, {perSec: 3000, acked: 1000}, {perSec: 2000, acked: 1000}}
+	glue := []sample{{perSec: 1000, deliveredPerSec: 1000, delivered: 1000}, {perSec: 1000, deliveredPerSec: 2000, delivered: 1000}, {perSec: 1000, deliveredPerSec: 1500, delivered: 1000}}
 	baton := []sample{
-		{perSec: 500, acked: 100, ack: Latencies{P50: time.Millisecond}, lost: 1, dups: 2, failed: 3, maxRSS: 30 << 20},
-		{perSec: 800, acked: 100, ack: Latencies{P50: 3 * time.Millisecond}, order: 4, mismat: 5, maxRSS: 20 << 20},
-		{perSec: 600, acked: 100, ack: Latencies{P50: 2 * time.Millisecond}, maxRSS: 10 << 20},
+		{perSec: 500, deliveredPerSec: 500, delivered: 100, ack: Latencies{P50: time.Millisecond}, lost: 1, dups: 2, failed: 3, maxRSS: 30 << 20, cpu: 10 * time.Millisecond, benchCPU: 5 * time.Millisecond},
+		{perSec: 800, deliveredPerSec: 800, delivered: 100, ack: Latencies{P50: 3 * time.Millisecond}, order: 4, mismat: 5, maxRSS: 20 << 20},
+		{perSec: 600, deliveredPerSec: 600, delivered: 100, ack: Latencies{P50: 2 * time.Millisecond}, maxRSS: 10 << 20},
 	}
 	var b strings.Builder
-	report(&b, opt, base, baton)
+	report(&b, opt, []peer{{peerBaseline, base}, {peerGlue, glue}, {peerBaton, baton}})
 	out := b.String()
 	for _, want := range []string{
 		"\nload: 8 connections, rate max, 100 threads on 2 pages, 2% handovers, 2s per run, 3 runs\n",
-		"baseline (verify + decode + 200, nothing stored):\n  acknowledged                          2000.00 ev/s   (runs 1000.00 to 3000.00)\n",
-		"  cpu per event                            0.00 us     (runs 0.00 to 50.00)\n",
-		"baton (durable ack, forward to a bot):\n  acknowledged                           600.00 ev/s   (runs 500.00 to 800.00)\n",
-		"  ack p50                                  2.00 ms     (runs 1.00 to 3.00)\n",
-		"  max RSS                                 20.00 MiB    (runs 10.00 to 30.00)\n",
-		"  lost 1, duplicates 2 (other id: 5), out of order 4, refused/failed requests 3 (all runs)\n",
-		"ratio baton/baseline throughput: 0.30\n",
+		"  glue      glue: verify, decode, POST each event to the bot, 200 after its answer; nothing durable\n",
+		"delivered ev/s                                          -       1500 (1000-2000)          600 (500-800)\n",
+		"acknowledged ev/s                        2000 (1000-3000)       1000 (1000-1000)          600 (500-800)\n",
+		"ack p50 ms                                              -                      -          2.0 (1.0-3.0)\n",
+		"cpu/event, measured process us                   0 (0-50)                      -              0 (0-100)\n",
+		"cpu/event, all us                                0 (0-50)                      -              0 (0-150)\n",
+		"max RSS MiB                                             -                      -             20 (10-30)\n",
+		"baton: lost 1, duplicates 2 (other id: 5), out of order 4, refused/failed requests 3 (all runs)\n",
+		"  baton/baseline: 0.30 (runs 0.27-0.50)\n",
+		"  baton/glue: 0.40 (runs 0.40-0.50)\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
-	// Baton only: no baseline section, no ratio.
-	b.Reset()
-	opt.Rate = 500
-	report(&b, opt, nil, baton[:1])
-	if out := b.String(); strings.Contains(out, "baseline") || strings.Contains(out, "ratio") || !strings.Contains(out, "rate 500/s") {
-		t.Errorf("baton-only report:\n%s", out)
+}
+
+func TestTargets(t *testing.T) {
+	for _, tt := range []struct {
+		c    Config
+		want string
+	}{
+		{Config{Batch: 100}, "baseline direct glue baton batch"},
+		{Config{}, "baseline direct glue baton"},
+		{Config{Batch: 10, Targets: []string{"batch", "glue"}}, "glue batch"},
+		{Config{Batch: 10, NoBaseline: true}, "baton"},
+		{Config{Targets: []string{"nope"}}, "error"},
+	} {
+		got, err := targets(tt.c)
+		if s := strings.Join(got, " "); (err != nil && tt.want != "error") || (err == nil && s != tt.want) {
+			t.Errorf("targets(%+v) = %q, %v; want %s", tt.c, s, err, tt.want)
+		}
 	}
 }
 
@@ -125,6 +140,7 @@ func TestWriteConfigIsValid(t *testing.T) {
 	for _, tg := range []target{
 		{BotURL: "http://127.0.0.1:1", Conns: 4},
 		{BotURL: "http://127.0.0.1:1", SlowURL: "http://127.0.0.1:2", Conns: 4, CommitWait: time.Millisecond},
+		{BotURL: "http://127.0.0.1:1", Conns: 4, Adapter: "messenger", Batch: "{max: 100, wait: 2ms}"},
 	} {
 		dir := t.TempDir()
 		path, pub, adm, err := writeConfig(dir, dir+"/baton.db", pageIDs(3), tg)

@@ -123,6 +123,17 @@ type SendPolicy struct {
 	NotOwner string `yaml:"not_owner"`
 }
 
+// Batch is an adapter's batching: at most Max deliveries per request, and
+// a request that would hold fewer waits up to Wait for more.
+type Batch struct {
+	Max  int           `yaml:"max"`
+	Wait time.Duration `yaml:"wait"`
+}
+
+// MaxBatch bounds batch.max: a request of 1 KB events stays near 1 MB,
+// the body limit bots commonly set.
+const MaxBatch = 1000
+
 // Hosted reports whether Baton terminates the app's webhooks.
 func (a *App) Hosted() bool { return a.SecretEnv != "" }
 
@@ -141,6 +152,9 @@ type Adapter struct {
 	// link-local or cloud metadata address (169.254.169.254,
 	// metadata.google.internal...), refused otherwise.
 	AllowLinkLocal bool `yaml:"allow_link_local"`
+	// Batch, when set, sends several ready deliveries of the bot in one
+	// request (each thread's in order); nil sends one per request.
+	Batch *Batch `yaml:"batch"`
 
 	Secret Secret `yaml:"-"`
 
@@ -264,6 +278,9 @@ func (c *Config) applyDefaults() {
 			}
 			if a.MaxAttempts == 0 {
 				a.MaxAttempts = d.MaxAttempts
+			}
+			if a.Batch != nil && a.Batch.Max == 0 {
+				a.Batch.Max = 100
 			}
 		}
 	}

@@ -243,6 +243,14 @@ func (v *validator) app(path string, a *App, names, ids map[string]bool) {
 	if ad.Timeout <= 0 {
 		v.bad(ap+".timeout", "must be positive")
 	}
+	if b := ad.Batch; b != nil {
+		if b.Max < 1 || b.Max > MaxBatch {
+			v.bad(ap+".batch.max", "%d: want 1 to %d deliveries per request", b.Max, MaxBatch)
+		}
+		if b.Wait < 0 || b.Wait > time.Second {
+			v.bad(ap+".batch.wait", "%s: want 0 (send what is ready) up to 1s; a few milliseconds is the useful range", b.Wait)
+		}
+	}
 }
 
 func (v *validator) page(path string, p *Page, c *Config, seen map[string]bool) {

@@ -2,7 +2,7 @@
 // each event to the bot exactly in Meta's webhook shape, so that a bot
 // written against Meta's platform with any SDK works behind Baton
 // unmodified. The body is compact and escaped like Meta's, one event per
-// request (several SDKs read only the first event of a batch), on the
+// request unless batching is on (batch.go), on the
 // channel Meta would use for that app, and signed with the bot's secret in
 // X-Hub-Signature-256 and, for SDKs that check only it, X-Hub-Signature.
 package metaformat
@@ -58,16 +58,7 @@ type entry struct {
 
 // Body builds the webhook body Meta would send this app for d.
 func Body(d *adapters.Delivery, now time.Time) ([]byte, error) {
-	e := entry{ID: d.PageID, Time: now.UnixMilli()}
-	if d.Channel == string(messenger.ChannelStandby) {
-		e.Standby = []json.RawMessage{d.Event}
-	} else {
-		e.Messaging = []json.RawMessage{d.Event}
-	}
-	return messenger.MarshalLikeMeta(struct {
-		Object string  `json:"object"`
-		Entry  []entry `json:"entry"`
-	}{messenger.ObjectPage, []entry{e}})
+	return BatchBody([]*adapters.Delivery{d}, now)
 }
 
 // Deliver posts d in Meta's shape. Like Meta, it expects a 200; anything
@@ -78,26 +69,29 @@ func (a *Adapter) Deliver(ctx context.Context, d *adapters.Delivery) (adapters.R
 	if err != nil {
 		return adapters.Result{}, &adapters.Error{Err: fmt.Errorf("encode webhook: %w", err)}
 	}
+	status, err := a.post(ctx, body, d.Retried, now)
+	return adapters.Result{Status: status}, err
+}
+
+// post sends one signed body and judges the answer.
+func (a *Adapter) post(ctx context.Context, body []byte, retried *adapters.Retried, now time.Time) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(body))
 	if err != nil {
-		return adapters.Result{}, &adapters.Error{Err: err}
+		return 0, &adapters.Error{Err: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(messenger.HeaderSignature256, messenger.Sign(a.secret, body))
 	req.Header.Set(messenger.HeaderSignatureSHA1, messenger.SignSHA1(a.secret, body))
-	if r := d.Retried; r != nil {
+	if r := retried; r != nil {
 		req.Header.Set(HeaderRetried, "1")
 		req.Header.Set(HeaderDeadAt, r.DeadAt.UTC().Format(time.RFC3339Nano))
 		req.Header.Set(HeaderLaterDelivered, strconv.FormatBool(r.LaterDelivered))
 	}
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return adapters.Result{}, adapters.PostError(err)
+		return 0, adapters.PostError(err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err := adapters.Check(resp.StatusCode, resp.Header, raw, now); err != nil {
-		return adapters.Result{Status: resp.StatusCode}, err
-	}
-	return adapters.Result{Status: resp.StatusCode}, nil
+	return resp.StatusCode, adapters.Check(resp.StatusCode, resp.Header, raw, now)
 }

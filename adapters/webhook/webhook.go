@@ -146,26 +146,11 @@ func (a *Adapter) Deliver(ctx context.Context, d *adapters.Delivery) (adapters.R
 	if err != nil {
 		return adapters.Result{}, &adapters.Error{Err: fmt.Errorf("encode delivery: %w", err)}
 	}
-	now := a.now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(body))
+	status, raw, err := a.post(ctx, d.ID, body)
 	if err != nil {
-		return adapters.Result{}, &adapters.Error{Err: err}
+		return adapters.Result{Status: status}, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "Baton")
-	req.Header.Set("webhook-id", d.ID)
-	req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
-	req.Header.Set("webhook-signature", Sign(a.key, d.ID, now.Unix(), body))
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return adapters.Result{}, adapters.PostError(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err := adapters.Check(resp.StatusCode, resp.Header, raw, now); err != nil {
-		return adapters.Result{Status: resp.StatusCode}, err
-	}
-	res := adapters.Result{Status: resp.StatusCode}
+	res := adapters.Result{Status: status}
 	var answer struct {
 		Actions []adapters.Action `json:"actions"`
 	}
@@ -173,4 +158,26 @@ func (a *Adapter) Deliver(ctx context.Context, d *adapters.Delivery) (adapters.R
 		res.Actions = answer.Actions
 	}
 	return res, nil
+}
+
+// post sends one signed body under the webhook-id id and judges the
+// answer; it returns the answer's status and body.
+func (a *Adapter) post(ctx context.Context, id string, body []byte) (int, []byte, error) {
+	now := a.now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, &adapters.Error{Err: err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Baton")
+	req.Header.Set("webhook-id", id)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set("webhook-signature", Sign(a.key, id, now.Unix(), body))
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return 0, nil, adapters.PostError(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, raw, adapters.Check(resp.StatusCode, resp.Header, raw, now)
 }

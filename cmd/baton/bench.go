@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/batonhq/baton/bench"
@@ -25,7 +26,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.TextBytes, "text", 800, "message text size (about 1 KB webhooks)")
 	fs.IntVar(&c.Runs, "runs", 3, "runs of each target, alternating; medians are reported")
 	fs.DurationVar(&c.BotDelay, "bot-delay", 0, "time the recording bot takes per delivery")
-	fs.BoolVar(&c.NoBaseline, "no-baseline", false, "measure Baton only")
+	fs.BoolVar(&c.NoBaseline, "no-baseline", false, "measure Baton only (no peers, no batched run)")
+	targets := fs.String("targets", strings.Join(bench.Peers, ","), "what to compare, alternating run by run: baseline (verify+decode+200), direct (to the bot), glue (a hand-written forwarder), baton, batch (baton with adapter.batch)")
+	fs.IntVar(&c.Batch, "batch", 100, "the batched Baton's adapter batch.max (0: no batched run)")
+	fs.DurationVar(&c.BatchWait, "batch-wait", 0, "the batched Baton's adapter batch.wait")
+	fs.StringVar(&c.Adapter, "adapter", "http", "the bench bot's adapter type for Baton: http (Baton's envelope) or messenger (Meta's format)")
 	fs.IntVar(&c.Startup, "startup", 0, "instead of load: fill a store with this many threads, then measure Baton's start-up, RSS and thread lookups")
 	fs.DurationVar(&c.SlowBot, "slow-bot", 0, "add a second bot taking this long per delivery (standby copies of every event) and compare with a run without it")
 	fs.DurationVar(&c.CommitWait, "commit-wait", 0, "Baton's webhooks.commit_wait: a small write group waits this long for more")
@@ -35,6 +40,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	c.Targets = strings.Split(*targets, ",")
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -52,4 +58,18 @@ func runBenchBaseline(ctx context.Context, args []string, _, stderr io.Writer) e
 		return err
 	}
 	return bench.ServeBaseline(ctx, *listen)
+}
+
+// runBenchGlue serves the hand-written forwarder that bench compares Baton
+// with.
+func runBenchGlue(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench-glue", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:0", "address")
+	bot := fs.String("bot", "", "the bot's URL")
+	conns := fs.Int("connections", 64, "pooled connections to the bot")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return bench.ServeGlue(ctx, *listen, *bot, *conns)
 }

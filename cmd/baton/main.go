@@ -54,8 +54,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if args[0] == "-version" || args[0] == "--version" {
 		args = []string{"version"}
 	}
-	// bench-baseline is the bare handler bench starts in its own process.
-	all := append(commands(), command{"bench-baseline", "", runBenchBaseline})
+	// bench-baseline and bench-glue are the peers bench starts, each in a
+	// process of its own.
+	all := append(commands(), command{"bench-baseline", "", runBenchBaseline}, command{"bench-glue", "", runBenchGlue})
 	for _, c := range all {
 		if c.name != args[0] {
 			continue

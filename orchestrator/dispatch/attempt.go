@@ -20,6 +20,15 @@ import (
 // store, and attempt it if it is due. The lane leaves the turn ready
 // (behind the bot's other ready lanes), waiting, drained or gone.
 func (ds *Dispatcher) turn(ctx context.Context, l *lane) {
+	if del, more := ds.due(l); del != nil {
+		ds.attempt(ctx, l, del, more)
+	}
+}
+
+// due reads the lane's head and returns it when it is to be attempted now,
+// with whether more follow it; otherwise it puts the lane where it goes
+// (waiting, drained or gone) and returns nil.
+func (ds *Dispatcher) due(l *lane) (*store.Delivery, bool) {
 	for {
 		ds.mu.Lock()
 		l.dirty = false
@@ -35,11 +44,10 @@ func (ds *Dispatcher) turn(ctx context.Context, l *lane) {
 			ds.mu.Lock()
 			ds.parkLocked(l, ds.d.Clock.Now().Add(ds.d.MaxBackoff))
 			ds.mu.Unlock()
-			return
+			return nil, false
 		}
 		if r.del != nil {
-			ds.attempt(ctx, l, r.del, r.more)
-			return
+			return r.del, r.more
 		}
 		ds.mu.Lock()
 		switch {
@@ -52,7 +60,7 @@ func (ds *Dispatcher) turn(ctx context.Context, l *lane) {
 		dirty := l.dirty
 		ds.mu.Unlock()
 		if !dirty {
-			return
+			return nil, false
 		}
 	}
 }
@@ -121,6 +129,13 @@ func (ds *Dispatcher) attempt(ctx context.Context, l *lane, del *store.Delivery,
 	start := time.Now()
 	res, err := a.Adapter.Deliver(ctx, ds.envelope(del))
 	ds.d.Metrics.DeliverSec.WithLabelValues(a.Name).Observe(time.Since(start).Seconds())
+	ds.settle(ctx, l, del, more, res, err)
+}
+
+// settle puts the lane where it goes after its head's attempt came back
+// with res or err: done (and its actions run), retried later, or dead.
+func (ds *Dispatcher) settle(ctx context.Context, l *lane, del *store.Delivery, more bool, res adapters.Result, err error) {
+	a := l.bot.app
 	if ctx.Err() != nil {
 		ds.requeue(l, true) // shutting down: it stays in the outbox for the next run
 		return

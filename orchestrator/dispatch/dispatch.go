@@ -232,9 +232,11 @@ func (ds *Dispatcher) RunUntil(stop, work context.Context) error {
 }
 
 // work runs one of a bot's workers: it takes the next ready lane and
-// gives it one turn.
+// gives it one turn, or with batching up to batch.max of them (batch.go).
 func (ds *Dispatcher) work(ctx context.Context, b *bot) {
 	defer ds.wg.Done()
+	bt := batchOf(b)
+	var ls []*lane
 	for {
 		ds.mu.Lock()
 		for b.ready.len() == 0 && !ds.stopping {
@@ -244,10 +246,16 @@ func (ds *Dispatcher) work(ctx context.Context, b *bot) {
 			ds.mu.Unlock()
 			return
 		}
-		l := b.ready.pop()
-		l.state = running
+		if bt == nil {
+			l := b.ready.pop()
+			l.state = running
+			ds.mu.Unlock()
+			ds.turn(ctx, l)
+			continue
+		}
+		ls = takeLocked(b, ls[:0], b.app.BatchMax)
 		ds.mu.Unlock()
-		ds.turn(ctx, l)
+		ds.batchTurn(ctx, b, bt, ls)
 	}
 }
 

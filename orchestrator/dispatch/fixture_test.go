@@ -70,7 +70,7 @@ apps:
     app_id: "512345678901234"
     secret_env: SUPPORT_SECRET
     verify_token_env: SUPPORT_VERIFY
-    adapter: {type: http, url: "http://127.0.0.1:1/support", secret_env: SUPPORT_HOOK, concurrency: %d, max_attempts: %d}
+    adapter: {type: http, url: "http://127.0.0.1:1/support", secret_env: SUPPORT_HOOK, concurrency: %d, max_attempts: %d%s}
   - name: billing-bot
     app_id: "623456789012345"
     secret_env: BILLING_SECRET
@@ -89,14 +89,28 @@ pages:
 
 // setup is what a test changes of the fixture.
 type setup struct {
-	concurrency int // the support bot's deliveries in flight; 0: the default
-	maxAttempts int // the support bot's attempt limit; 0: maxAttempts
-	maxLanes    int // lanes per bot in memory; 0: the default
+	concurrency int    // the support bot's deliveries in flight; 0: the default
+	maxAttempts int    // the support bot's attempt limit; 0: maxAttempts
+	maxLanes    int    // lanes per bot in memory; 0: the default
+	batch       string // the support bot's adapter.batch, e.g. "{max: 3}"; empty: none
 }
 
-// bot is a test double of a bot's adapter.
+// bot is a test double of a bot's adapter. Batches go to BatchFunc, or
+// when it is nil one by one to DeliverFunc.
 type bot struct {
 	DeliverFunc func(ctx context.Context, d *adapters.Delivery) (adapters.Result, error)
+	BatchFunc   func(ctx context.Context, ds []*adapters.Delivery) []adapters.Outcome
+}
+
+func (b *bot) DeliverBatch(ctx context.Context, ds []*adapters.Delivery) []adapters.Outcome {
+	if b.BatchFunc != nil {
+		return b.BatchFunc(ctx, ds)
+	}
+	out := make([]adapters.Outcome, len(ds))
+	for i, d := range ds {
+		out[i].Result, out[i].Err = b.DeliverFunc(ctx, d)
+	}
+	return out
 }
 
 func (b *bot) Deliver(ctx context.Context, d *adapters.Delivery) (adapters.Result, error) {
@@ -153,7 +167,11 @@ type fixture struct {
 
 func newFixture(t *testing.T, s setup) *fixture {
 	t.Helper()
-	y := fmt.Sprintf(configYAML, backoff, maxBackoff, maxAttempts, s.concurrency, s.maxAttempts)
+	batch := ""
+	if s.batch != "" {
+		batch = ", batch: " + s.batch
+	}
+	y := fmt.Sprintf(configYAML, backoff, maxBackoff, maxAttempts, s.concurrency, s.maxAttempts, batch)
 	cfg, err := config.Parse("test.yaml", []byte(y), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)

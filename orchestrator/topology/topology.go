@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/batonhq/baton/adapters"
 	"github.com/batonhq/baton/config"
@@ -29,6 +30,11 @@ type App struct {
 	MaxAttempts int
 	Concurrency int
 	TakeToSend  bool // send_policy.not_owner: take
+	// BatchMax is the most deliveries one request to the bot carries
+	// (adapter.batch.max; 0: one per request, unbatched); BatchWait is
+	// how long a request that would hold fewer waits for more.
+	BatchMax  int
+	BatchWait time.Duration
 }
 
 // Page is a Facebook Page and the apps on it.
@@ -123,6 +129,9 @@ func New(cfg *config.Config, ads map[string]adapters.Adapter) (*Topology, error)
 			a.Standby = ac.Adapter.Standby
 			a.MaxAttempts = ac.Adapter.MaxAttempts
 			a.Concurrency = ac.Adapter.Concurrency
+			if b := ac.Adapter.Batch; b != nil {
+				a.BatchMax, a.BatchWait = b.Max, b.Wait
+			}
 		}
 		t.apps = append(t.apps, a)
 		t.names[a.Name], t.ids[a.ID] = a, a

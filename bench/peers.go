@@ -1,0 +1,150 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// The targets of a comparison, in the order each run visits them. Each is
+// fed by the same generator and (but the baseline) delivers to the same
+// recording bot in this process.
+const (
+	peerBaseline = "baseline" // verify + decode + 200; delivers nothing
+	peerDirect   = "direct"   // the generator posts to the bot itself
+	peerGlue     = "glue"     // the hand-written forwarder (Glue)
+	peerBaton    = "baton"    // Baton, one delivery per request
+	peerBatch    = "batch"    // Baton with adapter.batch
+)
+
+// Peers lists every target `baton bench` knows, in run order.
+var Peers = []string{peerBaseline, peerDirect, peerGlue, peerBaton, peerBatch}
+
+// peer is one target and its runs.
+type peer struct {
+	name string
+	runs []sample
+}
+
+// targets are the peers c asks for, in run order.
+func targets(c Config) ([]string, error) {
+	want := c.Targets
+	if len(want) == 0 {
+		want = Peers
+	}
+	if c.NoBaseline {
+		want = []string{peerBaton}
+	}
+	for _, p := range want {
+		if !slices.Contains(Peers, p) {
+			return nil, fmt.Errorf("bench: unknown target %q (known: %s)", p, strings.Join(Peers, ", "))
+		}
+	}
+	var out []string
+	for _, p := range Peers {
+		if slices.Contains(want, p) && (p != peerBatch || c.Batch > 0) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// compare measures the targets with the same load, alternating them run
+// by run; or, with c.SlowBot, Baton with and without a slow second bot.
+func compare(ctx context.Context, c Config) error {
+	l, err := newLab(c.Executable, "baton-bench-")
+	if err != nil {
+		return err
+	}
+	defer l.close()
+
+	rec := NewRecorder()
+	rec.Delay = c.BotDelay
+	botURL, stopBot, err := serveLocal(rec)
+	if err != nil {
+		return err
+	}
+	defer stopBot()
+
+	opt := Options{Secret: []byte(appSecret), Pages: pageIDs(c.Pages), AppID: botAppID, Threads: c.Threads,
+		Connections: c.Connections, Rate: c.Rate, Duration: c.Duration, Handovers: c.Handovers, TextBytes: c.TextBytes}
+
+	if c.SlowBot > 0 {
+		return l.slowBot(ctx, c, opt, botURL, rec)
+	}
+	names, err := targets(c)
+	if err != nil {
+		return err
+	}
+	peers := make([]peer, len(names))
+	for i, n := range names {
+		peers[i].name = n
+	}
+	for run := range c.Runs {
+		for i := range peers {
+			s, err := l.runPeer(ctx, c, opt, run, rec, botURL, peers[i].name)
+			if err != nil {
+				return fmt.Errorf("%s: %w", peers[i].name, err)
+			}
+			peers[i].runs = append(peers[i].runs, s)
+			fmt.Fprintf(c.Stderr, "%s run %d: %.0f acked/s, %.0f delivered/s, ack %s; e2e %s; lost %d, dup %d, order %d\n",
+				peers[i].name, run+1, s.perSec, s.deliveredPerSec, s.ack, s.e2e, s.lost, s.dups, s.order)
+		}
+	}
+	report(c.Stdout, opt, peers)
+	return nil
+}
+
+// runPeer measures one run of one target.
+func (l *lab) runPeer(ctx context.Context, c Config, opt Options, run int, rec *Recorder, botURL, name string) (sample, error) {
+	// The bot verifies what it gets, as a real one would: Meta's
+	// signature with the app secret (direct, glue), or the adapter's.
+	rec.HookKey, rec.MetaSecret = []byte("x"), []byte(appSecret)
+	if c.Adapter == "messenger" && (name == peerBaton || name == peerBatch) {
+		rec.MetaSecret = []byte("x")
+	}
+	t := target{BotURL: botURL, Conns: c.Connections, CommitWait: c.CommitWait, Adapter: c.Adapter}
+	switch name {
+	case peerBaseline:
+		return l.baseline(ctx, opt, run)
+	case peerDirect:
+		rec.Reset()
+		opt.URL, opt.RunID = botURL+"/webhooks/bench-bot", fmt.Sprint("d", run)
+		res, s, err := measure(ctx, 0, opt)
+		if err == nil {
+			received(rec, res, &s)
+		}
+		return s, err
+	case peerGlue:
+		return l.glue(ctx, opt, run, rec, botURL, c.Connections)
+	case peerBatch:
+		t.Batch = fmt.Sprintf("{max: %d, wait: %s}", c.Batch, c.BatchWait)
+		run += 1000 // a data file of its own
+	}
+	if name == peerBaton {
+		t.Profile = profileFor(run, c.Profile)
+	}
+	return l.baton(ctx, opt, run, rec, t)
+}
+
+// glue measures one run of `baton bench-glue` forwarding to the bot.
+func (l *lab) glue(ctx context.Context, opt Options, run int, rec *Recorder, botURL string, conns int) (sample, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return sample{}, err
+	}
+	cmd, err := l.child(ctx, []string{"bench-glue", "-listen", addr, "-bot", botURL + "/bot", "-connections", fmt.Sprint(conns)},
+		[]string{secretEnv + "=" + appSecret}, "http://"+addr+"/healthz", "glue.log")
+	if err != nil {
+		return sample{}, err
+	}
+	defer stop(cmd)
+	rec.Reset()
+	opt.URL, opt.RunID = "http://"+addr+"/webhooks/bench-bot", fmt.Sprint("g", run)
+	res, s, err := measure(ctx, cmd.Process.Pid, opt)
+	if err == nil {
+		received(rec, res, &s)
+	}
+	return s, err
+}

@@ -8,7 +8,6 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,44 +15,15 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/batonhq/baton/internal/browsertest"
+
 	"github.com/batonhq/baton/adapters"
 )
 
-// browser starts a headless Chromium for the test. Without one it skips
-// loudly, unless BATON_REQUIRE_BROWSER is set, where a missing browser
-// fails the test (as cmd/baton's browser tests do).
+// browser starts a headless Chromium for the test (browsertest.Start).
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	path := os.Getenv("BATON_CHROMIUM")
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if path != "" {
-			break
-		}
-		path, _ = exec.LookPath(name)
-	}
-	if path == "" {
-		if os.Getenv("BATON_REQUIRE_BROWSER") != "" {
-			t.Fatal("no Chromium found, and BATON_REQUIRE_BROWSER is set: install Debian's chromium or set BATON_CHROMIUM")
-		}
-		t.Skip("\n*** SKIPPED: no Chromium on this machine, so the console's browser test did not run. ***")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-component-update", true),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start Chromium %s: %v", path, err)
-	}
-	return ctx
+	return browsertest.Start(t, browsertest.Options{Width: 1280, Height: 900, Timeout: 90 * time.Second, What: "the console's browser test"})
 }
 
 // screenshot saves the page to docs/<name>.png when BATON_SCREENSHOTS=1:

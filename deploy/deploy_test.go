@@ -282,14 +282,30 @@ func TestCompose(t *testing.T) {
 	if !ok {
 		t.Fatal("compose.yaml: no postgres service (behind a profile)")
 	}
-	if len(pg.Profiles) == 0 {
-		t.Error("postgres starts by default: Baton has no PostgreSQL store yet, it belongs behind a profile")
-	}
 	if pg.Environment["POSTGRES_PASSWORD"] != "" {
 		t.Error("postgres: password in the compose file")
 	}
-	if !strings.Contains(string(b), "does not exist yet") {
-		t.Error("compose.yaml does not say that the PostgreSQL store does not exist yet")
+	if !envFiles(pg.EnvFile)["postgres.env"] {
+		t.Error("postgres: the password not from env_file postgres.env")
+	}
+	// Baton on PostgreSQL: behind the profile with its database (a plain
+	// up starts the bbolt Baton alone), its config the PostgreSQL one,
+	// the DSN from an env_file.
+	bpg, ok := c.Services["baton-pg"]
+	if !ok {
+		t.Fatal("compose.yaml: no baton-pg service")
+	}
+	if !contains(bpg.Profiles, "postgres") || !contains(pg.Profiles, "postgres") || len(baton.Profiles) != 0 {
+		t.Errorf("profiles: baton %v, baton-pg %v, postgres %v: want the bbolt Baton by default and the other two behind postgres", baton.Profiles, bpg.Profiles, pg.Profiles)
+	}
+	if !contains(bpg.Volumes, "./baton-postgres.yaml:/etc/baton/baton.yaml:ro") {
+		t.Errorf("baton-pg: volumes %v, want the PostgreSQL config mounted", bpg.Volumes)
+	}
+	if f := envFiles(bpg.EnvFile); !f["baton.env"] || !f["postgres.env"] || len(bpg.Environment) > 0 {
+		t.Errorf("baton-pg: env_file %v, environment %v: secrets from baton.env and postgres.env only", f, bpg.Environment)
+	}
+	if bpg.Image != baton.Image {
+		t.Errorf("baton-pg runs image %q, baton %q: one image", bpg.Image, baton.Image)
 	}
 }
 
@@ -322,6 +338,16 @@ func TestContainerConfig(t *testing.T) {
 	}
 	if cfg.Data != "/var/lib/baton/baton.db" || cfg.Listen != ":8080" || cfg.Admin.Listen != ":8081" {
 		t.Errorf("data %q, listen %q, admin %q: not what the image and compose expect", cfg.Data, cfg.Listen, cfg.Admin.Listen)
+	}
+	for k, v := range readEnvFile(t, "postgres.env.example") {
+		env[k] = v
+	}
+	pg, err := config.Load("baton-postgres.yaml", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatalf("baton-postgres.yaml with the example env files: %v", err)
+	}
+	if pg.Store.Postgres == nil || pg.Store.Postgres.Schema != "baton" || pg.Data != "" || pg.Listen != ":8080" || pg.Admin.Listen != ":8081" {
+		t.Errorf("baton-postgres.yaml: store %+v, data %q, listen %q, admin %q", pg.Store.Postgres, pg.Data, pg.Listen, pg.Admin.Listen)
 	}
 }
 

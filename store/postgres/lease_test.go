@@ -155,7 +155,10 @@ func TestLeaseLifecycle(t *testing.T) {
 	for _, err := range []error{
 		func() error { _, err := a.Acquire(ctx, "a", 256, short); return err }(),
 		func() error { _, err := a.Acquire(ctx, "", 1, short); return err }(),
-		func() error { _, err := a.Acquire(ctx, "a", 1, store.LeaseTerms{TTL: time.Second, Margin: time.Second}); return err }(),
+		func() error {
+			_, err := a.Acquire(ctx, "a", 1, store.LeaseTerms{TTL: time.Second, Margin: time.Second})
+			return err
+		}(),
 		a.UpdateFenced(ctx, nil, func(store.Tx) error { return nil }),
 		a.UpdateFenced(ctx, []store.Lease{ld, ld}, func(store.Tx) error { return nil }),
 	} {

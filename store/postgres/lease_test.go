@@ -47,14 +47,14 @@ func keyIn2(db *DB, page string, s int) store.ThreadKey {
 // database's clock decides when, not the test's.
 func waitAcquire(t *testing.T, db *DB, replica string, shard int, terms store.LeaseTerms) store.Lease {
 	t.Helper()
-	ctx := context.Background()
-	until := time.Now().Add(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	for {
 		l, err := db.Acquire(ctx, replica, shard, terms)
 		if err == nil {
 			return l
 		}
-		if !errors.Is(err, store.ErrLeaseHeld) || time.Now().After(until) {
+		if !errors.Is(err, store.ErrLeaseHeld) || ctx.Err() != nil {
 			t.Fatalf("%s acquiring shard %d: %v", replica, shard, err)
 		}
 		time.Sleep(20 * time.Millisecond) // polling the database's clock
@@ -400,5 +400,52 @@ func TestLeaseRace(t *testing.T) {
 		if l.Owner != "r1" || !l.Held || l.Epoch != owner[l.Shard].Epoch+map[bool]int64{true: 1, false: 0}[owner[l.Shard].Owner == "r0"] {
 			t.Errorf("lease row %+v after the hand-off", l)
 		}
+	}
+}
+
+// A holder frozen between its fence check and COMMIT holds its shard's
+// row locked, so a takeover waits for it, but only for fenceIdle: then
+// the server ends the frozen session, its transaction rolls back, and the
+// new owner takes the shard.
+func TestFrozenHolderDelaysTakeoverBoundedly(t *testing.T) {
+	dbs := replicas(t, 2)
+	a, b := dbs[0], dbs[1]
+	ctx := context.Background()
+	terms := store.LeaseTerms{TTL: 200 * time.Millisecond, Margin: 50 * time.Millisecond}
+	la, err := a.Acquire(ctx, "a", 9, terms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ptx, err := a.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptx.Rollback(ctx) //nolint:errcheck // the server ended it
+	x := newTx(ctx, ptx, a)
+	if err := x.AppendHistory(keyIn(a, 9), store.HistoryEntry{Event: "pass", By: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := a.newFence([]store.Lease{la})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.checkFence(f); err != nil {
+		t.Fatal(err)
+	}
+	// Frozen: nothing more is sent on ptx.
+	frozen := time.Now()
+	lb := waitAcquire(t, b, "b", 9, terms)
+	took := time.Since(frozen)
+	if lb.Epoch != la.Epoch+1 {
+		t.Fatalf("takeover epoch %d, want %d", lb.Epoch, la.Epoch+1)
+	}
+	if took < fenceIdle-100*time.Millisecond || took > fenceIdle+2*time.Second {
+		t.Errorf("the takeover took %v after the freeze, want about fenceIdle (%v): the row stays locked until then", took, fenceIdle)
+	}
+	if err := ptx.Commit(ctx); err == nil {
+		t.Fatal("the frozen transaction committed after the takeover")
+	}
+	if n := historyLen(t, b, keyIn(a, 9)); n != 0 {
+		t.Fatalf("%d entries of the frozen transaction written", n)
 	}
 }

@@ -4,9 +4,10 @@
 // callers share one transaction and one COMMIT (store/groupcommit), as
 // store/bolt's share one fsync.
 //
-// One Baton process per database, for now: the tables carry the shard of
-// every thread's rows (SCALEOUT.md §6.2), but the shard leases and epoch
-// fencing that let several replicas share one database are the next step.
+// It also holds the shard leases (lease.go): one row per shard, expiring
+// by the database's clock, and UpdateFenced, a write that commits only
+// while its epoch is the shard's. baton serve does not use them yet: it
+// opens Exclusive, one process per database.
 package postgres
 
 import (

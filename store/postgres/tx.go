@@ -26,6 +26,12 @@ type tx struct {
 	threads map[store.ThreadKey]store.Thread
 	counts  map[countKey]int64 // threads per (shard, state)
 	pending map[string]int64   // pending deliveries per app
+	// fence is the shards an UpdateFenced caller holds leases for, while
+	// its function runs (nil otherwise); fenceErr, its first write outside
+	// them; idleBounded, that the transaction's idle timeout is set.
+	fence       map[int]bool
+	fenceErr    error
+	idleBounded bool
 }
 
 type countKey struct {
@@ -37,7 +43,12 @@ func newTx(ctx context.Context, t pgx.Tx, d *DB) *tx {
 	return &tx{ctx: ctx, t: t, shards: d.shards}
 }
 
-func (x *tx) shard(k store.ThreadKey) int { return shardOf(k, x.shards) }
+// shard is the shard of a row written for thread k.
+func (x *tx) shard(k store.ThreadKey) int {
+	s := shardOf(k, x.shards)
+	x.noteShard(k, s)
+	return s
+}
 
 // AfterCommit runs fn once COMMIT returned, before the group's callers are
 // released; a group that rolls back drops it with the rest.

@@ -11,11 +11,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/batonhq/baton/web/signin"
 )
 
 // Agent is one person who answers in the inbox.
@@ -41,8 +42,9 @@ const (
 	sessionCookie = "inbox_session"
 	sessionTTL    = 12 * time.Hour
 	csrfHeader    = "X-CSRF-Token"
-	// Sign-in attempts that fail: this many per window and client
-	// address (and per agent name) before the inbox answers 429.
+	// Sign-in attempts: this many per window and client address (and
+	// per agent name) before the inbox answers 429; a right password
+	// takes its attempt back.
 	maxFailures   = 10
 	failureWindow = 15 * time.Minute
 )
@@ -64,7 +66,7 @@ type auth struct {
 	proxy   ProxyAuth
 	key     []byte // CSRF tokens are HMACs of the session with it
 	db      *db
-	limiter *failures
+	limiter *signin.Limiter
 	now     func() time.Time
 }
 
@@ -161,8 +163,10 @@ func (au *auth) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.ToLower(strings.TrimSpace(b.Name))
-	client := clientIP(r)
-	if au.limiter.blocked(au.now(), "ip:"+client, "agent:"+name) {
+	// Counted before bcrypt looks at it, so a burst cannot pass the
+	// limit while the first guesses are being checked (web/signin).
+	attempt, ok := au.limiter.Begin(signin.Limit{Key: "ip:" + clientIP(r), Max: maxFailures}, signin.Limit{Key: "agent:" + name, Max: maxFailures})
+	if !ok {
 		writeError(w, http.StatusTooManyRequests, "too many failed sign-ins: wait a few minutes")
 		return
 	}
@@ -172,10 +176,10 @@ func (au *auth) login(w http.ResponseWriter, r *http.Request) {
 		hash = []byte(a.PasswordHash)
 	}
 	if err := bcrypt.CompareHashAndPassword(hash, []byte(b.Password)); err != nil || a == nil || a.PasswordHash == "" {
-		au.limiter.fail(au.now(), "ip:"+client, "agent:"+name)
 		writeError(w, http.StatusUnauthorized, "wrong name or password")
 		return
 	}
+	attempt.Succeeded()
 	id := make([]byte, 32)
 	_, _ = rand.Read(id)
 	sid := base64.RawURLEncoding.EncodeToString(id)
@@ -238,49 +242,4 @@ func clientIP(r *http.Request) string {
 func jsonRequest(r *http.Request) bool {
 	ct := r.Header.Get("Content-Type")
 	return ct == "application/json" || strings.HasPrefix(ct, "application/json;")
-}
-
-// failures counts failed sign-ins per key in a window, bounded.
-type failures struct {
-	mu sync.Mutex
-	m  map[string][]time.Time
-}
-
-const maxFailureKeys = 10000
-
-func (f *failures) blocked(now time.Time, keys ...string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, k := range keys {
-		if len(f.recentLocked(now, k)) >= maxFailures {
-			return true
-		}
-	}
-	return false
-}
-
-func (f *failures) fail(now time.Time, keys ...string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.m) > maxFailureKeys {
-		f.m = map[string][]time.Time{} // a flood: start over rather than grow
-	}
-	for _, k := range keys {
-		f.m[k] = append(f.recentLocked(now, k), now)
-	}
-}
-
-func (f *failures) recentLocked(now time.Time, k string) []time.Time {
-	ts := f.m[k]
-	i := 0
-	for i < len(ts) && now.Sub(ts[i]) > failureWindow {
-		i++
-	}
-	ts = ts[i:]
-	if len(ts) == 0 {
-		delete(f.m, k)
-	} else {
-		f.m[k] = ts
-	}
-	return ts
 }

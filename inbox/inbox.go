@@ -38,6 +38,7 @@ import (
 	"github.com/batonhq/baton/adapters/webhook"
 	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/inbox/batonapi"
+	"github.com/batonhq/baton/web/signin"
 )
 
 //go:embed static
@@ -166,7 +167,7 @@ func New(opt Options) (*Inbox, error) {
 	in := &Inbox{opt: opt, key: key, db: d, clock: opt.Clock, log: opt.Log, agents: agents, hub: newHub(),
 		baton: batonapi.New(opt.Baton, opt.Token, c),
 		work:  make(chan [2]string, 256)}
-	in.auth = &auth{agents: agents, proxy: opt.Proxy, key: skey, db: d, limiter: &failures{m: map[string][]time.Time{}}, now: in.clock.Now}
+	in.auth = &auth{agents: agents, proxy: opt.Proxy, key: skey, db: d, limiter: signin.New(failureWindow, opt.Clock.Now), now: in.clock.Now}
 	return in, nil
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/orchestrator/topology"
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/web/signin"
 )
 
 //go:embed static
@@ -51,7 +52,7 @@ type Deps struct {
 type Console struct {
 	d        Deps
 	sessions *sessions
-	limiter  *limiter
+	limiter  *signin.Limiter
 	hub      *hub
 	static   http.Handler
 	login    *template.Template
@@ -67,7 +68,7 @@ func New(d Deps) *Console {
 		d.Clock = clock.System{}
 	}
 	sub, _ := fs.Sub(staticFiles, "static")
-	c := &Console{d: d, sessions: newSessions(d.AdminToken, d.Clock.Now), limiter: newLimiter(d.Clock.Now), hub: newHub(),
+	c := &Console{d: d, sessions: newSessions(d.AdminToken, d.Clock.Now), limiter: signin.New(signInWindow, d.Clock.Now), hub: newHub(),
 		static: http.StripPrefix("/console/static/", http.FileServerFS(sub)),
 		login:  template.Must(template.ParseFS(staticFiles, "static/login.html"))}
 	m := http.NewServeMux()
@@ -157,14 +158,16 @@ func (c *Console) renderLogin(w http.ResponseWriter, status int, msg string) {
 }
 
 // signIn checks the admin token from the sign-in form, at most a few
-// wrong ones a minute per address.
+// wrong ones a minute per address. The attempt counts from before the
+// form is read (web/signin), so a burst cannot pass the limit at once.
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	addr := clientAddr(r)
 	if !sameOrigin(r) {
 		c.renderLogin(w, http.StatusForbidden, "Sign in from the console's own page.")
 		return
 	}
-	if !c.limiter.allowed(addr) {
+	attempt, ok := c.limiter.Begin(signInLimits(addr)...)
+	if !ok {
 		c.d.Log.Warn("console sign-in refused: too many wrong tokens", zap.String("addr", addr))
 		c.renderLogin(w, http.StatusTooManyRequests, "Too many attempts: wait a minute.")
 		return
@@ -173,11 +176,11 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	token := strings.TrimSpace(r.PostFormValue("token"))
 	cookie, ok := c.sessions.signIn(token, r.TLS != nil)
 	if !ok {
-		c.limiter.failed(addr)
 		c.d.Log.Info("console sign-in with a wrong token", zap.String("addr", addr))
 		c.renderLogin(w, http.StatusUnauthorized, "That is not the admin token.")
 		return
 	}
+	attempt.Succeeded()
 	http.SetCookie(w, cookie)
 	c.d.Log.Info("console sign-in", zap.String("addr", addr))
 	http.Redirect(w, r, "/console/", http.StatusSeeOther)

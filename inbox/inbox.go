@@ -38,6 +38,7 @@ import (
 	"github.com/batonhq/baton/adapters/webhook"
 	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/inbox/batonapi"
+	"github.com/batonhq/baton/web/live"
 	"github.com/batonhq/baton/web/signin"
 )
 
@@ -97,7 +98,7 @@ type Inbox struct {
 	db    *db
 	baton *batonapi.Client
 	auth  *auth
-	hub   *hub
+	hub   *live.Hub
 	clock clock.Clock
 	log   *zap.Logger
 
@@ -164,7 +165,7 @@ func New(opt Options) (*Inbox, error) {
 		d.Close()
 		return nil, err
 	}
-	in := &Inbox{opt: opt, key: key, db: d, clock: opt.Clock, log: opt.Log, agents: agents, hub: newHub(),
+	in := &Inbox{opt: opt, key: key, db: d, clock: opt.Clock, log: opt.Log, agents: agents, hub: live.NewHub("update", maxStreams),
 		baton: batonapi.New(opt.Baton, opt.Token, c),
 		work:  make(chan [2]string, 256)}
 	in.auth = &auth{agents: agents, proxy: opt.Proxy, key: skey, db: d, limiter: signin.New(failureWindow, opt.Clock.Now), now: in.clock.Now}
@@ -176,7 +177,7 @@ func New(opt Options) (*Inbox, error) {
 func (in *Inbox) Close() error {
 	var err error
 	in.closeOnce.Do(func() {
-		in.hub.close()
+		in.hub.Close()
 		err = in.db.Close()
 	})
 	return err
@@ -184,7 +185,7 @@ func (in *Inbox) Close() error {
 
 // CloseStreams ends the live streams only, so that a server's Shutdown
 // does not wait for them.
-func (in *Inbox) CloseStreams() { in.hub.close() }
+func (in *Inbox) CloseStreams() { in.hub.Close() }
 
 // Handler serves Baton's deliveries (POST /baton), the agents' page and
 // its API.

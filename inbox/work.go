@@ -45,7 +45,7 @@ func (in *Inbox) receive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c != nil {
-		in.hub.notify()
+		in.hub.Poke()
 		if c.Assigned {
 			in.lookAt(c.PageID, c.PSID)
 		}
@@ -133,7 +133,7 @@ func (in *Inbox) checkWarnings(warned map[string]bool) {
 		}
 	}
 	if changed {
-		in.hub.notify()
+		in.hub.Poke()
 	}
 }
 
@@ -218,7 +218,7 @@ func (in *Inbox) follow(page, psid string, tv batonapi.ThreadView, known bool, f
 		return putConv(tx, c)
 	})
 	if changed {
-		in.hub.notify()
+		in.hub.Poke()
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/orchestrator/topology"
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/web/live"
 	"github.com/batonhq/baton/web/signin"
 )
 
@@ -53,7 +54,7 @@ type Console struct {
 	d        Deps
 	sessions *sessions
 	limiter  *signin.Limiter
-	hub      *hub
+	hub      *live.Hub
 	static   http.Handler
 	login    *template.Template
 	mux      *http.ServeMux
@@ -68,7 +69,7 @@ func New(d Deps) *Console {
 		d.Clock = clock.System{}
 	}
 	sub, _ := fs.Sub(staticFiles, "static")
-	c := &Console{d: d, sessions: newSessions(d.AdminToken, d.Clock.Now), limiter: signin.New(signInWindow, d.Clock.Now), hub: newHub(),
+	c := &Console{d: d, sessions: newSessions(d.AdminToken, d.Clock.Now), limiter: signin.New(signInWindow, d.Clock.Now), hub: live.NewHub("change", maxStreams),
 		static: http.StripPrefix("/console/static/", http.FileServerFS(sub)),
 		login:  template.Must(template.ParseFS(staticFiles, "static/login.html"))}
 	m := http.NewServeMux()
@@ -111,16 +112,16 @@ func (c *Console) Authorize(r *http.Request) (signedIn bool, err error) {
 }
 
 // Poke tells the open consoles that something changed.
-func (c *Console) Poke() { c.hub.poke() }
+func (c *Console) Poke() { c.hub.Poke() }
 
 // Close ends the open event streams, so that the admin listener's
 // shutdown does not wait for them.
-func (c *Console) Close() { c.hub.close() }
+func (c *Console) Close() { c.hub.Close() }
 
 // Run closes the event streams when ctx ends.
 func (c *Console) Run(ctx context.Context) error {
 	<-ctx.Done()
-	c.hub.close()
+	c.hub.Close()
 	return nil
 }
 

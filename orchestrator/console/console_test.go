@@ -233,6 +233,13 @@ func TestEventsStream(t *testing.T) {
 		t.Fatalf("first line %q", line)
 	}
 	rd.ReadString('\n')
+	// A page that connects (again, after a reload of Baton's config)
+	// missed what changed meanwhile: it is told to read at once.
+	if line, _ := rd.ReadString('\n'); line != "event: change\n" {
+		t.Fatalf("on connecting %q, want a change", line)
+	}
+	rd.ReadString('\n')
+	rd.ReadString('\n')
 	con.Poke()
 	if line, _ := rd.ReadString('\n'); line != "event: change\n" {
 		t.Fatalf("after a poke %q", line)

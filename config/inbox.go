@@ -224,8 +224,14 @@ func (v *validator) agent(path string, a *Agent, header bool, names map[string]b
 	case a.PasswordHash == "" && !header:
 		v.bad(path+".password_hash", "required without auth.header: a bcrypt hash from `baton inbox -hash-password`")
 	case a.PasswordHash != "":
-		if _, err := bcrypt.Cost([]byte(a.PasswordHash)); err != nil {
+		// A cheap hash is a fast offline guess for whoever reads the
+		// file, and a wrong name (checked against a hash of the default
+		// cost) would take longer than a wrong password.
+		switch cost, err := bcrypt.Cost([]byte(a.PasswordHash)); {
+		case err != nil:
 			v.bad(path+".password_hash", "not a bcrypt hash (make one with `baton inbox -hash-password`)")
+		case cost < bcrypt.DefaultCost:
+			v.bad(path+".password_hash", "bcrypt cost %d is too cheap to guess against: at least %d (make one with `baton inbox -hash-password`)", cost, bcrypt.DefaultCost)
 		}
 	}
 	if a.Persona {

@@ -56,13 +56,23 @@ type session struct {
 	Expires time.Time `json:"expires"`
 }
 
-// dummyHash is compared against when the name is unknown, so that a
-// wrong name takes as long as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such agent"), bcrypt.DefaultCost)
+// dummyHash is what a sign-in with an unknown name is compared against,
+// at the dearest cost of the agents' hashes, so that a wrong name takes
+// as long as a wrong password and the timing tells no names.
+func dummyHash(agents map[string]*Agent) ([]byte, error) {
+	cost := bcrypt.DefaultCost
+	for _, a := range agents {
+		if c, err := bcrypt.Cost([]byte(a.PasswordHash)); err == nil && c > cost {
+			cost = c
+		}
+	}
+	return bcrypt.GenerateFromPassword([]byte("no such agent"), cost)
+}
 
 // auth signs agents in and out and says who makes a request.
 type auth struct {
 	agents  map[string]*Agent
+	dummy   []byte // dummyHash
 	proxy   ProxyAuth
 	key     []byte // CSRF tokens are HMACs of the session with it
 	db      *db
@@ -171,7 +181,7 @@ func (au *auth) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := au.agents[name]
-	hash := dummyHash
+	hash := au.dummy
 	if a != nil && a.PasswordHash != "" {
 		hash = []byte(a.PasswordHash)
 	}

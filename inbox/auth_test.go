@@ -49,3 +49,18 @@ func TestInboxLimitCountsSignInsUnderWay(t *testing.T) {
 		t.Fatalf("%d guesses at once: %v, want %d checked (401), the rest refused (429)", burst, got, maxFailures)
 	}
 }
+
+// An unknown name is checked against a hash as dear as the dearest
+// agent's, so that its answer comes no sooner than a wrong password's.
+func TestInboxUnknownNameCostsAsMuchAsAPassword(t *testing.T) {
+	f := newFixture(t)
+	f.stop()
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.start(options(f.in.opt.Baton, f.data, string(h)))
+	if cost, err := bcrypt.Cost(f.in.auth.dummy); err != nil || cost != bcrypt.DefaultCost+1 {
+		t.Fatalf("the unknown names' hash: cost %d %v, want %d", cost, err, bcrypt.DefaultCost+1)
+	}
+}

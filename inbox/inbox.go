@@ -156,6 +156,10 @@ func New(opt Options) (*Inbox, error) {
 		}
 		agents[a.Name] = &a
 	}
+	dummy, err := dummyHash(agents)
+	if err != nil {
+		return nil, fmt.Errorf("inbox: %w", err)
+	}
 	d, err := openDB(opt.Data)
 	if err != nil {
 		return nil, err
@@ -168,7 +172,7 @@ func New(opt Options) (*Inbox, error) {
 	in := &Inbox{opt: opt, key: key, db: d, clock: opt.Clock, log: opt.Log, agents: agents, hub: live.NewHub("update", maxStreams),
 		baton: batonapi.New(opt.Baton, opt.Token, c),
 		work:  make(chan [2]string, 256)}
-	in.auth = &auth{agents: agents, proxy: opt.Proxy, key: skey, db: d, limiter: signin.New(failureWindow, opt.Clock.Now), now: in.clock.Now}
+	in.auth = &auth{agents: agents, dummy: dummy, proxy: opt.Proxy, key: skey, db: d, limiter: signin.New(failureWindow, opt.Clock.Now), now: in.clock.Now}
 	return in, nil
 }
 

@@ -2,10 +2,14 @@ package inbox
 
 import (
 	"bytes"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -62,5 +66,38 @@ func TestInboxUnknownNameCostsAsMuchAsAPassword(t *testing.T) {
 	f.start(options(f.in.opt.Baton, f.data, string(h)))
 	if cost, err := bcrypt.Cost(f.in.auth.dummy); err != nil || cost != bcrypt.DefaultCost+1 {
 		t.Fatalf("the unknown names' hash: cost %d %v, want %d", cost, err, bcrypt.DefaultCost+1)
+	}
+}
+
+// The inbox's listener is open to strangers (agents sign in on it, Baton
+// delivers to it): a client that sends headers and then dribbles, or
+// never sends, its body is cut off rather than holding a connection and
+// a goroutine for good.
+func TestInboxServerCutsOffASlowBody(t *testing.T) {
+	f := newFixture(t)
+	srv := f.in.Server()
+	if srv.ReadTimeout <= 0 || srv.ReadHeaderTimeout <= 0 || srv.IdleTimeout <= 0 || srv.MaxHeaderBytes <= 0 || srv.MaxHeaderBytes > 1<<20 {
+		t.Fatalf("bounds %v %v %v %d", srv.ReadHeaderTimeout, srv.ReadTimeout, srv.IdleTimeout, srv.MaxHeaderBytes)
+	}
+	// The body's time covers the largest body at a slow but honest rate.
+	if srv.ReadTimeout < 10*time.Second || srv.ReadTimeout > time.Minute {
+		t.Fatalf("read timeout %v", srv.ReadTimeout)
+	}
+	srv.ReadTimeout = 300 * time.Millisecond // the same bound, sooner
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "POST /login HTTP/1.1\r\nHost: inbox.test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("the connection was not closed: %v", err)
 	}
 }

@@ -208,6 +208,18 @@ func (in *Inbox) Handler() http.Handler {
 	return secureHeaders(mux)
 }
 
+// Server serves Handler with the bounds a listener open to strangers
+// needs (as Baton's own listeners have): without them a client that
+// sends headers and dribbles its body holds a connection and a goroutine
+// for as long as it likes. The read deadline covers the largest body
+// (a delivery, maxDelivery) at 1 Mbit/s; net/http lifts it once the body
+// is read, so a live stream stays open.
+func (in *Inbox) Server() *http.Server {
+	const honestRate = 1_000_000 / 8 // bytes a second
+	return &http.Server{Handler: in.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 2*time.Second + maxDelivery*time.Second/honestRate, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+}
+
 // secureHeaders: the page runs only its own script and style, loads
 // images from https (the people's pictures, attachments), and is framed
 // by nobody.

@@ -16,9 +16,12 @@ import (
 	"github.com/batonhq/baton/messenger"
 )
 
+// maxDelivery is the largest delivery body the inbox reads.
+const maxDelivery = 2 << 20
+
 // receive takes one delivery from Baton.
 func (in *Inbox) receive(w http.ResponseWriter, r *http.Request) {
-	d, err := webhook.Receive(in.key, r, 2<<20, 5*time.Minute)
+	d, err := webhook.Receive(in.key, r, maxDelivery, 5*time.Minute)
 	if err != nil {
 		var re *webhook.ReceiveError
 		status := http.StatusBadRequest

@@ -17,7 +17,7 @@
 // (agents, sessions, CSRF), conversations.go and store.go (what it
 // keeps), batonapi (the calls to Baton), handlers.go (the agents' API),
 // work.go (claims renewed, return times, profiles, transcripts),
-// events.go (live updates), static/ (the page).
+// web/live (live updates), static/ (the page).
 package inbox
 
 import (
@@ -191,6 +191,9 @@ func (in *Inbox) Close() error {
 // does not wait for them.
 func (in *Inbox) CloseStreams() { in.hub.Close() }
 
+// maxStreams bounds the live streams open at once.
+const maxStreams = 500
+
 // Handler serves Baton's deliveries (POST /baton), the agents' page and
 // its API.
 func (in *Inbox) Handler() http.Handler {
@@ -201,7 +204,7 @@ func (in *Inbox) Handler() http.Handler {
 	agents("POST /logout", in.auth.logout)
 	agents("GET /api/me", in.me)
 	agents("GET /api/conversations", in.listConversations)
-	agents("GET /api/events", in.events)
+	agents("GET /api/events", in.hub.ServeHTTP) // "update" whenever a conversation changes
 	agents("GET /api/conversations/{page}/{psid}", in.getConversation)
 	agents("POST /api/conversations/{page}/{psid}/{action}", in.act)
 	mux.Handle("GET /", http.FileServerFS(mustSub(static, "static")))

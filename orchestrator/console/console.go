@@ -80,11 +80,16 @@ func New(d Deps) *Console {
 	m.HandleFunc("GET /console/static/{file}", c.asset)
 	m.HandleFunc("GET /console/api/session", c.api(c.session))
 	m.HandleFunc("GET /console/api/overview", c.api(c.getOverview))
-	m.HandleFunc("GET /console/api/events", c.authed(c.events))
+	m.HandleFunc("GET /console/api/events", c.authed(c.hub.ServeHTTP))
 	m.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
 	c.mux = m
 	return c
 }
+
+// maxStreams bounds the open event streams (each holds a connection and
+// a goroutine): "change" whenever something the console shows may have
+// changed.
+const maxStreams = 64
 
 // contentSecurityPolicy allows the page this origin's script, style and
 // requests only: no inline script, nothing from elsewhere, no framing.

@@ -85,6 +85,17 @@ func (h *Hub) unsubscribe(ch chan struct{}) {
 	delete(h.subs, ch)
 }
 
+// ServeHTTP serves a stream, or refuses it with a 503 (too many, or
+// closing) that the page's EventSource retries.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch err := h.Serve(w, r); {
+	case errors.Is(err, ErrTooMany), errors.Is(err, ErrClosed):
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}
+}
+
 // Serve streams r's page the hub's event: once at the start, since a
 // page that connects again missed what changed while it was away, then
 // at every change, until the page goes or the hub closes. It returns

@@ -32,7 +32,10 @@ type Agent struct {
 	Picture string `json:"-"`
 }
 
-// ProxyAuth trusts a header naming the agent, from these proxies only.
+// ProxyAuth is what the inbox believes of the proxies in front of it,
+// from these proxies only: the client's address (X-Forwarded-For) and
+// scheme (X-Forwarded-Proto), and with Header set, a header naming the
+// agent.
 type ProxyAuth struct {
 	Header  string
 	Proxies []*net.IPNet
@@ -124,16 +127,38 @@ func (au *auth) csrf(of string) string {
 // proxy.
 func (au *auth) fromProxy(r *http.Request) bool {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
+	return err == nil && au.trusted(host)
+}
+
+func (au *auth) trusted(addr string) bool {
+	ip := net.ParseIP(strings.TrimSpace(addr))
 	for _, n := range au.proxy.Proxies {
 		if ip != nil && n.Contains(ip) {
 			return true
 		}
 	}
 	return false
+}
+
+// client is the address a sign-in is counted against: the peer's, or
+// behind trusted proxies the last address in X-Forwarded-For that is not
+// one of them (what a client writes there itself comes before it, and is
+// not believed).
+func (au *auth) client(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if !au.trusted(host) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		if h := strings.TrimSpace(hops[i]); h != "" && !au.trusted(h) {
+			return h
+		}
+	}
+	return host
 }
 
 // require serves next to signed-in agents only; a request that changes
@@ -175,7 +200,7 @@ func (au *auth) login(w http.ResponseWriter, r *http.Request) {
 	name := strings.ToLower(strings.TrimSpace(b.Name))
 	// Counted before bcrypt looks at it, so a burst cannot pass the
 	// limit while the first guesses are being checked (web/signin).
-	attempt, ok := au.limiter.Begin(signin.Limit{Key: "ip:" + clientIP(r), Max: maxFailures}, signin.Limit{Key: "agent:" + name, Max: maxFailures})
+	attempt, ok := au.limiter.Begin(signin.Limit{Key: "ip:" + au.client(r), Max: maxFailures}, signin.Limit{Key: "agent:" + name, Max: maxFailures})
 	if !ok {
 		writeError(w, http.StatusTooManyRequests, "too many failed sign-ins: wait a few minutes")
 		return
@@ -239,14 +264,6 @@ func (au *auth) forgetSessions() error {
 		}
 		return nil
 	})
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func jsonRequest(r *http.Request) bool {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -99,5 +100,52 @@ func TestInboxServerCutsOffASlowBody(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.ReadAll(c); err != nil {
 		t.Fatalf("the connection was not closed: %v", err)
+	}
+}
+
+// Behind a TLS-terminating proxy (trusted, no identity header) every
+// sign-in comes from the proxy's address: the limit counts the address
+// the proxy names, so ten bad guesses from one stranger do not lock out
+// every agent, and the session cookie is Secure as the agent's browser
+// reached the inbox over https.
+func TestInboxBehindATLSProxy(t *testing.T) {
+	f := newFixture(t)
+	f.stop()
+	opt := options(f.in.opt.Baton, f.data, mustHash(t))
+	nets, err := ParseProxies([]string{"127.0.0.1", "10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Proxy = ProxyAuth{Proxies: nets}
+	f.start(opt)
+	login := func(name, pw, forwarded string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", f.srv.URL+"/login", strings.NewReader(`{"name":"`+name+`","password":"`+pw+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", forwarded)
+		req.Header.Set("X-Forwarded-Proto", "https")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for range maxFailures {
+		// A client's own X-Forwarded-For entry is not believed: the
+		// address the trusted proxies saw is the last untrusted one.
+		if resp := login("anna", "guess", "198.51.100.1, 203.0.113.1, 10.1.2.3"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("guess: %d", resp.StatusCode)
+		}
+	}
+	if resp := login("ben", "guess", "198.51.100.99, 203.0.113.1"); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("the guesser, another name: %d, want 429", resp.StatusCode)
+	}
+	resp := login("ben", password, "203.0.113.2")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("another agent behind the same proxy: %d, want 200", resp.StatusCode)
+	}
+	if ck := resp.Cookies(); len(ck) != 1 || !ck[0].Secure {
+		t.Fatalf("cookie behind the TLS proxy: %+v", ck)
 	}
 }

@@ -53,13 +53,17 @@ type Agent struct {
 	Picture string `yaml:"picture"` // the persona's picture, an https URL
 }
 
-// InboxAuth lets an identity provider in front of the inbox (an
-// authenticating proxy) sign agents in with a header.
+// InboxAuth is what the inbox believes of the proxies in front of it.
 type InboxAuth struct {
-	// Header carries the agent's name (X-Forwarded-User...); trusted only
-	// from TrustedProxies.
-	Header         string   `yaml:"header"`
-	TrustedProxies []string `yaml:"trusted_proxies"` // IPs or CIDRs
+	// Header carries the agent's name (X-Forwarded-User...) when an
+	// identity provider signs agents in; trusted only from
+	// TrustedProxies.
+	Header string `yaml:"header"`
+	// TrustedProxies are the proxies (IPs or CIDRs) whose
+	// X-Forwarded-For and X-Forwarded-Proto are believed: behind one
+	// that terminates TLS, sign-ins are limited per agent's address and
+	// the session cookie is Secure. Required with Header.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // InboxDone is what Done does.
@@ -177,9 +181,6 @@ func (v *validator) inbox(c *Config) {
 			v.bad(fmt.Sprintf("inbox.auth.trusted_proxies[%d]", i), "%q is not an IP address or a CIDR such as 10.0.0.0/8", p)
 		}
 	}
-	if len(in.Auth.TrustedProxies) > 0 && in.Auth.Header == "" {
-		v.bad("inbox.auth.header", "required with trusted_proxies: the header that names the agent")
-	}
 	switch in.Done.Action {
 	case DonePass, DoneRelease:
 	default:
@@ -224,8 +225,14 @@ func (v *validator) agent(path string, a *Agent, header bool, names map[string]b
 	case a.PasswordHash == "" && !header:
 		v.bad(path+".password_hash", "required without auth.header: a bcrypt hash from `baton inbox -hash-password`")
 	case a.PasswordHash != "":
-		if _, err := bcrypt.Cost([]byte(a.PasswordHash)); err != nil {
+		// A cheap hash is a fast offline guess for whoever reads the
+		// file, and a wrong name (checked against a hash of the default
+		// cost) would take longer than a wrong password.
+		switch cost, err := bcrypt.Cost([]byte(a.PasswordHash)); {
+		case err != nil:
 			v.bad(path+".password_hash", "not a bcrypt hash (make one with `baton inbox -hash-password`)")
+		case cost < bcrypt.DefaultCost:
+			v.bad(path+".password_hash", "bcrypt cost %d is too cheap to guess against: at least %d (make one with `baton inbox -hash-password`)", cost, bcrypt.DefaultCost)
 		}
 	}
 	if a.Persona {

@@ -11,11 +11,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/batonhq/baton/web/signin"
 )
 
 // Agent is one person who answers in the inbox.
@@ -31,7 +32,10 @@ type Agent struct {
 	Picture string `json:"-"`
 }
 
-// ProxyAuth trusts a header naming the agent, from these proxies only.
+// ProxyAuth is what the inbox believes of the proxies in front of it,
+// from these proxies only: the client's address (X-Forwarded-For) and
+// scheme (X-Forwarded-Proto), and with Header set, a header naming the
+// agent.
 type ProxyAuth struct {
 	Header  string
 	Proxies []*net.IPNet
@@ -41,8 +45,9 @@ const (
 	sessionCookie = "inbox_session"
 	sessionTTL    = 12 * time.Hour
 	csrfHeader    = "X-CSRF-Token"
-	// Sign-in attempts that fail: this many per window and client
-	// address (and per agent name) before the inbox answers 429.
+	// Sign-in attempts: this many per window and client address (and
+	// per agent name) before the inbox answers 429; a right password
+	// takes its attempt back.
 	maxFailures   = 10
 	failureWindow = 15 * time.Minute
 )
@@ -54,17 +59,27 @@ type session struct {
 	Expires time.Time `json:"expires"`
 }
 
-// dummyHash is compared against when the name is unknown, so that a
-// wrong name takes as long as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such agent"), bcrypt.DefaultCost)
+// dummyHash is what a sign-in with an unknown name is compared against,
+// at the dearest cost of the agents' hashes, so that a wrong name takes
+// as long as a wrong password and the timing tells no names.
+func dummyHash(agents map[string]*Agent) ([]byte, error) {
+	cost := bcrypt.DefaultCost
+	for _, a := range agents {
+		if c, err := bcrypt.Cost([]byte(a.PasswordHash)); err == nil && c > cost {
+			cost = c
+		}
+	}
+	return bcrypt.GenerateFromPassword([]byte("no such agent"), cost)
+}
 
 // auth signs agents in and out and says who makes a request.
 type auth struct {
 	agents  map[string]*Agent
+	dummy   []byte // dummyHash
 	proxy   ProxyAuth
 	key     []byte // CSRF tokens are HMACs of the session with it
 	db      *db
-	limiter *failures
+	limiter *signin.Limiter
 	now     func() time.Time
 }
 
@@ -112,16 +127,38 @@ func (au *auth) csrf(of string) string {
 // proxy.
 func (au *auth) fromProxy(r *http.Request) bool {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
+	return err == nil && au.trusted(host)
+}
+
+func (au *auth) trusted(addr string) bool {
+	ip := net.ParseIP(strings.TrimSpace(addr))
 	for _, n := range au.proxy.Proxies {
 		if ip != nil && n.Contains(ip) {
 			return true
 		}
 	}
 	return false
+}
+
+// client is the address a sign-in is counted against: the peer's, or
+// behind trusted proxies the last address in X-Forwarded-For that is not
+// one of them (what a client writes there itself comes before it, and is
+// not believed).
+func (au *auth) client(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if !au.trusted(host) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		if h := strings.TrimSpace(hops[i]); h != "" && !au.trusted(h) {
+			return h
+		}
+	}
+	return host
 }
 
 // require serves next to signed-in agents only; a request that changes
@@ -161,21 +198,23 @@ func (au *auth) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.ToLower(strings.TrimSpace(b.Name))
-	client := clientIP(r)
-	if au.limiter.blocked(au.now(), "ip:"+client, "agent:"+name) {
+	// Counted before bcrypt looks at it, so a burst cannot pass the
+	// limit while the first guesses are being checked (web/signin).
+	attempt, ok := au.limiter.Begin(signin.Limit{Key: "ip:" + au.client(r), Max: maxFailures}, signin.Limit{Key: "agent:" + name, Max: maxFailures})
+	if !ok {
 		writeError(w, http.StatusTooManyRequests, "too many failed sign-ins: wait a few minutes")
 		return
 	}
 	a := au.agents[name]
-	hash := dummyHash
+	hash := au.dummy
 	if a != nil && a.PasswordHash != "" {
 		hash = []byte(a.PasswordHash)
 	}
 	if err := bcrypt.CompareHashAndPassword(hash, []byte(b.Password)); err != nil || a == nil || a.PasswordHash == "" {
-		au.limiter.fail(au.now(), "ip:"+client, "agent:"+name)
 		writeError(w, http.StatusUnauthorized, "wrong name or password")
 		return
 	}
+	attempt.Succeeded()
 	id := make([]byte, 32)
 	_, _ = rand.Read(id)
 	sid := base64.RawURLEncoding.EncodeToString(id)
@@ -227,60 +266,7 @@ func (au *auth) forgetSessions() error {
 	})
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 func jsonRequest(r *http.Request) bool {
 	ct := r.Header.Get("Content-Type")
 	return ct == "application/json" || strings.HasPrefix(ct, "application/json;")
-}
-
-// failures counts failed sign-ins per key in a window, bounded.
-type failures struct {
-	mu sync.Mutex
-	m  map[string][]time.Time
-}
-
-const maxFailureKeys = 10000
-
-func (f *failures) blocked(now time.Time, keys ...string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, k := range keys {
-		if len(f.recentLocked(now, k)) >= maxFailures {
-			return true
-		}
-	}
-	return false
-}
-
-func (f *failures) fail(now time.Time, keys ...string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.m) > maxFailureKeys {
-		f.m = map[string][]time.Time{} // a flood: start over rather than grow
-	}
-	for _, k := range keys {
-		f.m[k] = append(f.recentLocked(now, k), now)
-	}
-}
-
-func (f *failures) recentLocked(now time.Time, k string) []time.Time {
-	ts := f.m[k]
-	i := 0
-	for i < len(ts) && now.Sub(ts[i]) > failureWindow {
-		i++
-	}
-	ts = ts[i:]
-	if len(ts) == 0 {
-		delete(f.m, k)
-	} else {
-		f.m[k] = ts
-	}
-	return ts
 }

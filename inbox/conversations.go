@@ -253,7 +253,7 @@ func (in *Inbox) update(page, psid string, fn func(tx *bolt.Tx, c *Conversation)
 		return putConv(tx, c)
 	})
 	if err == nil {
-		in.hub.notify()
+		in.hub.Poke()
 	}
 	return out, err
 }

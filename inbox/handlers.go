@@ -358,12 +358,17 @@ func (in *Inbox) done(ctx context.Context, a *Agent, page, psid string, closing 
 	if closing != nil {
 		msg = *closing
 	}
-	if strings.TrimSpace(msg) != "" {
+	c, _, err := in.detail(page, psid)
+	if err != nil {
+		return "", err
+	}
+	// A Done whose hand-back failed after its closing message went has
+	// said goodbye already: pressed again, it does not say it twice.
+	said := c.LastFrom == FromAgent && c.Last == strings.TrimSpace(msg)
+	if strings.TrimSpace(msg) != "" && !said {
 		if _, err := in.reply(ctx, a, page, psid, msg, FromAgent); err != nil {
 			return "", fmt.Errorf("closing message not sent, the conversation stays: %w", err)
 		}
-	} else if _, _, err := in.detail(page, psid); err != nil {
-		return "", err
 	}
 	tv, err := in.baton.Control(ctx, page, psid, in.opt.Done, "done in the inbox by "+a.Name)
 	if err != nil {

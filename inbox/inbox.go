@@ -17,7 +17,7 @@
 // (agents, sessions, CSRF), conversations.go and store.go (what it
 // keeps), batonapi (the calls to Baton), handlers.go (the agents' API),
 // work.go (claims renewed, return times, profiles, transcripts),
-// events.go (live updates), static/ (the page).
+// web/live (live updates), static/ (the page).
 package inbox
 
 import (
@@ -38,6 +38,8 @@ import (
 	"github.com/batonhq/baton/adapters/webhook"
 	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/inbox/batonapi"
+	"github.com/batonhq/baton/web/live"
+	"github.com/batonhq/baton/web/signin"
 )
 
 //go:embed static
@@ -96,7 +98,7 @@ type Inbox struct {
 	db    *db
 	baton *batonapi.Client
 	auth  *auth
-	hub   *hub
+	hub   *live.Hub
 	clock clock.Clock
 	log   *zap.Logger
 
@@ -154,6 +156,10 @@ func New(opt Options) (*Inbox, error) {
 		}
 		agents[a.Name] = &a
 	}
+	dummy, err := dummyHash(agents)
+	if err != nil {
+		return nil, fmt.Errorf("inbox: %w", err)
+	}
 	d, err := openDB(opt.Data)
 	if err != nil {
 		return nil, err
@@ -163,10 +169,10 @@ func New(opt Options) (*Inbox, error) {
 		d.Close()
 		return nil, err
 	}
-	in := &Inbox{opt: opt, key: key, db: d, clock: opt.Clock, log: opt.Log, agents: agents, hub: newHub(),
+	in := &Inbox{opt: opt, key: key, db: d, clock: opt.Clock, log: opt.Log, agents: agents, hub: live.NewHub("update", maxStreams),
 		baton: batonapi.New(opt.Baton, opt.Token, c),
 		work:  make(chan [2]string, 256)}
-	in.auth = &auth{agents: agents, proxy: opt.Proxy, key: skey, db: d, limiter: &failures{m: map[string][]time.Time{}}, now: in.clock.Now}
+	in.auth = &auth{agents: agents, dummy: dummy, proxy: opt.Proxy, key: skey, db: d, limiter: signin.New(failureWindow, opt.Clock.Now), now: in.clock.Now}
 	return in, nil
 }
 
@@ -175,7 +181,7 @@ func New(opt Options) (*Inbox, error) {
 func (in *Inbox) Close() error {
 	var err error
 	in.closeOnce.Do(func() {
-		in.hub.close()
+		in.hub.Close()
 		err = in.db.Close()
 	})
 	return err
@@ -183,7 +189,10 @@ func (in *Inbox) Close() error {
 
 // CloseStreams ends the live streams only, so that a server's Shutdown
 // does not wait for them.
-func (in *Inbox) CloseStreams() { in.hub.close() }
+func (in *Inbox) CloseStreams() { in.hub.Close() }
+
+// maxStreams bounds the live streams open at once.
+const maxStreams = 500
 
 // Handler serves Baton's deliveries (POST /baton), the agents' page and
 // its API.
@@ -195,11 +204,23 @@ func (in *Inbox) Handler() http.Handler {
 	agents("POST /logout", in.auth.logout)
 	agents("GET /api/me", in.me)
 	agents("GET /api/conversations", in.listConversations)
-	agents("GET /api/events", in.events)
+	agents("GET /api/events", in.hub.ServeHTTP) // "update" whenever a conversation changes
 	agents("GET /api/conversations/{page}/{psid}", in.getConversation)
 	agents("POST /api/conversations/{page}/{psid}/{action}", in.act)
 	mux.Handle("GET /", http.FileServerFS(mustSub(static, "static")))
 	return secureHeaders(mux)
+}
+
+// Server serves Handler with the bounds a listener open to strangers
+// needs (as Baton's own listeners have): without them a client that
+// sends headers and dribbles its body holds a connection and a goroutine
+// for as long as it likes. The read deadline covers the largest body
+// (a delivery, maxDelivery) at 1 Mbit/s; net/http lifts it once the body
+// is read, so a live stream stays open.
+func (in *Inbox) Server() *http.Server {
+	const honestRate = 1_000_000 / 8 // bytes a second
+	return &http.Server{Handler: in.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 2*time.Second + maxDelivery*time.Second/honestRate, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 }
 
 // secureHeaders: the page runs only its own script and style, loads

@@ -45,7 +45,7 @@ func (in *Inbox) rebuild(ctx context.Context) {
 		}
 		in.lookAt(c.PageID, c.PSID)
 	}
-	in.hub.notify()
+	in.hub.Poke()
 }
 
 // findLost lists the threads the inbox owns on each of its pages and

@@ -16,9 +16,12 @@ import (
 	"github.com/batonhq/baton/messenger"
 )
 
+// maxDelivery is the largest delivery body the inbox reads.
+const maxDelivery = 2 << 20
+
 // receive takes one delivery from Baton.
 func (in *Inbox) receive(w http.ResponseWriter, r *http.Request) {
-	d, err := webhook.Receive(in.key, r, 2<<20, 5*time.Minute)
+	d, err := webhook.Receive(in.key, r, maxDelivery, 5*time.Minute)
 	if err != nil {
 		var re *webhook.ReceiveError
 		status := http.StatusBadRequest
@@ -45,7 +48,7 @@ func (in *Inbox) receive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c != nil {
-		in.hub.notify()
+		in.hub.Poke()
 		if c.Assigned {
 			in.lookAt(c.PageID, c.PSID)
 		}
@@ -133,7 +136,7 @@ func (in *Inbox) checkWarnings(warned map[string]bool) {
 		}
 	}
 	if changed {
-		in.hub.notify()
+		in.hub.Poke()
 	}
 }
 
@@ -218,7 +221,7 @@ func (in *Inbox) follow(page, psid string, tv batonapi.ThreadView, known bool, f
 		return putConv(tx, c)
 	})
 	if changed {
-		in.hub.notify()
+		in.hub.Poke()
 	}
 }
 

@@ -173,7 +173,7 @@ func startDemo(o demoOptions) (d *demo, err error) {
 		b := make([]byte, 6)
 		_, _ = rand.Read(b)
 		d.passwords[name] = hex.EncodeToString(b)
-		h, err := bcrypt.GenerateFromPassword([]byte(d.passwords[name]), bcrypt.MinCost) // a demo: fast to start
+		h, err := bcrypt.GenerateFromPassword([]byte(d.passwords[name]), bcrypt.DefaultCost)
 		if err != nil {
 			return d, err
 		}

@@ -68,7 +68,7 @@ func runInbox(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // serveInbox serves in on l and runs its background work until ctx ends.
 func serveInbox(ctx context.Context, in *inbox.Inbox, l net.Listener) error {
-	srv := &http.Server{Handler: in.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := in.Server()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	runDone := make(chan error, 1)

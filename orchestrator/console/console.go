@@ -25,6 +25,8 @@ import (
 	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/orchestrator/topology"
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/web/live"
+	"github.com/batonhq/baton/web/signin"
 )
 
 //go:embed static
@@ -51,8 +53,8 @@ type Deps struct {
 type Console struct {
 	d        Deps
 	sessions *sessions
-	limiter  *limiter
-	hub      *hub
+	limiter  *signin.Limiter
+	hub      *live.Hub
 	static   http.Handler
 	login    *template.Template
 	mux      *http.ServeMux
@@ -67,7 +69,7 @@ func New(d Deps) *Console {
 		d.Clock = clock.System{}
 	}
 	sub, _ := fs.Sub(staticFiles, "static")
-	c := &Console{d: d, sessions: newSessions(d.AdminToken, d.Clock.Now), limiter: newLimiter(d.Clock.Now), hub: newHub(),
+	c := &Console{d: d, sessions: newSessions(d.AdminToken, d.Clock.Now), limiter: signin.New(signInWindow, d.Clock.Now), hub: live.NewHub("change", maxStreams),
 		static: http.StripPrefix("/console/static/", http.FileServerFS(sub)),
 		login:  template.Must(template.ParseFS(staticFiles, "static/login.html"))}
 	m := http.NewServeMux()
@@ -78,11 +80,16 @@ func New(d Deps) *Console {
 	m.HandleFunc("GET /console/static/{file}", c.asset)
 	m.HandleFunc("GET /console/api/session", c.api(c.session))
 	m.HandleFunc("GET /console/api/overview", c.api(c.getOverview))
-	m.HandleFunc("GET /console/api/events", c.authed(c.events))
+	m.HandleFunc("GET /console/api/events", c.authed(c.hub.ServeHTTP))
 	m.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
 	c.mux = m
 	return c
 }
+
+// maxStreams bounds the open event streams (each holds a connection and
+// a goroutine): "change" whenever something the console shows may have
+// changed.
+const maxStreams = 64
 
 // contentSecurityPolicy allows the page this origin's script, style and
 // requests only: no inline script, nothing from elsewhere, no framing.
@@ -110,16 +117,16 @@ func (c *Console) Authorize(r *http.Request) (signedIn bool, err error) {
 }
 
 // Poke tells the open consoles that something changed.
-func (c *Console) Poke() { c.hub.poke() }
+func (c *Console) Poke() { c.hub.Poke() }
 
 // Close ends the open event streams, so that the admin listener's
 // shutdown does not wait for them.
-func (c *Console) Close() { c.hub.close() }
+func (c *Console) Close() { c.hub.Close() }
 
 // Run closes the event streams when ctx ends.
 func (c *Console) Run(ctx context.Context) error {
 	<-ctx.Done()
-	c.hub.close()
+	c.hub.Close()
 	return nil
 }
 
@@ -157,14 +164,16 @@ func (c *Console) renderLogin(w http.ResponseWriter, status int, msg string) {
 }
 
 // signIn checks the admin token from the sign-in form, at most a few
-// wrong ones a minute per address.
+// wrong ones a minute per address. The attempt counts from before the
+// form is read (web/signin), so a burst cannot pass the limit at once.
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	addr := clientAddr(r)
 	if !sameOrigin(r) {
 		c.renderLogin(w, http.StatusForbidden, "Sign in from the console's own page.")
 		return
 	}
-	if !c.limiter.allowed(addr) {
+	attempt, ok := c.limiter.Begin(signInLimits(addr)...)
+	if !ok {
 		c.d.Log.Warn("console sign-in refused: too many wrong tokens", zap.String("addr", addr))
 		c.renderLogin(w, http.StatusTooManyRequests, "Too many attempts: wait a minute.")
 		return
@@ -173,11 +182,11 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	token := strings.TrimSpace(r.PostFormValue("token"))
 	cookie, ok := c.sessions.signIn(token, r.TLS != nil)
 	if !ok {
-		c.limiter.failed(addr)
 		c.d.Log.Info("console sign-in with a wrong token", zap.String("addr", addr))
 		c.renderLogin(w, http.StatusUnauthorized, "That is not the admin token.")
 		return
 	}
+	attempt.Succeeded()
 	http.SetCookie(w, cookie)
 	c.d.Log.Info("console sign-in", zap.String("addr", addr))
 	http.Redirect(w, r, "/console/", http.StatusSeeOther)

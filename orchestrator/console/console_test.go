@@ -233,6 +233,13 @@ func TestEventsStream(t *testing.T) {
 		t.Fatalf("first line %q", line)
 	}
 	rd.ReadString('\n')
+	// A page that connects (again, after a reload of Baton's config)
+	// missed what changed meanwhile: it is told to read at once.
+	if line, _ := rd.ReadString('\n'); line != "event: change\n" {
+		t.Fatalf("on connecting %q, want a change", line)
+	}
+	rd.ReadString('\n')
+	rd.ReadString('\n')
 	con.Poke()
 	if line, _ := rd.ReadString('\n'); line != "event: change\n" {
 		t.Fatalf("after a poke %q", line)
@@ -242,5 +249,57 @@ func TestEventsStream(t *testing.T) {
 	con.Close()
 	if _, err := rd.ReadString('\n'); err == nil {
 		t.Fatal("the stream goes on after Close")
+	}
+}
+
+// heldBody is a sign-in form whose bytes a test lets through: the
+// handler has passed the rate limit when it starts reading it.
+type heldBody struct {
+	started chan struct{}
+	release chan struct{}
+	rest    *strings.Reader
+	once    bool
+}
+
+func (b *heldBody) Read(p []byte) (int, error) {
+	if !b.once {
+		b.once = true
+		close(b.started)
+		<-b.release
+	}
+	return b.rest.Read(p)
+}
+
+// Guesses sent at once count while they are checked: a request that
+// holds its body back must not let a burst past the limit.
+func TestSignInLimitCountsAttemptsUnderWay(t *testing.T) {
+	clk := clock.NewManual(time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC))
+	con := newConsole(t, clk, token)
+	release := make(chan struct{})
+	codes := make(chan int, 10)
+	for range 10 {
+		b := &heldBody{started: make(chan struct{}), release: release, rest: strings.NewReader("token=wrong")}
+		r := httptest.NewRequest("POST", "http://baton.test/console/login", b)
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.RemoteAddr = "192.0.2.7:4000"
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			w := httptest.NewRecorder()
+			con.ServeHTTP(w, r)
+			codes <- w.Code
+		}()
+		select {
+		case <-b.started: // past the limit, reading the form
+		case <-done: // refused without reading it
+		}
+	}
+	close(release)
+	got := map[int]int{}
+	for range 10 {
+		got[<-codes]++
+	}
+	if got[http.StatusUnauthorized] != 5 || got[http.StatusTooManyRequests] != 5 {
+		t.Fatalf("10 guesses at once: %v, want 5 checked (401) and 5 refused (429)", got)
 	}
 }

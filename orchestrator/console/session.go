@@ -12,8 +12,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/batonhq/baton/web/signin"
 )
 
 // Sessions are stateless: a cookie holds its expiry and a random nonce,
@@ -141,47 +142,17 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }
 
-// limiter bounds sign-in attempts: failures per client address in a
-// window, and all failures together, so that guessing the admin token is
-// slow even from many addresses.
-type limiter struct {
-	mu      sync.Mutex
-	now     func() time.Time
-	window  time.Duration
-	perAddr int
-	total   int
-	start   time.Time
-	fails   map[string]int
-	all     int
-}
+// Sign-in attempts: a few per client address in a minute, and a bound
+// on all of them together, so that guessing the admin token is slow even
+// from many addresses.
+const (
+	signInWindow  = time.Minute
+	signInPerAddr = 5
+	signInTotal   = 50
+)
 
-func newLimiter(now func() time.Time) *limiter {
-	return &limiter{now: now, window: time.Minute, perAddr: 5, total: 50, fails: map[string]int{}}
-}
-
-func (l *limiter) roll() {
-	if now := l.now(); now.Sub(l.start) >= l.window {
-		l.start, l.fails, l.all = now, map[string]int{}, 0
-	}
-}
-
-// allowed reports whether addr may try to sign in now.
-func (l *limiter) allowed(addr string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.roll()
-	return l.fails[addr] < l.perAddr && l.all < l.total
-}
-
-// failed counts a wrong token from addr.
-func (l *limiter) failed(addr string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.roll()
-	if len(l.fails) < 10000 {
-		l.fails[addr]++
-	}
-	l.all++
+func signInLimits(addr string) []signin.Limit {
+	return []signin.Limit{{Key: "addr:" + addr, Max: signInPerAddr}, {Key: "all", Max: signInTotal}}
 }
 
 func clientAddr(r *http.Request) string {

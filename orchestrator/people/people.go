@@ -139,6 +139,12 @@ func (l *Learner) learn(ctx context.Context, k store.ThreadKey) {
 		if _, err := tx.Person(k); err == nil {
 			return nil // learnt meanwhile
 		}
+		// Asked because of a message in the transcript: none there any
+		// more means the person was erased while Meta answered (or the
+		// retention took it), and their name must not come back.
+		if lines, _, err := tx.Transcript(k, "", 1); err != nil || len(lines) == 0 {
+			return err
+		}
 		return tx.PutPerson(person)
 	})
 	if err != nil {

@@ -85,6 +85,7 @@ func TestLearn(t *testing.T) {
 			})
 			l := New(Deps{Store: db, Topology: top, Graph: g, Clock: clock.NewManual(time.Unix(0, 0))})
 			k := store.ThreadKey{Page: "100", PSID: "7"}
+			said(t, db, k)
 			l.learn(context.Background(), k)
 			if asked.PageID != "7" || asked.AccessToken != "PAGE_TOKEN" {
 				t.Errorf("asked %+v, want the person's node with the page's token", asked)
@@ -95,6 +96,50 @@ func TestLearn(t *testing.T) {
 				t.Errorf("stored %v %+v (%v), want %v %q", stored, p, err, tt.stored, tt.want)
 			}
 		})
+	}
+}
+
+// said writes the person's first message, as ingress does before it
+// asks for the name.
+func said(t *testing.T, db store.Store, k store.ThreadKey) {
+	t.Helper()
+	err := db.Update(context.Background(), func(tx store.Tx) error {
+		return tx.AppendTranscript(k, &store.TranscriptEntry{At: time.Unix(1, 0), Kind: store.TranscriptMessage, From: k.PSID, Text: "hi", RecordedAt: time.Unix(1, 0)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A person erased while Meta was asked for their name (Meta's deletion
+// request came in meanwhile) stays erased: the answer is not stored.
+func TestLearnAfterAnEraseStoresNothing(t *testing.T) {
+	env := map[string]string{"T": "admin-token-0123456789", "S": "secret", "V": "verify", "H": "hook", "P": "PAGE_TOKEN"}
+	cfg, err := config.Parse("t.yaml", []byte(yaml), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := topology.New(cfg, map[string]adapters.Adapter{"bot": noBot{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "b.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	k := store.ThreadKey{Page: "100", PSID: "7"}
+	said(t, db, k)
+	g := graphFunc(func(messenger.Credentials, url.Values) (int, []byte, error) {
+		if _, err := store.Erase(context.Background(), db, k); err != nil {
+			t.Error(err)
+		}
+		return 200, []byte(`{"id":"7","name":"Ada Lovelace"}`), nil
+	})
+	New(Deps{Store: db, Topology: top, Graph: g, Clock: clock.NewManual(time.Unix(0, 0))}).learn(context.Background(), k)
+	err = db.View(func(tx store.ReadTx) error { _, err := tx.Person(k); return err })
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the erased person's name: %v, want not found", err)
 	}
 }
 

@@ -48,11 +48,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	started, ran := time.Now(), make(chan struct{})
+	started, ran, bannered := time.Now(), make(chan struct{}), make(chan struct{})
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go func() {
+		defer close(bannered)
 		select {
 		case <-srv.Listening():
 		case <-ran: // Run failed before it listened
@@ -78,6 +79,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	err = srv.Run(ctx)
 	close(ran)
 	<-reloads
+	<-bannered // its lines come before the last one, on the same writers
 	var drain time.Duration
 	select {
 	case t := <-stopAt:

@@ -61,6 +61,13 @@ type Graph struct {
 type Webhooks struct {
 	// MaxBody is the largest webhook body accepted, in bytes.
 	MaxBody int64 `yaml:"max_body"`
+	// MaxInflightBytes bounds the bytes of webhook bodies held at once,
+	// all requests together; each counts its Content-Length (max_body
+	// when it has none), and bodies over 64 KiB hold at most three
+	// quarters of it. A webhook whose share is not free within a second
+	// is answered 503 with Retry-After (Meta retries). At least twice
+	// max_body; default 64 MiB (or twice max_body, if larger).
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
 	// AllowSHA1 accepts requests signed only with the legacy
 	// X-Hub-Signature (sha1) header.
 	AllowSHA1 bool `yaml:"allow_sha1"`
@@ -221,6 +228,9 @@ const (
 	DefaultGraphURL    = "https://graph.facebook.com"
 	DefaultVersion     = "v21.0"
 	DefaultMaxBody     = 1 << 20
+	// DefaultMaxInflightBytes is 64 webhooks of max_body being read at
+	// once, thousands of Meta's usual few-KB ones.
+	DefaultMaxInflightBytes = 64 << 20
 	// DefaultJournalRetention is a week of webhooks to look back on.
 	DefaultJournalRetention = 7 * 24 * time.Hour
 )
@@ -245,6 +255,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Webhooks.MaxBody == 0 {
 		c.Webhooks.MaxBody = DefaultMaxBody
+	}
+	if c.Webhooks.MaxInflightBytes == 0 {
+		c.Webhooks.MaxInflightBytes = max(DefaultMaxInflightBytes, 2*c.Webhooks.MaxBody)
 	}
 	if c.Webhooks.JournalRetention == 0 {
 		c.Webhooks.JournalRetention = DefaultJournalRetention

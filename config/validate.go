@@ -93,6 +93,11 @@ func (v *validator) config(c *Config) {
 	if c.Webhooks.MaxBody < 1024 {
 		v.bad("webhooks.max_body", "%d bytes is too small for a webhook", c.Webhooks.MaxBody)
 	}
+	// Large bodies hold at most three quarters of it (the rest is kept
+	// for Meta's small ones): twice max_body leaves room for one.
+	if n := c.Webhooks.MaxInflightBytes; n < 2*c.Webhooks.MaxBody {
+		v.bad("webhooks.max_inflight_bytes", "%d bytes is less than twice webhooks.max_body (%d): a quarter is kept for small bodies, and a body of max_body must fit in the rest", n, c.Webhooks.MaxBody)
+	}
 	if c.Delivery.MaxAttempts < 1 {
 		v.bad("delivery.max_attempts", "must be at least 1")
 	}

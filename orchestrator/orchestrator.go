@@ -68,6 +68,10 @@ type Deps struct {
 	// outbox's gauges itself. Otherwise New makes its own.
 	Metrics *metrics.Set
 	Errors  *recent.Errors
+	// BodyBudget, when set, is the webhook body budget shared across
+	// reloads (webhooks.max_inflight_bytes takes a restart); otherwise
+	// the ingress makes its own.
+	BodyBudget *ingress.Budget
 }
 
 // Orchestrator is one running Baton: its parts, wired.
@@ -150,7 +154,7 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 	}
 	o.ingress = ingress.New(ingress.Deps{Store: d.Store, Topology: top, Ledger: ledger, Rules: o.rules, Clock: d.Clock, Log: d.Log.Named("ingress"),
 		Metrics: m, Errors: errs, Webhooks: cfg.Webhooks, Deliver: o.dispatcher.Add, Reconcile: o.threads.ReconcileLater, Wake: wake,
-		LearnPerson: learn, Transcribed: func([]store.ThreadKey) { o.console.Poke() }})
+		LearnPerson: learn, Transcribed: func([]store.ThreadKey) { o.console.Poke() }, Budget: d.BodyBudget})
 	o.deletion = deletion.New(deletion.Deps{Store: d.Store, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("deletion"),
 		Errors: errs, PublicURL: cfg.PublicURL})
 	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Eraser: o.deletion, Holds: o.rules, Errors: errs, Log: d.Log.Named("api"),

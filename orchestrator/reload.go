@@ -35,9 +35,10 @@ const (
 
 // liveFields are the config's fields a reload applies: those only the
 // parts that New builds hold. Every other field (listen, admin.listen,
-// data, webhooks.max_body and commit_wait, log, and any field added
-// later) is held by what outlives a reload (the listeners and their read
-// timeout, the open store, the logger) and takes a restart.
+// data, webhooks.max_body, max_inflight_bytes and commit_wait, log, and
+// any field added later) is held by what outlives a reload (the
+// listeners, their read timeout and body budget, the open store, the
+// logger) and takes a restart.
 var liveFields = []string{
 	"public_url", "admin.token_env", "graph", "webhooks.allow_sha1", "webhooks.journal_retention",
 	"delivery", "apps", "pages",
@@ -108,7 +109,7 @@ func (s *Server) build(cfg *config.Config) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
-	o, err := New(cfg, Deps{Store: s.st, Graph: graph, Clock: s.clock, Log: s.log, Adapters: ads, Metrics: s.m, Errors: s.errs})
+	o, err := New(cfg, Deps{Store: s.st, Graph: graph, Clock: s.clock, Log: s.log, Adapters: ads, Metrics: s.m, Errors: s.errs, BodyBudget: s.budget})
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/batonhq/baton/adapters/webhook"
 	"github.com/batonhq/baton/clock"
 	"github.com/batonhq/baton/config"
+	"github.com/batonhq/baton/orchestrator/ingress"
 	"github.com/batonhq/baton/orchestrator/metrics"
 	"github.com/batonhq/baton/orchestrator/recent"
 	"github.com/batonhq/baton/orchestrator/tlsserve"
@@ -86,8 +87,10 @@ type Server struct {
 	env   config.LookupEnv
 	m     *metrics.Set
 	errs  *recent.Errors
-	gate  *gate
-	fatal chan error // a generation's loops ended on their own
+	// budget bounds the webhook bodies in flight (ingress.Budget).
+	budget *ingress.Budget
+	gate   *gate
+	fatal  chan error // a generation's loops ended on their own
 
 	reloadMu sync.Mutex // one reload at a time; running changes under it
 	running  bool
@@ -121,6 +124,10 @@ func NewServer(cfg *config.Config, st store.Store, opts ServerOptions) (*Server,
 	s.m.RegisterBots(func() []string { return s.gate.current().o.hosted },
 		func(app string) (time.Time, bool) { return s.gate.current().o.health.FailingSince(app) }, s.clock.Now)
 	s.errs = recent.New(recentErrors, s.clock, log.Named("errors"), s.m.Errors)
+	// One body budget for the public listener, whatever the generation:
+	// requests of the old and the new config share it during a reload.
+	s.budget = ingress.NewBudget(cfg.Webhooks.MaxInflightBytes)
+	s.m.RegisterBodyBudget(s.budget.InFlight)
 	// Certificates first: a missing or broken pair stops Baton here, with
 	// the file named, before anything runs. A reload keeps them (tls is a
 	// field that needs a restart); the files reload themselves.

@@ -314,9 +314,12 @@ type ReadTx interface {
 	Threads(f ThreadFilter) (threads []Thread, next string, err error)
 	History(k ThreadKey) ([]HistoryEntry, error)
 	Delivery(id uint64) (Delivery, error)
-	// PendingDeliveries lists the outbox in enqueue order, events and
-	// all: for listings, not for the dispatcher (see Lanes).
-	PendingDeliveries() ([]Delivery, error)
+	// PendingDeliveries lists the outbox in id order (enqueue order)
+	// from the first id after after (0: from the first), at most limit
+	// (all when limit <= 0, which only tests and tools that mean it
+	// pass), events and all: for listings, not for the dispatcher (see
+	// Lanes). A page costs its own deliveries, however long the outbox.
+	PendingDeliveries(after uint64, limit int) ([]Delivery, error)
 	// Lanes lists the threads that have deliveries pending for app, in
 	// thread key order after `after` (the zero key: from the first), at
 	// most limit, each with its oldest pending delivery. The dispatcher
@@ -332,7 +335,8 @@ type ReadTx interface {
 	// CountPending is the number of pending deliveries of each app that
 	// has any, kept beside the outbox so that metrics never scan it.
 	CountPending() (map[string]int, error)
-	DeadDeliveries(limit int) ([]Delivery, error)
+	// DeadDeliveries lists the dead letters the same way.
+	DeadDeliveries(after uint64, limit int) ([]Delivery, error)
 	Intents() ([]Intent, error)
 	Intent(k ThreadKey) (Intent, error)
 	OneTimeToken(token string) (OneTimeToken, error)

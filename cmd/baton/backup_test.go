@@ -36,7 +36,7 @@ func TestBackupCommand(t *testing.T) {
 			fmt.Fprint(w, "not a whole bbolt file")
 			return
 		}
-		_, _ = db.Backup(w)
+		_, _ = db.Backup(r.Context(), w)
 	}))
 	defer admin.Close()
 	t.Setenv("BATON_ADMIN_TOKEN", "tok")

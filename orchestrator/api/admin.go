@@ -237,30 +237,65 @@ func (api *API) adminActor(ctx context.Context, p *topology.Page, tv ThreadView)
 	return "", apierr.Errorf(apierr.Invalid, "the owner %s is not hosted by Baton and no hosted app may take control", tv.Owner)
 }
 
+// listDeliveries answers GET /admin/deliveries?status=dead|pending: a
+// page of limit (100 by default, at most 1,000) deliveries in id order
+// from cursor, and the cursor of the next page ("" after the last). A
+// bot down for hours leaves a million deliveries pending; a listing must
+// never read them all.
 func (api *API) listDeliveries(w http.ResponseWriter, r *http.Request) error {
-	status := r.URL.Query().Get("status")
+	q := r.URL.Query()
+	status := q.Get("status")
+	if status != "" && status != store.DeliveryDead && status != store.DeliveryPending {
+		return apierr.Errorf(apierr.Invalid, "status must be dead or pending")
+	}
+	limit, err := queryLimit(r, 100, 1000)
+	if err != nil {
+		return err
+	}
+	after, err := deliveryCursor(q.Get("cursor"))
+	if err != nil {
+		return err
+	}
 	var ds []store.Delivery
-	err := api.d.Store.View(func(tx store.ReadTx) error {
+	err = api.d.Store.View(func(tx store.ReadTx) error {
 		var err error
-		switch status {
-		case "", store.DeliveryDead:
-			ds, err = tx.DeadDeliveries(1000)
-		case store.DeliveryPending:
-			ds, err = tx.PendingDeliveries()
-		default:
-			err = apierr.Errorf(apierr.Invalid, "status must be dead or pending")
+		// One more than the page tells whether there is a next one.
+		if status == store.DeliveryPending {
+			ds, err = tx.PendingDeliveries(after, limit+1)
+		} else {
+			ds, err = tx.DeadDeliveries(after, limit+1)
 		}
 		return err
 	})
 	if err != nil {
 		return err
 	}
+	next := ""
+	if len(ds) > limit {
+		ds = ds[:limit]
+		next = strconv.FormatUint(ds[limit-1].ID, 10)
+	}
 	out := make([]DeliveryView, 0, len(ds))
 	for _, d := range ds {
 		out = append(out, deliveryView(d))
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"deliveries": out})
+	WriteJSON(w, http.StatusOK, map[string]any{"deliveries": out, "next_cursor": next})
 	return nil
+}
+
+// deliveryCursor reads a deliveries listing's cursor: the id of the last
+// delivery of the previous page ("": from the first). Ids are kept when a
+// dead letter goes back to the outbox, so a delivery retried while an
+// operator pages may be listed on neither page; it is never listed twice.
+func deliveryCursor(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || id == 0 {
+		return 0, apierr.Errorf(apierr.Invalid, "cursor %.40q is not one this listing handed out", s) // %.40q: a stranger's string stays short
+	}
+	return id, nil
 }
 
 func (api *API) retryDelivery(w http.ResponseWriter, r *http.Request) error {

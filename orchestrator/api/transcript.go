@@ -165,7 +165,7 @@ func (api *API) retryApp(w http.ResponseWriter, r *http.Request) error {
 	}
 	var ids []uint64
 	err = api.d.Store.View(func(tx store.ReadTx) error {
-		dead, err := tx.DeadDeliveries(retryMaxScan)
+		dead, err := tx.DeadDeliveries(0, retryMaxScan)
 		for _, d := range dead {
 			if d.App == name {
 				ids = append(ids, d.ID)

@@ -83,7 +83,7 @@ func (c *Console) overview(r *http.Request) (Overview, error) {
 		if err != nil {
 			return err
 		}
-		dead, err := tx.DeadDeliveries(deadScan)
+		dead, err := tx.DeadDeliveries(0, deadScan)
 		if err != nil {
 			return err
 		}

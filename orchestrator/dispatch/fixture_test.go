@@ -386,7 +386,7 @@ func (f *fixture) outbox() []uint64 {
 	f.t.Helper()
 	var ids []uint64
 	err := f.store.Store.View(func(tx store.ReadTx) error {
-		ds, err := tx.PendingDeliveries()
+		ds, err := tx.PendingDeliveries(0, 0)
 		for _, d := range ds {
 			ids = append(ids, d.ID)
 		}
@@ -404,7 +404,7 @@ func (f *fixture) dead() []store.Delivery {
 	var ds []store.Delivery
 	err := f.store.Store.View(func(tx store.ReadTx) error {
 		var err error
-		ds, err = tx.DeadDeliveries(0)
+		ds, err = tx.DeadDeliveries(0, 0)
 		return err
 	})
 	if err != nil {

@@ -54,6 +54,10 @@ type Deps struct {
 	Metrics  *metrics.Set
 	Errors   *recent.Errors
 	Webhooks config.Webhooks
+	// Budget bounds the webhook bodies held at once; it outlives a
+	// reload (a Server keeps it). Nil: New makes one of
+	// Webhooks.MaxInflightBytes.
+	Budget *Budget
 	// Deliver hands committed deliveries to the dispatcher.
 	Deliver func([]store.Delivery)
 	// Reconcile asks Meta about a thread whose events contradict the
@@ -74,7 +78,12 @@ type Deps struct {
 type Ingress struct{ d Deps }
 
 // New builds the ingress.
-func New(d Deps) *Ingress { return &Ingress{d: d} }
+func New(d Deps) *Ingress {
+	if d.Budget == nil {
+		d.Budget = NewBudget(d.Webhooks.MaxInflightBytes)
+	}
+	return &Ingress{d: d}
+}
 
 // Register adds the webhook routes to r.
 func (in *Ingress) Register(r *mux.Router) {
@@ -132,7 +141,19 @@ const (
 	refusedSignature = "signature"
 	refusedTooLarge  = "body_too_large"
 	refusedSlow      = "body_too_slow"
+	refusedBusy      = "bodies_in_flight"
 )
+
+// budgetWait is how long a webhook waits for its share of the body
+// budget before it is answered 503: long enough to ride out a burst,
+// short against Meta's patience (it retries a 5xx, with backoff, for
+// hours).
+const budgetWait = time.Second
+
+// busyRetryAfter is the Retry-After of a webhook refused for the budget,
+// in seconds. Meta keeps its own retry schedule; other senders may read
+// it.
+const busyRetryAfter = "5"
 
 func (in *Ingress) handle(w http.ResponseWriter, r *http.Request, name string, a *topology.App) int {
 	if a == nil {
@@ -140,6 +161,30 @@ func (in *Ingress) handle(w http.ResponseWriter, r *http.Request, name string, a
 		http.Error(w, "unknown app", http.StatusNotFound)
 		return http.StatusNotFound
 	}
+	// The body's share of the budget: what it can make Baton hold. A
+	// promise over max_body is refused unread.
+	share := r.ContentLength
+	switch {
+	case share > in.d.Webhooks.MaxBody:
+		in.d.Errors.Record(recent.Error{Kind: "webhook", Refusal: refusedTooLarge, App: name, Message: fmt.Sprintf("body of %d bytes refused unread: over %d", share, in.d.Webhooks.MaxBody)})
+		w.Header().Set("Connection", "close")
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return http.StatusRequestEntityTooLarge
+	case share < 0: // no Content-Length (chunked): it may send up to max_body
+		share = in.d.Webhooks.MaxBody
+	}
+	if !in.d.Budget.Acquire(r.Context(), share, budgetWait) {
+		in.d.Metrics.BodyBudgetRefusals.WithLabelValues(name).Inc()
+		in.d.Errors.Record(recent.Error{Kind: "webhook", Refusal: refusedBusy, App: name,
+			Message: fmt.Sprintf("a %d-byte body refused for now: webhooks.max_inflight_bytes (%d) in use by other bodies for %s", share, in.d.Webhooks.MaxInflightBytes, budgetWait)})
+		w.Header().Set("Retry-After", busyRetryAfter)
+		w.Header().Set("Connection", "close") // its body is unread
+		http.Error(w, "busy, retry", http.StatusServiceUnavailable)
+		return http.StatusServiceUnavailable
+	}
+	// Held until the answer: the body stays in memory through the
+	// signature check, the parse and the durable write.
+	defer in.d.Budget.Release(share)
 	body, err := readBody(w, r, in.d.Webhooks.MaxBody)
 	if err != nil {
 		var tooBig *http.MaxBytesError

@@ -14,27 +14,32 @@ import (
 
 // Set is every series Baton exports.
 type Set struct {
-	Registry     *prometheus.Registry
-	Requests     *prometheus.CounterVec   // webhook requests by app and status code
-	Events       *prometheus.CounterVec   // webhook events by app and result
-	AckSeconds   prometheus.Histogram     // time from request to durable ack
-	Deliveries   *prometheus.CounterVec   // delivery attempts by app and result
-	DeliverSec   *prometheus.HistogramVec // bot answer time by app
-	DeliveryLag  *prometheus.HistogramVec // webhook stored to bot's 2xx, by app
-	GraphCalls   *prometheus.CounterVec   // Graph calls by op and result
-	Transitions  *prometheus.CounterVec   // ownership changes by cause
-	Errors       *prometheus.CounterVec   // recent errors by kind
-	SendRefusals *prometheus.CounterVec   // sends refused by the send policy, by app and code
-	Rules        *prometheus.CounterVec   // rule firings by rule and result
-	Pruned       prometheus.Counter       // journal entries past their retention
-	Reloads      *prometheus.CounterVec   // config reloads by result
-	ReloadPause  prometheus.Histogram     // how long a reload held requests
+	Registry *prometheus.Registry
+	Requests *prometheus.CounterVec // webhook requests by app and status code
+	// BodyBudgetRefusals are webhooks answered 503 because
+	// webhooks.max_inflight_bytes was in use, by (hosted) app.
+	BodyBudgetRefusals *prometheus.CounterVec
+	Events             *prometheus.CounterVec   // webhook events by app and result
+	AckSeconds         prometheus.Histogram     // time from request to durable ack
+	Deliveries         *prometheus.CounterVec   // delivery attempts by app and result
+	DeliverSec         *prometheus.HistogramVec // bot answer time by app
+	DeliveryLag        *prometheus.HistogramVec // webhook stored to bot's 2xx, by app
+	GraphCalls         *prometheus.CounterVec   // Graph calls by op and result
+	Transitions        *prometheus.CounterVec   // ownership changes by cause
+	Errors             *prometheus.CounterVec   // recent errors by kind
+	SendRefusals       *prometheus.CounterVec   // sends refused by the send policy, by app and code
+	Rules              *prometheus.CounterVec   // rule firings by rule and result
+	Pruned             prometheus.Counter       // journal entries past their retention
+	Reloads            *prometheus.CounterVec   // config reloads by result
+	ReloadPause        prometheus.Histogram     // how long a reload held requests
 }
 
 // New registers the series, with Go's runtime and process collectors.
 func New() *Set {
 	m := &Set{Registry: prometheus.NewRegistry()}
 	m.Requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_webhook_requests_total", Help: "Webhook requests by app and HTTP status."}, []string{"app", "code"})
+	m.BodyBudgetRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_webhook_body_budget_refusals_total",
+		Help: "Webhooks answered 503 because webhooks.max_inflight_bytes was in use by other bodies, by app."}, []string{"app"})
 	m.Events = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_webhook_events_total", Help: "Webhook events by app and result (accepted, duplicate, unusable)."}, []string{"app", "result"})
 	m.AckSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "baton_webhook_ack_seconds", Help: "Time from receiving a webhook to its durable acknowledgement.",
 		Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5}})
@@ -53,9 +58,16 @@ func New() *Set {
 	m.Reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_config_reloads_total", Help: "Config reloads (SIGHUP) by result (applied, unchanged, invalid, restart_needed, failed, busy)."}, []string{"result"})
 	m.ReloadPause = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "baton_config_reload_pause_seconds", Help: "How long a config reload held new requests while it swapped the running parts.",
 		Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5}})
-	m.Registry.MustRegister(m.Reloads, m.ReloadPause, m.Pruned, m.Rules, m.SendRefusals, m.Requests, m.Events, m.AckSeconds, m.Deliveries, m.DeliverSec, m.DeliveryLag, m.GraphCalls, m.Transitions, m.Errors,
+	m.Registry.MustRegister(m.Reloads, m.ReloadPause, m.Pruned, m.Rules, m.SendRefusals, m.Requests, m.BodyBudgetRefusals, m.Events, m.AckSeconds, m.Deliveries, m.DeliverSec, m.DeliveryLag, m.GraphCalls, m.Transitions, m.Errors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewBuildInfoCollector())
 	return m
+}
+
+// RegisterBodyBudget adds baton_webhook_body_bytes_in_flight: the shares
+// of webhooks.max_inflight_bytes taken now.
+func (m *Set) RegisterBodyBudget(inFlight func() int64) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_webhook_body_bytes_in_flight",
+		Help: "Bytes of webhooks.max_inflight_bytes taken by webhook bodies being read or handled now."}, func() float64 { return float64(inFlight()) }))
 }
 
 // RegisterReady adds baton_ready: 1 once ready is closed (Baton recovered

@@ -185,7 +185,7 @@ func BenchmarkOutboxLoad(b *testing.B) {
 	enqueueShared(b, db, 10000)
 	for b.Loop() {
 		if err := db.View(func(tx store.ReadTx) error {
-			ds, err := tx.PendingDeliveries()
+			ds, err := tx.PendingDeliveries(0, 0)
 			if err == nil && len(ds) != 10000 {
 				err = fmt.Errorf("%d pending", len(ds))
 			}

@@ -6,7 +6,6 @@ package bolt
 import (
 	"context"
 	"errors"
-	"io"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -83,18 +82,6 @@ func (d *DB) CommitStats() store.CommitStats {
 		Commit:  time.Duration(st.Nanos.Load()),
 		Apply:   time.Duration(st.FnNanos.Load()),
 	}
-}
-
-// Backup writes a consistent copy of the database to w while it serves:
-// one read transaction, so writers go on meanwhile.
-func (d *DB) Backup(w io.Writer) (int64, error) {
-	var n int64
-	err := d.db.View(func(btx *bolt.Tx) error {
-		var err error
-		n, err = btx.WriteTo(w)
-		return err
-	})
-	return n, err
 }
 
 var errStop = errors.New("stop")

@@ -107,7 +107,7 @@ func TestBackupRestores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Backup(f); err != nil {
+	if _, err := db.Backup(context.Background(), f); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

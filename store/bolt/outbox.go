@@ -1,7 +1,9 @@
 package bolt
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/batonhq/baton/store"
@@ -150,28 +152,36 @@ func (o outboxOps) ReviveDelivery(id uint64, now time.Time) (store.Delivery, err
 	return x.withEvent(d)
 }
 
-func (o outboxOps) PendingDeliveries() ([]store.Delivery, error) {
-	x := o.x
-	return x.deliveries(layout.Outbox, 0)
+func (o outboxOps) PendingDeliveries(after uint64, limit int) ([]store.Delivery, error) {
+	return o.deliveries(layout.Outbox, after, limit)
 }
 
-func (o outboxOps) DeadDeliveries(limit int) ([]store.Delivery, error) {
-	x := o.x
-	return x.deliveries(layout.Dead, limit)
+func (o outboxOps) DeadDeliveries(after uint64, limit int) ([]store.Delivery, error) {
+	return o.deliveries(layout.Dead, after, limit)
 }
 
-func (o outboxOps) deliveries(bucket []byte, limit int) ([]store.Delivery, error) {
+// deliveries reads bucket's deliveries with ids after after, in id order:
+// a seek to the first, then at most limit values, so that a page of a
+// million-delivery outbox costs a page.
+func (o outboxOps) deliveries(bucket []byte, after uint64, limit int) ([]store.Delivery, error) {
 	x := o.x
-	ds, err := list[store.Delivery](x.b(bucket), limit)
-	if err != nil {
-		return nil, err
+	if after == math.MaxUint64 {
+		return nil, nil
 	}
-	for i := range ds {
-		if ds[i], err = x.withEvent(ds[i]); err != nil {
+	var out []store.Delivery
+	c := x.b(bucket).Cursor()
+	for k, v := c.Seek(layout.U64(after + 1)); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {
+		var d store.Delivery
+		if err := unmarshal(v, &d); err != nil {
+			return nil, fmt.Errorf("delivery %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		d, err := x.withEvent(d)
+		if err != nil {
 			return nil, err
 		}
+		out = append(out, d)
 	}
-	return ds, nil
+	return out, nil
 }
 
 // outboxOps holds the transaction's methods on the outbox and the dead letters; tx embeds it.

@@ -184,16 +184,28 @@ func (x *tx) deliveries(what, sql string, args ...any) ([]store.Delivery, error)
 	return out, nil
 }
 
-func (x *tx) PendingDeliveries() ([]store.Delivery, error) {
+// PendingDeliveries and DeadDeliveries page by id (the primary key): a
+// page of a million-row outbox reads a page of rows.
+func (x *tx) PendingDeliveries(after uint64, limit int) ([]store.Delivery, error) {
 	return x.deliveries("pending deliveries", `SELECT `+deliveryColumns+` FROM baton_outbox o
-		LEFT JOIN baton_journal j ON j.seq = o.journal_seq ORDER BY o.id`)
+		LEFT JOIN baton_journal j ON j.seq = o.journal_seq WHERE o.id > $1 ORDER BY o.id LIMIT $2`, afterID(after), pageLimit(limit))
 }
 
-func (x *tx) DeadDeliveries(limit int) ([]store.Delivery, error) {
+func (x *tx) DeadDeliveries(after uint64, limit int) ([]store.Delivery, error) {
+	return x.deliveries("dead letters", `SELECT o.id, o.record, o.later_delivered, NULL::bytea FROM baton_dead o
+		WHERE o.id > $1 ORDER BY o.id LIMIT $2`, afterID(after), pageLimit(limit))
+}
+
+// afterID is a listing's after as a bigint: ids are positive int64s, so
+// one past that range lists nothing.
+func afterID(after uint64) int64 { return int64(min(after, math.MaxInt64)) }
+
+// pageLimit is a listing's limit in SQL: none (all rows) when limit <= 0.
+func pageLimit(limit int) int64 {
 	if limit <= 0 {
-		limit = math.MaxInt32
+		return math.MaxInt64
 	}
-	return x.deliveries("dead letters", `SELECT o.id, o.record, o.later_delivered, NULL::bytea FROM baton_dead o ORDER BY o.id LIMIT $1`, limit)
+	return int64(limit)
 }
 
 func (x *tx) UpdateDelivery(d store.Delivery) error {

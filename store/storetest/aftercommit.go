@@ -50,7 +50,7 @@ func testAfterCommit(t *testing.T, open Opener) {
 	update(t, s, func(tx store.Tx) error { return nil })
 	view(t, s, func(tx store.ReadTx) error {
 		var err error
-		pending, err = tx.PendingDeliveries()
+		pending, err = tx.PendingDeliveries(0, 0)
 		return err
 	})
 	committed := map[string]bool{}

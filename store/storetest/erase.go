@@ -146,7 +146,7 @@ func held(t *testing.T, s store.Store, k store.ThreadKey) store.Erased {
 			}
 			lanes += len(p)
 		}
-		pending, err := tx.PendingDeliveries()
+		pending, err := tx.PendingDeliveries(0, 0)
 		if err != nil {
 			return err
 		}
@@ -158,7 +158,7 @@ func held(t *testing.T, s store.Store, k store.ThreadKey) store.Erased {
 		if lanes != n.Pending {
 			t.Errorf("%s: %d deliveries pending but %d in their lanes", k, n.Pending, lanes)
 		}
-		dead, err := tx.DeadDeliveries(0)
+		dead, err := tx.DeadDeliveries(0, 0)
 		if err != nil {
 			return err
 		}
@@ -372,8 +372,8 @@ func testEraseInFlight(t *testing.T, open Opener) {
 	}
 	update(t, s, func(tx store.Tx) error { return tx.DeleteDelivery(d.ID) })
 	view(t, s, func(tx store.ReadTx) error {
-		dead, _ := tx.DeadDeliveries(0)
-		pending, _ := tx.PendingDeliveries()
+		dead, _ := tx.DeadDeliveries(0, 0)
+		pending, _ := tx.PendingDeliveries(0, 0)
 		if len(dead)+len(pending) != 0 {
 			t.Errorf("an erased delivery came back: dead %+v pending %+v", dead, pending)
 		}
@@ -470,7 +470,7 @@ func testEraseWhileWriting(t *testing.T, open Opener) {
 		}
 	}
 	view(t, s, func(tx store.ReadTx) error {
-		pending, err := tx.PendingDeliveries()
+		pending, err := tx.PendingDeliveries(0, 0)
 		if err != nil {
 			t.Errorf("a pending delivery lost its event to the erase: %v", err)
 		}

@@ -29,6 +29,7 @@ func Run(t *testing.T, open Opener) {
 		"history":                  testHistory,
 		"dedup":                    testDedup,
 		"outbox":                   testOutbox,
+		"delivery pages":           testDeliveryPages,
 		"lanes":                    testLanes,
 		"later delivered":          testLaterDelivered,
 		"journal retention":        testJournalRetention,
@@ -325,7 +326,7 @@ func testJournalRetention(t *testing.T, open Opener) {
 		t.Fatalf("pruned %d, want entries 3 and 4; 5 is not old enough", n)
 	}
 	view(t, s, func(tx store.ReadTx) error {
-		dead, err := tx.DeadDeliveries(10)
+		dead, err := tx.DeadDeliveries(0, 10)
 		if err != nil || len(dead) != 1 || string(dead[0].Event) != `{"n":2}` {
 			t.Errorf("dead letter after its journal entry went: %+v %v", dead, err)
 		}
@@ -375,8 +376,8 @@ func testOutbox(t *testing.T, open Opener) {
 		return tx.DeleteDelivery(ids[1])
 	})
 	view(t, s, func(tx store.ReadTx) error {
-		pending, _ := tx.PendingDeliveries()
-		dead, _ := tx.DeadDeliveries(10)
+		pending, _ := tx.PendingDeliveries(0, 0)
+		dead, _ := tx.DeadDeliveries(0, 10)
 		if len(pending) != 1 || pending[0].ID != ids[2] || len(dead) != 1 || dead[0].Status != store.DeliveryDead || dead[0].LastError != "bot down" {
 			t.Errorf("pending %+v dead %+v", pending, dead)
 		}
@@ -396,7 +397,7 @@ func testOutbox(t *testing.T, open Opener) {
 		return nil
 	})
 	view(t, s, func(tx store.ReadTx) error {
-		pending, _ := tx.PendingDeliveries()
+		pending, _ := tx.PendingDeliveries(0, 0)
 		if len(pending) != 2 || pending[0].ID != ids[0] {
 			t.Errorf("after revive: %+v (outbox keeps enqueue order)", pending)
 		}
@@ -463,7 +464,7 @@ func testConcurrent(t *testing.T, open Opener) {
 	}
 	wg.Wait()
 	view(t, s, func(tx store.ReadTx) error {
-		if p, _ := tx.PendingDeliveries(); len(p) != 64 {
+		if p, _ := tx.PendingDeliveries(0, 0); len(p) != 64 {
 			t.Errorf("%d of 64 concurrent writes committed", len(p))
 		}
 		return nil
@@ -497,7 +498,7 @@ func testFailingWrite(t *testing.T, open Opener) {
 		}
 	}
 	view(t, s, func(tx store.ReadTx) error {
-		if p, _ := tx.PendingDeliveries(); len(p) != 15 {
+		if p, _ := tx.PendingDeliveries(0, 0); len(p) != 15 {
 			t.Errorf("%d deliveries, want the 15 of the writes that succeeded", len(p))
 		}
 		return nil
@@ -515,7 +516,7 @@ func testReopen(t *testing.T, open Opener) {
 	s = open(t, dir)
 	view(t, s, func(tx store.ReadTx) error {
 		th, err := tx.Thread(store.ThreadKey{Page: "1", PSID: "2"})
-		p, _ := tx.PendingDeliveries()
+		p, _ := tx.PendingDeliveries(0, 0)
 		if err != nil || th.Owner != "A" || len(p) != 1 {
 			t.Errorf("after reopen: %+v %v, %d pending", th, err, len(p))
 		}

@@ -273,7 +273,8 @@ async function viewThread(main, args) {
 }
 
 async function viewDead(main) {
-  const res = await call("GET", "/admin/deliveries?status=dead");
+  // A page of up to 1,000 (the listing's most): what the view showed before it paged.
+  const res = await call("GET", "/admin/deliveries?status=dead&limit=1000");
   const byApp = new Map();
   for (const d of res.deliveries) byApp.set(d.app, (byApp.get(d.app) || 0) + 1);
   const retryOne = async (id) => {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -244,3 +245,47 @@ func (d *db) putPersona(agent, page, id string) error {
 
 // errNoConversation is a conversation the inbox does not have.
 var errNoConversation = errors.New("no such conversation in the inbox")
+
+// erasePerson deletes everything the file keeps of the person of
+// page/psid, because Baton erased them (a baton.erasure delivery): the
+// conversation with its claim, name and picture, its messages and notes,
+// and every agent's unread mark. It reports whether there was anything.
+// The seen marks stay: they hold delivery ids and Meta's message ids,
+// and expire within seenFor.
+func (d *db) erasePerson(page, psid string) (bool, error) {
+	found := false
+	err := d.b.Update(func(tx *bolt.Tx) error {
+		ck := convKey(page, psid)
+		found = tx.Bucket(bConvs).Get(ck) != nil
+		if err := tx.Bucket(bConvs).Delete(ck); err != nil {
+			return err
+		}
+		// The keys go after the walks: a cursor may skip a key deleted
+		// under it.
+		var msgs, reads [][]byte
+		cur := tx.Bucket(bMessages).Cursor()
+		for k, _ := cur.Seek(msgKey(ck, 0)); inConv(k, ck); k, _ = cur.Next() {
+			msgs = append(msgs, append([]byte(nil), k...))
+		}
+		suffix := "\x00" + string(ck) // readKey's: agent \x00 page/psid
+		_ = tx.Bucket(bReads).ForEach(func(k, _ []byte) error {
+			if strings.HasSuffix(string(k), suffix) {
+				reads = append(reads, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		found = found || len(msgs)+len(reads) > 0
+		for _, del := range []struct {
+			b    []byte
+			keys [][]byte
+		}{{bMessages, msgs}, {bReads, reads}} {
+			for _, k := range del.keys {
+				if err := tx.Bucket(del.b).Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return found, err
+}

@@ -11,6 +11,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/batonhq/baton/adapters"
 	"github.com/batonhq/baton/adapters/webhook"
 	"github.com/batonhq/baton/inbox/batonapi"
 	"github.com/batonhq/baton/messenger"
@@ -29,6 +30,10 @@ func (in *Inbox) receive(w http.ResponseWriter, r *http.Request) {
 			status = re.Status
 		}
 		http.Error(w, err.Error(), status) // a 400 is a dead letter in Baton: nothing lost
+		return
+	}
+	if d.Kind == adapters.KindErasure {
+		in.erased(w, d)
 		return
 	}
 	var ev messenger.Event
@@ -52,6 +57,29 @@ func (in *Inbox) receive(w http.ResponseWriter, r *http.Request) {
 		if c.Assigned {
 			in.lookAt(c.PageID, c.PSID)
 		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// erased handles Baton's notice that it erased a person: the inbox
+// deletes its own copy, and open pages drop the conversation. A notice
+// that does not name a person is refused (a dead letter in Baton); one
+// the file cannot record is retried.
+func (in *Inbox) erased(w http.ResponseWriter, d *adapters.Delivery) {
+	var e adapters.Erasure
+	if err := json.Unmarshal(d.Event, &e); err != nil || !messenger.ValidID(e.PageID) || !messenger.ValidID(e.PSID) {
+		http.Error(w, "an erasure notice names a page and a PSID", http.StatusBadRequest)
+		return
+	}
+	found, err := in.db.erasePerson(e.PageID, e.PSID)
+	if err != nil {
+		in.log.Error("erased person not deleted", zap.String("delivery", d.ID), zap.Error(err))
+		http.Error(w, "cannot delete the person's conversation", http.StatusServiceUnavailable)
+		return
+	}
+	if found {
+		in.log.Info("conversation deleted: Baton erased the person", zap.String("page", e.PageID))
+		in.hub.Poke()
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

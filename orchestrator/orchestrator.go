@@ -156,7 +156,7 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 		Metrics: m, Errors: errs, Webhooks: cfg.Webhooks, Deliver: o.dispatcher.Add, Reconcile: o.threads.ReconcileLater, Wake: wake,
 		LearnPerson: learn, Transcribed: func([]store.ThreadKey) { o.console.Poke() }, Budget: d.BodyBudget})
 	o.deletion = deletion.New(deletion.Deps{Store: d.Store, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("deletion"),
-		Errors: errs, PublicURL: cfg.PublicURL})
+		Errors: errs, PublicURL: cfg.PublicURL, Deliver: o.dispatcher.Add})
 	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Eraser: o.deletion, Holds: o.rules, Errors: errs, Log: d.Log.Named("api"),
 		Gatherer: m.Registry, AdminToken: cfg.Admin.Token.Reveal(), Sessions: o.console, Ready: o.ready})
 	o.graph = graphapi.New(graphapi.Deps{Store: d.Store, Topology: top, Threads: o.threads, Ledger: ledger, Graph: d.Graph, Clock: d.Clock,

@@ -46,6 +46,9 @@ type Deps struct {
 	// MaxAge is how old a signed request's issued_at may be (default an
 	// hour).
 	MaxAge time.Duration
+	// Deliver hands the erasure notices to the dispatcher once they are
+	// in the outbox (notice.go); nil leaves them for its next read.
+	Deliver func([]store.Delivery)
 }
 
 // DefaultMaxAge is how old a signed request may be unless told otherwise.
@@ -74,7 +77,9 @@ func New(d Deps) *Service {
 
 // Erase removes everything Baton keeps about the person of thread k: the
 // store's records (store.Erased lists the kinds) and the recent problems
-// held in memory. Running it again removes nothing more.
+// held in memory; then it tells the apps on the page (notice.go). Running
+// it again removes nothing more, and tells them again. An erase whose
+// notice could not be queued is an error: run it again.
 func (s *Service) Erase(ctx context.Context, k store.ThreadKey) (store.Erased, error) {
 	if !messenger.ValidID(k.Page) || !messenger.ValidID(k.PSID) {
 		return store.Erased{}, fmt.Errorf("erase %s: page and PSID must be Meta ids (1 to 20 digits)", k)
@@ -87,6 +92,11 @@ func (s *Service) Erase(ctx context.Context, k store.ThreadKey) (store.Erased, e
 		return erased, err
 	}
 	s.d.Log.Info("person's data erased", zap.String("page", k.Page), zap.Int("records", erased.Total()))
+	// The erase is done and durable: telling the apps must not depend on
+	// whoever asked still waiting.
+	if err := s.notify(context.WithoutCancel(ctx), k); err != nil {
+		return erased, fmt.Errorf("erase %s: done, but the apps were not told: %w", k, err)
+	}
 	return erased, nil
 }
 

@@ -26,6 +26,9 @@ type App struct {
 	VerifyToken string
 	APIToken    string // the bot's Baton token (token_env)
 	Adapter     adapters.Adapter
+	// AdapterType is the adapter's YAML type: "http" carries Baton's
+	// envelope, and so Baton's own events; "messenger" only Meta's.
+	AdapterType string
 	Standby     bool // the bot wants standby copies
 	MaxAttempts int
 	Concurrency int
@@ -126,6 +129,7 @@ func New(cfg *config.Config, ads map[string]adapters.Adapter) (*Topology, error)
 			if a.Adapter == nil {
 				return nil, fmt.Errorf("app %s: no adapter built", ac.Name)
 			}
+			a.AdapterType = ac.Adapter.Type
 			a.Standby = ac.Adapter.Standby
 			a.MaxAttempts = ac.Adapter.MaxAttempts
 			a.Concurrency = ac.Adapter.Concurrency

@@ -78,14 +78,14 @@ func TestEraseNotifiesTheAppsOnThePage(t *testing.T) {
 	outbox := func() (pending, dead []string) {
 		t.Helper()
 		err := db.View(func(tx store.ReadTx) error {
-			ps, err := tx.PendingDeliveries()
+			ps, err := tx.PendingDeliveries(0, 0)
 			for _, d := range ps {
 				pending = append(pending, notice(d))
 			}
 			if err != nil {
 				return err
 			}
-			ds, err := tx.DeadDeliveries(0)
+			ds, err := tx.DeadDeliveries(0, 0)
 			for _, d := range ds {
 				dead = append(dead, notice(d))
 			}
@@ -118,7 +118,7 @@ func TestEraseNotifiesTheAppsOnThePage(t *testing.T) {
 	// One notice dies (its bot refused it); the erase again finds
 	// neither it nor the pending one, and tells both apps again.
 	err = db.Update(context.Background(), func(tx store.Tx) error {
-		ps, err := tx.PendingDeliveries()
+		ps, err := tx.PendingDeliveries(0, 0)
 		if err != nil {
 			return err
 		}

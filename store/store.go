@@ -486,3 +486,24 @@ func Erase(ctx context.Context, s Store, k ThreadKey) (Erased, error) {
 		}
 	}
 }
+
+// WithoutSharedEvent is how a delivery is written: without the event when
+// the journal has the same bytes.
+func (d Delivery) WithoutSharedEvent() Delivery {
+	if d.SharesEvent && d.JournalSeq != 0 {
+		d.Event = nil
+	}
+	return d
+}
+
+// OwnerMatches says whether a thread owned by owner (an app id, "" when
+// idle) passes the filter's Owner: any when empty, "idle", or that id.
+func (f ThreadFilter) OwnerMatches(owner string) bool {
+	switch f.Owner {
+	case "":
+		return true
+	case "idle":
+		return owner == ""
+	}
+	return f.Owner == owner
+}

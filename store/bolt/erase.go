@@ -267,36 +267,12 @@ func (x *tx) eraseOTN(e *eraseRun) (bool, error) {
 // entry is the person's or not: its page and the event's sender or
 // recipient (an echo's recipient is the person) say which.
 func (x *tx) eraseJournal(e *eraseRun) (bool, error) {
-	quoted := []byte(`"` + e.k.PSID + `"`)
-	type party struct {
-		ID string `json:"id"`
-	}
 	return x.scan(layout.Journal, e, &e.out.Journal, func(k, v []byte) (bool, error) {
 		seq := binary.BigEndian.Uint64(k)
 		if seq > e.cur.Bound {
 			return false, errStop
 		}
-		if !bytes.Contains(v, quoted) {
-			return false, nil
-		}
-		hdr, ev, err := layout.SplitJournal(seq, v)
-		if err != nil {
-			return false, err
-		}
-		var h struct {
-			Page string `json:"page_id"`
-		}
-		var who struct {
-			Sender    party `json:"sender"`
-			Recipient party `json:"recipient"`
-		}
-		if err := unmarshal(hdr, &h); err != nil {
-			return false, fmt.Errorf("journal entry %d: %w", seq, err)
-		}
-		if h.Page != e.k.Page || unmarshal(ev, &who) != nil {
-			return false, nil // another page's, or not an event Baton routed to a person
-		}
-		return who.Sender.ID == e.k.PSID || who.Recipient.ID == e.k.PSID, nil
+		return layout.JournalOf(seq, v, e.k)
 	})
 }
 

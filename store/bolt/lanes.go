@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"strconv"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -151,7 +150,7 @@ func (o laneOps) markLaterDelivered(prefix []byte, id uint64) error {
 		}
 		d.LaterDelivered = true
 		// Only values change under the cursor: bbolt allows that.
-		if err := put(x.b(layout.Outbox), key, stored(d)); err != nil {
+		if err := put(x.b(layout.Outbox), key, d.WithoutSharedEvent()); err != nil {
 			return err
 		}
 	}
@@ -210,48 +209,6 @@ func buildLaneIndexes(btx *bolt.Tx) error {
 		return err
 	}
 	return x.flush()
-}
-
-// laneOf reads the lane of an outbox value. Its own records begin
-// {"id":N,"app":"…","page_id":"…","psid":"…" (encoding/json writes
-// fields in order), and a done mark per delivery reads them: those it
-// reads off the front; anything else it decodes.
-func laneOf(id uint64, v []byte) (*store.Delivery, error) {
-	d := &store.Delivery{ID: id}
-	rest, ok := bytes.CutPrefix(v, []byte(`{"id":`))
-	if ok {
-		i := 0
-		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-			i++
-		}
-		rest = rest[i:]
-		for _, f := range []struct {
-			name string
-			to   *string
-		}{{`,"app":"`, &d.App}, {`,"page_id":"`, &d.Page}, {`,"psid":"`, &d.PSID}} {
-			if rest, ok = bytes.CutPrefix(rest, []byte(f.name)); !ok {
-				break
-			}
-			end := bytes.IndexByte(rest, '"')
-			if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
-				ok = false // an escape: let the decoder read it
-				break
-			}
-			*f.to, rest = string(rest[:end]), rest[end+1:]
-		}
-	}
-	if ok {
-		return d, nil
-	}
-	var probe struct {
-		App  string `json:"app"`
-		Page string `json:"page_id"`
-		PSID string `json:"psid"`
-	}
-	if err := unmarshal(v, &probe); err != nil {
-		return nil, fmt.Errorf("delivery %s: %w", strconv.FormatUint(id, 10), err)
-	}
-	return &store.Delivery{ID: id, App: probe.App, Page: probe.Page, PSID: probe.PSID}, nil
 }
 
 // laneOps holds the transaction's methods on the lane index: the schedule of pending deliveries by bot and thread; tx embeds it.

@@ -200,16 +200,16 @@ func TestLaneOf(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := laneOf(d.ID, v)
+		got, err := layout.LaneOf(d.ID, v)
 		if err != nil || got.App != d.App || got.Page != d.Page || got.PSID != d.PSID || got.ID != d.ID {
-			t.Errorf("laneOf(%s) = %+v, %v", v, got, err)
+			t.Errorf("layout.LaneOf(%s) = %+v, %v", v, got, err)
 		}
 	}
-	got, err := laneOf(3, []byte(`{"psid":"u","app":"a","id":3,"page_id":"p"}`))
+	got, err := layout.LaneOf(3, []byte(`{"psid":"u","app":"a","id":3,"page_id":"p"}`))
 	if err != nil || got.App != "a" || got.Page != "p" || got.PSID != "u" {
 		t.Errorf("another order: %+v, %v", got, err)
 	}
-	if _, err := laneOf(4, []byte(`{"id":4,"app":`)); err == nil {
+	if _, err := layout.LaneOf(4, []byte(`{"id":4,"app":`)); err == nil {
 		t.Error("a damaged record read")
 	}
 }

@@ -10,15 +10,6 @@ import (
 	"github.com/batonhq/baton/store/bolt/layout"
 )
 
-// stored is how a delivery is written: without the event when the journal
-// has the same bytes.
-func stored(d store.Delivery) store.Delivery {
-	if d.SharesEvent && d.JournalSeq != 0 {
-		d.Event = nil
-	}
-	return d
-}
-
 // withEvent fills the event back in from the journal.
 func (o outboxOps) withEvent(d store.Delivery) (store.Delivery, error) {
 	x := o.x
@@ -41,7 +32,7 @@ func (o outboxOps) Enqueue(d *store.Delivery) error {
 	d.ID = seq
 	d.Status = store.DeliveryPending
 	x.b(layout.Outbox).FillPercent = appendOnly
-	if err := put(x.b(layout.Outbox), layout.U64(seq), stored(*d)); err != nil {
+	if err := put(x.b(layout.Outbox), layout.U64(seq), d.WithoutSharedEvent()); err != nil {
 		return err
 	}
 	if err := x.putLane(d); err != nil {
@@ -67,7 +58,7 @@ func (o outboxOps) UpdateDelivery(d store.Delivery) error {
 	if x.b(layout.Outbox).Get(layout.U64(d.ID)) == nil {
 		return fmt.Errorf("delivery %d: %w", d.ID, store.ErrNotFound)
 	}
-	if err := put(x.b(layout.Outbox), layout.U64(d.ID), stored(d)); err != nil {
+	if err := put(x.b(layout.Outbox), layout.U64(d.ID), d.WithoutSharedEvent()); err != nil {
 		return err
 	}
 	return x.putLane(&d)
@@ -79,7 +70,7 @@ func (o outboxOps) DeleteDelivery(id uint64) error {
 	if v == nil {
 		return nil // a done mark written twice
 	}
-	lane, err := laneOf(id, v)
+	lane, err := layout.LaneOf(id, v)
 	if err != nil {
 		return err
 	}

@@ -193,7 +193,7 @@ func (x *tx) Threads(f store.ThreadFilter) ([]store.Thread, string, error) {
 		if err := unmarshal(v, &t); err != nil {
 			return nil, "", err
 		}
-		if (f.State != "" && string(t.State) != f.State) || !ownerMatches(f.Owner, t.Owner) {
+		if (f.State != "" && string(t.State) != f.State) || !f.OwnerMatches(t.Owner) {
 			continue
 		}
 		if len(out) == f.Limit {
@@ -202,16 +202,6 @@ func (x *tx) Threads(f store.ThreadFilter) ([]store.Thread, string, error) {
 		out = append(out, t)
 	}
 	return out, "", nil
-}
-
-func ownerMatches(filter, owner string) bool {
-	switch filter {
-	case "":
-		return true
-	case "idle":
-		return owner == ""
-	}
-	return filter == owner
 }
 
 // count keeps the number of threads per state in the meta bucket, so

@@ -8,9 +8,12 @@
 package layout
 
 import (
+	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/batonhq/baton/store"
@@ -210,4 +213,79 @@ func SplitJournal(seq uint64, v []byte) (hdr, event []byte, err error) {
 	}
 	n := 4 + int(binary.BigEndian.Uint32(v))
 	return v[4:n], v[n:], nil
+}
+
+// LaneOf reads the lane of an outbox value. Its own records begin
+// {"id":N,"app":"…","page_id":"…","psid":"…" (encoding/json writes
+// fields in order), and a done mark per delivery reads them: those it
+// reads off the front; anything else it decodes.
+func LaneOf(id uint64, v []byte) (*store.Delivery, error) {
+	d := &store.Delivery{ID: id}
+	rest, ok := bytes.CutPrefix(v, []byte(`{"id":`))
+	if ok {
+		i := 0
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		rest = rest[i:]
+		for _, f := range []struct {
+			name string
+			to   *string
+		}{{`,"app":"`, &d.App}, {`,"page_id":"`, &d.Page}, {`,"psid":"`, &d.PSID}} {
+			if rest, ok = bytes.CutPrefix(rest, []byte(f.name)); !ok {
+				break
+			}
+			end := bytes.IndexByte(rest, '"')
+			if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+				ok = false // an escape: let the decoder read it
+				break
+			}
+			*f.to, rest = string(rest[:end]), rest[end+1:]
+		}
+	}
+	if ok {
+		return d, nil
+	}
+	var probe struct {
+		App  string `json:"app"`
+		Page string `json:"page_id"`
+		PSID string `json:"psid"`
+	}
+	if err := json.Unmarshal(v, &probe); err != nil {
+		return nil, fmt.Errorf("delivery %s: %w", strconv.FormatUint(id, 10), err)
+	}
+	return &store.Delivery{ID: id, App: probe.App, Page: probe.Page, PSID: probe.PSID}, nil
+}
+
+// JournalOf reports whether journal entry seq's value is an event of the
+// person k: its header's page and the event's sender or recipient (an
+// echo's recipient is the person). Each entry holds one event (ingress
+// journals every event of a batched webhook on its own), so an entry is
+// the person's or not. A byte search for the PSID comes before anything
+// is decoded.
+func JournalOf(seq uint64, v []byte, k store.ThreadKey) (bool, error) {
+	if !bytes.Contains(v, []byte(`"`+k.PSID+`"`)) {
+		return false, nil
+	}
+	hdr, ev, err := SplitJournal(seq, v)
+	if err != nil {
+		return false, err
+	}
+	var h struct {
+		Page string `json:"page_id"`
+	}
+	type party struct {
+		ID string `json:"id"`
+	}
+	var who struct {
+		Sender    party `json:"sender"`
+		Recipient party `json:"recipient"`
+	}
+	if err := json.Unmarshal(hdr, &h); err != nil {
+		return false, fmt.Errorf("journal entry %d: %w", seq, err)
+	}
+	if h.Page != k.Page || json.Unmarshal(ev, &who) != nil {
+		return false, nil // another page's, or not an event Baton routed to a person
+	}
+	return who.Sender.ID == k.PSID || who.Recipient.ID == k.PSID, nil
 }

@@ -35,57 +35,42 @@ func (in *Ingress) RunSweeper(ctx context.Context) error {
 }
 
 // pruneTranscript deletes the transcript's entries recorded before the
-// journal's retention, a batch per transaction: a conversation is kept as
-// long as the events it was read from.
+// journal's retention: a conversation is kept as long as the events it was
+// read from.
 func (in *Ingress) pruneTranscript(ctx context.Context) int {
-	before := in.d.Clock.Now().Add(-in.d.Webhooks.JournalRetention)
-	total := 0
-	for ctx.Err() == nil {
-		var n int
-		err := in.d.Store.Update(ctx, func(tx store.Tx) error {
-			var err error
-			n, err = tx.PruneTranscript(before, pruneBatch)
-			return err
-		})
-		if err != nil {
-			in.d.Log.Error("transcript not pruned", zap.Error(err))
-			break
-		}
-		total += n
-		if n < pruneBatch {
-			break
-		}
-	}
-	if total > 0 {
-		in.d.Log.Info("transcript pruned", zap.Int("entries", total), zap.Time("recorded_before", before))
-	}
-	return total
+	return in.prune(ctx, "transcript", "recorded_before", func(n int) {}, store.Tx.PruneTranscript)
 }
 
-// pruneJournal deletes the journal's entries older than its retention, a
-// batch per transaction, and reports how many went.
+// pruneJournal deletes the journal's entries older than its retention.
 func (in *Ingress) pruneJournal(ctx context.Context) int {
+	return in.prune(ctx, "journal", "received_before", func(n int) { in.d.Metrics.Pruned.Add(float64(n)) }, store.Tx.PruneJournal)
+}
+
+// prune deletes what del removes from before the retention, a batch per
+// transaction so that webhooks' commits go on between them, and reports
+// how many went.
+func (in *Ingress) prune(ctx context.Context, what, field string, counted func(int), del func(store.Tx, time.Time, int) (int, error)) int {
 	before := in.d.Clock.Now().Add(-in.d.Webhooks.JournalRetention)
 	total := 0
 	for ctx.Err() == nil {
 		var n int
 		err := in.d.Store.Update(ctx, func(tx store.Tx) error {
 			var err error
-			n, err = tx.PruneJournal(before, pruneBatch)
+			n, err = del(tx, before, pruneBatch)
 			return err
 		})
 		if err != nil {
-			in.d.Log.Error("journal not pruned", zap.Error(err))
+			in.d.Log.Error(what+" not pruned", zap.Error(err))
 			break
 		}
 		total += n
-		in.d.Metrics.Pruned.Add(float64(n))
+		counted(n)
 		if n < pruneBatch {
 			break
 		}
 	}
 	if total > 0 {
-		in.d.Log.Info("journal pruned", zap.Int("entries", total), zap.Time("received_before", before))
+		in.d.Log.Info(what+" pruned", zap.Int("entries", total), zap.Time(field, before))
 	}
 	return total
 }

@@ -86,7 +86,6 @@ func TestBatchedDeliveriesAcrossACrash(t *testing.T) {
 	defer bot.Close()
 
 	plat := httpServe(t, nil)
-	cfgPath := filepath.Join(dir, "baton.yaml")
 	yaml := fmt.Sprintf(`
 listen: %q
 admin: {listen: %q, token_env: BATON_ADMIN_TOKEN}
@@ -105,46 +104,8 @@ pages:
     primary: support-bot
     tokens: {support-bot: {token_env: PAGE_TOKEN_SUPPORT}}
 `, pub, adm, filepath.Join(dir, "baton.db"), plat.url, supportID, bot.URL, pageID)
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "serve", "-config", cfgPath)
-		for k, v := range env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		logf, _ := os.OpenFile(filepath.Join(dir, "baton.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			resp, err := http.Get("http://" + adm + "/readyz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					return cmd
-				}
-			}
-			if time.Now().After(deadline) {
-				log, _ := os.ReadFile(filepath.Join(dir, "baton.log"))
-				t.Fatalf("baton not ready: %v\n%s", err, log)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	p, err := messengertest.New(messengertest.Config{
-		Apps: []messengertest.AppConfig{{Name: "support-bot", ID: supportID, Secret: env["SUPPORT_SECRET"], CallbackURL: "http://" + pub + "/webhooks/support-bot"}},
-		Pages: []messengertest.PageConfig{{ID: pageID, DefaultApp: "support-bot",
-			Apps: map[string]messengertest.PageAppConfig{"support-bot": {Token: "PT_SUPPORT"}}}},
-		Settings: messengertest.Settings{WebhookRetries: 60, WebhookRetryDelay: 50 * time.Millisecond},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	plat.set(p.Handler())
+	start := serveProcess(t, bin, dir, adm, yaml)
+	p := restartPlatform(t, plat, pub)
 
 	cmd := start()
 	const n = 210

@@ -68,7 +68,6 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	}()
 
 	plat := httpServe(t, nil)
-	cfgPath := filepath.Join(dir, "baton.yaml")
 	yaml := fmt.Sprintf(`
 listen: %q
 admin: {listen: %q, token_env: BATON_ADMIN_TOKEN}
@@ -87,48 +86,9 @@ pages:
     primary: support-bot
     tokens: {support-bot: {token_env: PAGE_TOKEN_SUPPORT}}
 `, pub, adm, filepath.Join(dir, "baton.db"), plat.url, supportID, b.srv.URL, pageID)
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "serve", "-config", cfgPath)
-		for k, v := range env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		logf, _ := os.OpenFile(filepath.Join(dir, "baton.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			resp, err := http.Get("http://" + adm + "/readyz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					return cmd
-				}
-			}
-			if time.Now().After(deadline) {
-				log, _ := os.ReadFile(filepath.Join(dir, "baton.log"))
-				t.Fatalf("baton not ready: %v\n%s", err, log)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	start := serveProcess(t, bin, dir, adm, yaml)
 
-	p, err := messengertest.New(messengertest.Config{
-		Apps: []messengertest.AppConfig{{Name: "support-bot", ID: supportID, Secret: env["SUPPORT_SECRET"], CallbackURL: "http://" + pub + "/webhooks/support-bot"}},
-		Pages: []messengertest.PageConfig{{ID: pageID, DefaultApp: "support-bot",
-			Apps: map[string]messengertest.PageAppConfig{"support-bot": {Token: "PT_SUPPORT"}}}},
-		// Like Meta, keep retrying while Baton restarts.
-		Settings: messengertest.Settings{WebhookRetries: 60, WebhookRetryDelay: 50 * time.Millisecond},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	plat.set(p.Handler())
+	p := restartPlatform(t, plat, pub)
 
 	cmd := start()
 	const n = 120
@@ -287,4 +247,60 @@ func (s *swappable) set(h http.Handler) {
 	s.mu.Lock()
 	s.h = h
 	s.mu.Unlock()
+}
+
+// serveProcess writes cfg to dir/baton.yaml and returns a function that
+// starts `baton serve` on it as a process of its own (its log appended to
+// dir/baton.log) and waits for the admin listener's /readyz.
+func serveProcess(t *testing.T, bin, dir, adm, cfg string) func() *exec.Cmd {
+	t.Helper()
+	cfgPath := filepath.Join(dir, "baton.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return func() *exec.Cmd {
+		cmd := exec.Command(bin, "serve", "-config", cfgPath)
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		logf, _ := os.OpenFile(filepath.Join(dir, "baton.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			resp, err := http.Get("http://" + adm + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return cmd
+				}
+			}
+			if time.Now().After(deadline) {
+				log, _ := os.ReadFile(filepath.Join(dir, "baton.log"))
+				t.Fatalf("baton not ready: %v\n%s", err, log)
+			}
+			time.Sleep(10 * time.Millisecond) // polling a process of its own: no signal to wait on
+		}
+	}
+}
+
+// restartPlatform is the fake Meta of the process tests, serving on plat:
+// support-bot on pageID, whose webhooks, like Meta's, are retried while
+// Baton restarts. It closes when the test ends.
+func restartPlatform(t *testing.T, plat *swappable, pub string) *messengertest.Platform {
+	t.Helper()
+	p, err := messengertest.New(messengertest.Config{
+		Apps: []messengertest.AppConfig{{Name: "support-bot", ID: supportID, Secret: env["SUPPORT_SECRET"], CallbackURL: "http://" + pub + "/webhooks/support-bot"}},
+		Pages: []messengertest.PageConfig{{ID: pageID, DefaultApp: "support-bot",
+			Apps: map[string]messengertest.PageAppConfig{"support-bot": {Token: "PT_SUPPORT"}}}},
+		Settings: messengertest.Settings{WebhookRetries: 60, WebhookRetryDelay: 50 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	plat.set(p.Handler())
+	return p
 }

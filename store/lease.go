@@ -115,3 +115,13 @@ type Sharded interface {
 	// written. A row fn writes for a shard outside leases fails the call.
 	UpdateFenced(ctx context.Context, leases []Lease, fn func(Tx) error) error
 }
+
+// Replica is one replica's heartbeat as the database has it.
+type Replica struct {
+	ID   string
+	Addr string // where other replicas reach it
+	// ExpiresAt is when its heartbeat runs out, by the database's clock;
+	// Live, that it had not when read.
+	ExpiresAt time.Time
+	Live      bool
+}

@@ -259,25 +259,15 @@ func (d *DB) Heartbeat(ctx context.Context, replica, addr string, ttl time.Durat
 	return nil
 }
 
-// Replica is one replica's heartbeat as the database has it.
-type Replica struct {
-	ID   string
-	Addr string // where other replicas reach it
-	// ExpiresAt is when its heartbeat runs out, by the database's clock;
-	// Live, that it had not when read.
-	ExpiresAt time.Time
-	Live      bool
-}
-
 // Replicas lists the replicas that ever beat, by id.
-func (d *DB) Replicas(ctx context.Context) ([]Replica, error) {
+func (d *DB) Replicas(ctx context.Context) ([]store.Replica, error) {
 	rows, err := d.pool.Query(ctx, `
 		SELECT id, addr, expires_at, expires_at > clock_timestamp() FROM baton_replicas ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list the replicas: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Replica, error) {
-		var m Replica
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Replica, error) {
+		var m store.Replica
 		var exp pgtype.Timestamptz
 		err := r.Scan(&m.ID, &m.Addr, &exp, &m.Live)
 		m.ExpiresAt = fromTimestamptz(exp)

@@ -33,6 +33,9 @@ type Config struct {
 	Log      Log      `yaml:"log"`
 	// Inbox configures `baton inbox`, the human-agent inbox (inbox.go).
 	Inbox *Inbox `yaml:"inbox"`
+	// Cluster, when set, makes baton serve one of several replicas on
+	// the PostgreSQL store (cluster.go).
+	Cluster *Cluster `yaml:"cluster"`
 
 	// Path is the file the config was read from.
 	Path string `yaml:"-"`
@@ -264,6 +267,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.TLS.applyDefaults()
 	c.Inbox.applyDefaults(c)
+	c.Cluster.applyDefaults()
 	d := &c.Delivery
 	if d.MaxAttempts == 0 {
 		d.MaxAttempts = 10

@@ -81,6 +81,7 @@ func (v *validator) config(c *Config) {
 	}
 	v.tls(c)
 	v.store(c)
+	v.cluster(c)
 	if !regexp.MustCompile(`^v[0-9]+\.[0-9]+$`).MatchString(c.Graph.Version) {
 		v.bad("graph.version", "%q is not a Graph API version such as v21.0", c.Graph.Version)
 	}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -72,6 +73,28 @@ type Deps struct {
 	// reloads (webhooks.max_inflight_bytes takes a restart); otherwise
 	// the ingress makes its own.
 	BodyBudget *ingress.Budget
+	// Cluster, when set, makes this Orchestrator one replica's of several
+	// on a sharded store: Store is then the replica's scope of
+	// Cluster.Shared, which the Server makes again whenever the shards
+	// the replica holds change.
+	Cluster *Cluster
+}
+
+// Cluster is what one replica of several needs beside its scope.
+type Cluster struct {
+	// Shared is the whole store: the inbound queue, and the work that is
+	// no one thread's (a person's erase crosses shards; the sweeps).
+	Shared  store.Store
+	Inbound store.Inbound
+	Scope   store.Scope
+	ShardOf func(store.ThreadKey) int
+}
+
+// singleton says whether this Orchestrator runs the work done once for
+// the whole store: the sweeps and resuming data deletion requests. In a
+// cluster, the holder of shard 0 does.
+func (o *Orchestrator) singleton() bool {
+	return o.cluster == nil || slices.Contains(o.cluster.Scope.Shards(), 0)
 }
 
 // Orchestrator is one running Baton: its parts, wired.
@@ -88,6 +111,7 @@ type Orchestrator struct {
 	console    *console.Console
 	health     *dispatch.Health
 	hosted     []string // the hosted apps' names, for the bots' gauges
+	cluster    *Cluster // nil: one process holds the store
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -114,7 +138,21 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 	if errs == nil {
 		errs = recent.New(recentErrors, d.Clock, d.Log.Named("errors"), m.Errors)
 	}
-	o := &Orchestrator{log: d.Log, ready: make(chan struct{})}
+	o := &Orchestrator{log: d.Log, ready: make(chan struct{}), cluster: d.Cluster}
+	// What crosses threads (a person's erase) writes the whole store.
+	shared := d.Store
+	var owns func(store.ThreadKey) error
+	var inCluster *ingress.Cluster
+	if c := d.Cluster; c != nil {
+		shared = c.Shared
+		owns = func(k store.ThreadKey) error {
+			if s := c.ShardOf(k); !c.Scope.Owns(s) {
+				return &store.NotOwnedError{Key: k, Shard: s}
+			}
+			return nil
+		}
+		inCluster = &ingress.Cluster{Shared: c.Shared, Inbound: c.Inbound, Scope: c.Scope, ShardOf: c.ShardOf}
+	}
 
 	health := dispatch.NewHealth()
 	o.console = console.New(console.Deps{Store: d.Store, Topology: top, Health: health, Clock: d.Clock, Log: d.Log.Named("console"),
@@ -124,7 +162,7 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 	wake := func() { expiryBell.Ring(); jobBell.Ring(); o.console.Poke() }
 	ledger := threads.NewLedger(m.Transitions, handover.AfterTransition, wake, d.Log.Named("threads"))
 	o.threads = threads.New(threads.Deps{Store: d.Store, Topology: top, Ledger: ledger, Graph: d.Graph, Clock: d.Clock,
-		Log: d.Log.Named("threads"), Metrics: m, Errors: errs, Wake: wake, Expiry: expiryBell})
+		Log: d.Log.Named("threads"), Metrics: m, Errors: errs, Wake: wake, Expiry: expiryBell, Owns: owns})
 	backoff := func(attempt int) time.Duration {
 		return dispatch.Backoff(cfg.Delivery.Backoff, cfg.Delivery.MaxBackoff, attempt)
 	}
@@ -154,13 +192,13 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 	}
 	o.ingress = ingress.New(ingress.Deps{Store: d.Store, Topology: top, Ledger: ledger, Rules: o.rules, Clock: d.Clock, Log: d.Log.Named("ingress"),
 		Metrics: m, Errors: errs, Webhooks: cfg.Webhooks, Deliver: o.dispatcher.Add, Reconcile: o.threads.ReconcileLater, Wake: wake,
-		LearnPerson: learn, Transcribed: func([]store.ThreadKey) { o.console.Poke() }, Budget: d.BodyBudget})
-	o.deletion = deletion.New(deletion.Deps{Store: d.Store, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("deletion"),
+		LearnPerson: learn, Transcribed: func([]store.ThreadKey) { o.console.Poke() }, Budget: d.BodyBudget, Cluster: inCluster})
+	o.deletion = deletion.New(deletion.Deps{Store: shared, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("deletion"),
 		Errors: errs, PublicURL: cfg.PublicURL, Deliver: o.dispatcher.Add})
 	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Eraser: o.deletion, Holds: o.rules, Errors: errs, Log: d.Log.Named("api"),
 		Gatherer: m.Registry, AdminToken: cfg.Admin.Token.Reveal(), Sessions: o.console, Ready: o.ready})
 	o.graph = graphapi.New(graphapi.Deps{Store: d.Store, Topology: top, Threads: o.threads, Ledger: ledger, Graph: d.Graph, Clock: d.Clock,
-		Metrics: m, Errors: errs})
+		Metrics: m, Errors: errs, Owns: owns})
 	return o, nil
 }
 
@@ -187,8 +225,11 @@ func (o *Orchestrator) run(stop, work context.Context) error {
 	g.Go(func() error { return o.rules.Run(ctx) })
 	g.Go(func() error { return o.threads.RunExpiry(ctx) })
 	g.Go(func() error { return o.threads.RunReconciles(ctx) })
-	g.Go(func() error { return o.ingress.RunSweeper(ctx) })
-	g.Go(func() error { return o.deletion.Run(ctx) }) // resumes unfinished requests first
+	g.Go(func() error { return o.ingress.RunRouter(ctx) }) // a cluster's inbound queue
+	if o.singleton() {
+		g.Go(func() error { return o.ingress.RunSweeper(ctx) })
+		g.Go(func() error { return o.deletion.Run(ctx) }) // resumes unfinished requests first
+	}
 	if o.people != nil {
 		g.Go(func() error { return o.people.Run(ctx) })
 	}

@@ -26,11 +26,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "baton.yaml", "config file")
+	// Several replicas may share one file: what differs between them
+	// comes from flags.
+	listen := fs.String("listen", "", "public listener address (overrides listen)")
+	adminListen := fs.String("admin-listen", "", "admin listener address (overrides admin.listen)")
+	replica := fs.String("replica", "", "this replica's name (overrides cluster.name)")
+	internal := fs.String("internal-listen", "", "the internal listener's address (overrides cluster.internal_listen)")
+	advertise := fs.String("advertise", "", "the URL other replicas reach the internal listener at (overrides cluster.advertise)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(*path, stderr)
 	if err != nil {
+		return err
+	}
+	if err := applyServeFlags(cfg, *listen, *adminListen, *replica, *internal, *advertise); err != nil {
 		return err
 	}
 	log, err := buildLogger(cfg.Log, stderr)
@@ -114,8 +124,10 @@ func reloadOnHangup(srv *orchestrator.Server, hup <-chan os.Signal, stopped <-ch
 // once) until shard leases let replicas share it.
 func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	if p := cfg.Store.Postgres; p != nil {
+		// One process holds the database alone unless it is one of
+		// several replicas, which share it through the shard leases.
 		return postgres.Open(ctx, p.DSN.Reveal(), postgres.Options{
-			Schema: p.Schema, MaxConns: int32(p.MaxConns), CommitWait: cfg.Webhooks.CommitWait, Exclusive: true,
+			Schema: p.Schema, MaxConns: int32(p.MaxConns), CommitWait: cfg.Webhooks.CommitWait, Exclusive: cfg.Cluster == nil,
 		})
 	}
 	return bolt.Open(cfg.Data, bolt.Options{CommitWait: cfg.Webhooks.CommitWait})
@@ -136,4 +148,35 @@ func buildLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+}
+
+// applyServeFlags puts serve's flags over the file's settings, and checks
+// what they set as the file's own are checked.
+func applyServeFlags(cfg *config.Config, listen, adminListen, replica, internal, advertise string) error {
+	if listen != "" {
+		cfg.Listen = listen
+	}
+	if adminListen != "" {
+		cfg.Admin.Listen = adminListen
+	}
+	c := cfg.Cluster
+	if c == nil {
+		if replica != "" || internal != "" || advertise != "" {
+			return fmt.Errorf("-replica, -internal-listen and -advertise are for a replica: add a cluster: section to %s", cfg.Path)
+		}
+		return nil
+	}
+	if replica != "" {
+		c.Name = replica
+	}
+	if internal != "" {
+		c.InternalListen = internal
+		if advertise == "" {
+			advertise = config.AdvertiseFor(internal)
+		}
+	}
+	if advertise != "" {
+		c.Advertise = advertise
+	}
+	return config.CheckCluster(cfg)
 }

@@ -51,6 +51,10 @@ type Deps struct {
 	Clock    clock.Clock
 	Metrics  *metrics.Set
 	Errors   *recent.Errors
+	// Owns, when set, says whether this replica acts for thread k now (a
+	// *store.NotOwnedError when not): a send's policy and the calls it
+	// makes are the thread's owner's. Nil: every thread is this process's.
+	Owns func(k store.ThreadKey) error
 }
 
 // Endpoint serves /graph/.

@@ -72,17 +72,25 @@ type Deps struct {
 	// Transcribed is told, after the commit, that threads got new lines
 	// in their transcript (the console updates live); nil: no one is.
 	Transcribed func(ks []store.ThreadKey)
+	// Cluster, when set, makes this one replica's ingress of several
+	// (cluster.go): webhooks are queued for their threads' owners, and
+	// RunRouter routes the queue of the shards this replica owns.
+	Cluster *Cluster
 }
 
 // Ingress serves GET and POST /webhooks/{app}.
-type Ingress struct{ d Deps }
+type Ingress struct {
+	d Deps
+	// routerBell wakes RunRouter: this replica queued events it routes.
+	routerBell *clock.Bell
+}
 
 // New builds the ingress.
 func New(d Deps) *Ingress {
 	if d.Budget == nil {
 		d.Budget = NewBudget(d.Webhooks.MaxInflightBytes)
 	}
-	return &Ingress{d: d}
+	return &Ingress{d: d, routerBell: clock.NewBell()}
 }
 
 // Register adds the webhook routes to r.
@@ -216,17 +224,21 @@ func (in *Ingress) handle(w http.ResponseWriter, r *http.Request, name string, a
 		ack(w)
 		return http.StatusOK
 	}
-	err = in.d.Store.Update(r.Context(), func(tx store.Tx) error {
-		out := &routed{}
-		if err := in.routeEnvelope(tx, a, env, in.d.Clock.Now(), out); err != nil {
-			return err
-		}
-		// What follows the write runs on its commit, whether or not the
-		// sender still waits: a sender that gave up gets a 5xx and
-		// retries, and its retry is a duplicate of a routed event.
-		tx.AfterCommit(func() { in.committed(name, out) })
-		return nil
-	})
+	if in.d.Cluster != nil {
+		err = in.accept(r.Context(), name, a, env)
+	} else {
+		err = in.d.Store.Update(r.Context(), func(tx store.Tx) error {
+			out := &routed{}
+			if err := in.routeEnvelope(tx, a, env, in.d.Clock.Now(), out); err != nil {
+				return err
+			}
+			// What follows the write runs on its commit, whether or not
+			// the sender still waits: a sender that gave up gets a 5xx and
+			// retries, and its retry is a duplicate of a routed event.
+			tx.AfterCommit(func() { in.committed(name, out) })
+			return nil
+		})
+	}
 	if err != nil {
 		in.d.Log.Error("webhook not stored (or its sender gave up waiting); Meta will retry", zap.String("app", name), zap.Error(err))
 		http.Error(w, "not stored, retry", http.StatusServiceUnavailable)

@@ -37,6 +37,16 @@ type routed struct {
 // rcv, in the order of Meta's timestamps, whatever order the entries of
 // the batch came in.
 func (in *Ingress) routeEnvelope(tx store.Tx, rcv *topology.App, env *messenger.Envelope, now time.Time, out *routed) error {
+	return in.usable(rcv, env, out, func(p *topology.Page, ch messenger.Channel, ev *messenger.Event) error {
+		return in.route(tx, rcv, p, ch, ev, now, out)
+	})
+}
+
+// usable calls fn for each event of one webhook received by hosted app
+// rcv that Baton can use, in the order of Meta's timestamps, whatever
+// order the entries of the batch came in; the others it notes in
+// out.unusable.
+func (in *Ingress) usable(rcv *topology.App, env *messenger.Envelope, out *routed, fn func(p *topology.Page, ch messenger.Channel, ev *messenger.Event) error) error {
 	type item struct {
 		en *messenger.Entry
 		ch messenger.Channel
@@ -69,7 +79,7 @@ func (in *Ingress) routeEnvelope(tx store.Tx, rcv *topology.App, env *messenger.
 		case ev.Recipient.ID == "" && ev.Sender == nil:
 			out.unusable = append(out.unusable, recent.Error{Kind: "webhook", App: rcv.Name, Page: p.ID, Message: "event without sender or recipient"})
 		default:
-			if err := in.route(tx, rcv, p, ch, ev, now, out); err != nil {
+			if err := fn(p, ch, ev); err != nil {
 				return err
 			}
 		}

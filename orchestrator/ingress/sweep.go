@@ -22,7 +22,7 @@ func (in *Ingress) RunSweeper(ctx context.Context) error {
 			return nil
 		case <-in.d.Clock.After(time.Hour):
 		}
-		err := in.d.Store.Update(ctx, func(tx store.Tx) error {
+		err := in.sweepStore().Update(ctx, func(tx store.Tx) error {
 			_, err := tx.SweepSeen(in.d.Clock.Now(), DedupWindow)
 			return err
 		})
@@ -54,7 +54,7 @@ func (in *Ingress) prune(ctx context.Context, what, field string, counted func(i
 	total := 0
 	for ctx.Err() == nil {
 		var n int
-		err := in.d.Store.Update(ctx, func(tx store.Tx) error {
+		err := in.sweepStore().Update(ctx, func(tx store.Tx) error {
 			var err error
 			n, err = del(tx, before, pruneBatch)
 			return err
@@ -73,4 +73,13 @@ func (in *Ingress) prune(ctx context.Context, what, field string, counted func(i
 		in.d.Log.Info(what+" pruned", zap.Int("entries", total), zap.Time(field, before))
 	}
 	return total
+}
+
+// sweepStore is where the sweeper writes: the whole store, which a
+// replica's scope is not (its sweeps cross every shard).
+func (in *Ingress) sweepStore() store.Store {
+	if in.d.Cluster != nil {
+		return in.d.Cluster.Shared
+	}
+	return in.d.Store
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/batonhq/baton/messenger"
 	"github.com/batonhq/baton/orchestrator/apierr"
 	"github.com/batonhq/baton/statemachine"
+	"github.com/batonhq/baton/store"
 )
 
 // Graph is what the service needs of Meta's Graph API; *messenger.Client
@@ -24,6 +25,10 @@ type Graph interface {
 
 func (s *Service) call(ctx context.Context, cred messenger.Credentials, req Request, target string) error {
 	psid := messenger.ID(req.PSID)
+	// The last moment to find the lease gone: past it, the call is made.
+	if err := s.owns(store.ThreadKey{Page: req.Page, PSID: req.PSID}); err != nil {
+		return err
+	}
 	g := s.d.Graph
 	switch req.Op {
 	case statemachine.OpPass:

@@ -39,6 +39,9 @@ const (
 // answer if ours differs. It holds the thread, as a call does: an answer
 // given before a call Baton makes must not land after it.
 func (s *Service) Reconcile(ctx context.Context, k store.ThreadKey, why string) error {
+	if err := s.owns(k); err != nil {
+		return err
+	}
 	unlock := s.locks.lock(k.String())
 	defer unlock()
 	return s.reconcile(ctx, k, why)

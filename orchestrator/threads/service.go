@@ -47,6 +47,12 @@ type Deps struct {
 	Wake func()
 	// Expiry wakes the expiry loop (RunExpiry).
 	Expiry *clock.Bell
+	// Owns, when set, says whether this replica acts for thread k now (a
+	// *store.NotOwnedError when not): one of several replicas calls Meta
+	// only for the threads of the shards it holds, and checks again just
+	// before each call, since a lease can run out while it waits. Nil:
+	// every thread is this process's.
+	Owns func(k store.ThreadKey) error
 }
 
 // Service makes the thread-control calls, one thread at a time.
@@ -95,8 +101,11 @@ func (s *Service) Control(ctx context.Context, req Request) (store.Thread, error
 	// From here on, what is committed takes effect whether or not the
 	// caller still waits: an intent written is settled, a call Meta
 	// applied is recorded.
-	ctx = context.WithoutCancel(ctx)
 	k := store.ThreadKey{Page: p.ID, PSID: req.PSID}
+	if err := s.owns(k); err != nil {
+		return store.Thread{}, err // the owner's to do: nothing was done here
+	}
+	ctx = context.WithoutCancel(ctx)
 	unlock := s.locks.lock(k.String())
 	defer unlock()
 
@@ -125,6 +134,14 @@ func (s *Service) Control(ctx context.Context, req Request) (store.Thread, error
 	out, err := s.applied(p, a, k, req, in)
 	s.d.Wake()
 	return out, err
+}
+
+// owns is Deps.Owns: nil when this replica acts for k.
+func (s *Service) owns(k store.ThreadKey) error {
+	if s.d.Owns == nil {
+		return nil
+	}
+	return s.d.Owns(k)
 }
 
 // askBeforeRefusing: a refusal that rests on who owns the thread rests on

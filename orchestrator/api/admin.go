@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/pprof"
 	"net/url"
@@ -44,6 +45,7 @@ func (api *API) adminRoutes() *mux.Router {
 	ad.Handle("/deliveries/{id:[0-9]+}/retry", api.h(api.retryDelivery)).Methods(http.MethodPost)
 	ad.Handle("/deliveries/retry", api.h(api.retryApp)).Methods(http.MethodPost)
 	ad.Handle("/errors", api.h(api.listErrors)).Methods(http.MethodGet)
+	ad.Handle("/cluster", api.h(api.clusterStatus)).Methods(http.MethodGet)
 	ad.Handle("/backup", api.h(api.backup)).Methods(http.MethodGet)
 	// Go's profiler, behind the admin token: what an operator needs when
 	// Baton is slow.
@@ -308,6 +310,19 @@ func (api *API) retryDelivery(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	WriteJSON(w, http.StatusOK, deliveryView(d))
+	return nil
+}
+
+// clusterStatus answers who the replicas are and which shards each holds.
+func (api *API) clusterStatus(w http.ResponseWriter, r *http.Request) error {
+	if api.d.Cluster == nil {
+		return apierr.Errorf(apierr.NotFound, "not a cluster: this Baton is one process (no cluster: in its config)")
+	}
+	st, err := api.d.Cluster(r.Context())
+	if err != nil {
+		return fmt.Errorf("read the cluster's state: %w", err)
+	}
+	WriteJSON(w, http.StatusOK, st)
 	return nil
 }
 

@@ -68,6 +68,9 @@ type Deps struct {
 	Sessions Sessions
 	// Ready is closed once Baton recovered its work and runs.
 	Ready <-chan struct{}
+	// Cluster reads the replicas and their shards' leases for GET
+	// /admin/cluster; nil when Baton is one process (404).
+	Cluster func(ctx context.Context) (any, error)
 }
 
 // API serves the bot and admin APIs.

@@ -32,7 +32,8 @@ COPY --from=build --chown=65532:65532 /out/data /var/lib/baton
 USER 65532:65532
 VOLUME ["/var/lib/baton"]
 # 8080: webhooks, bot API, /graph, /healthz, /readyz. 8081: admin API and
-# /metrics (publish it on a private interface only).
-EXPOSE 8080 8081
+# /metrics (publish it on a private interface only). 8090: a replica's
+# internal listener (cluster:), for the other replicas alone.
+EXPOSE 8080 8081 8090
 ENTRYPOINT ["baton"]
 CMD ["serve", "-config", "/etc/baton/baton.yaml"]

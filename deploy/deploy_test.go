@@ -148,7 +148,7 @@ func TestDockerfile(t *testing.T) {
 		}
 	}
 	expose, _ := final.last("EXPOSE")
-	for _, port := range []string{strings.TrimPrefix(config.DefaultListen, ":"), "8081"} {
+	for _, port := range []string{strings.TrimPrefix(config.DefaultListen, ":"), "8081", strings.TrimPrefix(config.DefaultInternalListen, ":")} {
 		if !strings.Contains(" "+expose.args+" ", " "+port+" ") {
 			t.Errorf("EXPOSE %q lacks %s", expose.args, port)
 		}
@@ -230,11 +230,15 @@ type composeFile struct {
 		Volumes     []string          `yaml:"volumes"`
 		Ports       []string          `yaml:"ports"`
 		StopGrace   string            `yaml:"stop_grace_period"`
+		Hostname    string            `yaml:"hostname"`
+		Command     []string          `yaml:"command"`
+		DependsOn   yaml.Node         `yaml:"depends_on"`
 	} `yaml:"services"`
 	Volumes map[string]any `yaml:"volumes"`
 }
 
-func TestCompose(t *testing.T) {
+func readCompose(t *testing.T) composeFile {
+	t.Helper()
 	b, err := os.ReadFile("compose.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -243,6 +247,11 @@ func TestCompose(t *testing.T) {
 	if err := yaml.Unmarshal(b, &c); err != nil {
 		t.Fatalf("compose.yaml: %v", err)
 	}
+	return c
+}
+
+func TestCompose(t *testing.T) {
+	c := readCompose(t)
 	baton, ok := c.Services["baton"]
 	if !ok {
 		t.Fatal("compose.yaml: no baton service")

@@ -120,6 +120,7 @@ func (api *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case apierr.Internal:
 		api.d.Log.Error("request failed", zap.String("path", r.URL.Path), zap.Error(err))
 	}
+	apierr.SetHeaders(w.Header(), err)
 	WriteJSON(w, apierr.Status(code), map[string]any{"error": body})
 }
 

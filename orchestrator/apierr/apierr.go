@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/batonhq/baton/messenger"
 	"github.com/batonhq/baton/statemachine"
+	"github.com/batonhq/baton/store"
 )
 
 // Code classifies an error for the caller.
@@ -27,7 +29,19 @@ const (
 	GraphAPI     Code = "graph_api"         // Meta answered with an error
 	Unavailable  Code = "graph_unavailable" // Meta did not answer (unreachable, timed out, not JSON): retry
 	Internal     Code = "internal"          // Baton's own failure: logged, not shown
+	// NotOwner: the thread is in a shard this replica does not hold. The
+	// cluster's forwarding answers with the owner's answer instead, so a
+	// caller meets it only where nothing forwards.
+	NotOwner Code = "not_owner"
+	// OwnerChanging: no replica can act for the thread now (no live
+	// owner, or it moved while the request was on its way): retry.
+	OwnerChanging Code = "owner_changing"
 )
+
+// ShardHeader names, on a NotOwner answer, the shard whose owner must
+// answer instead: what the cluster's forwarding looks for, so that it
+// never has to parse a body.
+const ShardHeader = "X-Baton-Shard"
 
 // statuses is the one table from code to HTTP status.
 var statuses = map[Code]int{
@@ -39,6 +53,11 @@ var statuses = map[Code]int{
 	GraphAPI:     http.StatusBadGateway,
 	Unavailable:  http.StatusServiceUnavailable,
 	Internal:     http.StatusInternalServerError,
+	// 421 is HTTP's "this server is not the one to answer": never a
+	// status anything else at Baton's edge uses, so the forwarding cannot
+	// mistake another error for it.
+	NotOwner:      http.StatusMisdirectedRequest,
+	OwnerChanging: http.StatusServiceUnavailable,
 }
 
 // Status is the HTTP status of a code.
@@ -62,14 +81,19 @@ func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// CodeOf classifies any error: an *Error keeps its code, a refusal of the
-// state machine is Refused, an error from Meta is GraphAPI, a Graph call
-// that got no answer is Unavailable, the rest is Internal.
+// CodeOf classifies any error: a thread this replica does not act for is
+// NotOwner, an *Error keeps its code, a refusal of the state machine is
+// Refused, an error from Meta is GraphAPI, a Graph call that got no
+// answer is Unavailable, the rest is Internal.
 func CodeOf(err error) Code {
 	var ae *Error
 	var ge *messenger.Error
 	var te *messenger.TransportError
+	var ne *store.NotOwnedError
 	switch {
+	case errors.As(err, &ne):
+		// First: nothing of the request was done, whatever wraps it.
+		return NotOwner
 	case errors.As(err, &ae):
 		return ae.Code
 	case errors.Is(err, statemachine.ErrRefused):
@@ -86,7 +110,7 @@ func CodeOf(err error) Code {
 // not answer, or said its failure is transient or a rate limit.
 func Retryable(err error) bool {
 	switch CodeOf(err) {
-	case Unavailable:
+	case Unavailable, OwnerChanging:
 		return true
 	case GraphAPI:
 		return messenger.IsTransient(err) || messenger.IsRateLimited(err)
@@ -101,4 +125,23 @@ func MessageOf(err error) string {
 		return "internal error; see the server log"
 	}
 	return err.Error()
+}
+
+// Shard is the shard of a thread this replica does not act for, if err
+// is one (a *store.NotOwnedError, however wrapped).
+func Shard(err error) (int, bool) {
+	var ne *store.NotOwnedError
+	if !errors.As(err, &ne) {
+		return 0, false
+	}
+	return ne.Shard, true
+}
+
+// SetHeaders sets on h the headers err's answer carries besides its
+// status: ShardHeader for a thread this replica does not act for. A
+// writer calls it before WriteHeader.
+func SetHeaders(h http.Header, err error) {
+	if shard, ok := Shard(err); ok {
+		h.Set(ShardHeader, strconv.Itoa(shard))
+	}
 }

@@ -41,7 +41,7 @@ func (g *Endpoint) control(w http.ResponseWriter, r *http.Request, p *topology.P
 		req.Duration = time.Duration(secs) * time.Second
 	}
 	if _, err := g.d.Threads.Control(r.Context(), req); err != nil {
-		writeError(w, errorFor(op, err))
+		writeFailure(w, op, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"success": true})

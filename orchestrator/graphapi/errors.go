@@ -25,6 +25,28 @@ func writeError(w http.ResponseWriter, e *messenger.Error) {
 	writeJSON(w, e.HTTPStatus, messenger.ErrorEnvelope{Error: e})
 }
 
+// writeFailure answers a call for op that failed with err. A thread of a
+// shard this replica does not hold is 421 with the shard in
+// apierr.ShardHeader, which the cluster's forwarding turns into the
+// owner's answer; should it reach a bot all the same (nothing forwards),
+// Meta's transient error shape tells its SDK to try again. The rest is
+// errorFor's.
+func writeFailure(w http.ResponseWriter, op statemachine.Op, err error) {
+	if _, ok := apierr.Shard(err); ok {
+		apierr.SetHeaders(w.Header(), err)
+		e := newError(http.StatusMisdirectedRequest, messenger.CodeService, 0, "Service temporarily unavailable")
+		e.IsTransient = true
+		writeError(w, e)
+		return
+	}
+	writeError(w, errorFor(op, err))
+}
+
+// WriteUnavailable is Meta's transient error, 503: what a call on /graph
+// is answered when no replica can act for its thread now (the cluster's
+// forwarding sets Retry-After).
+func WriteUnavailable(w http.ResponseWriter, _ *http.Request) { writeError(w, unavailable()) }
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

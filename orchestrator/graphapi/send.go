@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/messenger"
+	"github.com/batonhq/baton/orchestrator/apierr"
 	"github.com/batonhq/baton/orchestrator/recent"
 	"github.com/batonhq/baton/orchestrator/threads"
 	"github.com/batonhq/baton/orchestrator/topology"
@@ -42,9 +43,14 @@ func (g *Endpoint) send(w http.ResponseWriter, c *call, p *topology.Page) {
 	}
 	var otn *store.OneTimeToken
 	if req.Message != nil && (rcpt.ID != "" || rcpt.OneTimeNotifToken != "") {
-		var gerr *messenger.Error
-		otn, gerr = g.policy(r.Context(), p, a, rcpt, req.Tag)
-		if gerr != nil {
+		var err error
+		otn, err = g.policy(r.Context(), p, a, rcpt, req.Tag)
+		if _, ok := apierr.Shard(err); ok {
+			writeFailure(w, statemachine.OpTake, err) // the owner's replica decides
+			return
+		}
+		if err != nil {
+			gerr := errorFor(statemachine.OpTake, err)
 			g.d.Metrics.SendRefusals.WithLabelValues(a.Name, strconv.Itoa(gerr.Code)+"/"+strconv.Itoa(gerr.Subcode)).Inc()
 			g.d.Errors.Record(recent.Error{Kind: "send_policy", App: a.Name, Page: p.ID, PSID: string(rcpt.ID), Message: gerr.Message})
 			writeError(w, gerr)
@@ -87,8 +93,10 @@ func (g *Endpoint) send(w http.ResponseWriter, c *call, p *topology.Page) {
 // (10/2018300; or take control first, if the app's send_policy says so and
 // the page allows), a retired tag (100), a one-time notification token
 // used before or older than a year (100). It returns the token to mark
-// used once the send succeeds.
-func (g *Endpoint) policy(ctx context.Context, p *topology.Page, a *topology.App, rcpt messenger.Recipient, tag string) (*store.OneTimeToken, *messenger.Error) {
+// used once the send succeeds. Its error is Meta's (a *messenger.Error),
+// a refusal of the take it made for the app, or a *store.NotOwnedError:
+// the thread is another replica's to judge, and nothing was sent.
+func (g *Endpoint) policy(ctx context.Context, p *topology.Page, a *topology.App, rcpt messenger.Recipient, tag string) (*store.OneTimeToken, error) {
 	now := g.d.Clock.Now()
 	bad := http.StatusBadRequest
 	if messenger.IsRetiredTag(tag, now) {
@@ -118,6 +126,9 @@ func (g *Endpoint) policy(ctx context.Context, p *topology.Page, a *topology.App
 	}
 	k := store.ThreadKey{Page: p.ID, PSID: psid}
 	th, err := g.d.Threads.Current(p, k)
+	if _, ok := apierr.Shard(err); ok {
+		return nil, err
+	}
 	if err != nil {
 		return nil, nil // cannot judge: let Meta decide
 	}
@@ -125,9 +136,15 @@ func (g *Endpoint) policy(ctx context.Context, p *topology.Page, a *topology.App
 		// Baton's record may be behind Meta's: ask before refusing, and
 		// let Meta decide when it cannot be asked.
 		if err := g.d.Threads.Reconcile(ctx, k, "a send by "+a.Name+" that Baton's record would refuse"); err != nil {
+			if _, ok := apierr.Shard(err); ok {
+				return nil, err
+			}
 			return otn, nil
 		}
 		if th, err = g.d.Threads.Current(p, k); err != nil {
+			if _, ok := apierr.Shard(err); ok {
+				return nil, err
+			}
 			return otn, nil
 		}
 	}
@@ -137,7 +154,7 @@ func (g *Endpoint) policy(ctx context.Context, p *topology.Page, a *topology.App
 		}
 		if _, err := g.d.Threads.Control(ctx, threads.Request{Page: p.ID, PSID: psid, App: a.Name, Op: statemachine.OpTake,
 			Metadata: "send_policy", Cause: store.CauseCall, By: a.Name}); err != nil {
-			return nil, errorFor(statemachine.OpTake, err)
+			return nil, err // errorFor's, or another replica's to do
 		}
 	}
 	// The messaging window is not checked here: Baton's view of it (the

@@ -26,6 +26,7 @@ import (
 
 	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/store/groupcommit"
+	"github.com/batonhq/baton/store/postgres/migrations"
 )
 
 // DB is a store.Store on one PostgreSQL database (or one schema of it).
@@ -65,6 +66,13 @@ type Options struct {
 	// server drops that connection, the lock goes with it.
 	Exclusive bool
 }
+
+// SchemaError is a database whose schema a later Baton migrated: this
+// binary does not know its tables and must not write to them.
+type SchemaError = migrations.SchemaError
+
+// SchemaVersion is the schema this binary migrates a database to.
+func SchemaVersion() int { return migrations.Version() }
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
@@ -109,7 +117,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect to %s: %w", where(cfg), err)
 	}
-	if err := migrate(cctx, pool, opt.Schema); err != nil {
+	if err := migrations.Apply(cctx, pool, opt.Schema); err != nil {
 		pool.Close()
 		return nil, err
 	}

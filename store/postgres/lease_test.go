@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/postgres/lease"
 )
 
 // replicas opens n stores on one fresh schema, each with its own pool
@@ -404,7 +405,7 @@ func TestLeaseRace(t *testing.T) {
 }
 
 // A holder frozen between its fence check and COMMIT holds its shard's
-// row locked, so a takeover waits for it, but only for fenceIdle: then
+// row locked, so a takeover waits for it, but only for lease.IdleBound: then
 // the server ends the frozen session, its transaction rolls back, and the
 // new owner takes the shard.
 func TestFrozenHolderDelaysTakeoverBoundedly(t *testing.T) {
@@ -425,7 +426,7 @@ func TestFrozenHolderDelaysTakeoverBoundedly(t *testing.T) {
 	if err := x.AppendHistory(keyIn(a, 9), store.HistoryEntry{Event: "pass", By: "a"}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := a.newFence([]store.Lease{la})
+	f, err := lease.NewFence([]store.Lease{la}, a.shards)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,8 +440,8 @@ func TestFrozenHolderDelaysTakeoverBoundedly(t *testing.T) {
 	if lb.Epoch != la.Epoch+1 {
 		t.Fatalf("takeover epoch %d, want %d", lb.Epoch, la.Epoch+1)
 	}
-	if took < fenceIdle-100*time.Millisecond || took > fenceIdle+2*time.Second {
-		t.Errorf("the takeover took %v after the freeze, want about fenceIdle (%v): the row stays locked until then", took, fenceIdle)
+	if took < lease.IdleBound-100*time.Millisecond || took > lease.IdleBound+2*time.Second {
+		t.Errorf("the takeover took %v after the freeze, want about lease.IdleBound (%v): the row stays locked until then", took, lease.IdleBound)
 	}
 	if err := ptx.Commit(ctx); err == nil {
 		t.Fatal("the frozen transaction committed after the takeover")

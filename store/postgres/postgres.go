@@ -4,7 +4,7 @@
 // callers share one transaction and one COMMIT (store/groupcommit), as
 // store/bolt's share one fsync.
 //
-// It also holds the shard leases (lease.go): one row per shard, expiring
+// It also holds the shard leases (package lease): one row per shard, expiring
 // by the database's clock, and UpdateFenced, a write that commits only
 // while its epoch is the shard's. baton serve does not use them yet: it
 // opens Exclusive, one process per database.
@@ -26,11 +26,14 @@ import (
 
 	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/store/groupcommit"
+	"github.com/batonhq/baton/store/postgres/lease"
 	"github.com/batonhq/baton/store/postgres/migrations"
 )
 
 // DB is a store.Store on one PostgreSQL database (or one schema of it).
 type DB struct {
+	// Table is the shard leases and heartbeats: its methods are the DB's.
+	*lease.Table
 	pool   *pgxpool.Pool
 	gc     *groupcommit.Group[*tx]
 	shards int
@@ -183,6 +186,7 @@ func (d *DB) readMeta(ctx context.Context) error {
 		return fmt.Errorf("postgres: baton_meta says %q shards: not a shard count", v)
 	}
 	d.shards = n
+	d.Table = lease.New(d.pool, n)
 	return nil
 }
 

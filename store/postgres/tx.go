@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/postgres/lease"
 )
 
 // tx implements store.Tx over one PostgreSQL transaction: a View's
@@ -29,7 +30,7 @@ type tx struct {
 	// fence is the shards an UpdateFenced caller holds leases for, while
 	// its function runs (nil otherwise); fenceErr, its first write outside
 	// them; idleBounded, that the transaction's idle timeout is set.
-	fence       map[int]bool
+	fence       *lease.Fence
 	fenceErr    error
 	idleBounded bool
 }

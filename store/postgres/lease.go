@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/store/postgres/lease"
@@ -18,7 +17,8 @@ import (
 // epoch and not have run out, by the database's clock, or fn's writes go
 // with the rest of its share of the transaction (the group commits
 // without it) and the call fails with store.ErrFenced. A thread row fn
-// writes for a shard outside leases fails the call too.
+// writes for a shard outside leases fails the call with a
+// *store.NotOwnedError.
 func (d *DB) UpdateFenced(ctx context.Context, leases []store.Lease, fn func(store.Tx) error) error {
 	if len(leases) == 0 {
 		return errors.New("postgres: a fenced update needs at least one lease")
@@ -27,16 +27,32 @@ func (d *DB) UpdateFenced(ctx context.Context, leases []store.Lease, fn func(sto
 	if err != nil {
 		return err
 	}
+	return d.fenced(ctx, f, nil, fn)
+}
+
+// fenced runs fn in the group commit under f. owned, when not nil, limits
+// fn's scans to those shards and makes the fence a scope's: only the
+// leases of the shards fn wrote rows of are checked, so that a lease lost
+// in the database fails the writes of its own shard only, and a write of
+// no shard's rows (the journal, dedup marks, a sweep) commits whatever
+// became of the leases.
+func (d *DB) fenced(ctx context.Context, f *lease.Fence, owned []int32, fn func(store.Tx) error) error {
 	return d.gc.Do(ctx, func(x *tx) error {
-		x.fence, x.fenceErr = f, nil
-		defer func() { x.fence, x.fenceErr = nil, nil }()
+		x.fence, x.fenceErr, x.touched, x.owned = f, nil, map[int]bool{}, owned
+		defer func() { x.fence, x.fenceErr, x.touched, x.owned = nil, nil, nil, nil }()
 		if err := fn(x); err != nil {
 			return err
 		}
 		if x.fenceErr != nil {
 			return x.fenceErr
 		}
-		return x.checkFence(f)
+		check := f
+		if owned != nil {
+			if check = f.Only(x.touched); check.Len() == 0 {
+				return nil
+			}
+		}
+		return x.checkFence(check)
 	})
 }
 
@@ -54,8 +70,12 @@ func (x *tx) checkFence(f *lease.Fence) error {
 // noteShard is called for every row a transaction writes for shard s of
 // thread k: inside a fenced update, s must be one of its leases'.
 func (x *tx) noteShard(k store.ThreadKey, s int) {
-	if x.fence != nil && !x.fence.Holds(s) && x.fenceErr == nil {
-		x.fenceErr = fmt.Errorf("postgres: a fenced update wrote thread %s of shard %d, which none of its leases is for", k, s)
+	switch {
+	case x.fence == nil:
+	case x.fence.Holds(s):
+		x.touched[s] = true
+	case x.fenceErr == nil:
+		x.fenceErr = &store.NotOwnedError{Key: k, Shard: s}
 	}
 }
 

@@ -228,7 +228,7 @@ func TestUpdateFenced(t *testing.T) {
 		success bool
 	}{
 		{"held lease", []store.Lease{l1}, 1, false, true},
-		{"a shard outside the leases", []store.Lease{l1}, 4, false, false},
+		{"a shard outside the leases (NotOwned)", []store.Lease{l1}, 4, true, false},
 		{"stolen lease", []store.Lease{stolen}, 2, true, false},
 		{"run-out lease, not taken", []store.Lease{expired}, 3, true, false},
 		{"one lease of two stolen", []store.Lease{l1, stolen}, 1, true, false},

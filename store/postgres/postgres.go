@@ -223,14 +223,20 @@ func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
 }
 
 // View runs fn in a read-only transaction on one snapshot.
-func (d *DB) View(fn func(store.ReadTx) error) error {
+func (d *DB) View(fn func(store.ReadTx) error) error { return d.view(nil, fn) }
+
+// view is View with its scans of the replica's work limited to the shards
+// owned, when not nil.
+func (d *DB) view(owned []int32, fn func(store.ReadTx) error) error {
 	ctx := context.Background()
 	ptx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fmt.Errorf("postgres: begin a read: %w", err)
 	}
 	defer ptx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
-	if err := fn(newTx(ctx, ptx, d)); err != nil {
+	x := newTx(ctx, ptx, d)
+	x.owned = owned
+	if err := fn(x); err != nil {
 		return err
 	}
 	if err := ptx.Commit(ctx); err != nil {

@@ -185,6 +185,24 @@ func NewFence(leases []store.Lease, shards int) (*Fence, error) {
 // Holds says whether one of f's leases is shard's.
 func (f *Fence) Holds(shard int) bool { return f.shards[shard] }
 
+// Shards are f's shards, in the order of its leases.
+func (f *Fence) Shards() []int32 { return f.shard }
+
+// Len is the number of f's leases.
+func (f *Fence) Len() int { return len(f.shard) }
+
+// Only is f's leases of shards.
+func (f *Fence) Only(shards map[int]bool) *Fence {
+	o := &Fence{shards: map[int]bool{}}
+	for i, s := range f.shard {
+		if shards[int(s)] {
+			o.shards[int(s)] = true
+			o.shard, o.epoch, o.owner = append(o.shard, s), append(o.epoch, f.epoch[i]), append(o.owner, f.owner[i])
+		}
+	}
+	return o
+}
+
 // Check locks, in tx, the rows of f's shards that still hold its leases
 // and fails with store.ErrFenced, naming the shards lost, unless all do.
 func Check(ctx context.Context, tx pgx.Tx, f *Fence) error {

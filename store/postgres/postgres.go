@@ -37,10 +37,18 @@ type DB struct {
 	pool   *pgxpool.Pool
 	gc     *groupcommit.Group[*tx]
 	shards int
+	schema string
 	// owner holds the exclusive lock of Options.Exclusive, for the life
 	// of the store.
 	owner     *pgxpool.Conn
 	closeOnce sync.Once
+	// closing ends with Close, and with it every ListenInbound, whose
+	// connection the pool's Close would not end; listeners counts them,
+	// registered under mu.
+	closing   context.Context
+	closeNow  context.CancelFunc
+	mu        sync.Mutex
+	listeners sync.WaitGroup
 }
 
 // ErrHeld is returned by an exclusive Open while another process holds
@@ -124,7 +132,8 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	d := &DB{pool: pool}
+	d := &DB{pool: pool, schema: opt.Schema}
+	d.closing, d.closeNow = context.WithCancel(context.Background())
 	if opt.Exclusive {
 		if err := d.lock(cctx, opt.Schema); err != nil {
 			pool.Close()
@@ -205,11 +214,16 @@ func shardOf(k store.ThreadKey, shards int) int {
 	return int(h.Sum32() % uint32(shards))
 }
 
-// Close waits for queued writes and closes the pool. It may be called
-// more than once.
+// Close waits for queued writes, ends the inbound listeners (each
+// ListenInbound returns once its connection is closed) and closes the
+// pool. It may be called more than once.
 func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
 		d.gc.Close()
+		d.mu.Lock()
+		d.closeNow()
+		d.mu.Unlock()
+		d.listeners.Wait()
 		d.release()
 		d.pool.Close()
 	})

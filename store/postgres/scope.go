@@ -14,7 +14,8 @@ import (
 // (errors.Is ErrFenced), nothing of it written, and the leases of the
 // shards written must still be theirs at COMMIT, by the database
 // (store.ErrFenced otherwise). A write of no thread's rows (the journal,
-// dedup marks, deletion requests, sweeps by age) is no shard's: it
+// dedup marks, inbound entries appended, deletion requests, sweeps by
+// age) is no shard's: it
 // commits whatever the leases, even with none live. View and Update read
 // as the DB's do, but for the scans of the replica's own work (Lanes,
 // DueTimers, NextTimer, DueJobs, NextJob, Jobs, Intents), which keep to

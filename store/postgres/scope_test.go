@@ -111,8 +111,11 @@ func TestScopedWrites(t *testing.T) {
 		if _, err := tx.PruneJournal(now.Add(-time.Hour), 10); err != nil {
 			return err
 		}
-		_, err := tx.PruneTranscript(now.Add(-time.Hour), 10)
-		return err
+		if _, err := tx.PruneTranscript(now.Add(-time.Hour), 10); err != nil {
+			return err
+		}
+		return tx.(store.InboundTx).AppendInbound(&store.InboundEntry{Shard: 4, App: "bot", Page: "1", Channel: "messaging",
+			ReceivedAt: now, Event: []byte(`{}`)})
 	}
 	tests := []struct {
 		name   string
@@ -130,7 +133,7 @@ func TestScopedWrites(t *testing.T) {
 		{"a thread held, in a scope with a stolen lease", all, []int{1, 1}, -1, false},
 		{"held, then not held, in one call", all, []int{1, 5}, 5, false},
 		{"no live lease, a thread", testScope{lapsed}, []int{1}, 1, false},
-		{"no live lease, no thread: journal, marks, deletions, sweeps", testScope{lapsed}, nil, -1, false},
+		{"no live lease, no thread: journal, marks, deletions, sweeps, inbound", testScope{lapsed}, nil, -1, false},
 		{"no lease, no thread", nil, nil, -1, false},
 	}
 	for i, tt := range tests {
@@ -248,6 +251,13 @@ func TestScopedThreadWrites(t *testing.T) {
 		}},
 		{"PutPerson", nil, func(tx store.Tx, k store.ThreadKey, _ uint64) error {
 			return tx.PutPerson(store.Person{ThreadKey: k, Name: "Ann", LearntAt: now})
+		}},
+		{"DeleteInbound", func(tx store.Tx, k store.ThreadKey) (uint64, error) {
+			e := &store.InboundEntry{Shard: a.ShardOf(k), App: "bot", Page: k.Page, PSID: k.PSID, Channel: "messaging", ReceivedAt: now, Event: []byte(`{}`)}
+			err := tx.(store.InboundTx).AppendInbound(e)
+			return e.Seq, err
+		}, func(tx store.Tx, k store.ThreadKey, seq uint64) error {
+			return tx.(store.InboundTx).DeleteInbound(store.InboundEntry{Seq: seq})
 		}},
 	}
 	for i, w := range writes {

@@ -38,6 +38,10 @@ type tx struct {
 	// owned limits the scans of the replica's own work (lanes, timers,
 	// jobs, intents) to a scope's shards (nil: every shard).
 	owned []int32
+	// schema names the store's schema in the NOTIFY of inbound entries;
+	// notify, that the transaction appended one.
+	schema string
+	notify bool
 }
 
 type countKey struct {
@@ -46,7 +50,7 @@ type countKey struct {
 }
 
 func newTx(ctx context.Context, t pgx.Tx, d *DB) *tx {
-	return &tx{ctx: ctx, t: t, shards: d.shards}
+	return &tx{ctx: ctx, t: t, shards: d.shards, schema: d.schema}
 }
 
 // onlyOwned is the condition that limits a scan of the replica's own work
@@ -301,6 +305,12 @@ func (x *tx) flush() error {
 	}
 	if apps {
 		b.Queue(`DELETE FROM baton_pending_counts WHERE n <= 0`)
+	}
+	if x.notify {
+		// Delivered at COMMIT, and only if it commits: one a transaction,
+		// however many entries it appended.
+		b.Queue(`SELECT pg_notify($1, $2)`, inboundChannel, x.schema)
+		x.notify = false
 	}
 	if b.Len() == 0 {
 		return nil

@@ -113,6 +113,47 @@ func (t *Table) Renew(ctx context.Context, l store.Lease, terms store.LeaseTerms
 	return l, nil
 }
 
+// RenewMany renews, in one statement, each of leases that Renew would:
+// still its shard's, at its owner and epoch, and not run out, by the
+// database's clock. It reports those renewed, with their new local
+// deadline, and those lost (the holder must stop acting for them), each
+// in the order of leases.
+func (t *Table) RenewMany(ctx context.Context, leases []store.Lease, terms store.LeaseTerms) (renewed, lost []store.Lease, err error) {
+	if err := terms.Check(); err != nil {
+		return nil, nil, err
+	}
+	f, err := NewFence(leases, t.shards) // the same arrays, and the same checks
+	if err != nil || len(leases) == 0 {
+		return nil, nil, err
+	}
+	sent := time.Now()
+	rows, err := t.pool.Query(ctx, `
+		UPDATE baton_shards s SET expires_at = clock_timestamp() + $4::bigint * interval '1 microsecond'
+		FROM unnest($1::int[], $2::bigint[], $3::text[]) AS f(shard, epoch, owner)
+		WHERE s.shard = f.shard AND s.epoch = f.epoch AND s.owner = f.owner AND s.expires_at > clock_timestamp()
+		RETURNING s.shard`, f.shard, f.epoch, f.owner, ttlMicros(terms.TTL))
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: renew %d leases: %w", len(leases), err)
+	}
+	held, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: renew %d leases: %w", len(leases), err)
+	}
+	ok := map[int]bool{}
+	for _, s := range held {
+		ok[s] = true
+	}
+	for _, l := range leases {
+		if ok[l.Shard] {
+			l.Deadline = deadline(sent, terms)
+			renewed = append(renewed, l)
+		} else {
+			lost = append(lost, l)
+		}
+	}
+	return renewed, lost, nil
+}
+
 // Release ends l now, by the database's clock, so that the next Acquire
 // of the shard (any replica's) succeeds at once; store.ErrFenced if l was
 // no longer the shard's. The row keeps its owner and epoch, for Leases to
@@ -172,7 +213,7 @@ func NewFence(leases []store.Lease, shards int) (*Fence, error) {
 			return nil, err
 		}
 		if f.shards[l.Shard] {
-			return nil, fmt.Errorf("postgres: a fenced update names shard %d twice", l.Shard)
+			return nil, fmt.Errorf("postgres: the leases name shard %d twice", l.Shard)
 		}
 		f.shards[l.Shard] = true
 		f.shard = append(f.shard, int32(l.Shard))
@@ -281,6 +322,21 @@ func (t *Table) Replicas(ctx context.Context) ([]store.Replica, error) {
 		return nil, fmt.Errorf("postgres: list the replicas: %w", err)
 	}
 	return out, nil
+}
+
+// Leave ends replica's heartbeat now, by the database's clock: a graceful
+// leave, so that the others count it out and rebalance at once, not after
+// its TTL. It releases no lease (Release does); a replica that never beat,
+// or already left, is no error, and its next Heartbeat brings it back.
+func (t *Table) Leave(ctx context.Context, replica string) error {
+	if err := checkReplica(replica); err != nil {
+		return err
+	}
+	if _, err := t.pool.Exec(ctx, `UPDATE baton_replicas SET expires_at = least(expires_at, clock_timestamp()) WHERE id = $1`,
+		replica); err != nil {
+		return fmt.Errorf("postgres: leave of %s: %w", replica, err)
+	}
+	return nil
 }
 
 // fromTimestamptz is v as a time, the zero time for -infinity (a lease

@@ -4,10 +4,23 @@
 // callers share one transaction and one COMMIT (store/groupcommit), as
 // store/bolt's share one fsync.
 //
-// It also holds the shard leases (package lease): one row per shard, expiring
-// by the database's clock, and UpdateFenced, a write that commits only
-// while its epoch is the shard's. baton serve does not use them yet: it
-// opens Exclusive, one process per database.
+// It is also the store of several replicas on one database, each acting
+// for the shards it holds leases on (store.Sharded, store/cluster.go):
+//   - the shard leases and heartbeats (package lease, the DB's through its
+//     *lease.Table): one row per shard, expiring by the database's clock;
+//     UpdateFenced, a write that commits only while its epochs are the
+//     shards';
+//   - Scoped (scope.go), the store as one replica sees it: its writes of a
+//     thread's rows fenced by the replica's leases (a shard it does not
+//     hold is a *store.NotOwnedError), its scans of its own work (lanes,
+//     timers, jobs, intents) kept to its shards, every other read global;
+//   - the inbound queue (inbound.go), where any replica leaves the webhooks
+//     it accepted for their shard's owner to route, and a NOTIFY at COMMIT
+//     wakes the owners' listeners.
+//
+// They are for the orchestrator's cluster mode, still to come: until then,
+// baton serve opens Exclusive, alone on its database, and uses the DB
+// itself, every shard its own.
 package postgres
 
 import (

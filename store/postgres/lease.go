@@ -9,8 +9,9 @@ import (
 )
 
 // The shard leases and heartbeats are package lease's (Acquire, Renew,
-// Release, Leases, Heartbeat, Replicas: the DB's through its *lease.Table);
-// what is the store's is the fence its transactions check.
+// RenewMany, Release, Leases, Heartbeat, Replicas, Leave: the DB's through
+// its *lease.Table); what is the store's is the fence its transactions
+// check.
 
 // UpdateFenced runs fn in the group commit, as Update does, then fences
 // it: the rows of every lease are locked and must still hold its owner and

@@ -15,12 +15,11 @@ import (
 // shards written must still be theirs at COMMIT, by the database
 // (store.ErrFenced otherwise). A write of no thread's rows (the journal,
 // dedup marks, inbound entries appended, deletion requests, sweeps by
-// age) is no shard's: it
-// commits whatever the leases, even with none live. View and Update read
-// as the DB's do, but for the scans of the replica's own work (Lanes,
-// DueTimers, NextTimer, DueJobs, NextJob, Jobs, Intents), which keep to
-// the shards of sc's live leases. Close does nothing: the DB outlives its
-// scopes.
+// age) is no shard's: it commits whatever the leases, even with none
+// live. View and Update read as the DB's do, but for the scans of the
+// replica's own work (Lanes, DueTimers, NextTimer, DueJobs, NextJob,
+// Jobs, Intents), which keep to the shards of sc's live leases. Close
+// does nothing: the DB outlives its scopes.
 func (d *DB) Scoped(sc store.Scope) store.Store { return scoped{d: d, sc: sc} }
 
 type scoped struct {

@@ -56,6 +56,7 @@ func (x *tx) ErasePerson(k store.ThreadKey, from string, limit int) (store.Erase
 	if !k.Valid() {
 		return store.Erased{}, "", fmt.Errorf("erase %s: page and PSID must be Meta ids (1 to 20 digits)", k)
 	}
+	x.shard(k) // every step writes the thread's rows, whatever it finds
 	e := &eraseRun{k: k}
 	if from == "" {
 		if err := x.t.QueryRow(x.ctx, `SELECT coalesce(max(seq), 0) FROM baton_journal`).Scan(&e.cur.Bound); err != nil {

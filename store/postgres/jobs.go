@@ -19,7 +19,8 @@ func (x *tx) Job(k store.ThreadKey, rule string) (store.Job, error) {
 }
 
 func (x *tx) Jobs(rule string) ([]store.Job, error) {
-	return records[store.Job](x, "jobs", `SELECT record FROM baton_jobs WHERE rule = $1 ORDER BY page, psid`, rule)
+	args := []any{rule}
+	return records[store.Job](x, "jobs", `SELECT record FROM baton_jobs WHERE rule = $1`+x.onlyOwned(&args)+` ORDER BY page, psid`, args...)
 }
 
 func (x *tx) PutJob(j store.Job) error {
@@ -34,17 +35,20 @@ func (x *tx) PutJob(j store.Job) error {
 }
 
 func (x *tx) DeleteJob(k store.ThreadKey, rule string) error {
+	x.shard(k) // a delete writes the thread's rows too
 	_, err := x.exec("delete job", `DELETE FROM baton_jobs WHERE rule = $1 AND page = $2 AND psid = $3`, rule, k.Page, k.PSID)
 	return err
 }
 
 func (x *tx) DueJobs(now time.Time, limit int) ([]store.Job, error) {
-	return records[store.Job](x, "due jobs", `SELECT record FROM baton_jobs WHERE at <= $1 ORDER BY at, rule, page, psid LIMIT $2`,
-		nanos(now), max(limit, 0))
+	args := []any{nanos(now), max(limit, 0)}
+	return records[store.Job](x, "due jobs", `SELECT record FROM baton_jobs WHERE at <= $1`+x.onlyOwned(&args)+
+		` ORDER BY at, rule, page, psid LIMIT $2`, args...)
 }
 
 func (x *tx) NextJob() (time.Time, bool, error) {
-	return x.first("next job", `SELECT at FROM baton_jobs ORDER BY at LIMIT 1`)
+	var args []any
+	return x.first("next job", `SELECT at FROM baton_jobs WHERE true`+x.onlyOwned(&args)+` ORDER BY at LIMIT 1`, args...)
 }
 
 // Dedup marks: a mark is the caller's key and the event's own time, kept

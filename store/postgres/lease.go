@@ -3,289 +3,81 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sort"
-	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/postgres/lease"
 )
 
-// Shard leases live in baton_shards (migration 0002), one row per shard;
-// every statement on them reads the database's clock, clock_timestamp(),
-// never the replica's. The pattern is Temporal's SQL shard ownership, as
-// SCALEOUT.md §4.3 measured it here: an acquire bumps the epoch; a fenced
-// transaction locks its shards' rows (FOR SHARE) after its writes and
-// before COMMIT, and finds them still at its epoch, its owner and not run
-// out, or rolls back. An acquire is an UPDATE of that row, so it waits for
-// a fenced COMMIT in flight: in commit order, every write of epoch e comes
-// before the acquire of e+1.
-
-// fenceIdle bounds how long a fenced transaction may sit idle on the
-// server (its process paused between the fence and COMMIT, with the rows
-// locked): past it the server ends the session and rolls back, so an
-// acquire waits at most this long for a frozen holder. A live process
-// sends its next statement within milliseconds.
-const fenceIdle = 2 * time.Second
-
-// ttlMicros is d in microseconds, PostgreSQL's resolution.
-func ttlMicros(d time.Duration) int64 { return d.Microseconds() }
-
-func (d *DB) checkShard(shard int) error {
-	if shard < 0 || shard >= d.shards {
-		return fmt.Errorf("postgres: shard %d: want 0 to %d", shard, d.shards-1)
-	}
-	return nil
-}
-
-func checkReplica(replica string) error {
-	if replica == "" {
-		return errors.New("postgres: a lease needs the replica's id")
-	}
-	return nil
-}
-
-// deadline is the local deadline of a lease whose statement was sent at
-// sent: by the monotonic clock, TTL minus margin later.
-func deadline(sent time.Time, terms store.LeaseTerms) time.Time {
-	return sent.Add(terms.TTL - terms.Margin)
-}
-
-// Acquire takes shard for replica if its lease is free or ran out, at the
-// next epoch; store.ErrLeaseHeld while a lease on it holds (replica's own
-// too: renew that one).
-func (d *DB) Acquire(ctx context.Context, replica string, shard int, terms store.LeaseTerms) (store.Lease, error) {
-	if err := errors.Join(checkReplica(replica), d.checkShard(shard), terms.Check()); err != nil {
-		return store.Lease{}, err
-	}
-	sent := time.Now()
-	var epoch int64
-	err := d.pool.QueryRow(ctx, `
-		UPDATE baton_shards SET owner = $2, epoch = epoch + 1,
-			expires_at = clock_timestamp() + $3::bigint * interval '1 microsecond'
-		WHERE shard = $1 AND expires_at <= clock_timestamp()
-		RETURNING epoch`, shard, replica, ttlMicros(terms.TTL)).Scan(&epoch)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Lease{}, fmt.Errorf("postgres: acquire shard %d: %w", shard, store.ErrLeaseHeld)
-	}
-	if err != nil {
-		return store.Lease{}, fmt.Errorf("postgres: acquire shard %d: %w", shard, err)
-	}
-	return store.Lease{Shard: shard, Owner: replica, Epoch: epoch, Deadline: deadline(sent, terms)}, nil
-}
-
-// Renew extends l by terms.TTL from now, by the database's clock, while l
-// is still the shard's and has not run out; store.ErrFenced otherwise. The
-// returned lease has the new local deadline.
-func (d *DB) Renew(ctx context.Context, l store.Lease, terms store.LeaseTerms) (store.Lease, error) {
-	if err := errors.Join(checkReplica(l.Owner), d.checkShard(l.Shard), terms.Check()); err != nil {
-		return store.Lease{}, err
-	}
-	sent := time.Now()
-	tag, err := d.pool.Exec(ctx, `
-		UPDATE baton_shards SET expires_at = clock_timestamp() + $4::bigint * interval '1 microsecond'
-		WHERE shard = $1 AND owner = $2 AND epoch = $3 AND expires_at > clock_timestamp()`,
-		l.Shard, l.Owner, l.Epoch, ttlMicros(terms.TTL))
-	if err != nil {
-		return store.Lease{}, fmt.Errorf("postgres: renew %s: %w", l, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return store.Lease{}, fmt.Errorf("postgres: renew %s: %w", l, store.ErrFenced)
-	}
-	l.Deadline = deadline(sent, terms)
-	return l, nil
-}
-
-// Release ends l now, by the database's clock, so that the next Acquire
-// of the shard (any replica's) succeeds at once; store.ErrFenced if l was
-// no longer the shard's. The row keeps its owner and epoch, for Leases to
-// show who held it last.
-func (d *DB) Release(ctx context.Context, l store.Lease) error {
-	if err := errors.Join(checkReplica(l.Owner), d.checkShard(l.Shard)); err != nil {
-		return err
-	}
-	tag, err := d.pool.Exec(ctx, `
-		UPDATE baton_shards SET expires_at = clock_timestamp()
-		WHERE shard = $1 AND owner = $2 AND epoch = $3 AND expires_at > clock_timestamp()`,
-		l.Shard, l.Owner, l.Epoch)
-	if err != nil {
-		return fmt.Errorf("postgres: release %s: %w", l, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: release %s: %w", l, store.ErrFenced)
-	}
-	return nil
-}
-
-// Leases lists every shard's lease row, by shard.
-func (d *DB) Leases(ctx context.Context) ([]store.ShardLease, error) {
-	rows, err := d.pool.Query(ctx, `
-		SELECT shard, owner, epoch, expires_at, expires_at > clock_timestamp()
-		FROM baton_shards ORDER BY shard`)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: list the leases: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.ShardLease, error) {
-		var l store.ShardLease
-		var exp pgtype.Timestamptz
-		err := r.Scan(&l.Shard, &l.Owner, &l.Epoch, &exp, &l.Held)
-		l.ExpiresAt = fromTimestamptz(exp)
-		return l, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: list the leases: %w", err)
-	}
-	return out, nil
-}
+// The shard leases and heartbeats are package lease's (Acquire, Renew,
+// RenewMany, Release, Leases, Heartbeat, Replicas, Leave: the DB's through
+// its *lease.Table); what is the store's is the fence its transactions
+// check.
 
 // UpdateFenced runs fn in the group commit, as Update does, then fences
 // it: the rows of every lease are locked and must still hold its owner and
 // epoch and not have run out, by the database's clock, or fn's writes go
 // with the rest of its share of the transaction (the group commits
 // without it) and the call fails with store.ErrFenced. A thread row fn
-// writes for a shard outside leases fails the call too.
+// writes for a shard outside leases fails the call with a
+// *store.NotOwnedError.
 func (d *DB) UpdateFenced(ctx context.Context, leases []store.Lease, fn func(store.Tx) error) error {
-	f, err := d.newFence(leases)
+	if len(leases) == 0 {
+		return errors.New("postgres: a fenced update needs at least one lease")
+	}
+	f, err := lease.NewFence(leases, d.shards)
 	if err != nil {
 		return err
 	}
+	return d.fenced(ctx, f, nil, fn)
+}
+
+// fenced runs fn in the group commit under f. owned, when not nil, limits
+// fn's scans to those shards and makes the fence a scope's: only the
+// leases of the shards fn wrote rows of are checked, so that a lease lost
+// in the database fails the writes of its own shard only, and a write of
+// no shard's rows (the journal, dedup marks, a sweep) commits whatever
+// became of the leases.
+func (d *DB) fenced(ctx context.Context, f *lease.Fence, owned []int32, fn func(store.Tx) error) error {
 	return d.gc.Do(ctx, func(x *tx) error {
-		x.fence, x.fenceErr = f.shards, nil
-		defer func() { x.fence, x.fenceErr = nil, nil }()
+		x.fence, x.fenceErr, x.touched, x.owned = f, nil, map[int]bool{}, owned
+		defer func() { x.fence, x.fenceErr, x.touched, x.owned = nil, nil, nil, nil }()
 		if err := fn(x); err != nil {
 			return err
 		}
 		if x.fenceErr != nil {
 			return x.fenceErr
 		}
-		return x.checkFence(f)
+		check := f
+		if owned != nil {
+			if check = f.Only(x.touched); check.Len() == 0 {
+				return nil
+			}
+		}
+		return x.checkFence(check)
 	})
 }
 
-// fence is the leases of one UpdateFenced, as arrays for one statement.
-type fence struct {
-	shards map[int]bool
-	shard  []int32
-	epoch  []int64
-	owner  []string
-}
-
-func (d *DB) newFence(leases []store.Lease) (*fence, error) {
-	if len(leases) == 0 {
-		return nil, errors.New("postgres: a fenced update needs at least one lease")
-	}
-	f := &fence{shards: map[int]bool{}}
-	for _, l := range leases {
-		if err := errors.Join(checkReplica(l.Owner), d.checkShard(l.Shard)); err != nil {
-			return nil, err
-		}
-		if f.shards[l.Shard] {
-			return nil, fmt.Errorf("postgres: a fenced update names shard %d twice", l.Shard)
-		}
-		f.shards[l.Shard] = true
-		f.shard = append(f.shard, int32(l.Shard))
-		f.epoch = append(f.epoch, l.Epoch)
-		f.owner = append(f.owner, l.Owner)
-	}
-	return f, nil
-}
-
-// checkFence locks the rows of f's shards that still hold its leases and
-// fails with store.ErrFenced, naming the shards lost, unless all do.
-func (x *tx) checkFence(f *fence) error {
+// checkFence checks f in the transaction, its idle time bounded first.
+func (x *tx) checkFence(f *lease.Fence) error {
 	if !x.idleBounded {
-		if _, err := x.exec("bound the fenced transaction's idle time",
-			`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`,
-			fmt.Sprint(fenceIdle.Milliseconds())); err != nil {
+		if err := lease.BoundIdle(x.ctx, x.t); err != nil {
 			return err
 		}
 		x.idleBounded = true
 	}
-	rows, err := x.t.Query(x.ctx, `
-		SELECT s.shard FROM baton_shards s
-		JOIN unnest($1::int[], $2::bigint[], $3::text[]) AS f(shard, epoch, owner)
-			ON s.shard = f.shard AND s.epoch = f.epoch AND s.owner = f.owner
-		WHERE s.expires_at > clock_timestamp()
-		FOR SHARE OF s`, f.shard, f.epoch, f.owner)
-	if err != nil {
-		return fmt.Errorf("postgres: check the leases: %w", err)
-	}
-	held, err := pgx.CollectRows(rows, pgx.RowTo[int])
-	if err != nil {
-		return fmt.Errorf("postgres: check the leases: %w", err)
-	}
-	if len(held) == len(f.shard) {
-		return nil
-	}
-	ok := map[int]bool{}
-	for _, s := range held {
-		ok[s] = true
-	}
-	var lost []int
-	for s := range f.shards {
-		if !ok[s] {
-			lost = append(lost, s)
-		}
-	}
-	sort.Ints(lost)
-	return fmt.Errorf("postgres: the leases of shards %v: %w", lost, store.ErrFenced)
+	return lease.Check(x.ctx, x.t, f)
 }
 
 // noteShard is called for every row a transaction writes for shard s of
 // thread k: inside a fenced update, s must be one of its leases'.
 func (x *tx) noteShard(k store.ThreadKey, s int) {
-	if x.fence != nil && !x.fence[s] && x.fenceErr == nil {
-		x.fenceErr = fmt.Errorf("postgres: a fenced update wrote thread %s of shard %d, which none of its leases is for", k, s)
+	switch {
+	case x.fence == nil:
+	case x.fence.Holds(s):
+		x.touched[s] = true
+	case x.fenceErr == nil:
+		x.fenceErr = &store.NotOwnedError{Key: k, Shard: s}
 	}
-}
-
-// Heartbeat records that replica is alive and reachable at addr for ttl,
-// by the database's clock.
-func (d *DB) Heartbeat(ctx context.Context, replica, addr string, ttl time.Duration) error {
-	if err := checkReplica(replica); err != nil {
-		return err
-	}
-	if ttl <= 0 {
-		return fmt.Errorf("postgres: heartbeat TTL %v: want more than 0", ttl)
-	}
-	if _, err := d.pool.Exec(ctx, `
-		INSERT INTO baton_replicas (id, addr, expires_at) VALUES ($1, $2, clock_timestamp() + $3::bigint * interval '1 microsecond')
-		ON CONFLICT (id) DO UPDATE SET addr = EXCLUDED.addr, expires_at = EXCLUDED.expires_at`,
-		replica, addr, ttlMicros(ttl)); err != nil {
-		return fmt.Errorf("postgres: heartbeat of %s: %w", replica, err)
-	}
-	return nil
-}
-
-// Replicas lists the replicas that ever beat, by id.
-func (d *DB) Replicas(ctx context.Context) ([]store.Replica, error) {
-	rows, err := d.pool.Query(ctx, `
-		SELECT id, addr, expires_at, expires_at > clock_timestamp() FROM baton_replicas ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: list the replicas: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Replica, error) {
-		var m store.Replica
-		var exp pgtype.Timestamptz
-		err := r.Scan(&m.ID, &m.Addr, &exp, &m.Live)
-		m.ExpiresAt = fromTimestamptz(exp)
-		return m, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: list the replicas: %w", err)
-	}
-	return out, nil
-}
-
-// fromTimestamptz is v as a time, the zero time for -infinity (a lease
-// never held).
-func fromTimestamptz(v pgtype.Timestamptz) time.Time {
-	if !v.Valid || v.InfinityModifier != pgtype.Finite {
-		return time.Time{}
-	}
-	return v.Time.UTC()
 }
 
 var _ store.Sharded = (*DB)(nil)

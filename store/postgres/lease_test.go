@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/postgres/lease"
 )
 
 // replicas opens n stores on one fresh schema, each with its own pool
@@ -227,7 +228,7 @@ func TestUpdateFenced(t *testing.T) {
 		success bool
 	}{
 		{"held lease", []store.Lease{l1}, 1, false, true},
-		{"a shard outside the leases", []store.Lease{l1}, 4, false, false},
+		{"a shard outside the leases (NotOwned)", []store.Lease{l1}, 4, true, false},
 		{"stolen lease", []store.Lease{stolen}, 2, true, false},
 		{"run-out lease, not taken", []store.Lease{expired}, 3, true, false},
 		{"one lease of two stolen", []store.Lease{l1, stolen}, 1, true, false},
@@ -404,7 +405,7 @@ func TestLeaseRace(t *testing.T) {
 }
 
 // A holder frozen between its fence check and COMMIT holds its shard's
-// row locked, so a takeover waits for it, but only for fenceIdle: then
+// row locked, so a takeover waits for it, but only for lease.IdleBound: then
 // the server ends the frozen session, its transaction rolls back, and the
 // new owner takes the shard.
 func TestFrozenHolderDelaysTakeoverBoundedly(t *testing.T) {
@@ -425,7 +426,7 @@ func TestFrozenHolderDelaysTakeoverBoundedly(t *testing.T) {
 	if err := x.AppendHistory(keyIn(a, 9), store.HistoryEntry{Event: "pass", By: "a"}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := a.newFence([]store.Lease{la})
+	f, err := lease.NewFence([]store.Lease{la}, a.shards)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,13 +440,135 @@ func TestFrozenHolderDelaysTakeoverBoundedly(t *testing.T) {
 	if lb.Epoch != la.Epoch+1 {
 		t.Fatalf("takeover epoch %d, want %d", lb.Epoch, la.Epoch+1)
 	}
-	if took < fenceIdle-100*time.Millisecond || took > fenceIdle+2*time.Second {
-		t.Errorf("the takeover took %v after the freeze, want about fenceIdle (%v): the row stays locked until then", took, fenceIdle)
+	if took < lease.IdleBound-100*time.Millisecond || took > lease.IdleBound+2*time.Second {
+		t.Errorf("the takeover took %v after the freeze, want about lease.IdleBound (%v): the row stays locked until then", took, lease.IdleBound)
 	}
 	if err := ptx.Commit(ctx); err == nil {
 		t.Fatal("the frozen transaction committed after the takeover")
 	}
 	if n := historyLen(t, b, keyIn(a, 9)); n != 0 {
 		t.Fatalf("%d entries of the frozen transaction written", n)
+	}
+}
+
+// RenewMany renews, in one statement, the leases still the replica's and
+// reports the others lost, each in the order given.
+func TestRenewMany(t *testing.T) {
+	dbs := replicas(t, 2)
+	a, b := dbs[0], dbs[1]
+	ctx := context.Background()
+	short := store.LeaseTerms{TTL: 300 * time.Millisecond, Margin: 100 * time.Millisecond}
+	long := store.LeaseTerms{TTL: time.Minute, Margin: 5 * time.Second}
+	acquire := func(shard int, terms store.LeaseTerms) store.Lease {
+		t.Helper()
+		l, err := a.Acquire(ctx, "a", shard, terms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	// Shard 4's lease runs out before shard 2's, which b takes once it
+	// ran out.
+	expired := acquire(4, short)
+	held1, stolen, held2 := acquire(1, long), acquire(2, short), acquire(3, long)
+	released := acquire(5, long)
+	if err := a.Release(ctx, released); err != nil {
+		t.Fatal(err)
+	}
+	waitAcquire(t, b, "b", 2, long)
+	wrongEpoch := held2
+	wrongEpoch.Shard, wrongEpoch.Epoch = 6, 7
+	before := time.Now()
+	renewed, lost, err := a.RenewMany(ctx, []store.Lease{held1, stolen, expired, held2, released, wrongEpoch}, long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shards := func(ls []store.Lease) (out []int) {
+		for _, l := range ls {
+			out = append(out, l.Shard)
+		}
+		return out
+	}
+	if fmt.Sprint(shards(renewed)) != "[1 3]" || fmt.Sprint(shards(lost)) != "[2 4 5 6]" {
+		t.Fatalf("renewed %v, lost %v; want [1 3] and [2 4 5 6]", shards(renewed), shards(lost))
+	}
+	for _, l := range renewed {
+		if l.Deadline.Before(before.Add(long.TTL-long.Margin)) || l.Epoch != map[int]int64{1: held1.Epoch, 3: held2.Epoch}[l.Shard] {
+			t.Errorf("renewed %+v: want its epoch and a new deadline", l)
+		}
+	}
+	rows, err := a.Leases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rows[2]; r.Owner != "b" || !r.Held {
+		t.Errorf("the stolen shard's row %+v: want b's still", r)
+	}
+	if r := rows[4]; r.Held {
+		t.Errorf("the run-out shard's row %+v was renewed", r)
+	}
+	if r := rows[1]; !r.Held || r.ExpiresAt.Before(time.Now().Add(50*time.Second)) {
+		t.Errorf("a renewed row %+v: want it held for about a minute", r)
+	}
+
+	if r, l, err := a.RenewMany(ctx, nil, long); r != nil || l != nil || err != nil {
+		t.Errorf("renewing nothing: %v %v %v", r, l, err)
+	}
+	for _, bad := range []struct {
+		leases []store.Lease
+		terms  store.LeaseTerms
+	}{
+		{[]store.Lease{held1, held1}, long},
+		{[]store.Lease{{Shard: 256, Owner: "a", Epoch: 1}}, long},
+		{[]store.Lease{held1}, store.LeaseTerms{TTL: time.Second, Margin: time.Second}},
+	} {
+		if _, _, err := a.RenewMany(ctx, bad.leases, bad.terms); err == nil || errors.Is(err, store.ErrFenced) {
+			t.Errorf("bad arguments %+v: %v, want a plain error", bad, err)
+		}
+	}
+}
+
+// A replica that leaves is no longer live at once; the others stay, and
+// a heartbeat brings it back.
+func TestLeave(t *testing.T) {
+	db := replicas(t, 1)[0]
+	ctx := context.Background()
+	for _, r := range []string{"r1", "r2"} {
+		if err := db.Heartbeat(ctx, r, "http://"+r+":7071", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := func() string {
+		t.Helper()
+		rs, err := db.Replicas(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := ""
+		for _, r := range rs {
+			out += fmt.Sprintf("%s:%v ", r.ID, r.Live)
+		}
+		return out
+	}
+	if err := db.Leave(ctx, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := live(); got != "r1:false r2:true " {
+		t.Fatalf("after r1 left: %s", got)
+	}
+	if err := db.Leave(ctx, "r1"); err != nil { // again: nothing to do
+		t.Fatal(err)
+	}
+	if err := db.Leave(ctx, "r3"); err != nil { // never beat
+		t.Fatal(err)
+	}
+	if err := db.Leave(ctx, ""); err == nil {
+		t.Error("a leave without a replica id")
+	}
+	if err := db.Heartbeat(ctx, "r1", "http://r1:7071", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got := live(); got != "r1:true r2:true " {
+		t.Fatalf("after r1 beat again: %s", got)
 	}
 }

@@ -213,12 +213,19 @@ func (x *tx) UpdateDelivery(d store.Delivery) error {
 	if err != nil {
 		return err
 	}
-	n, err := x.exec(fmt.Sprintf("update delivery %d", d.ID), `UPDATE baton_outbox SET attempts = $2, created_at = $3, next_attempt = $4,
-		journal_seq = $5, record = $6 WHERE id = $1`, int64(d.ID), d.Attempts, nanos(d.CreatedAt), nanos(d.NextAttempt), jseq, raw)
-	if err == nil && n == 0 {
-		err = fmt.Errorf("delivery %d: %w", d.ID, store.ErrNotFound)
+	var k store.ThreadKey
+	var shard int
+	err = x.t.QueryRow(x.ctx, `UPDATE baton_outbox SET attempts = $2, created_at = $3, next_attempt = $4,
+		journal_seq = $5, record = $6 WHERE id = $1 RETURNING page, psid, shard`, int64(d.ID), d.Attempts, nanos(d.CreatedAt),
+		nanos(d.NextAttempt), jseq, raw).Scan(&k.Page, &k.PSID, &shard)
+	switch notFound(err) {
+	case nil:
+		x.noteShard(k, shard) // the row's, whatever d says
+		return nil
+	case store.ErrNotFound:
+		return fmt.Errorf("delivery %d: %w", d.ID, store.ErrNotFound)
 	}
-	return err
+	return fmt.Errorf("postgres: update delivery %d: %w", d.ID, err)
 }
 
 // DeleteDelivery takes a delivered delivery out of the outbox and, in the
@@ -226,15 +233,18 @@ func (x *tx) UpdateDelivery(d store.Delivery) error {
 // or pending again after a retry, as passed by it.
 func (x *tx) DeleteDelivery(id uint64) error {
 	var app string
+	var k store.ThreadKey
+	var shard int
 	err := x.t.QueryRow(x.ctx, `
-		WITH gone AS (DELETE FROM baton_outbox WHERE id = $1 RETURNING app, page, psid),
+		WITH gone AS (DELETE FROM baton_outbox WHERE id = $1 RETURNING app, page, psid, shard),
 		retried AS (UPDATE baton_outbox o SET later_delivered = true FROM gone g
 			WHERE o.app = g.app AND o.page = g.page AND o.psid = g.psid AND o.id < $1 AND o.retried AND NOT o.later_delivered),
 		dead AS (UPDATE baton_dead o SET later_delivered = true FROM gone g
 			WHERE o.app = g.app AND o.page = g.page AND o.psid = g.psid AND o.id < $1 AND NOT o.later_delivered)
-		SELECT app FROM gone`, int64(id)).Scan(&app)
+		SELECT app, page, psid, shard FROM gone`, int64(id)).Scan(&app, &k.Page, &k.PSID, &shard)
 	switch notFound(err) {
 	case nil:
+		x.noteShard(k, shard)
 		x.countPending(app, -1)
 		return nil
 	case store.ErrNotFound:
@@ -246,7 +256,10 @@ func (x *tx) DeleteDelivery(id uint64) error {
 func (x *tx) KillDelivery(d store.Delivery) error {
 	var app string
 	var later bool
-	err := x.t.QueryRow(x.ctx, `DELETE FROM baton_outbox WHERE id = $1 RETURNING app, later_delivered`, int64(d.ID)).Scan(&app, &later)
+	var k store.ThreadKey
+	var shard int
+	err := x.t.QueryRow(x.ctx, `DELETE FROM baton_outbox WHERE id = $1 RETURNING app, later_delivered, page, psid, shard`,
+		int64(d.ID)).Scan(&app, &later, &k.Page, &k.PSID, &shard)
 	if err = notFound(err); err == store.ErrNotFound {
 		// Erased while it was attempted: its event must not come back as
 		// a dead letter's copy.
@@ -254,6 +267,7 @@ func (x *tx) KillDelivery(d store.Delivery) error {
 	} else if err != nil {
 		return fmt.Errorf("postgres: kill delivery %d: %w", d.ID, err)
 	}
+	x.noteShard(k, shard)
 	x.countPending(app, -1)
 	if d.Event == nil && d.SharesEvent && d.JournalSeq != 0 {
 		var ev []byte
@@ -341,12 +355,13 @@ func (x *tx) heads(sql string, args ...any) ([]store.LaneHead, error) {
 }
 
 func (x *tx) Lanes(app string, after store.ThreadKey, limit int) ([]store.LaneHead, error) {
-	const q = `SELECT DISTINCT ON (page, psid) page, psid, id, attempts, created_at, next_attempt FROM baton_outbox WHERE app = $1 `
-	const order = ` ORDER BY page, psid, id LIMIT $2`
-	if after == (store.ThreadKey{}) { // before every thread, even one of an empty page
-		return x.heads(q+order, app, max(limit, 0))
+	q := `SELECT DISTINCT ON (page, psid) page, psid, id, attempts, created_at, next_attempt FROM baton_outbox WHERE app = $1`
+	args := []any{app, max(limit, 0)}
+	if after != (store.ThreadKey{}) { // the zero key is before every thread, even one of an empty page
+		q += ` AND (page, psid) > ($3, $4)`
+		args = append(args, after.Page, after.PSID)
 	}
-	return x.heads(q+`AND (page, psid) > ($3, $4)`+order, app, max(limit, 0), after.Page, after.PSID)
+	return x.heads(q+x.onlyOwned(&args)+` ORDER BY page, psid, id LIMIT $2`, args...)
 }
 
 func (x *tx) LanePending(app string, k store.ThreadKey, limit int) ([]store.LaneHead, error) {

@@ -4,10 +4,23 @@
 // callers share one transaction and one COMMIT (store/groupcommit), as
 // store/bolt's share one fsync.
 //
-// It also holds the shard leases (lease.go): one row per shard, expiring
-// by the database's clock, and UpdateFenced, a write that commits only
-// while its epoch is the shard's. baton serve does not use them yet: it
-// opens Exclusive, one process per database.
+// It is also the store of several replicas on one database, each acting
+// for the shards it holds leases on (store.Sharded, store/cluster.go):
+//   - the shard leases and heartbeats (package lease, the DB's through its
+//     *lease.Table): one row per shard, expiring by the database's clock;
+//     UpdateFenced, a write that commits only while its epochs are the
+//     shards';
+//   - Scoped (scope.go), the store as one replica sees it: its writes of a
+//     thread's rows fenced by the replica's leases (a shard it does not
+//     hold is a *store.NotOwnedError), its scans of its own work (lanes,
+//     timers, jobs, intents) kept to its shards, every other read global;
+//   - the inbound queue (inbound.go), where any replica leaves the webhooks
+//     it accepted for their shard's owner to route, and a NOTIFY at COMMIT
+//     wakes the owners' listeners.
+//
+// They are for the orchestrator's cluster mode, still to come: until then,
+// baton serve opens Exclusive, alone on its database, and uses the DB
+// itself, every shard its own.
 package postgres
 
 import (
@@ -26,17 +39,29 @@ import (
 
 	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/store/groupcommit"
+	"github.com/batonhq/baton/store/postgres/lease"
+	"github.com/batonhq/baton/store/postgres/migrations"
 )
 
 // DB is a store.Store on one PostgreSQL database (or one schema of it).
 type DB struct {
+	// Table is the shard leases and heartbeats: its methods are the DB's.
+	*lease.Table
 	pool   *pgxpool.Pool
 	gc     *groupcommit.Group[*tx]
 	shards int
+	schema string
 	// owner holds the exclusive lock of Options.Exclusive, for the life
 	// of the store.
 	owner     *pgxpool.Conn
 	closeOnce sync.Once
+	// closing ends with Close, and with it every ListenInbound, whose
+	// connection the pool's Close would not end; listeners counts them,
+	// registered under mu.
+	closing   context.Context
+	closeNow  context.CancelFunc
+	mu        sync.Mutex
+	listeners sync.WaitGroup
 }
 
 // ErrHeld is returned by an exclusive Open while another process holds
@@ -65,6 +90,13 @@ type Options struct {
 	// server drops that connection, the lock goes with it.
 	Exclusive bool
 }
+
+// SchemaError is a database whose schema a later Baton migrated: this
+// binary does not know its tables and must not write to them.
+type SchemaError = migrations.SchemaError
+
+// SchemaVersion is the schema this binary migrates a database to.
+func SchemaVersion() int { return migrations.Version() }
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
@@ -109,11 +141,12 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect to %s: %w", where(cfg), err)
 	}
-	if err := migrate(cctx, pool, opt.Schema); err != nil {
+	if err := migrations.Apply(cctx, pool, opt.Schema); err != nil {
 		pool.Close()
 		return nil, err
 	}
-	d := &DB{pool: pool}
+	d := &DB{pool: pool, schema: opt.Schema}
+	d.closing, d.closeNow = context.WithCancel(context.Background())
 	if opt.Exclusive {
 		if err := d.lock(cctx, opt.Schema); err != nil {
 			pool.Close()
@@ -175,6 +208,7 @@ func (d *DB) readMeta(ctx context.Context) error {
 		return fmt.Errorf("postgres: baton_meta says %q shards: not a shard count", v)
 	}
 	d.shards = n
+	d.Table = lease.New(d.pool, n)
 	return nil
 }
 
@@ -193,11 +227,16 @@ func shardOf(k store.ThreadKey, shards int) int {
 	return int(h.Sum32() % uint32(shards))
 }
 
-// Close waits for queued writes and closes the pool. It may be called
-// more than once.
+// Close waits for queued writes, ends the inbound listeners (each
+// ListenInbound returns once its connection is closed) and closes the
+// pool. It may be called more than once.
 func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
 		d.gc.Close()
+		d.mu.Lock()
+		d.closeNow()
+		d.mu.Unlock()
+		d.listeners.Wait()
 		d.release()
 		d.pool.Close()
 	})
@@ -211,14 +250,20 @@ func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
 }
 
 // View runs fn in a read-only transaction on one snapshot.
-func (d *DB) View(fn func(store.ReadTx) error) error {
+func (d *DB) View(fn func(store.ReadTx) error) error { return d.view(nil, fn) }
+
+// view is View with its scans of the replica's work limited to the shards
+// owned, when not nil.
+func (d *DB) view(owned []int32, fn func(store.ReadTx) error) error {
 	ctx := context.Background()
 	ptx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fmt.Errorf("postgres: begin a read: %w", err)
 	}
 	defer ptx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
-	if err := fn(newTx(ctx, ptx, d)); err != nil {
+	x := newTx(ctx, ptx, d)
+	x.owned = owned
+	if err := fn(x); err != nil {
 		return err
 	}
 	if err := ptx.Commit(ctx); err != nil {

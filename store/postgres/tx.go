@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/postgres/lease"
 )
 
 // tx implements store.Tx over one PostgreSQL transaction: a View's
@@ -26,12 +27,21 @@ type tx struct {
 	threads map[store.ThreadKey]store.Thread
 	counts  map[countKey]int64 // threads per (shard, state)
 	pending map[string]int64   // pending deliveries per app
-	// fence is the shards an UpdateFenced caller holds leases for, while
-	// its function runs (nil otherwise); fenceErr, its first write outside
-	// them; idleBounded, that the transaction's idle timeout is set.
-	fence       map[int]bool
+	// fence is the leases of a fenced caller (UpdateFenced, a scope's
+	// Update) while its function runs (nil otherwise); fenceErr, its first
+	// write outside them; touched, the shards it wrote rows of;
+	// idleBounded, that the transaction's idle timeout is set.
+	fence       *lease.Fence
 	fenceErr    error
+	touched     map[int]bool
 	idleBounded bool
+	// owned limits the scans of the replica's own work (lanes, timers,
+	// jobs, intents) to a scope's shards (nil: every shard).
+	owned []int32
+	// schema names the store's schema in the NOTIFY of inbound entries;
+	// notify, that the transaction appended one.
+	schema string
+	notify bool
 }
 
 type countKey struct {
@@ -40,7 +50,18 @@ type countKey struct {
 }
 
 func newTx(ctx context.Context, t pgx.Tx, d *DB) *tx {
-	return &tx{ctx: ctx, t: t, shards: d.shards}
+	return &tx{ctx: ctx, t: t, shards: d.shards, schema: d.schema}
+}
+
+// onlyOwned is the condition that limits a scan of the replica's own work
+// to a scoped transaction's shards, their array appended to args; "" in
+// any other transaction.
+func (x *tx) onlyOwned(args *[]any) string {
+	if x.owned == nil {
+		return ""
+	}
+	*args = append(*args, x.owned)
+	return ` AND shard = ANY($` + strconv.Itoa(len(*args)) + `::int[])`
 }
 
 // shard is the shard of a row written for thread k.
@@ -285,6 +306,12 @@ func (x *tx) flush() error {
 	if apps {
 		b.Queue(`DELETE FROM baton_pending_counts WHERE n <= 0`)
 	}
+	if x.notify {
+		// Delivered at COMMIT, and only if it commits: one a transaction,
+		// however many entries it appended.
+		b.Queue(`SELECT pg_notify($1, $2)`, inboundChannel, x.schema)
+		x.notify = false
+	}
 	if b.Len() == 0 {
 		return nil
 	}
@@ -318,6 +345,7 @@ func (x *tx) PutIntent(i store.Intent) error {
 }
 
 func (x *tx) DeleteIntent(k store.ThreadKey) error {
+	x.shard(k) // a delete writes the thread's rows too
 	_, err := x.exec("delete intent", `DELETE FROM baton_intents WHERE page = $1 AND psid = $2`, k.Page, k.PSID)
 	return err
 }
@@ -327,7 +355,8 @@ func (x *tx) Intent(k store.ThreadKey) (store.Intent, error) {
 }
 
 func (x *tx) Intents() ([]store.Intent, error) {
-	return records[store.Intent](x, "intents", `SELECT record FROM baton_intents ORDER BY page, psid`)
+	var args []any
+	return records[store.Intent](x, "intents", `SELECT record FROM baton_intents WHERE true`+x.onlyOwned(&args)+` ORDER BY page, psid`, args...)
 }
 
 func (x *tx) OneTimeToken(token string) (store.OneTimeToken, error) {
@@ -346,8 +375,9 @@ func (x *tx) PutOneTimeToken(t store.OneTimeToken) error {
 }
 
 func (x *tx) DueTimers(now time.Time, limit int) ([]store.ThreadKey, error) {
-	rows, err := x.t.Query(x.ctx, `SELECT page, psid FROM baton_threads WHERE timer_at IS NOT NULL AND timer_at <= $1
-		ORDER BY timer_at, page, psid LIMIT $2`, nanos(now), max(limit, 0))
+	args := []any{nanos(now), max(limit, 0)}
+	rows, err := x.t.Query(x.ctx, `SELECT page, psid FROM baton_threads WHERE timer_at IS NOT NULL AND timer_at <= $1`+
+		x.onlyOwned(&args)+` ORDER BY timer_at, page, psid LIMIT $2`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: due timers: %w", err)
 	}
@@ -362,13 +392,15 @@ func (x *tx) DueTimers(now time.Time, limit int) ([]store.ThreadKey, error) {
 }
 
 func (x *tx) NextTimer() (time.Time, bool, error) {
-	return x.first("next timer", `SELECT timer_at FROM baton_threads WHERE timer_at IS NOT NULL ORDER BY timer_at LIMIT 1`)
+	var args []any
+	return x.first("next timer", `SELECT timer_at FROM baton_threads WHERE timer_at IS NOT NULL`+x.onlyOwned(&args)+
+		` ORDER BY timer_at LIMIT 1`, args...)
 }
 
 // first reads the time of the first row of sql, if any.
-func (x *tx) first(what, sql string) (time.Time, bool, error) {
+func (x *tx) first(what, sql string, args ...any) (time.Time, bool, error) {
 	var n int64
-	err := x.t.QueryRow(x.ctx, sql).Scan(&n)
+	err := x.t.QueryRow(x.ctx, sql, args...).Scan(&n)
 	switch notFound(err) {
 	case nil:
 		return time.Unix(0, n).UTC(), true, nil

@@ -1,4 +1,8 @@
-package postgres
+// Package migrations is the schema of Baton's PostgreSQL store
+// (store/postgres): the migrations, NNNN_name.sql, applied in order and
+// recorded in schema_migrations, and Apply, which brings a database to
+// them. A release adds a file; it never edits one that shipped.
+package migrations
 
 import (
 	"context"
@@ -13,12 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// The schema is a list of migrations, migrations/NNNN_name.sql, applied in
-// order and recorded in schema_migrations. A release adds a file; it never
-// edits one that shipped.
-//
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
+//go:embed *.sql
+var files embed.FS
 
 type migration struct {
 	version int
@@ -28,7 +28,7 @@ type migration struct {
 
 // migrations are the embedded files in version order.
 func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	entries, err := fs.ReadDir(files, ".")
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +39,7 @@ func migrations() ([]migration, error) {
 		if !ok || err != nil || v < 1 {
 			return nil, fmt.Errorf("migration file %s: want NNNN_name.sql", e.Name())
 		}
-		raw, err := migrationFiles.ReadFile("migrations/" + e.Name())
+		raw, err := files.ReadFile(e.Name())
 		if err != nil {
 			return nil, err
 		}
@@ -54,8 +54,8 @@ func migrations() ([]migration, error) {
 	return out, nil
 }
 
-// SchemaVersion is the schema this binary migrates a database to.
-func SchemaVersion() int {
+// Version is the schema this binary migrates a database to.
+func Version() int {
 	ms, err := migrations()
 	if err != nil {
 		return 0
@@ -78,10 +78,12 @@ func (e *SchemaError) Error() string {
 	return fmt.Sprintf("postgres: %s has Baton schema version %d, migrated by a later Baton; this binary knows version %d at most: run the later binary, or restore the backup taken before the upgrade", where, e.Found, e.Known)
 }
 
-// migrate brings the schema to this binary's version in one transaction,
-// under an advisory lock: replicas starting together take turns, and the
-// second finds nothing left to do. A failed migration leaves nothing.
-func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+// Apply brings the database's schema (schema, or the connections'
+// search_path when "") to this binary's version in one transaction, under
+// an advisory lock: replicas starting together take turns, and the second
+// finds nothing left to do. A failed migration leaves nothing; a schema a
+// later Baton migrated is a *SchemaError.
+func Apply(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	ms, err := migrations()
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)

@@ -1,0 +1,172 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/groupcommit"
+)
+
+// The inbound queue, baton_inbound (migration 0003): any replica appends
+// the webhooks it accepted, under no lease; the owner of an entry's shard
+// reads its shards' oldest (PendingInbound) and deletes each entry in the
+// fenced transaction that routes it. A transaction that appended sends
+// one NOTIFY, which PostgreSQL delivers to every listening session at
+// COMMIT, and only if it commits: a listener woken finds the entries.
+//
+// The NOTIFY's cost (SCALEOUT.md §2.2) is a lock that every notifying
+// COMMIT of the server (all its databases) takes in turn and holds until
+// it is durable: the commits that append inbound entries, one a group
+// commit however many webhooks it holds, line up behind one another
+// across the replicas; the other commits are not affected.
+
+// inboundChannel is the NOTIFY's channel. Its payload is the schema, so
+// that the stores of other schemas on the database ignore it.
+const inboundChannel = "baton_inbound"
+
+// AppendInbound queues e and assigns its Seq. e.Shard must be its
+// thread's (any for a page-level event, PSID ""): its owner routes it.
+func (x *tx) AppendInbound(e *store.InboundEntry) error {
+	if e.Shard < 0 || e.Shard >= x.shards {
+		return fmt.Errorf("postgres: inbound entry for shard %d: want 0 to %d", e.Shard, x.shards-1)
+	}
+	if k := (store.ThreadKey{Page: e.Page, PSID: e.PSID}); e.PSID != "" && shardOf(k, x.shards) != e.Shard {
+		return fmt.Errorf("postgres: inbound entry of thread %s for shard %d: the thread is in shard %d", k, e.Shard, shardOf(k, x.shards))
+	}
+	var seq int64
+	if err := x.t.QueryRow(x.ctx, `INSERT INTO baton_inbound (shard, app, page, psid, channel, received_at, event)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq`, e.Shard, e.App, e.Page, e.PSID, e.Channel,
+		nanos(e.ReceivedAt), []byte(e.Event)).Scan(&seq); err != nil {
+		return fmt.Errorf("postgres: append inbound entry: %w", err)
+	}
+	e.Seq = uint64(seq)
+	x.notify = true
+	return nil
+}
+
+// DeleteInbound removes a routed entry; inside a fenced update, the
+// shard of its row must be one of the leases'. An entry already gone is
+// store.ErrNotFound: it was routed by a commit whose outcome the caller
+// did not learn, and must not be routed twice.
+func (x *tx) DeleteInbound(e store.InboundEntry) error {
+	var k store.ThreadKey
+	var shard int
+	err := x.t.QueryRow(x.ctx, `DELETE FROM baton_inbound WHERE seq = $1 RETURNING page, psid, shard`,
+		int64(min(e.Seq, 1<<63-1))).Scan(&k.Page, &k.PSID, &shard)
+	switch notFound(err) {
+	case nil:
+		x.noteShard(k, shard)
+		return nil
+	case store.ErrNotFound:
+		return fmt.Errorf("inbound entry %d: %w", e.Seq, store.ErrNotFound)
+	}
+	return fmt.Errorf("postgres: delete inbound entry %d: %w", e.Seq, err)
+}
+
+// PendingInbound lists the oldest entries of shards, in Seq order, at
+// most limit (all when limit <= 0).
+func (d *DB) PendingInbound(ctx context.Context, shards []int, limit int) ([]store.InboundEntry, error) {
+	if len(shards) == 0 {
+		return nil, nil
+	}
+	of := make([]int32, len(shards))
+	for i, s := range shards {
+		of[i] = int32(s)
+	}
+	rows, err := d.pool.Query(ctx, `SELECT seq, shard, app, page, psid, channel, received_at, event FROM baton_inbound
+		WHERE shard = ANY($1::int[]) ORDER BY seq LIMIT $2`, of, pageLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: pending inbound entries: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.InboundEntry, error) {
+		var e store.InboundEntry
+		var seq, at int64
+		var ev []byte
+		err := r.Scan(&seq, &e.Shard, &e.App, &e.Page, &e.PSID, &e.Channel, &at, &ev)
+		e.Seq, e.ReceivedAt, e.Event = uint64(seq), fromNanos(at), ev
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: pending inbound entries: %w", err)
+	}
+	return out, nil
+}
+
+// ListenInbound calls wake once it listens (entries appended before were
+// not told: the caller reads the queue then), and whenever a transaction
+// that appended entries commits, on any store of the schema, until ctx
+// ends (ctx's error) or the connection breaks (its error). wake runs on
+// the listener's goroutine: it must be quick (a send that does not
+// block), and a burst of commits may wake it as many times.
+//
+// The listener takes a connection out of the pool for good (the pool
+// opens another in its place, up to Options.MaxConns) and closes it when
+// it returns: back in the pool, a connection that listened would buffer
+// every notification. The pool's Close would not end it, so Close ends
+// the listeners first (their error wraps groupcommit.ErrClosed, as
+// Update's after Close does) and waits for their connections to close.
+func (d *DB) ListenInbound(ctx context.Context, wake func()) error {
+	lctx, done, err := d.listening(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	pooled, err := d.pool.Acquire(lctx)
+	if err != nil {
+		return d.listenErr(ctx, err)
+	}
+	conn := pooled.Hijack()
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(lctx, `LISTEN `+inboundChannel); err != nil {
+		return d.listenErr(ctx, err)
+	}
+	wake()
+	for {
+		n, err := conn.WaitForNotification(lctx)
+		if err != nil {
+			return d.listenErr(ctx, err)
+		}
+		if n.Channel == inboundChannel && n.Payload == d.schema {
+			wake()
+		}
+	}
+}
+
+// listening registers a listener, unless the store is closing: its
+// context ends with ctx or with Close, and done unregisters it.
+func (d *DB) listening(ctx context.Context) (context.Context, func(), error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closing.Err() != nil {
+		return nil, nil, fmt.Errorf("postgres: listen for inbound entries: %w", groupcommit.ErrClosed)
+	}
+	d.listeners.Add(1)
+	lctx, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(d.closing, cancel)
+	return lctx, func() { unhook(); cancel(); d.listeners.Done() }, nil
+}
+
+// listenErr is what a listener that stopped on err returns: ctx's error
+// when ctx ended, groupcommit.ErrClosed when the store closed.
+func (d *DB) listenErr(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case d.closing.Err() != nil:
+		err = groupcommit.ErrClosed
+	}
+	return fmt.Errorf("postgres: listen for inbound entries: %w", err)
+}
+
+var (
+	_ store.InboundTx = (*tx)(nil)
+	_ store.Inbound   = (*DB)(nil)
+)

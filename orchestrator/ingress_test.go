@@ -194,6 +194,7 @@ func TestAdminRequiresToken(t *testing.T) {
 		{"POST", "/admin/deliveries/1/retry"},
 		{"POST", "/admin/deliveries/retry?app=support-bot"},
 		{"GET", "/admin/errors"},
+		{"GET", "/admin/cluster"},
 		{"GET", "/admin/backup"},
 		{"GET", "/debug/pprof/"},
 		{"GET", "/debug/pprof/heap"},
@@ -201,7 +202,7 @@ func TestAdminRequiresToken(t *testing.T) {
 	want := "GET /admin/threads|GET /admin/threads/{page}/{psid}|POST /admin/threads/{page}/{psid}/{op:pass|take|release}|" +
 		"POST /admin/threads/{page}/{psid}/reconcile|POST /admin/threads/{page}/{psid}/erase|" +
 		"GET /admin/threads/{page}/{psid}/transcript|GET /admin/transcripts|GET /admin/journal|" +
-		"GET /admin/deliveries|POST /admin/deliveries/{id:[0-9]+}/retry|POST /admin/deliveries/retry|GET /admin/errors|GET /admin/backup"
+		"GET /admin/deliveries|POST /admin/deliveries/{id:[0-9]+}/retry|POST /admin/deliveries/retry|GET /admin/errors|GET /admin/cluster|GET /admin/backup"
 	if got := strings.Join(api.AdminRoutes(), "|"); got != want {
 		t.Fatalf("admin routes are now %s; add the new ones to this test", got)
 	}

@@ -88,6 +88,8 @@ type Cluster struct {
 	Inbound store.Inbound
 	Scope   store.Scope
 	ShardOf func(store.ThreadKey) int
+	// Status reads the replicas and the leases for GET /admin/cluster.
+	Status func(ctx context.Context) (any, error)
 }
 
 // singleton says whether this Orchestrator runs the work done once for
@@ -196,7 +198,7 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 	o.deletion = deletion.New(deletion.Deps{Store: shared, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("deletion"),
 		Errors: errs, PublicURL: cfg.PublicURL, Deliver: o.dispatcher.Add})
 	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Eraser: o.deletion, Holds: o.rules, Errors: errs, Log: d.Log.Named("api"),
-		Gatherer: m.Registry, AdminToken: cfg.Admin.Token.Reveal(), Sessions: o.console, Ready: o.ready})
+		Gatherer: m.Registry, AdminToken: cfg.Admin.Token.Reveal(), Sessions: o.console, Ready: o.ready, Cluster: clusterStatus(d.Cluster)})
 	o.graph = graphapi.New(graphapi.Deps{Store: d.Store, Topology: top, Threads: o.threads, Ledger: ledger, Graph: d.Graph, Clock: d.Clock,
 		Metrics: m, Errors: errs, Owns: owns})
 	return o, nil
@@ -235,6 +237,14 @@ func (o *Orchestrator) run(stop, work context.Context) error {
 	}
 	g.Go(func() error { return o.console.Run(ctx) })
 	return g.Wait()
+}
+
+// clusterStatus is the admin API's view of the cluster, nil without one.
+func clusterStatus(c *Cluster) func(context.Context) (any, error) {
+	if c == nil {
+		return nil
+	}
+	return c.Status
 }
 
 // Ready is closed once Run has recovered and started.

@@ -109,7 +109,11 @@ func (s *Server) build(cfg *config.Config) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
-	o, err := New(cfg, Deps{Store: s.st, Graph: graph, Clock: s.clock, Log: s.log, Adapters: ads, Metrics: s.m, Errors: s.errs, BodyBudget: s.budget})
+	d := Deps{Store: s.st, Graph: graph, Clock: s.clock, Log: s.log, Adapters: ads, Metrics: s.m, Errors: s.errs, BodyBudget: s.budget}
+	if s.cluster != nil {
+		d.Store, d.Cluster = s.cluster.deps()
+	}
+	o, err := New(cfg, d)
 	if err != nil {
 		return nil, err
 	}

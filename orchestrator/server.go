@@ -92,7 +92,10 @@ type Server struct {
 	gate   *gate
 	fatal  chan error // a generation's loops ended on their own
 
-	reloadMu sync.Mutex // one reload at a time; running changes under it
+	// cluster is set when this is one replica of several (cluster.go).
+	cluster *replicaCluster
+
+	reloadMu sync.Mutex // one reload or rescope at a time; running changes under it
 	running  bool
 
 	mu        sync.Mutex
@@ -142,6 +145,13 @@ func NewServer(cfg *config.Config, st store.Store, opts ServerOptions) (*Server,
 		}
 		s.tls = src
 	}
+	if cfg.Cluster != nil {
+		rc, err := s.newReplicaCluster(cfg, st)
+		if err != nil {
+			return nil, err
+		}
+		s.cluster = rc
+	}
 	gen, err := s.build(cfg)
 	if err != nil {
 		return nil, err
@@ -183,9 +193,13 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.public, s.admin = pl.Addr().String(), al.Addr().String()
 	s.mu.Unlock()
-	public := &http.Server{Handler: s.gate.handler(publicSide), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(s.cfg.Webhooks.MaxBody),
+	pubH, admH := s.gate.handler(publicSide), s.gate.handler(adminSide)
+	if s.cluster != nil { // a thread's call to another replica's shard is answered by its owner
+		pubH, admH = s.cluster.wrap(pubH), s.cluster.wrap(admH)
+	}
+	public := &http.Server{Handler: pubH, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(s.cfg.Webhooks.MaxBody),
 		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
-	admin := &http.Server{Handler: s.gate.handler(adminSide), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(0),
+	admin := &http.Server{Handler: admH, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(0),
 		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
 	// The console's event streams end with the listener, or its shutdown
 	// would wait for them.
@@ -206,7 +220,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		logged = append(append(logged, s.tls.LogFields()...), zap.Bool("admin_tls", s.cfg.Admin.TLS))
 	}
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	if addr, h := s.tlsChallenge(); h != nil {
 		// ACME's HTTP-01 answers on its own port; the rest of it redirects
 		// to https. It is opened last and fails the start like the others.
@@ -231,6 +245,13 @@ func (s *Server) Run(ctx context.Context) error {
 	s.gate.current().start(s.fatal)
 	s.running = true
 	s.reloadMu.Unlock()
+	stopCluster := func() {}
+	if s.cluster != nil {
+		if stopCluster, err = s.runCluster(ctx, errc); err != nil {
+			stopCluster = func() {}
+			errc <- err
+		}
+	}
 
 	var first error
 	select {
@@ -240,6 +261,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case err := <-s.fatal:
 		first = err
 	}
+	stopCluster()     // no new shard set from here: the leases held stay until the handoff
 	s.reloadMu.Lock() // a reload under way finishes first
 	s.running = false
 	s.reloadMu.Unlock()
@@ -249,6 +271,9 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = srv.Shutdown(shutdown) // webhooks in flight finish their durable write
 	}
 	_ = s.gate.current().halt(0) // an error of its own came on s.fatal
+	if s.cluster != nil {
+		s.handoff()
+	}
 	return first
 }
 

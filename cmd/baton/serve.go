@@ -127,7 +127,7 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 		// One process holds the database alone unless it is one of
 		// several replicas, which share it through the shard leases.
 		return postgres.Open(ctx, p.DSN.Reveal(), postgres.Options{
-			Schema: p.Schema, MaxConns: int32(p.MaxConns), CommitWait: cfg.Webhooks.CommitWait, Exclusive: cfg.Cluster == nil,
+			Schema: p.Schema, MaxConns: int32(p.MaxConns), CommitWait: cfg.Webhooks.CommitWait, Exclusive: cfg.Cluster == nil, Shared: cfg.Cluster != nil,
 		})
 	}
 	return bolt.Open(cfg.Data, bolt.Options{CommitWait: cfg.Webhooks.CommitWait})
@@ -149,6 +149,9 @@ func buildLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
 }
+
+// The replicas' store is PostgreSQL's.
+var _ orchestrator.ClusterStore = (*postgres.DB)(nil)
 
 // applyServeFlags puts serve's flags over the file's settings, and checks
 // what they set as the file's own are checked.

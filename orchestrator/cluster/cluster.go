@@ -90,12 +90,15 @@ type Member struct {
 	held    map[int]*cell // leases held, live or not yet dropped
 	applied Scope         // the scope last applied
 	view    []store.ShardLease
-	addrs   map[string]string // replica id -> addr, by the last read
-	live    map[string]bool   // live replica ids, by the last read
-	started bool              // Run was called
-	leaving bool              // Handoff was called: Run stops, and may not start
-	stop    context.CancelFunc
-	done    chan struct{} // closed when Run returns
+	// rereadMu and rereadAt pace Owner's fresh reads (reread).
+	rereadMu sync.Mutex
+	rereadAt time.Time
+	addrs    map[string]string // replica id -> addr, by the last read
+	live     map[string]bool   // live replica ids, by the last read
+	started  bool              // Run was called
+	leaving  bool              // Handoff was called: Run stops, and may not start
+	stop     context.CancelFunc
+	done     chan struct{} // closed when Run returns
 }
 
 // New makes the member of the replica named opt.Name; it does nothing
@@ -187,6 +190,16 @@ func (m *Member) Ready() <-chan struct{} { return m.ready }
 // replica itself by its own leases, which are fresher. ok is false when
 // no live lease on shard is known, or its owner's address is not.
 func (m *Member) Owner(shard int) (id, addr string, ok bool) {
+	if id, addr, ok = m.owner(shard); ok {
+		return id, addr, ok
+	}
+	// The read may be a tick old: a shard just taken by another replica
+	// is not in it yet. One fresh read, shared by the calls that missed.
+	m.reread()
+	return m.owner(shard)
+}
+
+func (m *Member) owner(shard int) (id, addr string, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if c := m.held[shard]; c != nil {
@@ -206,6 +219,44 @@ func (m *Member) Owner(shard int) (id, addr string, ok bool) {
 		return "", "", false
 	}
 	return row.Owner, addr, true
+}
+
+// rereadEvery bounds the reads that Owner's misses make: a flood of
+// calls for a shard nobody holds reads the leases this often at most.
+const rereadEvery = 100 * time.Millisecond
+
+// reread reads the leases and the replicas' addresses again for Owner,
+// unless a read finished less than rereadEvery ago.
+func (m *Member) reread() {
+	m.rereadMu.Lock()
+	defer m.rereadMu.Unlock()
+	if time.Since(m.rereadAt) < rereadEvery {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	reps, err := m.db.Replicas(ctx)
+	var rows []store.ShardLease
+	if err == nil {
+		rows, err = m.db.Leases(ctx)
+	}
+	m.rereadAt = time.Now()
+	if err != nil {
+		return // the caller answers that the owner is not known; the next tick reads again
+	}
+	addrs := make(map[string]string, len(reps))
+	for _, r := range reps {
+		addrs[r.ID] = r.Addr
+	}
+	view := make([]store.ShardLease, m.db.Shards())
+	for _, r := range rows {
+		if r.Shard >= 0 && r.Shard < len(view) {
+			view[r.Shard] = r
+		}
+	}
+	m.mu.Lock()
+	m.addrs, m.view = addrs, view
+	m.mu.Unlock()
 }
 
 // Held is the shards whose leases the member holds live now, ascending.

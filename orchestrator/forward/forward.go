@@ -67,6 +67,11 @@ type Options struct {
 	// Nil: WriteUnavailable, apierr's shape; /graph wants Meta's
 	// (graphapi.WriteUnavailable).
 	Unavailable func(w http.ResponseWriter, r *http.Request)
+	// OwnerWait is how long a request waits for its shard's owner during
+	// a hand-off (none known yet, this replica taking it, an owner that
+	// just gave it up) before it is answered 503 (default 2 s; negative:
+	// one try).
+	OwnerWait time.Duration
 }
 
 // DefaultMaxBody is Options.MaxBody's default: the largest body of the
@@ -87,6 +92,7 @@ type Forwarder struct {
 	client      *http.Client
 	ownClient   bool
 	maxBody     int64
+	ownerWait   time.Duration
 	log         *zap.Logger
 	unavailable func(http.ResponseWriter, *http.Request)
 	forwarded   *prometheus.CounterVec // nil: not counted
@@ -106,7 +112,13 @@ func New(opt Options) (*Forwarder, error) {
 		return nil, errors.New("forward: no Owners")
 	}
 	f := &Forwarder{self: opt.Self, secret: bytes.Clone(opt.Secret), owners: opt.Owners, client: opt.Client,
-		maxBody: opt.MaxBody, log: opt.Log, unavailable: opt.Unavailable, now: time.Now}
+		maxBody: opt.MaxBody, ownerWait: opt.OwnerWait, log: opt.Log, unavailable: opt.Unavailable, now: time.Now}
+	switch {
+	case f.ownerWait == 0:
+		f.ownerWait = DefaultOwnerWait
+	case f.ownerWait < 0:
+		f.ownerWait = 0
+	}
 	if f.client == nil {
 		f.client, f.ownClient = newClient(), true
 	}
@@ -218,41 +230,12 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, shard int, t
 		f.busy(w, r, outcome, append(fields, zap.Int64("max_body", f.maxBody), zap.Error(tee.err)))
 		return
 	}
-	id, addr, ok := f.owners.Owner(shard)
-	switch {
-	case !ok:
-		f.busy(w, r, "no_owner", fields)
-		return
-	case id == f.self:
-		// h says another replica holds the shard, Owners says this one:
-		// a lease being won or lost this instant. Sent to itself, the
-		// request would be refused again.
-		f.busy(w, r, "self", fields)
-		return
-	}
-	fields = append(fields, zap.String("owner", id))
-	out, err := f.request(r, addr, body)
-	if err != nil {
-		f.busy(w, r, "unreachable", append(fields, zap.String("addr", addr), zap.Error(withoutURL(err))))
-		return
-	}
-	resp, err := f.client.Do(out)
-	if err != nil {
-		failed := "unreachable"
-		if r.Context().Err() != nil {
-			failed = "canceled" // the client went: nobody to answer
-		}
-		f.busy(w, r, failed, append(fields, zap.String("addr", addr), zap.Error(withoutURL(err))))
+	resp, outcome := f.toOwner(r, shard, body, &fields)
+	if outcome != "" {
+		f.busy(w, r, outcome, fields)
 		return
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusMisdirectedRequest && resp.Header.Get(apierr.ShardHeader) != "" {
-		// The owner does not hold it either: ownership moved meanwhile.
-		// One hop only; the client's retry finds the new owner.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // keeps the connection
-		f.busy(w, r, "moved", fields)
-		return
-	}
 	hd := w.Header()
 	for k, v := range resp.Header {
 		hd[k] = v
@@ -260,13 +243,72 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, shard int, t
 	dropHopByHop(hd)
 	f.count("forwarded") // before the client can see the answer
 	w.WriteHeader(resp.StatusCode)
-	err = copyBody(w, resp.Body)
+	err := copyBody(w, resp.Body)
 	fields = append(fields, zap.Int("status", resp.StatusCode), zap.Duration("took", time.Since(start)))
 	if err != nil {
 		f.warn("forwarded answer cut short", "cut_short", append(fields, zap.Error(err)))
 		return
 	}
 	f.log.Debug("forwarded to the thread's owner", fields...)
+}
+
+// DefaultOwnerWait is Options.OwnerWait's default: a shard handed off
+// between replicas has no owner for up to a tick of the new owner's (a
+// second), and a client served a little later is better served than one
+// told to retry.
+const DefaultOwnerWait = 2 * time.Second
+
+// toOwner sends r to the owner of shard, waiting up to OwnerWait for one
+// (a hand-off under way: none known yet, or this replica named while it
+// takes the shard, or an owner that no longer holds it), and returns the
+// owner's answer, or the outcome that makes it a 503.
+func (f *Forwarder) toOwner(r *http.Request, shard int, body []byte, fields *[]zap.Field) (*http.Response, string) {
+	deadline := time.Now().Add(f.ownerWait)
+	for attempt := 0; ; attempt++ {
+		id, addr, ok := f.owners.Owner(shard)
+		outcome := ""
+		switch {
+		case !ok:
+			outcome = "no_owner"
+		case id == f.self && attempt == 0:
+			// h says another replica holds the shard, Owners says this
+			// one: the lease is being won this instant, and this
+			// replica's parts are being rebuilt for it. Its own internal
+			// listener serves the rebuilt ones, after a moment.
+			outcome = "self"
+		default:
+			out, err := f.request(r, addr, body)
+			if err != nil {
+				*fields = append(*fields, zap.String("addr", addr), zap.Error(withoutURL(err)))
+				return nil, "unreachable"
+			}
+			resp, err := f.client.Do(out)
+			if err != nil {
+				*fields = append(*fields, zap.String("owner", id), zap.String("addr", addr), zap.Error(withoutURL(err)))
+				if r.Context().Err() != nil {
+					return nil, "canceled" // the client went: nobody to answer
+				}
+				return nil, "unreachable"
+			}
+			if resp.StatusCode != http.StatusMisdirectedRequest || resp.Header.Get(apierr.ShardHeader) == "" {
+				*fields = append(*fields, zap.String("owner", id))
+				return resp, ""
+			}
+			// The owner does not hold it either: ownership moved meanwhile.
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // keeps the connection
+			resp.Body.Close()
+			outcome = "moved"
+		}
+		wait := 50 * time.Millisecond
+		if time.Now().Add(wait).After(deadline) {
+			return nil, outcome
+		}
+		select {
+		case <-r.Context().Done():
+			return nil, "canceled"
+		case <-time.After(wait):
+		}
+	}
 }
 
 // busy answers 503: no replica can answer r now.

@@ -86,7 +86,8 @@ func newReplica(t *testing.T, id string, maxBody int64, wrapInternal bool, opts 
 	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	rp := &replica{id: id, owners: &ownerTable{m: map[int][2]string{}}, mine: map[int]bool{}, next: make(chan struct{}), logs: logs, reg: prometheus.NewRegistry()}
-	opt := Options{Self: id, Secret: testSecret, Owners: rp.owners, MaxBody: maxBody, Log: zap.New(core), Registerer: rp.reg}
+	// One try: the tests of waiting for an owner set their own wait.
+	opt := Options{Self: id, Secret: testSecret, Owners: rp.owners, MaxBody: maxBody, Log: zap.New(core), Registerer: rp.reg, OwnerWait: -1}
 	for _, o := range opts {
 		o(&opt, rp)
 	}

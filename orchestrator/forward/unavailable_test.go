@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton/orchestrator/apierr"
 )
@@ -127,3 +128,51 @@ func TestUnavailableShape(t *testing.T) {
 		t.Fatalf("%d %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), got)
 	}
 }
+
+// During a hand-off the shard has no owner for a moment: the request
+// waits for one (OwnerWait) and gets its answer rather than a 503.
+func TestWaitsForTheNextOwner(t *testing.T) {
+	asked := make(chan struct{}, 1)
+	a := newReplica(t, "A", testMax, false, func(o *Options, rp *replica) {
+		o.OwnerWait = 5 * time.Second
+		inner := o.Owners
+		o.Owners = ownersFunc(func(shard int) (string, string, bool) {
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
+			return inner.Owner(shard)
+		})
+	})
+	b := newReplica(t, "B", testMax, false)
+	b.own(8)
+	c := testClient(t)
+	type answer struct {
+		status int
+		err    error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		resp, err := c.Post(a.public.URL+"/v1/threads/8/pass", "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			done <- answer{0, err}
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		done <- answer{resp.StatusCode, nil}
+	}()
+	<-asked // A asked, and nobody held shard 8: now B takes it
+	a.owners.set(8, "B", b.internal.URL)
+	got := <-done
+	if got.err != nil || got.status/100 != 2 {
+		t.Fatalf("%d %v, want B's 2xx once B held the shard", got.status, got.err)
+	}
+	if b.internalHits.Load() != 1 || a.forwarded("forwarded") != 1 {
+		t.Fatalf("B's internal listener %d hits, forwarded %v: want 1, 1", b.internalHits.Load(), a.forwarded("forwarded"))
+	}
+}
+
+type ownersFunc func(shard int) (string, string, bool)
+
+func (f ownersFunc) Owner(shard int) (string, string, bool) { return f(shard) }

@@ -41,6 +41,15 @@ func (g *Endpoint) send(w http.ResponseWriter, c *call, p *topology.Page) {
 		writeError(w, newError(http.StatusBadRequest, 100, messenger.SubcodeNoMatchingUser, "(#100) No matching user found"))
 		return
 	}
+	// A send is its thread owner's to make, whatever it carries (a
+	// message, a sender action, a pass of thread control): the policy and
+	// the record it reads are the owner's.
+	if g.d.Owns != nil && rcpt.ID != "" {
+		if err := g.d.Owns(store.ThreadKey{Page: p.ID, PSID: string(rcpt.ID)}); err != nil {
+			writeFailure(w, statemachine.OpTake, err)
+			return
+		}
+	}
 	var otn *store.OneTimeToken
 	if req.Message != nil && (rcpt.ID != "" || rcpt.OneTimeNotifToken != "") {
 		var err error

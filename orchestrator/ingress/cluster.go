@@ -169,7 +169,7 @@ func (in *Ingress) routeInbound(ctx context.Context, log *zap.Logger) (int, erro
 	for i, e := range entries {
 		qs[i] = in.decode(e)
 	}
-	if err := in.routeQueued(ctx, qs); err == nil || errors.Is(err, store.ErrFenced) {
+	if err := in.routeQueued(ctx, qs); err == nil || errors.Is(err, store.ErrFenced) || ctx.Err() != nil {
 		return len(entries), err
 	}
 	held := map[store.ThreadKey]bool{}

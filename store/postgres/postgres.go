@@ -84,11 +84,17 @@ type Options struct {
 	CommitWait time.Duration
 	// Exclusive makes this process the only one on the database (or
 	// schema) while the store is open: a second exclusive Open fails at
-	// once with ErrHeld, as a second bbolt Open does. baton serve opens
-	// exclusively until shard leases let replicas share the work. The
-	// lock is a session advisory lock on one pooled connection: if the
-	// server drops that connection, the lock goes with it.
+	// once with ErrHeld, as a second bbolt Open does, and so does a
+	// Shared one. baton serve opens exclusively when it is not one of
+	// several replicas. The lock is a session advisory lock on one pooled
+	// connection: if the server drops that connection, the lock goes with
+	// it.
 	Exclusive bool
+	// Shared is the replicas' side of the same lock: any number of Shared
+	// opens hold the database together (the shard leases share the work
+	// out), and none while an Exclusive one does, so that a Baton that is
+	// not a replica never writes beside them.
+	Shared bool
 }
 
 // SchemaError is a database whose schema a later Baton migrated: this
@@ -118,7 +124,10 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	if opt.MaxConns > 0 {
 		cfg.MaxConns = opt.MaxConns
 	}
-	if opt.Exclusive {
+	if opt.Exclusive && opt.Shared {
+		return nil, errors.New("postgres: open either exclusively or shared, not both")
+	}
+	if opt.Exclusive || opt.Shared {
 		cfg.MaxConns++ // the lock's own
 	}
 	if opt.Schema != "" {
@@ -147,8 +156,8 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	}
 	d := &DB{pool: pool, schema: opt.Schema}
 	d.closing, d.closeNow = context.WithCancel(context.Background())
-	if opt.Exclusive {
-		if err := d.lock(cctx, opt.Schema); err != nil {
+	if opt.Exclusive || opt.Shared {
+		if err := d.lock(cctx, opt.Schema, opt.Shared); err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("postgres: open %s: %w", where(cfg), err)
 		}
@@ -162,20 +171,25 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	return d, nil
 }
 
-// lock takes the exclusive lock of the schema on a connection of its own.
-func (d *DB) lock(ctx context.Context, schema string) error {
+// lock takes the lock of the schema, exclusive or shared, on a
+// connection of its own.
+func (d *DB) lock(ctx context.Context, schema string, shared bool) error {
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
+	fn, held := "pg_try_advisory_lock", "stop it, or give this one another database or schema"
+	if shared {
+		fn, held = "pg_try_advisory_lock_shared", "one that is not a replica (no cluster: in its config); stop it first, or give the replicas another database or schema"
+	}
 	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, "baton owner "+schema).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT `+fn+`(hashtextextended($1, 0))`, "baton owner "+schema).Scan(&ok); err != nil {
 		conn.Release()
 		return err
 	}
 	if !ok {
 		conn.Release()
-		return fmt.Errorf("%w: stop it, or give this one another database or schema", ErrHeld)
+		return fmt.Errorf("%w: %s", ErrHeld, held)
 	}
 	d.owner = conn
 	return nil

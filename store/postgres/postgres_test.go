@@ -208,7 +208,25 @@ func TestExclusive(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after Close: %v", err)
 	}
+	// The replicas' side of the lock: any number together, none beside an
+	// exclusive one.
+	if _, err := Open(ctx, dsn, Options{Schema: schema, Shared: true}); !errors.Is(err, ErrHeld) {
+		t.Fatalf("a shared open beside an exclusive one: %v, want ErrHeld", err)
+	}
 	again.Close()
+	r1, err := Open(ctx, dsn, Options{Schema: schema, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r1.Close()
+	r2, err := Open(ctx, dsn, Options{Schema: schema, Shared: true})
+	if err != nil {
+		t.Fatalf("two replicas: %v", err)
+	}
+	defer r2.Close()
+	if _, err := Open(ctx, dsn, Options{Schema: schema, Exclusive: true}); !errors.Is(err, ErrHeld) {
+		t.Fatalf("an exclusive open beside replicas: %v, want ErrHeld", err)
+	}
 }
 
 func TestOpenErrors(t *testing.T) {

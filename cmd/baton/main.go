@@ -32,6 +32,7 @@ func commands() []command {
 		{"subscribe", "subscribe the hosted apps to their pages' webhooks at Meta", runSubscribe},
 		{"doctor", "check tokens, permissions, subscriptions and the webhook URL against Meta", runDoctor},
 		{"threads", "list threads or show one (talks to the admin API)", runThreads},
+		{"cluster", "show the replicas of a cluster and the shards each holds (talks to the admin API)", runCluster},
 		{"backup", "save a consistent copy of a running Baton's data file", runBackup},
 		{"erase", "remove everything a running Baton keeps about one person", runErase},
 		{"platform", "run the fake Messenger platform alone", runPlatform},

@@ -63,9 +63,9 @@ func (m *Member) Handoff(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("cluster: leave: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
-		m.log.Error("hand-off incomplete: what was not released runs out at its TTL", zap.String("released", ranges(released)), zap.Error(err))
+		m.log.Error("hand-off incomplete: what was not released runs out at its TTL", zap.String("released", Ranges(released)), zap.Error(err))
 		return err
 	}
-	m.log.Info("handed off every shard and left", zap.String("shards", ranges(released)), zap.Int("count", len(released)))
+	m.log.Info("handed off every shard and left", zap.String("shards", Ranges(released)), zap.Int("count", len(released)))
 	return nil
 }

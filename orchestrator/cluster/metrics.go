@@ -97,9 +97,9 @@ func (f *failures) ok() {
 	f.n, f.last = 0, ""
 }
 
-// ranges is shards (ascending) as ranges, "0-3,7,9-12", for the logs: a
+// Ranges is shards (ascending) as ranges, "0-3,7,9-12", for the logs: a
 // list of 256 numbers would bury the line.
-func ranges(shards []int) string {
+func Ranges(shards []int) string {
 	var b strings.Builder
 	for i := 0; i < len(shards); {
 		j := i

@@ -253,7 +253,7 @@ func (m *Member) round(ctx context.Context, apply func(Scope), f *roundFailures)
 	want := assign(m.note(reps, rows), m.db.Shards())
 	acquired := m.acquire(ctx, want, rows, f)
 	if len(acquired) > 0 {
-		m.log.Info("shards acquired", zap.String("shards", ranges(acquired)), zap.Int("count", len(acquired)))
+		m.log.Info("shards acquired", zap.String("shards", Ranges(acquired)), zap.Int("count", len(acquired)))
 		m.met.addMoves(len(acquired), 0)
 	}
 	m.settle(ctx, apply, want, f)
@@ -411,7 +411,7 @@ func (m *Member) settle(ctx context.Context, apply func(Scope), want []string, f
 
 	if len(lost) > 0 {
 		sort.Ints(lost)
-		m.log.Warn("shard leases lost: acting without them", zap.String("shards", ranges(lost)), zap.Int("count", len(lost)))
+		m.log.Warn("shard leases lost: acting without them", zap.String("shards", Ranges(lost)), zap.Int("count", len(lost)))
 		m.met.addLost(len(lost))
 	}
 	if changed && ctx.Err() == nil {
@@ -435,7 +435,7 @@ func (m *Member) settle(ctx context.Context, apply func(Scope), want []string, f
 			c.kill(now)
 			m.releaseLease(ctx, l, f)
 		}
-		m.log.Info("shards handed off", zap.String("shards", ranges(handoff)), zap.Int("count", len(handoff)))
+		m.log.Info("shards handed off", zap.String("shards", Ranges(handoff)), zap.Int("count", len(handoff)))
 		m.met.addMoves(0, len(handoff))
 	}
 	m.met.setOwned(len(keep))

@@ -145,8 +145,8 @@ func TestRanges(t *testing.T) {
 		{[]int{0, 1, 2, 3, 7, 9, 10, 11, 12}, "0-3,7,9-12"},
 		{[]int{1, 3, 5}, "1,3,5"},
 	} {
-		if got := ranges(c.in); got != c.want {
-			t.Errorf("ranges(%v) = %q, want %q", c.in, got, c.want)
+		if got := Ranges(c.in); got != c.want {
+			t.Errorf("Ranges(%v) = %q, want %q", c.in, got, c.want)
 		}
 	}
 }

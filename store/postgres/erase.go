@@ -24,6 +24,11 @@ var erasePhases = []struct {
 	name string
 	run  func(x *tx, e *eraseRun, budget int) (int, error)
 }{
+	// Webhook events accepted and not yet routed (a cluster's queue,
+	// usually milliseconds deep): routed after the erase, one would bring
+	// the person back. Counted with the journal, what they become.
+	{"inbound", eraseTable("inbound queue", `DELETE FROM baton_inbound WHERE seq IN (
+		SELECT seq FROM baton_inbound WHERE page = $1 AND psid = $2 ORDER BY seq LIMIT $3)`, func(n *store.Erased) *int { return &n.Journal })},
 	{"thread", (*tx).eraseThread},
 	{"pending", (*tx).erasePending},
 	{"history", eraseTable("history", `DELETE FROM baton_history WHERE (page, psid, id) IN (

@@ -121,6 +121,17 @@ func TestInbound(t *testing.T) {
 	if fmt.Sprint(seqs(got)) != fmt.Sprint([]uint64{e2.Seq, e4.Seq}) {
 		t.Errorf("left %v, want %d and %d", seqs(got), e2.Seq, e4.Seq)
 	}
+
+	// An erase takes the person's queued entries with the rest: routed
+	// afterwards, one would bring them back.
+	erased, err := store.Erase(ctx, a, store.ThreadKey{Page: e2.Page, PSID: e2.PSID})
+	if err != nil || erased.Journal != 1 {
+		t.Fatalf("erase: %+v %v, want the queued entry counted with the journal", erased, err)
+	}
+	got, err = a.PendingInbound(ctx, []int{1, 2, 3}, 0)
+	if err != nil || fmt.Sprint(seqs(got)) != fmt.Sprint([]uint64{e4.Seq}) {
+		t.Errorf("after the erase %v %v, want %d left", seqs(got), err, e4.Seq)
+	}
 }
 
 // A listener is woken once it listens, then by every commit that appended

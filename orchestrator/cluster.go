@@ -90,7 +90,7 @@ func (s *Server) newReplicaCluster(cfg *config.Config, st store.Store) (*replica
 // deps are the Orchestrator's Deps of the current scope.
 func (rc *replicaCluster) deps() (store.Store, *Cluster) {
 	status := func(ctx context.Context) (any, error) { return cluster.ReadStatus(ctx, rc.db) }
-	return rc.db.Scoped(rc.scope), &Cluster{Shared: rc.db, Inbound: rc.db, Scope: rc.scope, ShardOf: rc.db.ShardOf, Status: status}
+	return rc.db.Scoped(rc.scope), &Cluster{Shared: rc.db, Inbound: rc.db, Scope: rc.scope, ShardOf: rc.db.ShardOf, Status: status, Remote: rc.fwd.Send}
 }
 
 // rescope swaps to an Orchestrator on sc: the member calls it whenever

@@ -2,6 +2,7 @@ package orchestrator_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/batonhq/baton/adapters"
 	"github.com/batonhq/baton/config"
 	"github.com/batonhq/baton/messenger"
 	"github.com/batonhq/baton/messenger/messengertest"
@@ -313,6 +315,39 @@ func TestClusterOfThree(t *testing.T) {
 		var tv api.ThreadView
 		if st := doJSON(t, "POST", "http://"+rep.admin+"/admin/threads/"+pageID+"/"+ps+"/take", adminToken, map[string]string{"app": "support-bot"}, &tv); st != 200 || tv.Owner != "support-bot" {
 			t.Fatalf("admin take of %s through %s: %d %+v", ps, rep.name, st, tv)
+		}
+	}
+
+	// Dead letters on every replica's threads: one operator's retry of
+	// all of them, through one replica, puts back each on its owner.
+	support.setRespond(func(d adapters.Delivery) (int, string) {
+		if text(d) == "doom" {
+			return 400, "no"
+		}
+		return 200, ""
+	})
+	for _, ps := range psids {
+		say(ps, "doom")
+	}
+	var dead struct {
+		Deliveries []json.RawMessage `json:"deliveries"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(dead.Deliveries) < len(psids) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dead letters, want %d", len(dead.Deliveries), len(psids))
+		}
+		time.Sleep(20 * time.Millisecond) // the dispatchers' attempts: nothing announces a dead letter here
+		doJSON(t, "GET", "http://"+reps[1].admin+"/admin/deliveries?status=dead&limit=100", adminToken, nil, &dead)
+	}
+	support.setRespond(nil)
+	var retried struct{ Retried, Failed int }
+	if st := doJSON(t, "POST", "http://"+reps[1].admin+"/admin/deliveries/retry?app=support-bot", adminToken, nil, &retried); st != 200 || retried.Retried != len(psids) || retried.Failed != 0 {
+		t.Fatalf("retry of every dead letter through r2: %d %+v", st, retried)
+	}
+	for range psids {
+		if d := support.next(); text(d) != "doom" || d.Retried == nil {
+			t.Fatalf("after the retry: %q %+v", text(d), d.Retried)
 		}
 	}
 

@@ -90,6 +90,9 @@ type Cluster struct {
 	ShardOf func(store.ThreadKey) int
 	// Status reads the replicas and the leases for GET /admin/cluster.
 	Status func(ctx context.Context) (any, error)
+	// Remote makes a call on a shard's owner on behalf of a request's
+	// client (forward.Forwarder.Send).
+	Remote func(r *http.Request, shard int, method, path string) (int, []byte, error)
 }
 
 // singleton says whether this Orchestrator runs the work done once for
@@ -198,7 +201,7 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 	o.deletion = deletion.New(deletion.Deps{Store: shared, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("deletion"),
 		Errors: errs, PublicURL: cfg.PublicURL, Deliver: o.dispatcher.Add})
 	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Eraser: o.deletion, Holds: o.rules, Errors: errs, Log: d.Log.Named("api"),
-		Gatherer: m.Registry, AdminToken: cfg.Admin.Token.Reveal(), Sessions: o.console, Ready: o.ready, Cluster: clusterStatus(d.Cluster)})
+		Gatherer: m.Registry, AdminToken: cfg.Admin.Token.Reveal(), Sessions: o.console, Ready: o.ready, Cluster: clusterStatus(d.Cluster), Remote: clusterRemote(d.Cluster)})
 	o.graph = graphapi.New(graphapi.Deps{Store: d.Store, Topology: top, Threads: o.threads, Ledger: ledger, Graph: d.Graph, Clock: d.Clock,
 		Metrics: m, Errors: errs, Owns: owns})
 	return o, nil
@@ -245,6 +248,15 @@ func clusterStatus(c *Cluster) func(context.Context) (any, error) {
 		return nil
 	}
 	return c.Status
+}
+
+// clusterRemote is how the admin API reaches another replica's threads,
+// nil without a cluster.
+func clusterRemote(c *Cluster) func(*http.Request, int, string, string) (int, []byte, error) {
+	if c == nil {
+		return nil
+	}
+	return c.Remote
 }
 
 // Ready is closed once Run has recovered and started.

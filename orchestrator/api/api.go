@@ -71,6 +71,10 @@ type Deps struct {
 	// Cluster reads the replicas and their shards' leases for GET
 	// /admin/cluster; nil when Baton is one process (404).
 	Cluster func(ctx context.Context) (any, error)
+	// Remote, when set (one replica of several), makes a call of r's
+	// client on the owner of shard: what an action over many threads does
+	// for the threads other replicas hold.
+	Remote func(r *http.Request, shard int, method, path string) (status int, body []byte, err error)
 }
 
 // API serves the bot and admin APIs.

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -178,17 +180,35 @@ func (api *API) retryApp(w http.ResponseWriter, r *http.Request) error {
 	}
 	retried, failed := 0, 0
 	var errs []string
+	fail := func(msg string) {
+		failed++
+		if len(errs) < 5 {
+			errs = append(errs, msg)
+		}
+	}
 	for _, id := range ids[:min(len(ids), limit)] {
-		if _, err := api.d.Deliveries.Retry(r.Context(), id); err != nil {
-			failed++
-			if len(errs) < 5 {
-				errs = append(errs, apierr.MessageOf(err))
+		_, err := api.d.Deliveries.Retry(r.Context(), id)
+		var no *store.NotOwnedError
+		if errors.As(err, &no) && api.d.Remote != nil {
+			// Another replica holds the thread: its own retry puts it back.
+			status, body, rerr := api.d.Remote(r, no.Shard, http.MethodPost, fmt.Sprintf("/admin/deliveries/%d/retry", id))
+			switch {
+			case rerr != nil:
+				err = rerr
+			case status != http.StatusOK:
+				err = fmt.Errorf("the owner of shard %d answered %d: %s", no.Shard, status, bytes.TrimSpace(body))
+			default:
+				err = nil
 			}
+		}
+		if err != nil {
+			fail(apierr.MessageOf(err))
 			continue
 		}
 		retried++
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"app": name, "retried": retried, "failed": failed,
-		"remaining": len(ids) - retried, "errors": errs})
+	out := map[string]any{"app": name, "retried": retried, "failed": failed,
+		"remaining": len(ids) - retried, "errors": errs}
+	WriteJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -252,6 +252,27 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, shard int, t
 	f.log.Debug("forwarded to the thread's owner", fields...)
 }
 
+// Send makes a call of its own on shard's owner on behalf of r, as r's
+// client would have: r's headers (its credentials) to method and path,
+// without a body, signed as a forwarded request. An operator's action
+// over many threads (retry all of a bot's dead letters) reaches each
+// thread's owner this way. It returns the owner's status and (up to
+// 64 KiB of) its answer.
+func (f *Forwarder) Send(r *http.Request, shard int, method, path string) (int, []byte, error) {
+	sub := r.Clone(r.Context())
+	sub.Method, sub.URL, sub.Body, sub.ContentLength = method, &url.URL{Path: path}, http.NoBody, 0
+	fields := []zap.Field{zap.String("method", method), zap.String("path", path), zap.Int("shard", shard)}
+	resp, outcome := f.toOwner(sub, shard, nil, &fields)
+	if outcome != "" {
+		f.count(outcome)
+		return 0, nil, fmt.Errorf("forward to the owner of shard %d: %s", shard, outcome)
+	}
+	defer resp.Body.Close()
+	f.count("forwarded")
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, body, err
+}
+
 // DefaultOwnerWait is Options.OwnerWait's default: a shard handed off
 // between replicas has no owner for up to a tick of the new owner's (a
 // second), and a client served a little later is better served than one

@@ -140,10 +140,10 @@ func (f *Forwarder) check(r *http.Request) (by, client, reason string) {
 		return "", "", "stale"
 	}
 	if by == f.self {
-		// Owners named this replica's own address for another: a
-		// misconfigured advertise. Served all the same; h answers 421
-		// again and the sender gives up after this one hop.
-		f.warn("a forwarded request came from this replica itself: check cluster.advertise", "self", []zap.Field{zap.String("path", r.URL.Path)})
+		// This replica sent it to itself: it was taking the shard when
+		// the request came (Wrap's wait for the owner), and serves it now
+		// with the parts rebuilt for it.
+		f.log.Debug("a forwarded request from this replica itself", zap.String("path", r.URL.Path))
 	}
 	return by, client, ""
 }

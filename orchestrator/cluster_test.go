@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -377,6 +378,24 @@ func TestClusterOfThree(t *testing.T) {
 	var st cluster.Status
 	if code := doJSON(t, "GET", "http://"+reps[0].admin+"/admin/cluster", adminToken, nil, &st); code != 200 || st.Held != 256 {
 		t.Fatalf("/admin/cluster: %d %+v", code, st)
+	}
+
+	// An erase through either replica: the notice to the page's apps is
+	// delivered by the owner of its shard, whichever replica erased.
+	for i, ps := range psids[:4] {
+		var out map[string]any
+		if code := doJSON(t, "POST", "http://"+reps[i%2].admin+"/admin/threads/"+pageID+"/"+ps+"/erase", adminToken, nil, &out); code != 200 {
+			t.Fatalf("erase %s: %d %v", ps, code, out)
+		}
+		for _, b := range []*bot{support, billing} {
+			d := b.next()
+			for d.Kind != adapters.KindErasure { // the billing bot's handovers, earlier
+				d = b.next()
+			}
+			if !strings.Contains(string(d.Event), ps) {
+				t.Fatalf("erasure notice %s, want one for %s", d.Event, ps)
+			}
+		}
 	}
 }
 

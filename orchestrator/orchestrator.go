@@ -173,8 +173,12 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 	}
 	o.rules = handover.New(handover.Deps{Store: d.Store, Topology: top, Threads: o.threads, Sender: d.Graph, Health: health, Clock: d.Clock,
 		Log: d.Log.Named("handover"), Metrics: m, Errors: errs, Backoff: backoff, Jobs: jobBell, Wake: wake})
+	var rescan time.Duration
+	if d.Cluster != nil {
+		rescan = clusterRescan
+	}
 	o.dispatcher = dispatch.New(dispatch.Deps{Store: d.Store, Topology: top, Health: health, Clock: d.Clock, Log: d.Log.Named("dispatch"),
-		Metrics: m, Errors: errs, Backoff: cfg.Delivery.Backoff, MaxBackoff: cfg.Delivery.MaxBackoff,
+		Metrics: m, Errors: errs, Backoff: cfg.Delivery.Backoff, MaxBackoff: cfg.Delivery.MaxBackoff, Rescan: rescan,
 		Hooks: dispatch.Hooks{OnFailure: func(tx store.Tx, dl *store.Delivery) error {
 			tx.AfterCommit(o.console.Poke) // a failing bot, maybe a dead letter: the consoles read again
 			return o.rules.NoteDeliveryFailure(tx, dl)
@@ -199,7 +203,7 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 		Metrics: m, Errors: errs, Webhooks: cfg.Webhooks, Deliver: o.dispatcher.Add, Reconcile: o.threads.ReconcileLater, Wake: wake,
 		LearnPerson: learn, Transcribed: func([]store.ThreadKey) { o.console.Poke() }, Budget: d.BodyBudget, Cluster: inCluster})
 	o.deletion = deletion.New(deletion.Deps{Store: shared, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("deletion"),
-		Errors: errs, PublicURL: cfg.PublicURL, Deliver: o.dispatcher.Add})
+		Errors: errs, PublicURL: cfg.PublicURL, Deliver: o.ownDeliveries(o.dispatcher.Add)})
 	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Eraser: o.deletion, Holds: o.rules, Errors: errs, Log: d.Log.Named("api"),
 		Gatherer: m.Registry, AdminToken: cfg.Admin.Token.Reveal(), Sessions: o.console, Ready: o.ready, Cluster: clusterStatus(d.Cluster), Remote: clusterRemote(d.Cluster)})
 	o.graph = graphapi.New(graphapi.Deps{Store: d.Store, Topology: top, Threads: o.threads, Ledger: ledger, Graph: d.Graph, Clock: d.Clock,
@@ -240,6 +244,29 @@ func (o *Orchestrator) run(stop, work context.Context) error {
 	}
 	g.Go(func() error { return o.console.Run(ctx) })
 	return g.Wait()
+}
+
+// clusterRescan is how often one replica of several reads its bots'
+// lanes again, for the deliveries another replica enqueued on its threads.
+const clusterRescan = 2 * time.Second
+
+// ownDeliveries hands add the deliveries this replica dispatches: all of
+// them, but in a cluster only those of the shards it owns; the owner of
+// the others finds them when it reads its lanes again (clusterRescan).
+func (o *Orchestrator) ownDeliveries(add func([]store.Delivery)) func([]store.Delivery) {
+	c := o.cluster
+	if c == nil {
+		return add
+	}
+	return func(ds []store.Delivery) {
+		var own []store.Delivery
+		for _, d := range ds {
+			if c.Scope.Owns(c.ShardOf(store.ThreadKey{Page: d.Page, PSID: d.PSID})) {
+				own = append(own, d)
+			}
+		}
+		add(own)
+	}
 }
 
 // clusterStatus is the admin API's view of the cluster, nil without one.

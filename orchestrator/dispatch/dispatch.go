@@ -56,6 +56,12 @@ type Deps struct {
 	// DefaultMaxLanes); the rest of its outbox waits in the store until
 	// there is room.
 	MaxLanes int
+	// Rescan, when set, reads each bot's lanes from the store again this
+	// often: one of several replicas finds there the deliveries that
+	// another enqueued for a thread it owns (a person's erasure notice),
+	// which no Add told it of. 0: never, since one process's deliveries
+	// all come through Add.
+	Rescan time.Duration
 }
 
 // DefaultMaxLanes is the lanes per bot in memory when Deps leaves it

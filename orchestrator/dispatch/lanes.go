@@ -247,11 +247,20 @@ const scanPage = 1000
 // there is room, until ctx ends.
 func (ds *Dispatcher) runScan(ctx context.Context, b *bot) {
 	defer ds.wg.Done()
-	var retry <-chan time.Time
+	var retry, rescan <-chan time.Time
+	if ds.d.Rescan > 0 {
+		t := time.NewTicker(ds.d.Rescan)
+		defer t.Stop()
+		rescan = t.C
+	}
 	for {
 		select {
 		case <-b.scanKick:
 		case <-retry:
+		case <-rescan:
+			ds.mu.Lock()
+			b.rescan = true
+			ds.mu.Unlock()
 		case <-ctx.Done():
 			return
 		}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -380,6 +382,17 @@ func TestClusterOfThree(t *testing.T) {
 		t.Fatalf("/admin/cluster: %d %+v", code, st)
 	}
 
+	// The cluster's alerts read series the replicas export: each metric
+	// deploy/prometheus/cluster-alerts.yml names is on a replica's
+	// /metrics (an unsigned request to its internal listener first, so
+	// that the refusals' series has a value).
+	if resp, err := http.Post("http://"+reps[0].internal+"/v1/threads/"+pageID+"/"+psids[0]+"/pass", "application/json", strings.NewReader(`{}`)); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("an unsigned request to the internal listener: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	checkClusterAlertMetrics(t, "http://"+reps[0].admin+"/metrics")
+
 	// An erase through either replica: the notice to the page's apps is
 	// delivered by the owner of its shard, whichever replica erased.
 	for i, ps := range psids[:4] {
@@ -404,4 +417,31 @@ func doJSON(t *testing.T, method, u, token string, body, out any) int {
 	t.Helper()
 	h := &harness{t: t, client: http.DefaultClient}
 	return h.do(method, u, token, body, out)
+}
+
+// checkClusterAlertMetrics fails the test for each baton_ metric the
+// cluster's alert rules use that the replica's /metrics at u lacks.
+func checkClusterAlertMetrics(t *testing.T, u string) {
+	t.Helper()
+	rules, err := os.ReadFile("../deploy/prometheus/cluster-alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	exposed, _ := io.ReadAll(resp.Body)
+	used := regexp.MustCompile(`baton_[a-z_]+`).FindAllString(string(rules), -1)
+	if len(used) < 4 {
+		t.Fatalf("only %v in the cluster's alerts", used)
+	}
+	for _, m := range used {
+		if !regexp.MustCompile(`(?m)^` + m + `[{ ]`).Match(exposed) {
+			t.Errorf("the cluster's alerts use %s, which a replica does not export", m)
+		}
+	}
 }

@@ -125,9 +125,12 @@ func (s *Server) tryRescope(sc store.Scope) error {
 		s.cluster.scope = prev
 		return err
 	}
-	if !s.running { // not started yet, or stopping: nothing to swap
-		s.gate.open(next)
-		return nil
+	if !s.running {
+		// Stopping (the member's apply comes only while running): the
+		// running generation stays until it halts, on its scope.
+		s.cluster.scope = prev
+		next.client.CloseIdleConnections()
+		return errors.New("the server is stopping")
 	}
 	pause, err := s.swap(old, next)
 	if err != nil {

@@ -3,16 +3,16 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/batonhq/baton/bench/lab"
 )
 
 // slowBot measures the same load with and without a second bot that is
 // slow, to show that a slow bot holds up neither ingress nor others.
-func (l *lab) slowBot(ctx context.Context, c Config, opt Options, botURL string, rec *Recorder) error {
+func slowBot(ctx context.Context, l *lab.Lab, c Config, opt Options, botURL string, rec *Recorder) error {
 	slow, fast := c.SlowBot, c.BotDelay
 	if fast == 0 {
 		fast = slow / 10
@@ -20,16 +20,16 @@ func (l *lab) slowBot(ctx context.Context, c Config, opt Options, botURL string,
 	rec.Delay = fast
 	slowRec := NewRecorder()
 	slowRec.Delay = slow
-	slowURL, stopSlow, err := serveLocal(slowRec)
+	slowURL, stopSlow, err := lab.ServeLocal(slowRec)
 	if err != nil {
 		return err
 	}
 	defer stopSlow()
-	without, err := l.baton(ctx, opt, 100, rec, target{BotURL: botURL, Conns: c.Connections})
+	without, err := baton(ctx, l, opt, 100, rec, lab.Target{BotURL: botURL, Conns: c.Connections})
 	if err != nil {
 		return err
 	}
-	with, err := l.baton(ctx, opt, 101, rec, target{BotURL: botURL, SlowURL: slowURL, Conns: c.Connections})
+	with, err := baton(ctx, l, opt, 101, rec, lab.Target{BotURL: botURL, SlowURL: slowURL, Conns: c.Connections})
 	if err != nil {
 		return err
 	}
@@ -56,14 +56,14 @@ type sample struct {
 // the target) and reads its CPU time and memory, and this process's,
 // around it.
 func measure(ctx context.Context, pid int, opt Options) (*Result, sample, error) {
-	before, _ := ReadProc(pid)
-	self, _ := ReadProc(os.Getpid())
+	before, _ := lab.ReadProc(pid)
+	self, _ := lab.ReadProc(os.Getpid())
 	res, err := Run(ctx, opt)
 	if err != nil {
 		return nil, sample{}, err
 	}
-	after, _ := ReadProc(pid)
-	selfAfter, _ := ReadProc(os.Getpid())
+	after, _ := lab.ReadProc(pid)
+	selfAfter, _ := lab.ReadProc(os.Getpid())
 	return res, sample{perSec: res.AckedPerSecond(), ack: res.AckLatency, sent: res.Sent, acked: res.Acked, failed: res.Failed,
 		cpu: after.CPU - before.CPU, benchCPU: selfAfter.CPU - self.CPU, elapsed: res.Elapsed, maxRSS: after.MaxRS}, nil
 }
@@ -86,17 +86,17 @@ func received(rec *Recorder, res *Result, s *sample) {
 }
 
 // baseline measures one run of `baton bench-baseline`.
-func (l *lab) baseline(ctx context.Context, opt Options, run int) (sample, error) {
-	addr, err := freeAddr()
+func baseline(ctx context.Context, l *lab.Lab, opt Options, run int) (sample, error) {
+	addr, err := lab.FreeAddr()
 	if err != nil {
 		return sample{}, err
 	}
-	cmd, err := l.child(ctx, []string{"bench-baseline", "-listen", addr}, []string{secretEnv + "=" + appSecret},
+	cmd, err := l.Child(ctx, []string{"bench-baseline", "-listen", addr}, []string{lab.SecretEnv + "=" + lab.AppSecret},
 		"http://"+addr+"/healthz", "baseline.log")
 	if err != nil {
 		return sample{}, err
 	}
-	defer stop(cmd)
+	defer lab.Stop(cmd)
 	opt.URL, opt.RunID = "http://"+addr+"/webhooks/bench-bot", fmt.Sprint("b", run)
 	_, s, err := measure(ctx, cmd.Process.Pid, opt)
 	return s, err
@@ -104,24 +104,24 @@ func (l *lab) baseline(ctx context.Context, opt Options, run int) (sample, error
 
 // baton measures one run of `baton serve` on a fresh data file, up to the
 // bot's receipt of everything acknowledged (or a minute).
-func (l *lab) baton(ctx context.Context, opt Options, run int, rec *Recorder, t target) (sample, error) {
-	cfgPath, pub, adm, err := writeConfig(l.dir, filepath.Join(l.dir, fmt.Sprintf("baton-%d.db", run)), opt.Pages, t)
+func baton(ctx context.Context, l *lab.Lab, opt Options, run int, rec *Recorder, t lab.Target) (sample, error) {
+	cfgPath, pub, adm, err := lab.WriteConfig(l.Dir, filepath.Join(l.Dir, fmt.Sprintf("baton-%d.db", run)), opt.Pages, t)
 	if err != nil {
 		return sample{}, err
 	}
-	cmd, err := l.serve(ctx, cfgPath, adm)
+	cmd, err := l.Serve(ctx, cfgPath, adm)
 	if err != nil {
 		return sample{}, err
 	}
-	defer stop(cmd)
+	defer lab.Stop(cmd)
 	rec.Reset()
 	opt.URL, opt.RunID = "http://"+pub+"/webhooks/bench-bot", fmt.Sprint("t", run)
 	var profiled []<-chan error
 	if t.Profile != "" {
 		// The whole run but its last second, so the profiles hold load only.
 		profiled = append(profiled,
-			fetchProfile(ctx, adm, "profile", t.Profile, opt.Duration-time.Second),
-			fetchProfile(ctx, adm, "allocs", t.Profile+".allocs", opt.Duration-time.Second))
+			lab.FetchProfile(ctx, adm, "profile", t.Profile, opt.Duration-time.Second),
+			lab.FetchProfile(ctx, adm, "allocs", t.Profile+".allocs", opt.Duration-time.Second))
 	}
 	res, s, err := measure(ctx, cmd.Process.Pid, opt)
 	if err != nil {
@@ -133,7 +133,7 @@ func (l *lab) baton(ctx context.Context, opt Options, run int, rec *Recorder, t 
 		}
 	}
 	received(rec, res, &s)
-	if st, err := ReadProc(cmd.Process.Pid); err == nil {
+	if st, err := lab.ReadProc(cmd.Process.Pid); err == nil {
 		s.maxRSS = st.MaxRS
 	}
 	return s, nil
@@ -145,42 +145,4 @@ func profileFor(run int, path string) string {
 		return ""
 	}
 	return path
-}
-
-// fetchProfile fetches a profile (profile, allocs) of d from Baton's admin
-// listener and writes it to path; the returned channel yields the outcome.
-func fetchProfile(ctx context.Context, adm, kind, path string, d time.Duration) <-chan error {
-	out := make(chan error, 1)
-	go func() {
-		secs := max(1, int(d.Seconds()))
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", adm, kind, secs), nil)
-		if err != nil {
-			out <- err
-			return
-		}
-		req.Header.Set("Authorization", "Bearer "+adminToken)
-		client := &http.Client{Timeout: time.Duration(secs)*time.Second + time.Minute}
-		resp, err := client.Do(req)
-		if err != nil {
-			out <- fmt.Errorf("profile: %w", err)
-			return
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			out <- fmt.Errorf("profile: %s", resp.Status)
-			return
-		}
-		f, err := os.Create(path)
-		if err != nil {
-			out <- err
-			return
-		}
-		if _, err := io.Copy(f, resp.Body); err != nil {
-			f.Close()
-			out <- fmt.Errorf("profile: %w", err)
-			return
-		}
-		out <- f.Close()
-	}()
-	return out
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"strconv"
 	"time"
 )
@@ -76,15 +75,6 @@ func Measure(ctx context.Context, c Config) error {
 	return compare(ctx, c)
 }
 
-// appSecret signs the load's webhooks; the children get it as secretEnv.
-const (
-	appSecret = "bench-app-secret"
-	secretEnv = "BENCH_SECRET"
-)
-
-// botAppID is the app id of the recording bot Baton hosts.
-const botAppID = "512345678901234"
-
 // pageIDs names n pages.
 func pageIDs(n int) []string {
 	ids := make([]string, n)
@@ -93,20 +83,3 @@ func pageIDs(n int) []string {
 	}
 	return ids
 }
-
-// lab is where one measurement runs: the baton binary it starts and a
-// scratch directory for configs, data files and logs.
-type lab struct {
-	self string
-	dir  string
-}
-
-func newLab(self, prefix string) (*lab, error) {
-	dir, err := os.MkdirTemp("", prefix)
-	if err != nil {
-		return nil, err
-	}
-	return &lab{self: self, dir: dir}, nil
-}
-
-func (l *lab) close() { os.RemoveAll(l.dir) }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/batonhq/baton/bench/lab"
 )
 
 // The targets of a comparison, in the order each run visits them. Each is
@@ -53,25 +55,25 @@ func targets(c Config) ([]string, error) {
 // compare measures the targets with the same load, alternating them run
 // by run; or, with c.SlowBot, Baton with and without a slow second bot.
 func compare(ctx context.Context, c Config) error {
-	l, err := newLab(c.Executable, "baton-bench-")
+	l, err := lab.New(c.Executable, "baton-bench-")
 	if err != nil {
 		return err
 	}
-	defer l.close()
+	defer l.Close()
 
 	rec := NewRecorder()
 	rec.Delay = c.BotDelay
-	botURL, stopBot, err := serveLocal(rec)
+	botURL, stopBot, err := lab.ServeLocal(rec)
 	if err != nil {
 		return err
 	}
 	defer stopBot()
 
-	opt := Options{Secret: []byte(appSecret), Pages: pageIDs(c.Pages), AppID: botAppID, Threads: c.Threads,
+	opt := Options{Secret: []byte(lab.AppSecret), Pages: pageIDs(c.Pages), AppID: lab.BotAppID, Threads: c.Threads,
 		Connections: c.Connections, Rate: c.Rate, Duration: c.Duration, Handovers: c.Handovers, TextBytes: c.TextBytes}
 
 	if c.SlowBot > 0 {
-		return l.slowBot(ctx, c, opt, botURL, rec)
+		return slowBot(ctx, l, c, opt, botURL, rec)
 	}
 	names, err := targets(c)
 	if err != nil {
@@ -83,7 +85,7 @@ func compare(ctx context.Context, c Config) error {
 	}
 	for run := range c.Runs {
 		for i := range peers {
-			s, err := l.runPeer(ctx, c, opt, run, rec, botURL, peers[i].name)
+			s, err := runPeer(ctx, l, c, opt, run, rec, botURL, peers[i].name)
 			if err != nil {
 				return fmt.Errorf("%s: %w", peers[i].name, err)
 			}
@@ -97,17 +99,17 @@ func compare(ctx context.Context, c Config) error {
 }
 
 // runPeer measures one run of one target.
-func (l *lab) runPeer(ctx context.Context, c Config, opt Options, run int, rec *Recorder, botURL, name string) (sample, error) {
+func runPeer(ctx context.Context, l *lab.Lab, c Config, opt Options, run int, rec *Recorder, botURL, name string) (sample, error) {
 	// The bot verifies what it gets, as a real one would: Meta's
 	// signature with the app secret (direct, glue), or the adapter's.
-	rec.HookKey, rec.MetaSecret = []byte("x"), []byte(appSecret)
+	rec.HookKey, rec.MetaSecret = []byte("x"), []byte(lab.AppSecret)
 	if c.Adapter == "messenger" && (name == peerBaton || name == peerBatch) {
 		rec.MetaSecret = []byte("x")
 	}
-	t := target{BotURL: botURL, Conns: c.Connections, CommitWait: c.CommitWait, Adapter: c.Adapter}
+	t := lab.Target{BotURL: botURL, Conns: c.Connections, CommitWait: c.CommitWait, Adapter: c.Adapter}
 	switch name {
 	case peerBaseline:
-		return l.baseline(ctx, opt, run)
+		return baseline(ctx, l, opt, run)
 	case peerDirect:
 		rec.Reset()
 		opt.URL, opt.RunID = botURL+"/webhooks/bench-bot", fmt.Sprint("d", run)
@@ -117,7 +119,7 @@ func (l *lab) runPeer(ctx context.Context, c Config, opt Options, run int, rec *
 		}
 		return s, err
 	case peerGlue:
-		return l.glue(ctx, opt, run, rec, botURL, c.Connections)
+		return glue(ctx, l, opt, run, rec, botURL, c.Connections)
 	case peerBatch:
 		t.Batch = fmt.Sprintf("{max: %d, wait: %s}", c.Batch, c.BatchWait)
 		run += 1000 // a data file of its own
@@ -125,21 +127,21 @@ func (l *lab) runPeer(ctx context.Context, c Config, opt Options, run int, rec *
 	if name == peerBaton {
 		t.Profile = profileFor(run, c.Profile)
 	}
-	return l.baton(ctx, opt, run, rec, t)
+	return baton(ctx, l, opt, run, rec, t)
 }
 
 // glue measures one run of `baton bench-glue` forwarding to the bot.
-func (l *lab) glue(ctx context.Context, opt Options, run int, rec *Recorder, botURL string, conns int) (sample, error) {
-	addr, err := freeAddr()
+func glue(ctx context.Context, l *lab.Lab, opt Options, run int, rec *Recorder, botURL string, conns int) (sample, error) {
+	addr, err := lab.FreeAddr()
 	if err != nil {
 		return sample{}, err
 	}
-	cmd, err := l.child(ctx, []string{"bench-glue", "-listen", addr, "-bot", botURL + "/bot", "-connections", fmt.Sprint(conns)},
-		[]string{secretEnv + "=" + appSecret}, "http://"+addr+"/healthz", "glue.log")
+	cmd, err := l.Child(ctx, []string{"bench-glue", "-listen", addr, "-bot", botURL + "/bot", "-connections", fmt.Sprint(conns)},
+		[]string{lab.SecretEnv + "=" + lab.AppSecret}, "http://"+addr+"/healthz", "glue.log")
 	if err != nil {
 		return sample{}, err
 	}
-	defer stop(cmd)
+	defer lab.Stop(cmd)
 	rec.Reset()
 	opt.URL, opt.RunID = "http://"+addr+"/webhooks/bench-bot", fmt.Sprint("g", run)
 	res, s, err := measure(ctx, cmd.Process.Pid, opt)

@@ -2,13 +2,10 @@ package bench
 
 import (
 	"context"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/batonhq/baton/config"
 )
 
 func TestMedian(t *testing.T) {
@@ -125,36 +122,6 @@ func TestStartupReport(t *testing.T) {
 	if out := b.String(); !strings.Contains(out, "     1000 threads warm: file    4 MiB, ready in    20.0 ms,") ||
 		!strings.HasSuffix(out, "lookup p50 ratio 100000 / 1000 threads (warm): 1.50\n") {
 		t.Errorf("report:\n%s", out)
-	}
-}
-
-// The config Baton is started with is one it accepts, with and without
-// the slow bot.
-func TestWriteConfigIsValid(t *testing.T) {
-	env := map[string]string{}
-	for _, kv := range childEnv() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	for _, tg := range []target{
-		{BotURL: "http://127.0.0.1:1", Conns: 4},
-		{BotURL: "http://127.0.0.1:1", SlowURL: "http://127.0.0.1:2", Conns: 4, CommitWait: time.Millisecond},
-		{BotURL: "http://127.0.0.1:1", Conns: 4, Adapter: "messenger", Batch: "{max: 100, wait: 2ms}"},
-	} {
-		dir := t.TempDir()
-		path, pub, adm, err := writeConfig(dir, dir+"/baton.db", pageIDs(3), tg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := config.Load(path, lookup)
-		if err != nil {
-			b, _ := os.ReadFile(path)
-			t.Fatalf("%v\n%s", err, b)
-		}
-		if len(cfg.Pages) != 3 || pub == adm {
-			t.Errorf("%d pages, listen %s, admin %s", len(cfg.Pages), pub, adm)
-		}
 	}
 }
 

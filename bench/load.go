@@ -46,26 +46,79 @@ type sample struct {
 	sent, acked, failed       int
 	lost, dups, order, mismat int
 	requests                  int           // to the bot
-	cpu                       time.Duration // of the measured process
-	benchCPU                  time.Duration // of this one: the generator and the recording bot
+	cpu                       time.Duration // of the measured processes
+	benchCPU                  time.Duration // of this one: the generator and the recording bot (and the cluster's balancer)
 	elapsed                   time.Duration
-	maxRSS                    int64
+	maxRSS                    int64 // of the measured processes, their peaks summed
+	// Of the database's server (cluster): its processes' CPU, when
+	// dbOnHost (it runs on this host), the transactions that wrote and the
+	// WAL bytes written.
+	dbCPU          time.Duration
+	dbOnHost       bool
+	dbXacts, dbWAL int64
 }
 
-// measure sends the load to the process pid (0: none, the bot itself is
-// the target) and reads its CPU time and memory, and this process's,
-// around it.
-func measure(ctx context.Context, pid int, opt Options) (*Result, sample, error) {
-	before, _ := lab.ReadProc(pid)
+// meter is what a run reads around its load, besides this process: the
+// measured processes, the database's server when there is one, and how
+// to wait for the deliveries.
+type meter struct {
+	pids []int
+	pg   *lab.Postgres
+	// drain waits until the bot received what was acknowledged and adds
+	// it to the sample (nil: nothing is delivered). The CPU is read after
+	// it: delivering what was acknowledged is part of what an event costs.
+	drain func(*Result, *sample)
+}
+
+// delivering is a meter of pids whose deliveries reach rec.
+func delivering(rec *Recorder, pids ...int) meter {
+	return meter{pids: pids, drain: func(res *Result, s *sample) { received(rec, res, s) }}
+}
+
+// measure sends the load as opt says and reads the CPU time and memory
+// of m's processes, and this process's, from before it to the end of the
+// drain.
+func measure(ctx context.Context, opt Options, m meter) (*Result, sample, error) {
+	read := func() []lab.ProcStats {
+		st := make([]lab.ProcStats, len(m.pids))
+		for i, pid := range m.pids {
+			st[i], _ = lab.ReadProc(pid)
+		}
+		return st
+	}
+	var db0, db1 lab.PGCounters
+	if m.pg != nil {
+		var err error
+		if db0, err = m.pg.Read(ctx); err != nil {
+			return nil, sample{}, err
+		}
+	}
+	before := read()
 	self, _ := lab.ReadProc(os.Getpid())
 	res, err := Run(ctx, opt)
 	if err != nil {
 		return nil, sample{}, err
 	}
-	after, _ := lab.ReadProc(pid)
+	s := sample{perSec: res.AckedPerSecond(), ack: res.AckLatency, sent: res.Sent, acked: res.Acked, failed: res.Failed, elapsed: res.Elapsed}
+	if m.drain != nil {
+		m.drain(res, &s)
+	}
+	for i, st := range read() {
+		s.cpu += st.CPU - before[i].CPU
+		s.maxRSS += st.MaxRS
+	}
 	selfAfter, _ := lab.ReadProc(os.Getpid())
-	return res, sample{perSec: res.AckedPerSecond(), ack: res.AckLatency, sent: res.Sent, acked: res.Acked, failed: res.Failed,
-		cpu: after.CPU - before.CPU, benchCPU: selfAfter.CPU - self.CPU, elapsed: res.Elapsed, maxRSS: after.MaxRS}, nil
+	s.benchCPU = selfAfter.CPU - self.CPU
+	if m.pg != nil {
+		if db1, err = m.pg.Read(ctx); err != nil {
+			return nil, sample{}, err
+		}
+		s.dbXacts, s.dbWAL = db1.XID-db0.XID, db1.WAL-db0.WAL
+		if s.dbOnHost = db0.OnHost && db1.OnHost; s.dbOnHost {
+			s.dbCPU = db1.CPU - db0.CPU
+		}
+	}
+	return res, s, nil
 }
 
 // received waits for the bot to receive what was acknowledged (or a
@@ -98,7 +151,7 @@ func baseline(ctx context.Context, l *lab.Lab, opt Options, run int) (sample, er
 	}
 	defer lab.Stop(cmd)
 	opt.URL, opt.RunID = "http://"+addr+"/webhooks/bench-bot", fmt.Sprint("b", run)
-	_, s, err := measure(ctx, cmd.Process.Pid, opt)
+	_, s, err := measure(ctx, opt, meter{pids: []int{cmd.Process.Pid}})
 	return s, err
 }
 
@@ -116,27 +169,12 @@ func baton(ctx context.Context, l *lab.Lab, opt Options, run int, rec *Recorder,
 	defer lab.Stop(cmd)
 	rec.Reset()
 	opt.URL, opt.RunID = "http://"+pub+"/webhooks/bench-bot", fmt.Sprint("t", run)
-	var profiled []<-chan error
-	if t.Profile != "" {
-		// The whole run but its last second, so the profiles hold load only.
-		profiled = append(profiled,
-			lab.FetchProfile(ctx, adm, "profile", t.Profile, opt.Duration-time.Second),
-			lab.FetchProfile(ctx, adm, "allocs", t.Profile+".allocs", opt.Duration-time.Second))
-	}
-	res, s, err := measure(ctx, cmd.Process.Pid, opt)
+	profiled := profile(ctx, adm, t.Profile, opt.Duration)
+	_, s, err := measure(ctx, opt, delivering(rec, cmd.Process.Pid))
 	if err != nil {
 		return s, err
 	}
-	for _, p := range profiled {
-		if err := <-p; err != nil {
-			return s, err
-		}
-	}
-	received(rec, res, &s)
-	if st, err := lab.ReadProc(cmd.Process.Pid); err == nil {
-		s.maxRSS = st.MaxRS
-	}
-	return s, nil
+	return s, waitAll(profiled)
 }
 
 // profileFor profiles the first run only.
@@ -145,4 +183,26 @@ func profileFor(run int, path string) string {
 		return ""
 	}
 	return path
+}
+
+// profile starts fetching CPU and allocation profiles of the Baton whose
+// admin listener is adm to path and path.allocs, of the whole run but its
+// last second, so that they hold load only; nothing when path is empty.
+func profile(ctx context.Context, adm, path string, run time.Duration) []<-chan error {
+	if path == "" {
+		return nil
+	}
+	return []<-chan error{lab.FetchProfile(ctx, adm, "profile", path, run-time.Second),
+		lab.FetchProfile(ctx, adm, "allocs", path+".allocs", run-time.Second)}
+}
+
+// waitAll waits for the profiles and returns the first error.
+func waitAll(profiled []<-chan error) error {
+	var first error
+	for _, p := range profiled {
+		if err := <-p; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }

@@ -30,8 +30,11 @@ type Config struct {
 	Runs        int           // runs of each target, alternating; medians are reported
 	BotDelay    time.Duration // time the recording bot takes per delivery
 	NoBaseline  bool          // measure Baton only
-	// Targets are the peers to compare (see Peers; empty: all of them).
-	Targets []string
+	// Targets are the peers to compare (see Peers; empty: all of them);
+	// "cluster" adds three replicas on PostgreSQL, on the database of
+	// PostgresDSN, each run in a schema of its own that it drops.
+	Targets     []string
+	PostgresDSN string
 	// Batch is the batched Baton's adapter batch.max (0: no batched
 	// run), BatchWait its batch.wait; Adapter is the bench bot's adapter
 	// type for both Batons (http or messenger).

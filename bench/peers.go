@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,10 +19,19 @@ const (
 	peerGlue     = "glue"     // the hand-written forwarder (Glue)
 	peerBaton    = "baton"    // Baton, one delivery per request
 	peerBatch    = "batch"    // Baton with adapter.batch
+	peerCluster  = "cluster"  // three Baton replicas on one PostgreSQL (cluster.go)
 )
 
-// Peers lists every target `baton bench` knows, in run order.
+// Peers lists the targets `baton bench` compares by default, in run
+// order. The cluster target, which needs a PostgreSQL, runs only when
+// asked for, after them.
 var Peers = []string{peerBaseline, peerDirect, peerGlue, peerBaton, peerBatch}
+
+var allPeers = append(slices.Clone(Peers), peerCluster)
+
+// errNoPostgres is the cluster target without a database.
+var errNoPostgres = errors.New("bench: the cluster target runs three replicas on one PostgreSQL: give its DSN with -pg-dsn, " +
+	"BATON_BENCH_PG_DSN or BATON_TEST_PG_DSN; `bash scripts/pg.sh baton bench -targets baton,cluster` starts a throw-away server for it")
 
 // peer is one target and its runs.
 type peer struct {
@@ -39,12 +49,15 @@ func targets(c Config) ([]string, error) {
 		want = []string{peerBaton}
 	}
 	for _, p := range want {
-		if !slices.Contains(Peers, p) {
-			return nil, fmt.Errorf("bench: unknown target %q (known: %s)", p, strings.Join(Peers, ", "))
+		if !slices.Contains(allPeers, p) {
+			return nil, fmt.Errorf("bench: unknown target %q (known: %s)", p, strings.Join(allPeers, ", "))
 		}
 	}
+	if slices.Contains(want, peerCluster) && c.PostgresDSN == "" {
+		return nil, errNoPostgres
+	}
 	var out []string
-	for _, p := range Peers {
+	for _, p := range allPeers {
 		if slices.Contains(want, p) && (p != peerBatch || c.Batch > 0) {
 			out = append(out, p)
 		}
@@ -79,13 +92,20 @@ func compare(ctx context.Context, c Config) error {
 	if err != nil {
 		return err
 	}
+	var pg *lab.Postgres
+	if slices.Contains(names, peerCluster) {
+		if pg, err = lab.OpenPostgres(ctx, c.PostgresDSN); err != nil {
+			return err
+		}
+		defer pg.Close()
+	}
 	peers := make([]peer, len(names))
 	for i, n := range names {
 		peers[i].name = n
 	}
 	for run := range c.Runs {
 		for i := range peers {
-			s, err := runPeer(ctx, l, c, opt, run, rec, botURL, peers[i].name)
+			s, err := runPeer(ctx, l, c, opt, run, rec, botURL, peers[i].name, pg)
 			if err != nil {
 				return fmt.Errorf("%s: %w", peers[i].name, err)
 			}
@@ -98,12 +118,12 @@ func compare(ctx context.Context, c Config) error {
 	return nil
 }
 
-// runPeer measures one run of one target.
-func runPeer(ctx context.Context, l *lab.Lab, c Config, opt Options, run int, rec *Recorder, botURL, name string) (sample, error) {
+// runPeer measures one run of one target; pg is the cluster's database.
+func runPeer(ctx context.Context, l *lab.Lab, c Config, opt Options, run int, rec *Recorder, botURL, name string, pg *lab.Postgres) (sample, error) {
 	// The bot verifies what it gets, as a real one would: Meta's
 	// signature with the app secret (direct, glue), or the adapter's.
 	rec.HookKey, rec.MetaSecret = []byte("x"), []byte(lab.AppSecret)
-	if c.Adapter == "messenger" && (name == peerBaton || name == peerBatch) {
+	if c.Adapter == "messenger" && (name == peerBaton || name == peerBatch || name == peerCluster) {
 		rec.MetaSecret = []byte("x")
 	}
 	t := lab.Target{BotURL: botURL, Conns: c.Connections, CommitWait: c.CommitWait, Adapter: c.Adapter}
@@ -113,16 +133,18 @@ func runPeer(ctx context.Context, l *lab.Lab, c Config, opt Options, run int, re
 	case peerDirect:
 		rec.Reset()
 		opt.URL, opt.RunID = botURL+"/webhooks/bench-bot", fmt.Sprint("d", run)
-		res, s, err := measure(ctx, 0, opt)
-		if err == nil {
-			received(rec, res, &s)
-		}
+		_, s, err := measure(ctx, opt, delivering(rec))
 		return s, err
 	case peerGlue:
 		return glue(ctx, l, opt, run, rec, botURL, c.Connections)
 	case peerBatch:
 		t.Batch = fmt.Sprintf("{max: %d, wait: %s}", c.Batch, c.BatchWait)
 		run += 1000 // a data file of its own
+	case peerCluster:
+		if p := profileFor(run, c.Profile); p != "" {
+			t.Profile = p + ".cluster"
+		}
+		return cluster(ctx, l, opt, run, rec, t, pg)
 	}
 	if name == peerBaton {
 		t.Profile = profileFor(run, c.Profile)
@@ -144,9 +166,6 @@ func glue(ctx context.Context, l *lab.Lab, opt Options, run int, rec *Recorder, 
 	defer lab.Stop(cmd)
 	rec.Reset()
 	opt.URL, opt.RunID = "http://"+addr+"/webhooks/bench-bot", fmt.Sprint("g", run)
-	res, s, err := measure(ctx, cmd.Process.Pid, opt)
-	if err == nil {
-		received(rec, res, &s)
-	}
+	_, s, err := measure(ctx, opt, delivering(rec, cmd.Process.Pid))
 	return s, err
 }

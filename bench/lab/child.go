@@ -67,7 +67,7 @@ func Stop(cmd *exec.Cmd) {
 // bench config names, and the Go runtime's knobs, which pass through so
 // that their effect can be measured: GOGC=400 baton bench.
 func Env() []string {
-	env := []string{SecretEnv + "=" + AppSecret, "BENCH_ADMIN=" + AdminToken, "BENCH_VERIFY=x", "BENCH_HOOK=x", "BENCH_TOKEN=x"}
+	env := []string{SecretEnv + "=" + AppSecret, ClusterSecretEnv + "=" + clusterSecret, "BENCH_ADMIN=" + AdminToken, "BENCH_VERIFY=x", "BENCH_HOOK=x", "BENCH_TOKEN=x"}
 	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)

@@ -21,6 +21,11 @@ type Target struct {
 	// Adapter is the bench bot's adapter type (default http); Batch its
 	// batch setting as YAML ("{max: 100}"), or empty for none.
 	Adapter, Batch string
+	// Schema, when set, makes the config a replica's: the PostgreSQL
+	// store of PGDSNEnv in this schema instead of the data file, and a
+	// cluster section (the replica's name and addresses come from
+	// baton serve's flags; see StartReplicas).
+	Schema string
 }
 
 // WriteConfig writes a baton.yaml into dir for one hosted bench app on
@@ -64,9 +69,13 @@ func WriteConfig(dir, data string, pageIDs []string, t Target) (cfgPath, public,
 	if t.Batch != "" {
 		adapter += ", batch: " + t.Batch
 	}
+	store := fmt.Sprintf("data: %q", data)
+	if t.Schema != "" {
+		store = fmt.Sprintf("store: {postgres: {dsn_env: %s, schema: %s}}\ncluster: {secret_env: %s}", PGDSNEnv, t.Schema, ClusterSecretEnv)
+	}
 	cfg := fmt.Sprintf(`listen: %q
 admin: {listen: %q, token_env: BENCH_ADMIN}
-data: %q
+%s
 graph: {url: "http://127.0.0.1:1"}
 log: {level: error}
 webhooks: {commit_wait: %s}
@@ -78,7 +87,7 @@ apps:
     verify_token_env: BENCH_VERIFY
     adapter: {type: %s, url: %q, secret_env: BENCH_HOOK}
 %spages:
-%s`, pub, adm, data, t.CommitWait, t.Conns, maxAttempts, BotAppID, adapter, t.BotURL, slowApp, pages.String())
+%s`, pub, adm, store, t.CommitWait, t.Conns, maxAttempts, BotAppID, adapter, t.BotURL, slowApp, pages.String())
 	cfgPath = filepath.Join(dir, "baton.yaml")
 	return cfgPath, pub, adm, os.WriteFile(cfgPath, []byte(cfg), 0o600)
 }

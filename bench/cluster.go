@@ -37,10 +37,10 @@ func cluster(ctx context.Context, l *lab.Lab, opt Options, run int, rec *Recorde
 		return sample{}, err
 	}
 	defer lab.StopReplicas(reps)
-	var publics []string
+	var publics, admins []string
 	var pids []int
 	for _, r := range reps {
-		publics = append(publics, r.Public)
+		publics, admins = append(publics, r.Public), append(admins, r.Admin)
 		pids = append(pids, r.Cmd.Process.Pid)
 	}
 	lb := lab.NewBalancer(publics, opt.Connections)
@@ -54,7 +54,7 @@ func cluster(ctx context.Context, l *lab.Lab, opt Options, run int, rec *Recorde
 	opt.URL, opt.RunID = url+"/webhooks/bench-bot", fmt.Sprint("c", run)
 	profiled := profile(ctx, reps[0].Admin, t.Profile, opt.Duration) // one replica's: they do the same work
 	m := delivering(rec, pids...)
-	m.pg = pg
+	m.pg, m.admins = pg, admins
 	_, s, err = measure(ctx, opt, m)
 	if err != nil {
 		return s, err

@@ -93,6 +93,11 @@ func TestClusterTarget(t *testing.T) {
 	if s.cpu <= 0 || s.dbXacts <= 0 || s.dbWAL <= 0 || s.dbOnHost && s.dbCPU <= 0 {
 		t.Errorf("replicas' CPU %s; the server's: on this host %v, CPU %s, %d transactions, %d WAL bytes", s.cpu, s.dbOnHost, s.dbCPU, s.dbXacts, s.dbWAL)
 	}
+	// Each message was accepted, routed and marked delivered in some
+	// replica's group commits.
+	if st := s.store; st.Commits <= 0 || st.Writes < st.Commits || st.Writes < 2*float64(s.acked) || st.Time <= 0 {
+		t.Errorf("the replicas' group commits: %+v for %d messages", st, s.acked)
+	}
 	if after := schemas(); after != before {
 		t.Errorf("bench schemas: %d before the run, %d after", before, after)
 	}

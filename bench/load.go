@@ -56,14 +56,16 @@ type sample struct {
 	dbCPU          time.Duration
 	dbOnHost       bool
 	dbXacts, dbWAL int64
+	store          lab.StoreStats // of Baton's group commits, every replica's together
 }
 
 // meter is what a run reads around its load, besides this process: the
 // measured processes, the database's server when there is one, and how
 // to wait for the deliveries.
 type meter struct {
-	pids []int
-	pg   *lab.Postgres
+	pids   []int
+	admins []string // the admin listeners of the Batons among them, for their store's counters
+	pg     *lab.Postgres
 	// drain waits until the bot received what was acknowledged and adds
 	// it to the sample (nil: nothing is delivered). The CPU is read after
 	// it: delivering what was acknowledged is part of what an event costs.
@@ -75,26 +77,45 @@ func delivering(rec *Recorder, pids ...int) meter {
 	return meter{pids: pids, drain: func(res *Result, s *sample) { received(rec, res, s) }}
 }
 
+// reading is what a meter reads before and after a run.
+type reading struct {
+	procs []lab.ProcStats
+	self  lab.ProcStats
+	store lab.StoreStats
+	db    lab.PGCounters
+}
+
+func (m meter) read(ctx context.Context) (reading, error) {
+	var r reading
+	for _, adm := range m.admins {
+		st, err := lab.ReadStoreStats(ctx, adm)
+		if err != nil {
+			return r, err
+		}
+		r.store = r.store.Add(st)
+	}
+	if m.pg != nil {
+		var err error
+		if r.db, err = m.pg.Read(ctx); err != nil {
+			return r, err
+		}
+	}
+	r.procs = make([]lab.ProcStats, len(m.pids))
+	for i, pid := range m.pids {
+		r.procs[i], _ = lab.ReadProc(pid)
+	}
+	r.self, _ = lab.ReadProc(os.Getpid())
+	return r, nil
+}
+
 // measure sends the load as opt says and reads the CPU time and memory
 // of m's processes, and this process's, from before it to the end of the
 // drain.
 func measure(ctx context.Context, opt Options, m meter) (*Result, sample, error) {
-	read := func() []lab.ProcStats {
-		st := make([]lab.ProcStats, len(m.pids))
-		for i, pid := range m.pids {
-			st[i], _ = lab.ReadProc(pid)
-		}
-		return st
+	r0, err := m.read(ctx)
+	if err != nil {
+		return nil, sample{}, err
 	}
-	var db0, db1 lab.PGCounters
-	if m.pg != nil {
-		var err error
-		if db0, err = m.pg.Read(ctx); err != nil {
-			return nil, sample{}, err
-		}
-	}
-	before := read()
-	self, _ := lab.ReadProc(os.Getpid())
 	res, err := Run(ctx, opt)
 	if err != nil {
 		return nil, sample{}, err
@@ -103,19 +124,20 @@ func measure(ctx context.Context, opt Options, m meter) (*Result, sample, error)
 	if m.drain != nil {
 		m.drain(res, &s)
 	}
-	for i, st := range read() {
-		s.cpu += st.CPU - before[i].CPU
+	r1, err := m.read(ctx)
+	if err != nil {
+		return nil, sample{}, err
+	}
+	for i, st := range r1.procs {
+		s.cpu += st.CPU - r0.procs[i].CPU
 		s.maxRSS += st.MaxRS
 	}
-	selfAfter, _ := lab.ReadProc(os.Getpid())
-	s.benchCPU = selfAfter.CPU - self.CPU
+	s.benchCPU = r1.self.CPU - r0.self.CPU
+	s.store = r1.store.Sub(r0.store)
 	if m.pg != nil {
-		if db1, err = m.pg.Read(ctx); err != nil {
-			return nil, sample{}, err
-		}
-		s.dbXacts, s.dbWAL = db1.XID-db0.XID, db1.WAL-db0.WAL
-		if s.dbOnHost = db0.OnHost && db1.OnHost; s.dbOnHost {
-			s.dbCPU = db1.CPU - db0.CPU
+		s.dbXacts, s.dbWAL = r1.db.XID-r0.db.XID, r1.db.WAL-r0.db.WAL
+		if s.dbOnHost = r0.db.OnHost && r1.db.OnHost; s.dbOnHost {
+			s.dbCPU = r1.db.CPU - r0.db.CPU
 		}
 	}
 	return res, s, nil
@@ -170,7 +192,9 @@ func baton(ctx context.Context, l *lab.Lab, opt Options, run int, rec *Recorder,
 	rec.Reset()
 	opt.URL, opt.RunID = "http://"+pub+"/webhooks/bench-bot", fmt.Sprint("t", run)
 	profiled := profile(ctx, adm, t.Profile, opt.Duration)
-	_, s, err := measure(ctx, opt, delivering(rec, cmd.Process.Pid))
+	m := delivering(rec, cmd.Process.Pid)
+	m.admins = []string{adm}
+	_, s, err := measure(ctx, opt, m)
 	if err != nil {
 		return s, err
 	}

@@ -106,6 +106,10 @@ func report(w io.Writer, opt Options, peers []peer) {
 	row("cpu/event, all us", "%.0f", func(s sample) float64 { return perEvent(s.cpu+s.benchCPU+s.dbCPU, s) })
 	row("PostgreSQL write xacts per event", "%.2f", func(s sample) float64 { return float64(s.dbXacts) / float64(max(1, s.events())) })
 	row("PostgreSQL WAL KiB per event", "%.1f", func(s sample) float64 { return float64(s.dbWAL) / 1024 / float64(max(1, s.events())) })
+	row("store commits per event", "%.2f", func(s sample) float64 { return s.store.Commits / float64(max(1, s.events())) })
+	row("writes per store commit", "%.1f", func(s sample) float64 { return s.store.Writes / max(1, s.store.Commits) })
+	row("ms per store commit", "%.2f", func(s sample) float64 { return ms(s.store.Time) / max(1, s.store.Commits) })
+	row("of which running the writes ms", "%.2f", func(s sample) float64 { return ms(s.store.Apply) / max(1, s.store.Commits) })
 	row("messages per request to the bot", "%.2f", func(s sample) float64 { return float64(s.delivered) / float64(max(1, s.requests)) })
 	row("max RSS MiB", "%.0f", func(s sample) float64 { return float64(s.maxRSS) / (1 << 20) })
 	for _, p := range peers {

@@ -16,6 +16,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/batonhq/baton/bench/lab"
 	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/store/bolt"
 )
@@ -37,14 +38,14 @@ const backlogLive = 100
 // that order per thread held and nothing was lost or repeated under
 // another id.
 func backlog(ctx context.Context, c Config) error {
-	l, err := newLab(c.Executable, "baton-backlog-")
+	l, err := lab.New(c.Executable, "baton-backlog-")
 	if err != nil {
 		return err
 	}
-	defer l.close()
+	defer l.Close()
 	pages := pageIDs(c.Pages)
 	threads := max(1, min(c.Threads, c.Backlog))
-	data := filepath.Join(l.dir, "baton.db")
+	data := filepath.Join(l.Dir, "baton.db")
 	fillStart := time.Now()
 	if err := fillBacklog(ctx, data, pages, threads, c.Backlog, c.TextBytes); err != nil {
 		return err
@@ -55,31 +56,31 @@ func backlog(ctx context.Context, c Config) error {
 	// nobody listens on would be as good, but on a shared machine another
 	// process may take the port meanwhile and answer for the bot.)
 	rec := newBacklogRecorder(threads, c.Backlog+min(backlogLive, threads))
-	botURL, stopBot, err := serveLocal(rec)
+	botURL, stopBot, err := lab.ServeLocal(rec)
 	if err != nil {
 		return err
 	}
 	defer stopBot()
-	cfgPath, pub, adm, err := writeConfig(l.dir, data, pages, target{BotURL: botURL, Conns: c.Connections, MaxAttempts: 1000})
+	cfgPath, pub, adm, err := lab.WriteConfig(l.Dir, data, pages, lab.Target{BotURL: botURL, Conns: c.Connections, MaxAttempts: 1000})
 	if err != nil {
 		return err
 	}
 	r := backlogResult{pending: c.Backlog, threads: threads, size: fi.Size(), conns: c.Connections}
 	start := time.Now()
-	cmd, err := l.serve(ctx, cfgPath, adm)
+	cmd, err := l.Serve(ctx, cfgPath, adm)
 	if err != nil {
 		return err
 	}
-	defer stop(cmd)
+	defer lab.Stop(cmd)
 	r.ready = time.Since(start)
-	r.atReady, _ = ReadProc(cmd.Process.Pid)
+	r.atReady, _ = lab.ReadProc(cmd.Process.Pid)
 
 	live := min(backlogLive, threads)
 	if err := sendLive(ctx, "http://"+pub+"/webhooks/bench-bot", pages, threads, c.Backlog, live, c.TextBytes); err != nil {
 		return err
 	}
 	time.Sleep(backlogDown)
-	r.down, _ = ReadProc(cmd.Process.Pid)
+	r.down, _ = lab.ReadProc(cmd.Process.Pid)
 	fmt.Fprintf(c.Stderr, "ready in %s; bot down for %s, then up\n", r.ready.Round(time.Millisecond), backlogDown)
 
 	rec.up.Store(true)
@@ -92,11 +93,11 @@ func backlog(ctx context.Context, c Config) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	r.drain = time.Since(up)
-	r.after, _ = ReadProc(cmd.Process.Pid)
+	r.after, _ = lab.ReadProc(cmd.Process.Pid)
 	r.delivered, r.dups, r.order, r.live = rec.distinct(), rec.dups, rec.outOfOrder, live
 	if r.delivered < c.Backlog+live {
 		r.left = leftOver(ctx, adm)
-		if b, err := os.ReadFile(filepath.Join(l.dir, "baton.log")); err == nil {
+		if b, err := os.ReadFile(filepath.Join(l.Dir, "baton.log")); err == nil {
 			fmt.Fprintf(c.Stderr, "baton.log (last 4 KB):\n%s\n", b[max(0, len(b)-4096):])
 		}
 	}
@@ -109,7 +110,7 @@ func leftOver(ctx context.Context, adm string) string {
 	var out strings.Builder
 	for _, status := range []string{"pending", "dead"} {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+adm+"/admin/deliveries?status="+status, nil)
-		req.Header.Set("Authorization", "Bearer "+adminToken)
+		req.Header.Set("Authorization", "Bearer "+lab.AdminToken)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return err.Error()
@@ -165,7 +166,7 @@ func FillOutbox(ctx context.Context, s store.Store, pages []string, app string, 
 					return err
 				}
 				d := &store.Delivery{App: app, Page: page, PSID: psid, Channel: "messaging", Kind: "message", Event: ev,
-					JournalSeq: j.Seq, SharesEvent: true, State: "primary", Owner: botAppID, CreatedAt: now, NextAttempt: now}
+					JournalSeq: j.Seq, SharesEvent: true, State: "primary", Owner: lab.BotAppID, CreatedAt: now, NextAttempt: now}
 				if err := tx.Enqueue(d); err != nil {
 					return err
 				}
@@ -198,7 +199,7 @@ func sendLive(ctx context.Context, url string, pages []string, threads, n, live,
 		now := time.Now()
 		ev := messageEvent(page, PSID(t), fmt.Sprintf("m_live_%d", t), seq, now, text)
 		body := fmt.Appendf(nil, `{"object":"page","entry":[{"id":"%s","time":%d,"messaging":[%s]}]}`, page, now.UnixMilli(), ev)
-		if !post(ctx, client, url, []byte(appSecret), body) {
+		if !post(ctx, client, url, []byte(lab.AppSecret), body) {
 			return fmt.Errorf("live event on thread %d not acknowledged", t)
 		}
 	}
@@ -280,7 +281,7 @@ type backlogResult struct {
 	pending, threads, conns int
 	size                    int64
 	ready                   time.Duration
-	atReady, down, after    ProcStats
+	atReady, down, after    lab.ProcStats
 	live                    int
 	drain                   time.Duration
 	delivered, dups, order  int

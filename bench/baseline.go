@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/batonhq/baton/bench/lab"
 	"github.com/batonhq/baton/messenger"
 )
 
@@ -34,9 +35,9 @@ func Baseline(secret []byte, maxBody int64) http.Handler {
 
 // ServeBaseline serves Baseline on listen until ctx ends: it is the process
 // `baton bench-baseline` that Measure starts, with the app secret in the
-// environment it gives it (see childEnv).
+// environment it gives it (see lab.Env).
 func ServeBaseline(ctx context.Context, listen string) error {
-	return serveChild(ctx, listen, Baseline([]byte(os.Getenv(secretEnv)), 1<<20))
+	return serveChild(ctx, listen, Baseline([]byte(os.Getenv(lab.SecretEnv)), 1<<20))
 }
 
 // serveChild serves h for webhooks, and /healthz, on listen until ctx ends.

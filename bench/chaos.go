@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/batonhq/baton/bench/lab"
 )
 
 // chaos runs load at a fixed rate while Baton is killed with SIGKILL at
@@ -19,25 +21,25 @@ func chaos(ctx context.Context, c Config) error {
 	if rate == 0 {
 		rate = 500
 	}
-	l, err := newLab(c.Executable, "baton-chaos-")
+	l, err := lab.New(c.Executable, "baton-chaos-")
 	if err != nil {
 		return err
 	}
-	defer l.close()
+	defer l.Close()
 	rec := NewRecorder()
-	botURL, stopBot, err := serveLocal(rec)
+	botURL, stopBot, err := lab.ServeLocal(rec)
 	if err != nil {
 		return err
 	}
 	defer stopBot()
 	pages := pageIDs(c.Pages)
-	cfgPath, pub, adm, err := writeConfig(l.dir, filepath.Join(l.dir, "baton.db"), pages, target{BotURL: botURL, Conns: c.Connections})
+	cfgPath, pub, adm, err := lab.WriteConfig(l.Dir, filepath.Join(l.Dir, "baton.db"), pages, lab.Target{BotURL: botURL, Conns: c.Connections})
 	if err != nil {
 		return err
 	}
 	start := func() (*exec.Cmd, time.Duration, error) {
 		t0 := time.Now()
-		cmd, err := l.serve(ctx, cfgPath, adm)
+		cmd, err := l.Serve(ctx, cfgPath, adm)
 		return cmd, time.Since(t0), err
 	}
 	cmd, _, err := start()
@@ -53,8 +55,8 @@ func chaos(ctx context.Context, c Config) error {
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		res, err := Run(loadCtx, Options{URL: "http://" + pub + "/webhooks/bench-bot", Secret: []byte(appSecret), Pages: pages,
-			AppID: botAppID, Threads: c.Threads, Connections: c.Connections, Rate: rate, Duration: time.Hour, TextBytes: 800, RunID: "chaos", Resend: true})
+		res, err := Run(loadCtx, Options{URL: "http://" + pub + "/webhooks/bench-bot", Secret: []byte(lab.AppSecret), Pages: pages,
+			AppID: lab.BotAppID, Threads: c.Threads, Connections: c.Connections, Rate: rate, Duration: time.Hour, TextBytes: 800, RunID: "chaos", Resend: true})
 		done <- outcome{res, err}
 	}()
 	var readies []time.Duration
@@ -75,7 +77,7 @@ func chaos(ctx context.Context, c Config) error {
 	stopLoad()
 	out := <-done
 	if out.err != nil {
-		stop(cmd)
+		lab.Stop(cmd)
 		return out.err
 	}
 	res := out.res
@@ -83,7 +85,7 @@ func chaos(ctx context.Context, c Config) error {
 	for rec.Missing(res.AckedMids) > 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	stop(cmd)
+	lab.Stop(cmd)
 	lost := rec.Missing(res.AckedMids)
 	chaosResult{kills: c.Chaos, rate: rate, conns: c.Connections, elapsed: res.Elapsed,
 		acked: len(res.AckedMids), delivered: len(res.AckedMids) - lost, lost: lost,

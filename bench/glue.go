@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/batonhq/baton/bench/lab"
 	"github.com/batonhq/baton/messenger"
 )
 
@@ -85,5 +86,5 @@ func ServeGlue(ctx context.Context, listen, botURL string, conns int) error {
 	// throughput at 64 in flight (PERFORMANCE-NOTES).
 	tr := &http.Transport{MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute}
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	return serveChild(ctx, listen, Glue([]byte(os.Getenv(secretEnv)), botURL, client, 1<<20))
+	return serveChild(ctx, listen, Glue([]byte(os.Getenv(lab.SecretEnv)), botURL, client, 1<<20))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"strconv"
 	"time"
 )
@@ -31,8 +30,11 @@ type Config struct {
 	Runs        int           // runs of each target, alternating; medians are reported
 	BotDelay    time.Duration // time the recording bot takes per delivery
 	NoBaseline  bool          // measure Baton only
-	// Targets are the peers to compare (see Peers; empty: all of them).
-	Targets []string
+	// Targets are the peers to compare (see Peers; empty: all of them);
+	// "cluster" adds three replicas on PostgreSQL, on the database of
+	// PostgresDSN, each run in a schema of its own that it drops.
+	Targets     []string
+	PostgresDSN string
 	// Batch is the batched Baton's adapter batch.max (0: no batched
 	// run), BatchWait its batch.wait; Adapter is the bench bot's adapter
 	// type for both Batons (http or messenger).
@@ -76,15 +78,6 @@ func Measure(ctx context.Context, c Config) error {
 	return compare(ctx, c)
 }
 
-// appSecret signs the load's webhooks; the children get it as secretEnv.
-const (
-	appSecret = "bench-app-secret"
-	secretEnv = "BENCH_SECRET"
-)
-
-// botAppID is the app id of the recording bot Baton hosts.
-const botAppID = "512345678901234"
-
 // pageIDs names n pages.
 func pageIDs(n int) []string {
 	ids := make([]string, n)
@@ -93,20 +86,3 @@ func pageIDs(n int) []string {
 	}
 	return ids
 }
-
-// lab is where one measurement runs: the baton binary it starts and a
-// scratch directory for configs, data files and logs.
-type lab struct {
-	self string
-	dir  string
-}
-
-func newLab(self, prefix string) (*lab, error) {
-	dir, err := os.MkdirTemp("", prefix)
-	if err != nil {
-		return nil, err
-	}
-	return &lab{self: self, dir: dir}, nil
-}
-
-func (l *lab) close() { os.RemoveAll(l.dir) }

@@ -58,6 +58,8 @@ var peerTitles = map[string]string{
 	peerGlue:     "glue: verify, decode, POST each event to the bot, 200 after its answer; nothing durable",
 	peerBaton:    "baton: durable ack, then one delivery per request",
 	peerBatch:    "batch: baton with adapter.batch",
+	peerCluster: fmt.Sprintf("cluster: %d baton serve replicas on one PostgreSQL, behind a round robin in the bench process; "+
+		"measured process: the replicas together (max RSS: their peaks summed)", clusterSize),
 }
 
 // report writes the comparison: for each measure, the median of each
@@ -100,7 +102,14 @@ func report(w io.Writer, opt Options, peers []peer) {
 	row("end-to-end p99 ms", "%.1f", func(s sample) float64 { return ms(s.e2e.P99) })
 	row("cpu/event, measured process us", "%.0f", func(s sample) float64 { return perEvent(s.cpu, s) })
 	row("cpu/event, generator + bot us", "%.0f", func(s sample) float64 { return perEvent(s.benchCPU, s) })
-	row("cpu/event, all us", "%.0f", func(s sample) float64 { return perEvent(s.cpu+s.benchCPU, s) })
+	row("cpu/event, PostgreSQL us", "%.0f", func(s sample) float64 { return perEvent(s.dbCPU, s) })
+	row("cpu/event, all us", "%.0f", func(s sample) float64 { return perEvent(s.cpu+s.benchCPU+s.dbCPU, s) })
+	row("PostgreSQL write xacts per event", "%.2f", func(s sample) float64 { return float64(s.dbXacts) / float64(max(1, s.events())) })
+	row("PostgreSQL WAL KiB per event", "%.1f", func(s sample) float64 { return float64(s.dbWAL) / 1024 / float64(max(1, s.events())) })
+	row("store commits per event", "%.2f", func(s sample) float64 { return s.store.Commits / float64(max(1, s.events())) })
+	row("writes per store commit", "%.1f", func(s sample) float64 { return s.store.Writes / max(1, s.store.Commits) })
+	row("ms per store commit", "%.2f", func(s sample) float64 { return ms(s.store.Time) / max(1, s.store.Commits) })
+	row("of which running the writes ms", "%.2f", func(s sample) float64 { return ms(s.store.Apply) / max(1, s.store.Commits) })
 	row("messages per request to the bot", "%.2f", func(s sample) float64 { return float64(s.delivered) / float64(max(1, s.requests)) })
 	row("max RSS MiB", "%.0f", func(s sample) float64 { return float64(s.maxRSS) / (1 << 20) })
 	for _, p := range peers {
@@ -112,27 +121,49 @@ func report(w io.Writer, opt Options, peers []peer) {
 			lost, dups, order, mis, failed = lost+s.lost, dups+s.dups, order+s.order, mis+s.mismat, failed+s.failed
 		}
 		fmt.Fprintf(w, "%s: lost %d, duplicates %d (other id: %d), out of order %d, refused/failed requests %d (all runs)\n", p.name, lost, dups, mis, order, failed)
+		if p.name == peerCluster && len(p.runs) > 0 && !p.runs[0].dbOnHost {
+			fmt.Fprintln(w, "cluster: PostgreSQL's CPU not counted: its server is not a process of this host")
+		}
 	}
 	fmt.Fprintln(w, "ratios of delivered ev/s (the baseline's: acknowledged), run by run:")
 	for _, b := range peers {
-		if b.name != peerBaton && b.name != peerBatch {
+		if b.name != peerBaton && b.name != peerBatch && b.name != peerCluster {
 			continue
 		}
 		for _, o := range peers {
-			if o.name == b.name || o.name == peerBatch {
+			if o.name == b.name || o.name == peerBatch || o.name == peerCluster {
 				continue
 			}
-			var rs []float64
-			for i := range min(len(b.runs), len(o.runs)) {
-				if r := o.runs[i].rate(); r > 0 {
-					rs = append(rs, b.runs[i].rate()/r)
-				}
-			}
-			if m, lo, hi := median(rs); len(rs) > 0 {
+			if m, lo, hi, ok := runRatio(b, o, sample.rate); ok {
 				fmt.Fprintf(w, "  %s/%s: %.2f (runs %.2f-%.2f)\n", b.name, o.name, m, lo, hi)
+			}
+			if b.name != peerCluster || o.name != peerBaton {
+				continue
+			}
+			// The replicas' acknowledgement waits for PostgreSQL's commit
+			// instead of bbolt's: how much longer it is.
+			for _, q := range []struct {
+				name string
+				f    func(sample) float64
+			}{{"ack p50", func(s sample) float64 { return ms(s.ack.P50) }}, {"ack p99", func(s sample) float64 { return ms(s.ack.P99) }}} {
+				if m, lo, hi, ok := runRatio(b, o, q.f); ok {
+					fmt.Fprintf(w, "  %s/%s %s: %.2f (runs %.2f-%.2f)\n", b.name, o.name, q.name, m, lo, hi)
+				}
 			}
 		}
 	}
+}
+
+// runRatio is the median and range of b's f over o's, run by run.
+func runRatio(b, o peer, f func(sample) float64) (med, lo, hi float64, ok bool) {
+	var rs []float64
+	for i := range min(len(b.runs), len(o.runs)) {
+		if r := f(o.runs[i]); r > 0 {
+			rs = append(rs, f(b.runs[i])/r)
+		}
+	}
+	med, lo, hi = median(rs)
+	return med, lo, hi, len(rs) > 0
 }
 
 func rateString(r int) string {

@@ -2,13 +2,10 @@ package bench
 
 import (
 	"context"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/batonhq/baton/config"
 )
 
 func TestMedian(t *testing.T) {
@@ -128,38 +125,37 @@ func TestStartupReport(t *testing.T) {
 	}
 }
 
-// The config Baton is started with is one it accepts, with and without
-// the slow bot.
-func TestWriteConfigIsValid(t *testing.T) {
-	env := map[string]string{}
-	for _, kv := range childEnv() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	for _, tg := range []target{
-		{BotURL: "http://127.0.0.1:1", Conns: 4},
-		{BotURL: "http://127.0.0.1:1", SlowURL: "http://127.0.0.1:2", Conns: 4, CommitWait: time.Millisecond},
-		{BotURL: "http://127.0.0.1:1", Conns: 4, Adapter: "messenger", Batch: "{max: 100, wait: 2ms}"},
-	} {
-		dir := t.TempDir()
-		path, pub, adm, err := writeConfig(dir, dir+"/baton.db", pageIDs(3), tg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := config.Load(path, lookup)
-		if err != nil {
-			b, _ := os.ReadFile(path)
-			t.Fatalf("%v\n%s", err, b)
-		}
-		if len(cfg.Pages) != 3 || pub == adm {
-			t.Errorf("%d pages, listen %s, admin %s", len(cfg.Pages), pub, adm)
-		}
-	}
-}
-
 func TestMeasureNeedsTheExecutable(t *testing.T) {
 	if err := Measure(context.Background(), Config{}); err == nil {
 		t.Fatal("measured without a baton binary")
+	}
+}
+
+// The cluster's column adds the database's CPU, and its ratios to Baton
+// on bbolt: throughput and acknowledgement latency.
+func TestReportCluster(t *testing.T) {
+	opt := Options{Connections: 8, Threads: 100, Pages: pageIDs(2), Duration: 2 * time.Second}
+	baton := []sample{{deliveredPerSec: 1000, delivered: 1000, ack: Latencies{P50: time.Millisecond, P99: 4 * time.Millisecond}, cpu: 100 * time.Millisecond}}
+	cluster := []sample{{deliveredPerSec: 600, delivered: 1000, ack: Latencies{P50: 3 * time.Millisecond, P99: 10 * time.Millisecond},
+		cpu: 200 * time.Millisecond, dbCPU: 150 * time.Millisecond, dbXacts: 2500, dbWAL: 5 << 20}}
+	var b strings.Builder
+	report(&b, opt, []peer{{peerBaton, baton}, {peerCluster, cluster}})
+	out := b.String()
+	for _, want := range []string{
+		"cpu/event, PostgreSQL us                                -          150 (150-150)\n",
+		"cpu/event, all us                           100 (100-100)          350 (350-350)\n",
+		"PostgreSQL write xacts per event                        -       2.50 (2.50-2.50)\n",
+		"PostgreSQL WAL KiB per event                            -          5.1 (5.1-5.1)\n",
+		"cluster: PostgreSQL's CPU not counted: its server is not a process of this host\n",
+		"  cluster/baton: 0.60 (runs 0.60-0.60)\n",
+		"  cluster/baton ack p50: 3.00 (runs 3.00-3.00)\n",
+		"  cluster/baton ack p99: 2.50 (runs 2.50-2.50)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "baton/cluster") {
+		t.Errorf("Baton compared with the cluster, not the cluster with Baton:\n%s", out)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/batonhq/baton/bench/lab"
 	"github.com/batonhq/baton/statemachine"
 	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/store/bolt"
@@ -20,32 +21,32 @@ import (
 // API thread lookups, against the same lookups on a store of 1,000
 // threads; each warm, and cold from the disk.
 func startup(ctx context.Context, c Config) error {
-	l, err := newLab(c.Executable, "baton-startup-")
+	l, err := lab.New(c.Executable, "baton-startup-")
 	if err != nil {
 		return err
 	}
-	defer l.close()
+	defer l.Close()
 	pages := pageIDs(c.Pages)
 	var results []startupResult
 	for _, count := range []int{1000, c.Startup} {
-		data := filepath.Join(l.dir, fmt.Sprintf("baton-%d.db", count))
+		data := filepath.Join(l.Dir, fmt.Sprintf("baton-%d.db", count))
 		fillStart := time.Now()
 		if err := fillStore(ctx, data, pages, count); err != nil {
 			return err
 		}
 		fi, _ := os.Stat(data)
 		fmt.Fprintf(c.Stderr, "filled %d threads in %s (%d MiB)\n", count, time.Since(fillStart).Round(time.Millisecond), fi.Size()>>20)
-		cfgPath, _, adm, err := writeConfig(l.dir, data, pages, target{BotURL: "http://127.0.0.1:1", Conns: 1})
+		cfgPath, _, adm, err := lab.WriteConfig(l.Dir, data, pages, lab.Target{BotURL: "http://127.0.0.1:1", Conns: 1})
 		if err != nil {
 			return err
 		}
 		for _, cache := range []string{"warm", "cold"} {
 			if cache == "cold" {
-				if err := DropCache(data); err != nil {
+				if err := lab.DropCache(data); err != nil {
 					return err
 				}
 			}
-			r, err := l.startupOnce(ctx, cfgPath, adm, pages, count)
+			r, err := startupOnce(ctx, l, cfgPath, adm, pages, count)
 			if err != nil {
 				return err
 			}
@@ -59,22 +60,22 @@ func startup(ctx context.Context, c Config) error {
 
 // startupOnce starts Baton on cfgPath, times it to ready, reads 2,000
 // threads at random through the admin API and stops it.
-func (l *lab) startupOnce(ctx context.Context, cfgPath, adm string, pages []string, count int) (startupResult, error) {
+func startupOnce(ctx context.Context, l *lab.Lab, cfgPath, adm string, pages []string, count int) (startupResult, error) {
 	start := time.Now()
-	cmd, err := l.serve(ctx, cfgPath, adm)
+	cmd, err := l.Serve(ctx, cfgPath, adm)
 	if err != nil {
 		return startupResult{}, err
 	}
-	defer stop(cmd)
+	defer lab.Stop(cmd)
 	ready := time.Since(start)
-	st, _ := ReadProc(cmd.Process.Pid)
+	st, _ := lab.ReadProc(cmd.Process.Pid)
 	client := &http.Client{Timeout: 10 * time.Second}
 	var lat []time.Duration
 	for i := range 2000 {
 		t := (i * 7919) % count
 		u := fmt.Sprintf("http://%s/admin/threads/%s/%s", adm, pages[t%len(pages)], PSID(t))
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		req.Header.Set("Authorization", "Bearer "+adminToken)
+		req.Header.Set("Authorization", "Bearer "+lab.AdminToken)
 		t0 := time.Now()
 		resp, err := client.Do(req)
 		if err != nil {
@@ -87,7 +88,7 @@ func (l *lab) startupOnce(ctx context.Context, cfgPath, adm string, pages []stri
 		}
 		lat = append(lat, time.Since(t0))
 	}
-	after, _ := ReadProc(cmd.Process.Pid)
+	after, _ := lab.ReadProc(cmd.Process.Pid)
 	return startupResult{ready: ready, rss: st.RSS, rssLook: after.RSS, anon: after.Anon, lookup: Summarise(lat)}, nil
 }
 
@@ -98,7 +99,7 @@ func fillStore(ctx context.Context, path string, pages []string, n int) error {
 		return err
 	}
 	defer db.Close()
-	return FillThreads(ctx, db, pages, botAppID, n, 20000, time.Now())
+	return FillThreads(ctx, db, pages, lab.BotAppID, n, 20000, time.Now())
 }
 
 // FillThreads writes n thread records (owned, with an expiry timer, on

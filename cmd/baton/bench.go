@@ -27,20 +27,28 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.Runs, "runs", 3, "runs of each target, alternating; medians are reported")
 	fs.DurationVar(&c.BotDelay, "bot-delay", 0, "time the recording bot takes per delivery")
 	fs.BoolVar(&c.NoBaseline, "no-baseline", false, "measure Baton only (no peers, no batched run)")
-	targets := fs.String("targets", strings.Join(bench.Peers, ","), "what to compare, alternating run by run: baseline (verify+decode+200), direct (to the bot), glue (a hand-written forwarder), baton, batch (baton with adapter.batch)")
+	targets := fs.String("targets", strings.Join(bench.Peers, ","), "what to compare, alternating run by run: baseline (verify+decode+200), direct (to the bot), glue (a hand-written forwarder), baton, batch (baton with adapter.batch), cluster (3 replicas on PostgreSQL; not by default, needs -pg-dsn)")
+	fs.StringVar(&c.PostgresDSN, "pg-dsn", "", "the PostgreSQL of the cluster target (default: $BATON_BENCH_PG_DSN, else $BATON_TEST_PG_DSN, which `bash scripts/pg.sh baton bench ...` sets to a throw-away server); each run uses a schema of its own and drops it")
 	fs.IntVar(&c.Batch, "batch", 100, "the batched Baton's adapter batch.max (0: no batched run)")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 0, "the batched Baton's adapter batch.wait")
 	fs.StringVar(&c.Adapter, "adapter", "http", "the bench bot's adapter type for Baton: http (Baton's envelope) or messenger (Meta's format)")
 	fs.IntVar(&c.Startup, "startup", 0, "instead of load: fill a store with this many threads, then measure Baton's start-up, RSS and thread lookups")
 	fs.DurationVar(&c.SlowBot, "slow-bot", 0, "add a second bot taking this long per delivery (standby copies of every event) and compare with a run without it")
 	fs.DurationVar(&c.CommitWait, "commit-wait", 0, "Baton's webhooks.commit_wait: a small write group waits this long for more")
-	fs.StringVar(&c.Profile, "profile", "", "write CPU and allocation profiles of Baton's first run to this file and this file.allocs (pprof format)")
+	fs.StringVar(&c.Profile, "profile", "", "write CPU and allocation profiles of Baton's first run to this file and this file.allocs (pprof format); with -targets ...,cluster also of the cluster's first replica to this file.cluster and .cluster.allocs")
 	fs.IntVar(&c.Backlog, "backlog", 0, "instead of load: fill a store with this many deliveries pending on -threads threads for a bot that is down, then measure Baton's start-up and RSS on it, and the delivery rate, order and losses once the bot is back")
 	fs.IntVar(&c.Chaos, "chaos", 0, "instead of load: SIGKILL Baton this many times at random moments under a steady -rate, resending what got no 200")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	c.Targets = strings.Split(*targets, ",")
+	// Read here, not as the flag's default, so that -h does not print a
+	// DSN, which may hold a password.
+	for _, k := range []string{"BATON_BENCH_PG_DSN", "BATON_TEST_PG_DSN"} {
+		if c.PostgresDSN == "" {
+			c.PostgresDSN = os.Getenv(k)
+		}
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err

@@ -171,7 +171,7 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 	o.rules = handover.New(handover.Deps{Store: d.Store, Topology: top, Threads: o.threads, Sender: d.Graph, Health: health, Clock: d.Clock,
 		Log: d.Log.Named("handover"), Metrics: m, Errors: errs, Backoff: backoff, Jobs: jobBell, Wake: wake})
 	o.dispatcher = dispatch.New(dispatch.Deps{Store: d.Store, Topology: top, Health: health, Clock: d.Clock, Log: d.Log.Named("dispatch"),
-		Metrics: m, Errors: errs, Backoff: cfg.Delivery.Backoff, MaxBackoff: cfg.Delivery.MaxBackoff,
+		Metrics: m, Errors: errs, Backoff: cfg.Delivery.Backoff, MaxBackoff: cfg.Delivery.MaxBackoff, Owns: owns,
 		Hooks: dispatch.Hooks{OnFailure: func(tx store.Tx, dl *store.Delivery) error {
 			tx.AfterCommit(o.console.Poke) // a failing bot, maybe a dead letter: the consoles read again
 			return o.rules.NoteDeliveryFailure(tx, dl)

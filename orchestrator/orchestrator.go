@@ -178,7 +178,7 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 		rescan = clusterRescan
 	}
 	o.dispatcher = dispatch.New(dispatch.Deps{Store: d.Store, Topology: top, Health: health, Clock: d.Clock, Log: d.Log.Named("dispatch"),
-		Metrics: m, Errors: errs, Backoff: cfg.Delivery.Backoff, MaxBackoff: cfg.Delivery.MaxBackoff, Rescan: rescan,
+		Metrics: m, Errors: errs, Backoff: cfg.Delivery.Backoff, MaxBackoff: cfg.Delivery.MaxBackoff, Rescan: rescan, Owns: owns,
 		Hooks: dispatch.Hooks{OnFailure: func(tx store.Tx, dl *store.Delivery) error {
 			tx.AfterCommit(o.console.Poke) // a failing bot, maybe a dead letter: the consoles read again
 			return o.rules.NoteDeliveryFailure(tx, dl)

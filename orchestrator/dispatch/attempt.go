@@ -126,10 +126,33 @@ func (ds *Dispatcher) head(l *lane, skip []uint64, held *store.Delivery) (headRe
 // next.
 func (ds *Dispatcher) attempt(ctx context.Context, l *lane, del *store.Delivery, more bool) {
 	a := l.bot.app
+	env := ds.envelope(del)
+	if !ds.owns(l) {
+		return
+	}
 	start := time.Now()
-	res, err := a.Adapter.Deliver(ctx, ds.envelope(del))
+	res, err := a.Adapter.Deliver(ctx, env)
 	ds.d.Metrics.DeliverSec.WithLabelValues(a.Name).Observe(time.Since(start).Seconds())
 	ds.settle(ctx, l, del, more, res, err)
+}
+
+// owns is the last moment to find the thread's lease gone (Deps.Owns):
+// past it, the bot gets the request. A lane whose lease is gone waits, as
+// one whose head does not read does; the next dispatcher, on the shards
+// this replica holds then, will not have it.
+func (ds *Dispatcher) owns(l *lane) bool {
+	if ds.d.Owns == nil {
+		return true
+	}
+	err := ds.d.Owns(l.key)
+	if err == nil {
+		return true
+	}
+	ds.d.Log.Info("not delivered: the thread's shard is no longer this replica's", zap.String("app", l.bot.app.Name), zap.Stringer("thread", l.key), zap.Error(err))
+	ds.mu.Lock()
+	ds.parkLocked(l, ds.d.Clock.Now().Add(ds.d.MaxBackoff))
+	ds.mu.Unlock()
+	return false
 }
 
 // settle puts the lane where it goes after its head's attempt came back

@@ -78,12 +78,19 @@ func (ds *Dispatcher) batchTurn(ctx context.Context, b *bot, bt batcher, ls []*l
 			items = append(items, batchItem{l: l, del: del, more: more})
 		}
 	}
+	envs := make([]*adapters.Delivery, 0, len(items))
+	for _, it := range items {
+		envs = append(envs, ds.envelope(it.del))
+	}
+	owned := items[:0]
+	for i, it := range items {
+		if ds.owns(it.l) {
+			owned, envs[len(owned)] = append(owned, it), envs[i]
+		}
+	}
+	items, envs = owned, envs[:len(owned)]
 	if len(items) == 0 {
 		return
-	}
-	envs := make([]*adapters.Delivery, len(items))
-	for i, it := range items {
-		envs[i] = ds.envelope(it.del)
 	}
 	start := time.Now()
 	outs := bt.DeliverBatch(ctx, envs)

@@ -62,6 +62,13 @@ type Deps struct {
 	// which no Add told it of. 0: never, since one process's deliveries
 	// all come through Add.
 	Rescan time.Duration
+	// Owns, when set, says whether this replica acts for thread k now (a
+	// *store.NotOwnedError when not): one of several replicas delivers
+	// only the threads of the shards it holds. The store's reads keep to
+	// them; Owns is asked again just before each request to a bot, since
+	// a lease can run out between the read and the request (a process
+	// paused there). Nil: every thread is this process's.
+	Owns func(k store.ThreadKey) error
 }
 
 // DefaultMaxLanes is the lanes per bot in memory when Deps leaves it

@@ -160,6 +160,9 @@ type fixture struct {
 	recovered chan string
 	wakes     chan struct{}
 
+	// owns is the dispatcher's Deps.Owns (nil: every thread is ours).
+	owns func(store.ThreadKey) error
+
 	ds     *dispatch.Dispatcher
 	cancel context.CancelFunc
 	ran    chan error
@@ -245,7 +248,7 @@ func (f *fixture) answer(app string, fn func(n int, d *adapters.Delivery) (adapt
 func (f *fixture) build() *dispatch.Dispatcher {
 	f.ds = dispatch.New(dispatch.Deps{Store: f.store, Topology: f.top, Health: f.health, Clock: f.clock,
 		Log: f.log.Named("dispatch"), Metrics: f.m, Errors: f.errs,
-		Backoff: backoff, MaxBackoff: maxBackoff, Hooks: f.hooks, MaxLanes: f.setup.maxLanes})
+		Backoff: backoff, MaxBackoff: maxBackoff, Hooks: f.hooks, MaxLanes: f.setup.maxLanes, Owns: f.owns})
 	return f.ds
 }
 

@@ -2,10 +2,13 @@ package postgres
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -289,15 +292,21 @@ func (x *tx) CountThreads() (map[string]int, error) {
 // flush writes the counts the transaction moved, once, before COMMIT.
 func (x *tx) flush() error {
 	b := &pgx.Batch{}
-	for k, delta := range x.counts {
-		if delta != 0 {
+	// The rows are locked in key order, the same in every transaction:
+	// replicas share the pending counts of each app, and two that locked
+	// them in a map's order would wait for each other (until PostgreSQL's
+	// deadlock detection failed one of their group commits).
+	for _, k := range slices.SortedFunc(maps.Keys(x.counts), func(a, b countKey) int {
+		return cmp.Or(cmp.Compare(a.shard, b.shard), cmp.Compare(a.state, b.state))
+	}) {
+		if delta := x.counts[k]; delta != 0 {
 			b.Queue(`INSERT INTO baton_counts (shard, state, n) VALUES ($1, $2, $3)
 				ON CONFLICT (shard, state) DO UPDATE SET n = baton_counts.n + EXCLUDED.n`, k.shard, k.state, delta)
 		}
 	}
 	apps := false
-	for app, delta := range x.pending {
-		if delta != 0 {
+	for _, app := range slices.Sorted(maps.Keys(x.pending)) {
+		if delta := x.pending[app]; delta != 0 {
 			apps = true
 			b.Queue(`INSERT INTO baton_pending_counts (app, n) VALUES ($1, $2)
 				ON CONFLICT (app) DO UPDATE SET n = baton_pending_counts.n + EXCLUDED.n`, app, delta)

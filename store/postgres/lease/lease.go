@@ -6,11 +6,17 @@
 // them reads the database's clock, clock_timestamp(), never the replica's.
 // The pattern is Temporal's SQL shard ownership, as SCALEOUT.md §4.3
 // measured it here: an acquire bumps the epoch; a fenced transaction locks
-// its shards' rows (FOR SHARE) after its writes and before COMMIT, and
+// its shards' rows (FOR KEY SHARE) after its writes and before COMMIT, and
 // finds them still at its epoch, its owner and not run out, or rolls back.
-// An acquire is an UPDATE of that row, so it waits for a fenced COMMIT in
-// flight: in commit order, every write of epoch e comes before the acquire
-// of e+1.
+// An acquire locks the row FOR UPDATE, the one lock that conflicts with
+// FOR KEY SHARE, so it waits for a fenced COMMIT in flight: in commit
+// order, every write of epoch e comes before the acquire of e+1. Renewals
+// and releases change no key, so they take FOR NO KEY UPDATE, which a
+// fence's lock shares: the holder's renewal of all its leases, one
+// statement, never waits for its own fenced transactions. (With FOR SHARE
+// it did, and a group commit's fences, one statement per caller in no
+// order, and the renewal waited for each other until PostgreSQL's deadlock
+// detection failed one of them.)
 package lease
 
 import (
@@ -77,11 +83,18 @@ func (t *Table) Acquire(ctx context.Context, replica string, shard int, terms st
 	}
 	sent := time.Now()
 	var epoch int64
+	// FOR UPDATE first: the UPDATE alone, of no key, would take a lock
+	// that a fenced transaction's shares, and not wait for its COMMIT. One
+	// statement, so that no acquirer can freeze between the two holding
+	// the row.
 	err := t.pool.QueryRow(ctx, `
-		UPDATE baton_shards SET owner = $2, epoch = epoch + 1,
+		WITH free AS (
+			SELECT shard FROM baton_shards WHERE shard = $1 AND expires_at <= clock_timestamp() FOR UPDATE
+		)
+		UPDATE baton_shards s SET owner = $2, epoch = s.epoch + 1,
 			expires_at = clock_timestamp() + $3::bigint * interval '1 microsecond'
-		WHERE shard = $1 AND expires_at <= clock_timestamp()
-		RETURNING epoch`, shard, replica, ttlMicros(terms.TTL)).Scan(&epoch)
+		FROM free WHERE s.shard = free.shard AND s.expires_at <= clock_timestamp()
+		RETURNING s.epoch`, shard, replica, ttlMicros(terms.TTL)).Scan(&epoch)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Lease{}, fmt.Errorf("postgres: acquire shard %d: %w", shard, store.ErrLeaseHeld)
 	}
@@ -245,14 +258,15 @@ func (f *Fence) Only(shards map[int]bool) *Fence {
 }
 
 // Check locks, in tx, the rows of f's shards that still hold its leases
-// and fails with store.ErrFenced, naming the shards lost, unless all do.
+// (FOR KEY SHARE: an acquire waits for it, a renewal does not) and fails
+// with store.ErrFenced, naming the shards lost, unless all do.
 func Check(ctx context.Context, tx pgx.Tx, f *Fence) error {
 	rows, err := tx.Query(ctx, `
 		SELECT s.shard FROM baton_shards s
 		JOIN unnest($1::int[], $2::bigint[], $3::text[]) AS f(shard, epoch, owner)
 			ON s.shard = f.shard AND s.epoch = f.epoch AND s.owner = f.owner
 		WHERE s.expires_at > clock_timestamp()
-		FOR SHARE OF s`, f.shard, f.epoch, f.owner)
+		FOR KEY SHARE OF s`, f.shard, f.epoch, f.owner)
 	if err != nil {
 		return fmt.Errorf("postgres: check the leases: %w", err)
 	}

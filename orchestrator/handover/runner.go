@@ -225,9 +225,14 @@ func (e *Engine) dispatch(ctx context.Context, j store.Job) jobOutcome {
 	return jobOutcome{result: skippedResult, err: fmt.Errorf("unknown rule %q", j.Rule)}
 }
 
-// retryable: a job's Graph call failed in a way a later run may fix.
+// retryable: a job's call failed in a way a later run may fix: Meta's
+// transient errors and calls with no answer, and any failure that is not
+// Meta's answer (Baton's own: the intent not written, a store deadlock, a
+// lease lost to another replica, which then runs the job). Meta's
+// definite refusals are final. Retries are bounded by jobMaxAttempts.
 func retryable(err error) bool {
-	return messenger.IsTransient(err) || messenger.IsUncertain(err) || messenger.IsRateLimited(err)
+	var me *messenger.Error
+	return messenger.IsTransient(err) || messenger.IsUncertain(err) || messenger.IsRateLimited(err) || !errors.As(err, &me)
 }
 
 // outcome turns a control call's error into a job outcome: a refusal by

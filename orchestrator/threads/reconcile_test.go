@@ -3,6 +3,7 @@ package threads_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/batonhq/baton/adapters"
 	"github.com/batonhq/baton/messenger"
 	"github.com/batonhq/baton/orchestrator/threads"
+	"github.com/batonhq/baton/statemachine"
 	"github.com/batonhq/baton/store"
 )
 
@@ -262,5 +264,29 @@ func TestReconcileClampsExpiration(t *testing.T) {
 	th, _, _ := f.thread(key(page))
 	if limit := f.clock.Now().Add(31 * 24 * time.Hour); th.ExpiresAt.After(limit) {
 		t.Fatalf("expires %v, past %v", th.ExpiresAt, limit)
+	}
+}
+
+// A pass left unsettled by another process (it crashed, or the thread's
+// shard moved to this replica) is settled before the next call decides:
+// Meta applied it, so the record learns the new owner first, and the
+// second pass of the same thread is refused here rather than made twice.
+func TestControlSettlesALeftIntentFirst(t *testing.T) {
+	f := newFixture(t)
+	left := store.Intent{ThreadKey: key(page), App: supportID, Op: "pass", Target: billingID, At: f.clock.Now()}
+	if err := f.store.Update(context.Background(), func(tx store.Tx) error { return tx.PutIntent(left) }); err != nil {
+		t.Fatal(err)
+	}
+	f.graph.owner = func(string) (messenger.ThreadOwner, error) { return messenger.ThreadOwner{AppID: billingID}, nil }
+	_, err := f.svc.Control(context.Background(), pass("billing-bot"))
+	if !errors.Is(err, statemachine.ErrRefused) {
+		t.Fatalf("the second pass: %v, want refused (the thread is billing-bot's already)", err)
+	}
+	if calls := f.graph.Calls(); len(calls) == 0 || !strings.HasPrefix(calls[0], "thread_owner ") || slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "pass ") }) {
+		t.Fatalf("calls %q: want thread_owner first, and no second pass", calls)
+	}
+	th, hist, intents := f.thread(key(page))
+	if th.Owner != billingID || len(intents) != 0 || len(hist) != 1 || hist[0].Cause != store.CauseReconcile {
+		t.Fatalf("record %+v, history %+v, intents %+v", th.Thread, hist, intents)
 	}
 }

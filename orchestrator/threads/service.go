@@ -109,6 +109,12 @@ func (s *Service) Control(ctx context.Context, req Request) (store.Thread, error
 	unlock := s.locks.lock(k.String())
 	defer unlock()
 
+	// A call of an earlier process left unsettled (a crash, or a replica
+	// that had the thread before: RecoverIntents queued its reconcile,
+	// which may not have run yet) is settled first: deciding on a record
+	// that may not have it would make the same call twice.
+	s.settleLeftIntent(ctx, k)
+
 	// Check first: a call Meta would refuse is refused here, with the reason.
 	th, err := s.Current(p, k)
 	if err != nil {
@@ -134,6 +140,28 @@ func (s *Service) Control(ctx context.Context, req Request) (store.Thread, error
 	out, err := s.applied(p, a, k, req, in)
 	s.d.Wake()
 	return out, err
+}
+
+// settleLeftIntent reconciles thread k, for a caller that holds it, when
+// an intent is left on it: with the thread held, no call of this process
+// is under way on it, so the intent is a call whose outcome was never
+// recorded. The intent goes once the reconcile succeeds; if it fails,
+// the call goes on as it would have, and the queued reconcile retries.
+func (s *Service) settleLeftIntent(ctx context.Context, k store.ThreadKey) {
+	var left store.Intent
+	err := s.d.Store.View(func(tx store.ReadTx) error {
+		var err error
+		left, err = tx.Intent(k)
+		return err
+	})
+	if err != nil {
+		return // none (or unreadable: the call's own write will say)
+	}
+	if err := s.reconcile(ctx, k, "a "+left.Op+" call left unsettled"); err != nil {
+		s.d.Log.Warn("an unsettled call not reconciled before the next", zap.String("thread", k.String()), zap.Error(err))
+		return
+	}
+	s.clearIntent(k, left.At)
 }
 
 // owns is Deps.Owns: nil when this replica acts for k.

@@ -227,17 +227,7 @@ func (in *Ingress) handle(w http.ResponseWriter, r *http.Request, name string, a
 	if in.d.Cluster != nil {
 		err = in.accept(r.Context(), name, a, env)
 	} else {
-		err = in.d.Store.Update(r.Context(), func(tx store.Tx) error {
-			out := &routed{}
-			if err := in.routeEnvelope(tx, a, env, in.d.Clock.Now(), out); err != nil {
-				return err
-			}
-			// What follows the write runs on its commit, whether or not
-			// the sender still waits: a sender that gave up gets a 5xx and
-			// retries, and its retry is a duplicate of a routed event.
-			tx.AfterCommit(func() { in.committed(name, out) })
-			return nil
-		})
+		err = in.d.Store.Update(r.Context(), func(tx store.Tx) error { return in.write(tx, name, a, env) })
 	}
 	if err != nil {
 		in.d.Log.Error("webhook not stored (or its sender gave up waiting); Meta will retry", zap.String("app", name), zap.Error(err))
@@ -246,6 +236,20 @@ func (in *Ingress) handle(w http.ResponseWriter, r *http.Request, name string, a
 	}
 	ack(w)
 	return http.StatusOK
+}
+
+// write routes one webhook's events in tx, one caller's share of a group
+// commit, and leaves what follows to the commit.
+func (in *Ingress) write(tx store.Tx, name string, a *topology.App, env *messenger.Envelope) error {
+	out := &routed{}
+	if err := in.routeEnvelope(tx, a, env, in.d.Clock.Now(), out); err != nil {
+		return err
+	}
+	// What follows the write runs on its commit, whether or not the
+	// sender still waits: a sender that gave up gets a 5xx and retries,
+	// and its retry is a duplicate of a routed event.
+	tx.AfterCommit(func() { in.committed(name, out) })
+	return nil
 }
 
 // committed does what follows the durable write, once it is on disk:

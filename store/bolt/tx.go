@@ -25,7 +25,7 @@ type tx struct {
 	laneOps
 	t       *bolt.Tx
 	threads map[string]store.Thread
-	days    map[string]*bolt.Bucket
+	days    map[int64]*seenDay // by UTC day since 1970
 	// pending are the changes to the pending counts per app, written
 	// once per transaction by flush.
 	pending map[string]int64

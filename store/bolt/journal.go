@@ -27,15 +27,13 @@ func (x *tx) AppendJournal(j *store.JournalEntry) error {
 		return err
 	}
 	j.Seq = seq
-	hdr := *j
-	hdr.Event = nil
-	h, err := json.Marshal(hdr)
+	// One buffer: the length, the header written in place, the event.
+	v, err := appendJournalHeader(make([]byte, 4, 4+192+len(j.Event)), j)
 	if err != nil {
 		return err
 	}
-	v := make([]byte, 4, 4+len(h)+len(j.Event))
-	binary.BigEndian.PutUint32(v, uint32(len(h)))
-	v = append(append(v, h...), j.Event...)
+	binary.BigEndian.PutUint32(v, uint32(len(v)-4))
+	v = append(v, j.Event...)
 	return b.Put(layout.U64(seq), v)
 }
 

@@ -32,7 +32,7 @@ func (o outboxOps) Enqueue(d *store.Delivery) error {
 	d.ID = seq
 	d.Status = store.DeliveryPending
 	x.b(layout.Outbox).FillPercent = appendOnly
-	if err := put(x.b(layout.Outbox), layout.U64(seq), d.WithoutSharedEvent()); err != nil {
+	if err := putDeliveryRecord(x.b(layout.Outbox), layout.U64(seq), d.WithoutSharedEvent()); err != nil {
 		return err
 	}
 	if err := x.putLane(d); err != nil {
@@ -58,7 +58,7 @@ func (o outboxOps) UpdateDelivery(d store.Delivery) error {
 	if x.b(layout.Outbox).Get(layout.U64(d.ID)) == nil {
 		return fmt.Errorf("delivery %d: %w", d.ID, store.ErrNotFound)
 	}
-	if err := put(x.b(layout.Outbox), layout.U64(d.ID), d.WithoutSharedEvent()); err != nil {
+	if err := putDeliveryRecord(x.b(layout.Outbox), layout.U64(d.ID), d.WithoutSharedEvent()); err != nil {
 		return err
 	}
 	return x.putLane(&d)
@@ -131,7 +131,7 @@ func (o outboxOps) ReviveDelivery(id uint64, now time.Time) (store.Delivery, err
 	}
 	d.RetriedDeadAt = d.DeadAt
 	d.Status, d.Attempts, d.NextAttempt, d.DeadAt = store.DeliveryPending, 0, now, time.Time{}
-	if err := put(x.b(layout.Outbox), layout.U64(id), d); err != nil {
+	if err := putDeliveryRecord(x.b(layout.Outbox), layout.U64(id), d); err != nil {
 		return d, err
 	}
 	if err := x.putLane(&d); err != nil {

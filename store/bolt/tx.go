@@ -118,7 +118,7 @@ func (x *tx) PutThread(t store.Thread) error {
 			return err
 		}
 	}
-	if err := put(x.b(layout.Threads), key, t); err != nil {
+	if err := putThreadRecord(x.b(layout.Threads), key, &t); err != nil {
 		return err
 	}
 	x.cacheThread(key, t)
@@ -153,7 +153,7 @@ func (x *tx) RearmTimer(k store.ThreadKey) error {
 	if err := x.setTimer(key, &t, at); err != nil {
 		return err
 	}
-	if err := put(x.b(layout.Threads), key, t); err != nil {
+	if err := putThreadRecord(x.b(layout.Threads), key, &t); err != nil {
 		return err
 	}
 	x.cacheThread(key, t)

@@ -20,10 +20,10 @@ import (
 // identical to messaging items, REFERENCE §2.3).
 
 // copyKey identifies hosted app rcv's copy of an event across Meta's
-// redeliveries.
-func copyKey(pageID string, rcv *topology.App, ev *messenger.Event) string {
-	if k, ok := eventKey(pageID, ev); ok {
-		return "c:" + rcv.ID + ":" + k
+// redeliveries; ek and shared are the event's eventKey.
+func copyKey(pageID string, rcv *topology.App, ev *messenger.Event, ek string, shared bool) string {
+	if shared {
+		return "c:" + rcv.ID + ":" + ek
 	}
 	switch k := ev.Kind(); k {
 	case messenger.KindPostback:

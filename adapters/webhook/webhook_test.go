@@ -25,6 +25,9 @@ func TestDeliverSignsAndReadsActions(t *testing.T) {
 		if err := Verify(key, r.Header, body, time.Now(), 5*time.Minute); err != nil {
 			t.Errorf("verify: %v", err)
 		}
+		if ct, ua := r.Header.Get("Content-Type"), r.Header.Get("User-Agent"); ct != "application/json" || ua != "Baton" {
+			t.Errorf("Content-Type %q, User-Agent %q", ct, ua)
+		}
 		_ = json.Unmarshal(body, &got)
 		io.WriteString(w, `{"actions":[{"type":"pass","to":"page-inbox","metadata":"human please"}]}`)
 	}))
@@ -297,4 +300,24 @@ func BenchmarkDeliver(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/delivery")
 	})
+}
+
+// An adapter signs with pooled HMACs what Sign signs: the specification's
+// example, three times over (each after a reset), and another id apart.
+func TestPooledSignIsSign(t *testing.T) {
+	const secret, id, ts, body, want = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+		`{"test": 2432232314}`, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+	ad, err := New(adapters.Settings{URL: "http://bot.example/", Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := ad.(*Adapter)
+	for i := range 3 {
+		if got := a.sign(id, ts, []byte(body)); got != want {
+			t.Fatalf("sign, time %d: %s, want %s", i+1, got, want)
+		}
+		if got, other := a.sign("dlv_1", ts, []byte(body)), Sign(a.key, "dlv_1", ts, []byte(body)); got != other {
+			t.Fatalf("sign %s, Sign %s", got, other)
+		}
+	}
 }

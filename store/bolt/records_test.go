@@ -25,7 +25,7 @@ var (
 // fill sets every field of the struct v points to (embedded structs'
 // too) to a value drawn by rng; each field is left zero with probability
 // zero.
-func fill(t *testing.T, v reflect.Value, rng *rand.Rand, zero float64) {
+func fill(t testing.TB, v reflect.Value, rng *rand.Rand, zero float64) {
 	for i := range v.NumField() {
 		f := v.Field(i)
 		if rng.Float64() < zero && !v.Type().Field(i).Anonymous {
@@ -101,6 +101,66 @@ func TestRecordEncodersMatchEncodingJSON(t *testing.T) {
 	th := store.Thread{UpdatedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
 	got, err := encodeThread(&th)
 	check("thread of year 10000", th, got, err)
+}
+
+// What encodeThread writes, decodeThread reads off the bytes, to what
+// jsonv2 reads; a record written otherwise (spaces, another order, an
+// escape, null, a field of another version) is jsonv2's to read.
+func TestDecodeThread(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 3000 {
+		zero := []float64{0, 1, rng.Float64()}[min(i, 2)]
+		var th store.Thread
+		fill(t, reflect.ValueOf(&th).Elem(), rng, zero)
+		raw, err := encodeThread(&th)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDecodeThread(t, raw)
+		if _, ok := readThread(raw); !ok && !strings.ContainsAny(string(raw), "\\") {
+			t.Fatalf("the fast path refused a record encodeThread wrote without escapes: %s", raw)
+		}
+	}
+	for _, raw := range []string{
+		`{"page_id":"1","psid":"2","state":"idle","version":0,"updated_at":"2026-12-01T10:00:00Z"}`,
+		`{"page_id": "1","psid":"2","state":"idle","version":0,"updated_at":"2026-12-01T10:00:00Z"}`,
+		`{"psid":"2","page_id":"1","state":"idle","version":0,"updated_at":"2026-12-01T10:00:00Z"}`,
+		`{"page_id":"1","psid":"2","state":"idle","owner":null,"version":0,"updated_at":"2026-12-01T10:00:00Z"}`,
+		`{"page_id":"1","psid":"2","state":"idle","version":0,"updated_at":"2026-12-01T10:00:00Z","legacy":true}`,
+		`{"page_id":"1","psid":"2","state":"id\u006ce","version":0,"updated_at":"2026-12-01T10:00:00Z"}`,
+		`{"Page_ID":"1","psid":"2","state":"idle","version":7,"updated_at":"2026-12-01T10:00:00+02:00"}`,
+		`{"page_id":"1","psid":"2","state":"idle","version":01,"updated_at":"2026-12-01T10:00:00Z"}`,
+		`{"page_id":"1","psid":"2","state":"idle","version":0,"updated_at":"2026-12-01T10:00:00Z"} `,
+		`{"page_id":"1","psid":"2","state":"idle","version":0,"updated_at":"not a time"}`,
+	} {
+		checkDecodeThread(t, []byte(raw))
+	}
+}
+
+// FuzzDecodeThread: whatever the fast path reads, jsonv2 reads the same.
+func FuzzDecodeThread(f *testing.F) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 20 {
+		var th store.Thread
+		fill(f, reflect.ValueOf(&th).Elem(), rng, rng.Float64())
+		raw, _ := encodeThread(&th)
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) { checkDecodeThread(t, raw) })
+}
+
+func checkDecodeThread(t *testing.T, raw []byte) {
+	t.Helper()
+	var want store.Thread
+	wantErr := unmarshal(raw, &want)
+	fast, ok := readThread(raw)
+	if ok && (wantErr != nil || !reflect.DeepEqual(fast, want)) {
+		t.Fatalf("%s: the fast path read\n%+v\njsonv2 %+v, %v", raw, fast, want, wantErr)
+	}
+	got, err := decodeThread(raw)
+	if (err != nil) != (wantErr != nil) || (err == nil && !reflect.DeepEqual(got, want)) {
+		t.Fatalf("%s: decodeThread %+v, %v; jsonv2 %+v, %v", raw, got, err, want, wantErr)
+	}
 }
 
 func TestAppendJSONString(t *testing.T) {

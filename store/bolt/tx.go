@@ -76,11 +76,16 @@ func (x *tx) Thread(k store.ThreadKey) (store.Thread, error) {
 	if t, ok := x.threads[string(key)]; ok {
 		return t, nil
 	}
-	t, err := get[store.Thread](x.b(layout.Threads), key)
-	if err == nil {
-		x.cacheThread(key, t)
+	raw := x.b(layout.Threads).Get(key)
+	if raw == nil {
+		return store.Thread{}, store.ErrNotFound
 	}
-	return t, err
+	t, err := decodeThread(raw)
+	if err != nil {
+		return t, fmt.Errorf("decode %s: %w", x.t.DB().Path(), err)
+	}
+	x.cacheThread(key, t)
+	return t, nil
 }
 
 func (x *tx) cacheThread(key []byte, t store.Thread) {
@@ -189,8 +194,8 @@ func (x *tx) Threads(f store.ThreadFilter) ([]store.Thread, string, error) {
 	}
 	var out []store.Thread
 	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		var t store.Thread
-		if err := unmarshal(v, &t); err != nil {
+		t, err := decodeThread(v)
+		if err != nil {
 			return nil, "", err
 		}
 		if (f.State != "" && string(t.State) != f.State) || !f.OwnerMatches(t.Owner) {

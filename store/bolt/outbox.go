@@ -74,19 +74,25 @@ func (o outboxOps) DeleteDelivery(id uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := x.unqueue(lane); err != nil {
+	key := layout.LaneIDKey(lane)
+	if err := x.unqueueKey(lane, key); err != nil {
 		return err
 	}
-	return x.markLaterDelivered(layout.LaneKey(lane.App, store.ThreadKey{Page: lane.Page, PSID: lane.PSID}), id)
+	return x.markLaterDelivered(key[:len(key)-8], id) // the lane's prefix
 }
 
 // unqueue takes a pending delivery out of the outbox and its indexes.
 func (o outboxOps) unqueue(d *store.Delivery) error {
+	return o.unqueueKey(d, layout.LaneIDKey(d))
+}
+
+// unqueueKey is unqueue with the delivery's lane index key.
+func (o outboxOps) unqueueKey(d *store.Delivery, laneKey []byte) error {
 	x := o.x
 	if err := x.b(layout.Outbox).Delete(layout.U64(d.ID)); err != nil {
 		return err
 	}
-	if err := x.b(layout.Lanes).Delete(layout.LaneIDKey(d)); err != nil {
+	if err := x.b(layout.Lanes).Delete(laneKey); err != nil {
 		return err
 	}
 	return x.countPending(d.App, -1)

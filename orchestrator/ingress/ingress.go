@@ -81,6 +81,8 @@ type Deps struct {
 // Ingress serves GET and POST /webhooks/{app}.
 type Ingress struct {
 	d Deps
+	// verifiers check each hosted app's webhooks, by app name.
+	verifiers map[string]*messenger.Verifier
 	// routerBell wakes RunRouter: this replica queued events it routes.
 	routerBell *clock.Bell
 }
@@ -90,7 +92,13 @@ func New(d Deps) *Ingress {
 	if d.Budget == nil {
 		d.Budget = NewBudget(d.Webhooks.MaxInflightBytes)
 	}
-	return &Ingress{d: d, routerBell: clock.NewBell()}
+	in := &Ingress{d: d, routerBell: clock.NewBell(), verifiers: map[string]*messenger.Verifier{}}
+	for _, a := range d.Topology.Apps() {
+		if a.Hosted {
+			in.verifiers[a.Name] = messenger.NewVerifier(a.Secret, messenger.VerifyOptions{AllowSHA1: d.Webhooks.AllowSHA1})
+		}
+	}
+	return in
 }
 
 // Register adds the webhook routes to r.
@@ -212,7 +220,7 @@ func (in *Ingress) handle(w http.ResponseWriter, r *http.Request, name string, a
 		http.Error(w, "read body", http.StatusBadRequest)
 		return http.StatusBadRequest
 	}
-	if err := messenger.Verify(r.Header, body, a.Secret, messenger.VerifyOptions{AllowSHA1: in.d.Webhooks.AllowSHA1}); err != nil {
+	if err := in.verifiers[a.Name].Verify(r.Header, body); err != nil {
 		in.d.Errors.Record(recent.Error{Kind: "webhook", Refusal: refusedSignature, App: name, Message: "signature refused: " + err.Error()})
 		http.Error(w, "invalid signature", http.StatusUnauthorized)
 		return http.StatusUnauthorized

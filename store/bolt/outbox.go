@@ -75,19 +75,15 @@ func (o outboxOps) DeleteDelivery(id uint64) error {
 		return err
 	}
 	key := layout.LaneIDKey(lane)
-	if err := x.unqueueKey(lane, key); err != nil {
+	if err := x.unqueue(lane, key); err != nil {
 		return err
 	}
 	return x.markLaterDelivered(key[:len(key)-8], id) // the lane's prefix
 }
 
-// unqueue takes a pending delivery out of the outbox and its indexes.
-func (o outboxOps) unqueue(d *store.Delivery) error {
-	return o.unqueueKey(d, layout.LaneIDKey(d))
-}
-
-// unqueueKey is unqueue with the delivery's lane index key.
-func (o outboxOps) unqueueKey(d *store.Delivery, laneKey []byte) error {
+// unqueue takes a pending delivery out of the outbox and its indexes
+// (laneKey: its key in the lane index).
+func (o outboxOps) unqueue(d *store.Delivery, laneKey []byte) error {
 	x := o.x
 	if err := x.b(layout.Outbox).Delete(layout.U64(d.ID)); err != nil {
 		return err
@@ -105,7 +101,7 @@ func (o outboxOps) KillDelivery(d store.Delivery) error {
 		// a dead letter's copy.
 		return fmt.Errorf("delivery %d: %w", d.ID, store.ErrNotFound)
 	}
-	if err := x.unqueue(&d); err != nil {
+	if err := x.unqueue(&d, layout.LaneIDKey(&d)); err != nil {
 		return err
 	}
 	d, err := x.withEvent(d)

@@ -35,12 +35,10 @@ func (x *tx) MarkSeen(key string, at, now time.Time, window time.Duration) (bool
 	}
 	day := x.day(now)
 	if day.ordered == nil {
-		name := layout.TimeOrdered + layout.DayName(now)
-		b, err := x.b(layout.Seen).CreateBucket([]byte(name))
-		if err != nil {
-			return false, fmt.Errorf("create dedup bucket %s: %w", name, err)
+		var err error
+		if day.ordered, err = x.b(layout.Seen).CreateBucket([]byte(layout.TimeOrdered + layout.DayName(now))); err != nil {
+			return false, fmt.Errorf("create dedup bucket for %s: %w", layout.DayName(now), err)
 		}
-		day.ordered = b
 	}
 	// Marks arrive in about time order: full pages split where they end.
 	day.ordered.FillPercent = 0.9
@@ -56,10 +54,7 @@ type seenDay struct{ ordered, legacy *bolt.Bucket }
 // every event of a group, twice each, and naming a day (a date format and
 // a concatenation) cost more than the lookup.
 func (x *tx) day(t time.Time) *seenDay {
-	n := t.Unix() / secondsPerDay
-	if t.Unix() < 0 && t.Unix()%secondsPerDay != 0 {
-		n-- // the day a time before 1970 is in: division rounds toward zero
-	}
+	n := layout.Day(t)
 	if d, ok := x.days[n]; ok {
 		return d
 	}
@@ -72,8 +67,6 @@ func (x *tx) day(t time.Time) *seenDay {
 	x.days[n] = d
 	return d
 }
-
-const secondsPerDay = 24 * 60 * 60
 
 func (x *tx) SweepSeen(now time.Time, window time.Duration) (int, error) {
 	seen := x.b(layout.Seen)
@@ -91,8 +84,6 @@ func (x *tx) SweepSeen(now time.Time, window time.Duration) (int, error) {
 			return 0, err
 		}
 	}
-	if len(old) > 0 {
-		clear(x.days) // found again if asked for
-	}
+	clear(x.days) // found again when asked for
 	return len(old), nil
 }

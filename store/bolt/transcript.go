@@ -48,7 +48,7 @@ func (x *tx) AppendTranscript(k store.ThreadKey, e *store.TranscriptEntry) error
 	if err := b.Put(layout.U64(seq), append(layout.TimeKey(e.RecordedAt), key...)); err != nil {
 		return err
 	}
-	raw, err := encodeTranscript(e)
+	raw, err := layout.EncodeTranscript(e)
 	if err != nil {
 		return err
 	}

@@ -71,6 +71,23 @@ func put(b *bolt.Bucket, key []byte, v any) error {
 	return b.Put(key, raw)
 }
 
+// putThreadRecord and putDeliveryRecord encode by hand (layout/records.go).
+func putThreadRecord(b *bolt.Bucket, key []byte, t *store.Thread) error {
+	raw, err := layout.EncodeThread(t)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, raw)
+}
+
+func putDeliveryRecord(b *bolt.Bucket, key []byte, d store.Delivery) error {
+	raw, err := layout.EncodeDelivery(&d)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, raw)
+}
+
 func (x *tx) Thread(k store.ThreadKey) (store.Thread, error) {
 	key := layout.ThreadKey(k)
 	if t, ok := x.threads[string(key)]; ok {
@@ -80,7 +97,7 @@ func (x *tx) Thread(k store.ThreadKey) (store.Thread, error) {
 	if raw == nil {
 		return store.Thread{}, store.ErrNotFound
 	}
-	t, err := decodeThread(raw)
+	t, err := layout.DecodeThread(raw)
 	if err != nil {
 		return t, fmt.Errorf("decode %s: %w", x.t.DB().Path(), err)
 	}
@@ -194,7 +211,7 @@ func (x *tx) Threads(f store.ThreadFilter) ([]store.Thread, string, error) {
 	}
 	var out []store.Thread
 	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		t, err := decodeThread(v)
+		t, err := layout.DecodeThread(v)
 		if err != nil {
 			return nil, "", err
 		}

@@ -1,4 +1,4 @@
-package bolt
+package layout
 
 import (
 	"encoding/json"
@@ -6,7 +6,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	bolt "go.etcd.io/bbolt"
+	jsonv2 "github.com/go-json-experiment/json"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 
 	"github.com/batonhq/baton/statemachine"
 	"github.com/batonhq/baton/store"
@@ -14,30 +15,15 @@ import (
 
 // The records every webhook writes (its thread, its delivery, its line of
 // the transcript, its journal header) are encoded here by hand, into one
-// buffer each, to the very bytes encoding/json writes for them: field
+// buffer each, to the very bytes encoding/json writes for them (and the
+// store's other records are written with): field
 // order, omitempty and omitzero, times as time.Time.MarshalJSON writes
 // them, strings escaped as encoding/json escapes them (<, > and &
 // included). encoding/json cost ~12 us and a dozen allocations per event
 // (reflection, a buffer per time, a compaction pass over each); this
 // costs a fraction. TestRecordEncodersMatchEncodingJSON fills every field
 // of each record by reflection and compares: a field added to a record
-// and not here fails it. Every other record goes through put.
-
-func putThreadRecord(b *bolt.Bucket, key []byte, t *store.Thread) error {
-	raw, err := encodeThread(t)
-	if err != nil {
-		return err
-	}
-	return b.Put(key, raw)
-}
-
-func putDeliveryRecord(b *bolt.Bucket, key []byte, d store.Delivery) error {
-	raw, err := encodeDelivery(&d)
-	if err != nil {
-		return err
-	}
-	return b.Put(key, raw)
-}
+// and not here fails it.
 
 // recordWriter appends a record's fields. keys are the JSON literals
 // before each value (`{"seq":` for the first, `,"at":` for the rest); the
@@ -102,7 +88,7 @@ func (w *recordWriter) end() ([]byte, error) {
 	return append(w.b, '}'), nil
 }
 
-func encodeThread(t *store.Thread) ([]byte, error) {
+func EncodeThread(t *store.Thread) ([]byte, error) {
 	w := recordWriter{b: make([]byte, 0, 512)}
 	w.str(`{"page_id":`, t.Page)
 	w.str(`,"psid":`, t.PSID)
@@ -123,10 +109,10 @@ func encodeThread(t *store.Thread) ([]byte, error) {
 	return w.end()
 }
 
-// encodeDelivery encodes a delivery; one that carries its own event
+// EncodeDelivery encodes a delivery; one that carries its own event
 // (a dead letter, or an event not kept in the journal) goes through
 // encoding/json, which compacts and escapes the event's bytes.
-func encodeDelivery(d *store.Delivery) ([]byte, error) {
+func EncodeDelivery(d *store.Delivery) ([]byte, error) {
 	if len(d.Event) > 0 {
 		return json.Marshal(d)
 	}
@@ -152,7 +138,7 @@ func encodeDelivery(d *store.Delivery) ([]byte, error) {
 	return w.end()
 }
 
-func encodeTranscript(e *store.TranscriptEntry) ([]byte, error) {
+func EncodeTranscript(e *store.TranscriptEntry) ([]byte, error) {
 	w := recordWriter{b: make([]byte, 0, 256+len(e.Text)+len(e.Payload)+len(e.Metadata))}
 	w.uint(`{"seq":`, e.Seq)
 	w.time(`,"at":`, e.At)
@@ -179,19 +165,6 @@ func encodeTranscript(e *store.TranscriptEntry) ([]byte, error) {
 	w.strOmitEmpty(`,"metadata":`, e.Metadata)
 	w.trueOmitEmpty(`,"ai_generated":`, e.AIGenerated)
 	w.time(`,"recorded_at":`, e.RecordedAt)
-	return w.end()
-}
-
-// appendJournalHeader appends the header of journal entry j, its event
-// left out (written as null, as encoding/json writes a nil one).
-func appendJournalHeader(b []byte, j *store.JournalEntry) ([]byte, error) {
-	w := recordWriter{b: b}
-	w.uint(`{"seq":`, j.Seq)
-	w.time(`,"received_at":`, j.ReceivedAt)
-	w.str(`,"app":`, j.App)
-	w.str(`,"page_id":`, j.Page)
-	w.str(`,"channel":`, j.Channel)
-	w.b = append(w.b, `,"event":null`...)
 	return w.end()
 }
 
@@ -260,7 +233,7 @@ var plainJSON = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
-// decodeThread reads a thread record. What encodeThread writes (the
+// DecodeThread reads a thread record. What EncodeThread writes (the
 // fields in its order, strings without escapes) is read off the bytes:
 // jsonv2, under encoding/json's rules (names in any case, in any order,
 // escapes, null) took ~6 us a record on this host, and every webhook
@@ -268,16 +241,20 @@ var plainJSON = func() (t [utf8.RuneSelf]bool) {
 // included, goes to jsonv2, whose reading is the reference:
 // FuzzDecodeThread checks that whatever the fast path takes, it reads as
 // jsonv2 does.
-func decodeThread(raw []byte) (store.Thread, error) {
+func DecodeThread(raw []byte) (store.Thread, error) {
 	if t, ok := readThread(raw); ok {
 		return t, nil
 	}
 	var t store.Thread
-	err := unmarshal(raw, &t)
+	err := jsonv2.Unmarshal(raw, &t, readOptions)
 	return t, err
 }
 
-// readThread reads a record encodeThread wrote, or reports false.
+// readOptions read records as store/bolt reads them all: encoding/json's
+// rules on jsonv2's decoder.
+var readOptions = jsonv1.DefaultOptionsV1()
+
+// readThread reads a record EncodeThread wrote, or reports false.
 func readThread(raw []byte) (store.Thread, bool) {
 	var t store.Thread
 	r := recordReader{raw: raw, s: string(raw)} // the strings are pieces of one copy

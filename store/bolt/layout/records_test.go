@@ -1,4 +1,4 @@
-package bolt
+package layout
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/batonhq/baton/store"
 )
@@ -76,20 +78,20 @@ func TestRecordEncodersMatchEncodingJSON(t *testing.T) {
 		zero := []float64{0, 1, rng.Float64()}[min(i, 2)]
 		var th store.Thread
 		fill(t, reflect.ValueOf(&th).Elem(), rng, zero)
-		got, err := encodeThread(&th)
+		got, err := EncodeThread(&th)
 		check("thread", th, got, err)
 
 		var d store.Delivery
 		fill(t, reflect.ValueOf(&d).Elem(), rng, zero)
-		got, err = encodeDelivery(&d)
+		got, err = EncodeDelivery(&d)
 		check("delivery", d, got, err)
 		d.Event = json.RawMessage(`{ "text" : "<&>" }`) // its own event: encoding/json's way
-		got, err = encodeDelivery(&d)
+		got, err = EncodeDelivery(&d)
 		check("delivery with its event", d, got, err)
 
 		var e store.TranscriptEntry
 		fill(t, reflect.ValueOf(&e).Elem(), rng, zero)
-		got, err = encodeTranscript(&e)
+		got, err = EncodeTranscript(&e)
 		check("transcript entry", e, got, err)
 
 		var j store.JournalEntry
@@ -99,11 +101,11 @@ func TestRecordEncodersMatchEncodingJSON(t *testing.T) {
 	}
 	// A time MarshalJSON refuses is refused.
 	th := store.Thread{UpdatedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
-	got, err := encodeThread(&th)
+	got, err := EncodeThread(&th)
 	check("thread of year 10000", th, got, err)
 }
 
-// What encodeThread writes, decodeThread reads off the bytes, to what
+// What EncodeThread writes, DecodeThread reads off the bytes, to what
 // jsonv2 reads; a record written otherwise (spaces, another order, an
 // escape, null, a field of another version) is jsonv2's to read.
 func TestDecodeThread(t *testing.T) {
@@ -112,13 +114,13 @@ func TestDecodeThread(t *testing.T) {
 		zero := []float64{0, 1, rng.Float64()}[min(i, 2)]
 		var th store.Thread
 		fill(t, reflect.ValueOf(&th).Elem(), rng, zero)
-		raw, err := encodeThread(&th)
+		raw, err := EncodeThread(&th)
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkDecodeThread(t, raw)
 		if _, ok := readThread(raw); !ok && !strings.ContainsAny(string(raw), "\\") {
-			t.Fatalf("the fast path refused a record encodeThread wrote without escapes: %s", raw)
+			t.Fatalf("the fast path refused a record EncodeThread wrote without escapes: %s", raw)
 		}
 	}
 	for _, raw := range []string{
@@ -143,7 +145,7 @@ func FuzzDecodeThread(f *testing.F) {
 	for range 20 {
 		var th store.Thread
 		fill(f, reflect.ValueOf(&th).Elem(), rng, rng.Float64())
-		raw, _ := encodeThread(&th)
+		raw, _ := EncodeThread(&th)
 		f.Add(raw)
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) { checkDecodeThread(t, raw) })
@@ -152,14 +154,14 @@ func FuzzDecodeThread(f *testing.F) {
 func checkDecodeThread(t *testing.T, raw []byte) {
 	t.Helper()
 	var want store.Thread
-	wantErr := unmarshal(raw, &want)
+	wantErr := jsonv2.Unmarshal(raw, &want, readOptions)
 	fast, ok := readThread(raw)
 	if ok && (wantErr != nil || !reflect.DeepEqual(fast, want)) {
 		t.Fatalf("%s: the fast path read\n%+v\njsonv2 %+v, %v", raw, fast, want, wantErr)
 	}
-	got, err := decodeThread(raw)
+	got, err := DecodeThread(raw)
 	if (err != nil) != (wantErr != nil) || (err == nil && !reflect.DeepEqual(got, want)) {
-		t.Fatalf("%s: decodeThread %+v, %v; jsonv2 %+v, %v", raw, got, err, want, wantErr)
+		t.Fatalf("%s: DecodeThread %+v, %v; jsonv2 %+v, %v", raw, got, err, want, wantErr)
 	}
 }
 
@@ -200,9 +202,9 @@ func BenchmarkRecordEncode(b *testing.B) {
 	b.Run("hand", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			_, _ = encodeThread(&th)
-			_, _ = encodeDelivery(&d)
-			_, _ = encodeTranscript(&e)
+			_, _ = EncodeThread(&th)
+			_, _ = EncodeDelivery(&d)
+			_, _ = EncodeTranscript(&e)
 			_, _ = appendJournalHeader(make([]byte, 0, 192), &j)
 		}
 	})

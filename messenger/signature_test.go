@@ -50,6 +50,13 @@ func TestVerify(t *testing.T) {
 			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
 				t.Fatalf("Verify = %v, want %v", err, tt.want)
 			}
+			// A Verifier answers the same, each time (its HMACs reused).
+			v := NewVerifier(secret, tt.opt)
+			for i := range 3 {
+				if got := v.Verify(tt.header, tt.body); (got == nil) != (err == nil) || got != nil && got.Error() != err.Error() {
+					t.Fatalf("Verifier, time %d: %v, Verify %v", i+1, got, err)
+				}
+			}
 		})
 	}
 	if string(reencoded) == string(metaBody) {

@@ -3,6 +3,7 @@ package statemachine
 import "testing"
 
 func BenchmarkApplyPass(b *testing.B) {
+	b.ReportAllocs()
 	p := page(ConversationRouting)
 	th := Thread{State: Primary, Owner: appP}
 	in := Input{Op: OpPass, Caller: appP, Target: appS2, At: t0}
@@ -14,6 +15,7 @@ func BenchmarkApplyPass(b *testing.B) {
 }
 
 func BenchmarkApplyObserveUnchanged(b *testing.B) {
+	b.ReportAllocs()
 	p := page(ConversationRouting)
 	th := Thread{State: Secondary, Owner: appS1}
 	in := Input{Op: OpObserve, Target: appS1, At: t0}

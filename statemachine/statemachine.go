@@ -189,6 +189,61 @@ var events = fsm.Events{
 // more than the transition itself.
 var machines = sync.Pool{New: func() any { return fsm.NewFSM(string(Idle), events, nil) }}
 
+// step is what the machine does with one event from one state: the
+// state it ends in, or its error.
+type step struct {
+	dst State
+	err error
+}
+
+type stepKey struct {
+	src State
+	op  Op
+	dst State
+}
+
+// steps is the table events declares, read off the machine once for
+// every state, op and destination: the same answers as running it, at a
+// map lookup each instead of a machine and a context per input (most
+// inputs are an event observed on the owner's own channel).
+var steps = func() map[stepKey]step {
+	states := []State{Idle, Primary, Secondary}
+	out := map[stepKey]step{}
+	for _, src := range states {
+		for _, op := range []Op{OpPass, OpTake, OpRequest, OpRelease, OpExtend, OpExpire, OpObserve, OpAdmin} {
+			for _, dst := range states {
+				s, err := runMachine(src, op, dst)
+				out[stepKey{src, op, dst}] = step{s, err}
+			}
+		}
+	}
+	return out
+}()
+
+// transition is the state the event op_dst leads to from src, as the
+// machine says.
+func transition(src State, op Op, dst State) (State, error) {
+	if s, ok := steps[stepKey{src, op, dst}]; ok {
+		return s.dst, s.err
+	}
+	return runMachine(src, op, dst)
+}
+
+// runMachine runs the event op_dst on a machine restored to src. It has
+// no callbacks and never sees a cancellable context, so no event can
+// leave it mid-transition, and it can be reused (see machines). The same
+// state again (one secondary passing to another) is NoTransitionError:
+// the state holds, the owner still changes.
+func runMachine(src State, op Op, dst State) (State, error) {
+	m := machines.Get().(*fsm.FSM)
+	defer machines.Put(m)
+	m.SetState(string(src))
+	if err := m.Event(context.Background(), string(op)+"_"+string(dst)); err != nil && !errors.As(err, new(fsm.NoTransitionError)) {
+		return "", err
+	}
+	return State(m.Current()), nil
+}
+
 // Events returns the declared transitions, for documentation and tests.
 func Events() fsm.Events { return append(fsm.Events(nil), events...) }
 
@@ -220,25 +275,17 @@ func Apply(p Page, th Thread, in Input) (Result, error) {
 		return res, nil
 	}
 	to := *owner
-	// A machine restored to the record's state for this input alone. It
-	// has no callbacks and never sees a cancellable context, so no event
-	// can leave it mid-transition, and it can be reused (see machines).
 	// The state is the one the record's owner has on this page now: a
 	// stored state may predate a change of the page's primary in the
 	// config, and the table is about owners' roles, not old labels.
-	m := machines.Get().(*fsm.FSM)
-	defer machines.Put(m)
-	m.SetState(string(stateOf(p, th.Owner)))
-	ev := string(in.Op) + "_" + string(stateOf(p, to))
-	// The same state again (one secondary passing to another) is
-	// NoTransitionError: the state holds, the owner still changes.
-	if err := m.Event(context.Background(), ev); err != nil && !errors.As(err, new(fsm.NoTransitionError)) {
+	dst, err := transition(stateOf(p, th.Owner), in.Op, stateOf(p, to))
+	if err != nil {
 		// Only a page the config would refuse (a zero-config page with a
 		// primary) gets here: TestTableAgreesWithGuards walks the rest.
 		return res, fmt.Errorf("%s: %w: %w", in.Op, ErrInvalidTransition, err)
 	}
 	next := th
-	next.State = State(m.Current())
+	next.State = dst
 	next.Owner = to
 	switch {
 	case to == "":

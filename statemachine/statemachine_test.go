@@ -247,3 +247,22 @@ func TestExtendNeverShortens(t *testing.T) {
 		}
 	}
 }
+
+// Every declared event is in the table Apply reads, with the machine's
+// own answer: an op added to events and not to steps' ops would run the
+// machine on each input again.
+func TestStepsAreTheMachines(t *testing.T) {
+	for _, e := range events {
+		for _, src := range any3 {
+			op, dst, _ := strings.Cut(e.Name, "_")
+			s, ok := steps[stepKey{State(src), Op(op), State(dst)}]
+			if !ok {
+				t.Fatalf("%s from %s is not in steps", e.Name, src)
+			}
+			want, err := runMachine(State(src), Op(op), State(dst))
+			if s.dst != want || (s.err == nil) != (err == nil) {
+				t.Errorf("%s from %s: table %q %v, machine %q %v", e.Name, src, s.dst, s.err, want, err)
+			}
+		}
+	}
+}

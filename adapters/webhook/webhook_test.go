@@ -25,6 +25,9 @@ func TestDeliverSignsAndReadsActions(t *testing.T) {
 		if err := Verify(key, r.Header, body, time.Now(), 5*time.Minute); err != nil {
 			t.Errorf("verify: %v", err)
 		}
+		if ct, ua := r.Header.Get("Content-Type"), r.Header.Get("User-Agent"); ct != "application/json" || ua != "Baton" {
+			t.Errorf("Content-Type %q, User-Agent %q", ct, ua)
+		}
 		_ = json.Unmarshal(body, &got)
 		io.WriteString(w, `{"actions":[{"type":"pass","to":"page-inbox","metadata":"human please"}]}`)
 	}))
@@ -234,5 +237,87 @@ func TestEncodeRetried(t *testing.T) {
 	var back adapters.Delivery
 	if err := json.Unmarshal(got, &back); err != nil || back.Retried == nil || !back.Retried.LaterDelivered || !back.Retried.DeadAt.Equal(d.Retried.DeadAt) {
 		t.Errorf("decoded %+v: %v", back.Retried, err)
+	}
+}
+
+// roundTrip is a transport that reads the request and answers 200 with
+// no body, as a bot with nothing to say does.
+type roundTrip func(*http.Request) (*http.Response, error)
+
+func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// BenchmarkSign: the Standard Webhooks signature of one 1 KB delivery.
+func BenchmarkSign(b *testing.B) {
+	key, _ := Key("whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	body, err := encode(benchDelivery())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = Sign(key, "dlv_123456", 1795557600, body)
+	}
+}
+
+// BenchmarkDeliver: what the adapter does for one delivery up to the
+// connection (the envelope, the signature, the request, the answer read
+// and judged), against a transport that answers at once; single and a
+// batch of 20 (per delivery), as the bench's bot received them.
+func BenchmarkDeliver(b *testing.B) {
+	ok := roundTrip(func(r *http.Request) (*http.Response, error) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+	})
+	a, err := New(adapters.Settings{URL: "http://bot.example/hook", Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		Timeout: 10 * time.Second, Client: &http.Client{Transport: ok}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := benchDelivery()
+	b.Run("single", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := a.Deliver(context.Background(), d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	batch := make([]*adapters.Delivery, 20)
+	for i := range batch {
+		cp := *d
+		cp.ID = "dlv_" + strconv.Itoa(123456+i)
+		batch[i] = &cp
+	}
+	b.Run("batch20", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, o := range a.(*Adapter).DeliverBatch(context.Background(), batch) {
+				if o.Err != nil {
+					b.Fatal(o.Err)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/delivery")
+	})
+}
+
+// An adapter signs with pooled HMACs what Sign signs: the specification's
+// example, three times over (each after a reset), and another id apart.
+func TestPooledSignIsSign(t *testing.T) {
+	const secret, id, ts, body, want = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+		`{"test": 2432232314}`, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+	ad, err := New(adapters.Settings{URL: "http://bot.example/", Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := ad.(*Adapter)
+	for i := range 3 {
+		if got := a.sign(id, ts, []byte(body)); got != want {
+			t.Fatalf("sign, time %d: %s, want %s", i+1, got, want)
+		}
+		if got, other := a.sign("dlv_1", ts, []byte(body)), Sign(a.key, "dlv_1", ts, []byte(body)); got != other {
+			t.Fatalf("sign %s, Sign %s", got, other)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"container/heap"
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -190,7 +191,7 @@ func (ds *Dispatcher) noteLocked(b *bot, k store.ThreadKey, first bool) *lane {
 
 // clone copies a string that may point into a webhook's body, so that a
 // lane does not keep the whole body alive.
-func clone(s string) string { return string(append([]byte(nil), s...)) }
+func clone(s string) string { return strings.Clone(s) }
 
 // addLocked puts a lane read from the store in memory, unless it is there.
 func (ds *Dispatcher) addLocked(b *bot, h store.LaneHead) {

@@ -3,7 +3,6 @@ package ingress
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"strconv"
 
 	"github.com/batonhq/baton/messenger"
@@ -20,10 +19,10 @@ import (
 // identical to messaging items, REFERENCE §2.3).
 
 // copyKey identifies hosted app rcv's copy of an event across Meta's
-// redeliveries.
-func copyKey(pageID string, rcv *topology.App, ev *messenger.Event) string {
-	if k, ok := eventKey(pageID, ev); ok {
-		return "c:" + rcv.ID + ":" + k
+// redeliveries; ek and shared are the event's eventKey.
+func copyKey(pageID string, rcv *topology.App, ev *messenger.Event, ek string, shared bool) string {
+	if shared {
+		return "c:" + rcv.ID + ":" + ek
 	}
 	switch k := ev.Kind(); k {
 	case messenger.KindPostback:
@@ -47,10 +46,10 @@ func eventKey(pageID string, ev *messenger.Event) (key string, ok bool) {
 		if ev.Message.Mid != "" {
 			return "m:" + ev.Message.Mid, true
 		}
-	case messenger.KindRead:
-		return fmt.Sprintf("rd:%s:%s:%d", pageID, ev.UserID(), ev.Read.Watermark), true
+	case messenger.KindRead: // "rd:page:psid:watermark", as fmt's %s and %d wrote it
+		return "rd:" + pageID + ":" + string(ev.UserID()) + ":" + strconv.FormatInt(ev.Read.Watermark, 10), true
 	case messenger.KindDelivery:
-		return fmt.Sprintf("dl:%s:%s:%d", pageID, ev.UserID(), ev.Delivery.Watermark), true
+		return "dl:" + pageID + ":" + string(ev.UserID()) + ":" + strconv.FormatInt(ev.Delivery.Watermark, 10), true
 	case messenger.KindPostback, messenger.KindUnknown:
 		return "", false
 	}

@@ -81,6 +81,8 @@ type Deps struct {
 // Ingress serves GET and POST /webhooks/{app}.
 type Ingress struct {
 	d Deps
+	// verifiers check each hosted app's webhooks, by app name.
+	verifiers map[string]*messenger.Verifier
 	// routerBell wakes RunRouter: this replica queued events it routes.
 	routerBell *clock.Bell
 }
@@ -90,7 +92,13 @@ func New(d Deps) *Ingress {
 	if d.Budget == nil {
 		d.Budget = NewBudget(d.Webhooks.MaxInflightBytes)
 	}
-	return &Ingress{d: d, routerBell: clock.NewBell()}
+	in := &Ingress{d: d, routerBell: clock.NewBell(), verifiers: map[string]*messenger.Verifier{}}
+	for _, a := range d.Topology.Apps() {
+		if a.Hosted {
+			in.verifiers[a.Name] = messenger.NewVerifier(a.Secret, messenger.VerifyOptions{AllowSHA1: d.Webhooks.AllowSHA1})
+		}
+	}
+	return in
 }
 
 // Register adds the webhook routes to r.
@@ -212,7 +220,7 @@ func (in *Ingress) handle(w http.ResponseWriter, r *http.Request, name string, a
 		http.Error(w, "read body", http.StatusBadRequest)
 		return http.StatusBadRequest
 	}
-	if err := messenger.Verify(r.Header, body, a.Secret, messenger.VerifyOptions{AllowSHA1: in.d.Webhooks.AllowSHA1}); err != nil {
+	if err := in.verifiers[a.Name].Verify(r.Header, body); err != nil {
 		in.d.Errors.Record(recent.Error{Kind: "webhook", Refusal: refusedSignature, App: name, Message: "signature refused: " + err.Error()})
 		http.Error(w, "invalid signature", http.StatusUnauthorized)
 		return http.StatusUnauthorized
@@ -227,17 +235,7 @@ func (in *Ingress) handle(w http.ResponseWriter, r *http.Request, name string, a
 	if in.d.Cluster != nil {
 		err = in.accept(r.Context(), name, a, env)
 	} else {
-		err = in.d.Store.Update(r.Context(), func(tx store.Tx) error {
-			out := &routed{}
-			if err := in.routeEnvelope(tx, a, env, in.d.Clock.Now(), out); err != nil {
-				return err
-			}
-			// What follows the write runs on its commit, whether or not
-			// the sender still waits: a sender that gave up gets a 5xx and
-			// retries, and its retry is a duplicate of a routed event.
-			tx.AfterCommit(func() { in.committed(name, out) })
-			return nil
-		})
+		err = in.d.Store.Update(r.Context(), func(tx store.Tx) error { return in.write(tx, name, a, env) })
 	}
 	if err != nil {
 		in.d.Log.Error("webhook not stored (or its sender gave up waiting); Meta will retry", zap.String("app", name), zap.Error(err))
@@ -246,6 +244,20 @@ func (in *Ingress) handle(w http.ResponseWriter, r *http.Request, name string, a
 	}
 	ack(w)
 	return http.StatusOK
+}
+
+// write routes one webhook's events in tx, one caller's share of a group
+// commit, and leaves what follows to the commit.
+func (in *Ingress) write(tx store.Tx, name string, a *topology.App, env *messenger.Envelope) error {
+	out := &routed{}
+	if err := in.routeEnvelope(tx, a, env, in.d.Clock.Now(), out); err != nil {
+		return err
+	}
+	// What follows the write runs on its commit, whether or not the
+	// sender still waits: a sender that gave up gets a 5xx and retries,
+	// and its retry is a duplicate of a routed event.
+	tx.AfterCommit(func() { in.committed(name, out) })
+	return nil
 }
 
 // committed does what follows the durable write, once it is on disk:

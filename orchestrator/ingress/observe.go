@@ -37,8 +37,14 @@ func (in *Ingress) observe(tx store.Tx, rcv *topology.App, p *topology.Page, ch 
 // is then credited to the call.
 func (in *Ingress) observed(tx store.Tx, p *topology.Page, th *store.Thread, owner, event, metadata string, at time.Time) error {
 	h := store.HistoryEntry{Event: event, By: "meta", Cause: store.CauseWebhook, Metadata: metadata}
-	if it, err := tx.Intent(th.ThreadKey); err == nil && intentExplains(it, owner) {
-		h = store.HistoryEntry{Event: it.Op, By: it.By, Cause: it.Cause, Metadata: it.Metadata}
+	// Evidence of the owner the thread has writes no history (the ledger
+	// records a change of owner, or older evidence of another one as
+	// ignored), so no call is looked for to credit: most messages are
+	// such evidence.
+	if owner != th.Owner {
+		if it, err := tx.Intent(th.ThreadKey); err == nil && intentExplains(it, owner) {
+			h = store.HistoryEntry{Event: it.Op, By: it.By, Cause: it.Cause, Metadata: it.Metadata}
+		}
 	}
 	return in.d.Ledger.Apply(tx, p, th, statemachine.Input{Op: statemachine.OpObserve, Target: owner, At: at}, h)
 }
@@ -82,12 +88,12 @@ func (in *Ingress) observePerson(tx store.Tx, rcv *topology.App, p *topology.Pag
 	}
 	switch channelSays(p, th.Thread, rcv, ch) {
 	case channelOwner:
-		return in.observed(tx, p, th, rcv.ID, "channel_"+string(ch), "", at)
+		return in.observed(tx, p, th, rcv.ID, channelEvent(ch), "", at)
 	case channelAgrees:
 		if ch == messenger.ChannelMessaging && p.SM.Mode != statemachine.ZeroConfig {
 			// The copy on messaging confirms the owner (or, idle, the
 			// default app): older contradicting evidence must not win.
-			return in.observed(tx, p, th, th.Owner, "channel_"+string(ch), "", at)
+			return in.observed(tx, p, th, th.Owner, channelEvent(ch), "", at)
 		}
 	case channelContradicts:
 		if !threads.Stale(th, at) {
@@ -124,6 +130,17 @@ func eventTime(ms int64, now time.Time) time.Time {
 		return now
 	}
 	return time.UnixMilli(ms).UTC()
+}
+
+// channelEvent names the evidence of a copy's channel in the history.
+func channelEvent(ch messenger.Channel) string {
+	switch ch {
+	case messenger.ChannelMessaging:
+		return "channel_messaging"
+	case messenger.ChannelStandby:
+		return "channel_standby"
+	}
+	return "channel_" + string(ch)
 }
 
 // intentExplains reports whether a call in flight leads to owner.

@@ -94,14 +94,17 @@ func (in *Ingress) usable(rcv *topology.App, env *messenger.Envelope, out *route
 // app's arrives first) also records the person's activity and arms the
 // rules it calls for.
 func (in *Ingress) route(tx store.Tx, rcv *topology.App, p *topology.Page, ch messenger.Channel, ev *messenger.Event, now time.Time, out *routed) error {
-	if fresh, err := in.journal(tx, rcv, p, ch, ev, now, out); err != nil || !fresh {
+	// The event's key (shared by every app's copy), made once for both
+	// marks.
+	ek, shared := eventKey(p.ID, ev)
+	if fresh, err := in.journal(tx, rcv, p, ch, ev, copyKey(p.ID, rcv, ev, ek, shared), now, out); err != nil || !fresh {
 		return err
 	}
 	psid := string(ev.UserID())
 	if psid == "" { // app_roles, policy enforcement: for the receiving app alone
 		return in.enqueue(tx, out, rcv, p, store.Thread{ThreadKey: store.ThreadKey{Page: p.ID}}, ch, ev, now)
 	}
-	first, err := in.firstCopy(tx, p, ev, now)
+	first, err := in.firstCopy(tx, ev, ek, shared, now)
 	if err != nil {
 		return err
 	}
@@ -151,10 +154,10 @@ func (in *Ingress) route(tx store.Tx, rcv *topology.App, p *topology.Page, ch me
 	return in.enqueue(tx, out, rcv, p, th, ch, ev, now)
 }
 
-// journal marks rcv's copy of the event seen and journals it; a
+// journal marks rcv's copy of the event (key) seen and journals it; a
 // redelivery of the copy is not fresh and stops here.
-func (in *Ingress) journal(tx store.Tx, rcv *topology.App, p *topology.Page, ch messenger.Channel, ev *messenger.Event, now time.Time, out *routed) (fresh bool, err error) {
-	fresh, err = tx.MarkSeen(copyKey(p.ID, rcv, ev), sentAt(ev), now, DedupWindow)
+func (in *Ingress) journal(tx store.Tx, rcv *topology.App, p *topology.Page, ch messenger.Channel, ev *messenger.Event, key string, now time.Time, out *routed) (fresh bool, err error) {
+	fresh, err = tx.MarkSeen(key, sentAt(ev), now, DedupWindow)
 	if err != nil {
 		return false, fmt.Errorf("dedup: %w", err)
 	}
@@ -171,12 +174,12 @@ func (in *Ingress) journal(tx store.Tx, rcv *topology.App, p *topology.Page, ch 
 	return true, nil
 }
 
-// firstCopy reports whether this is the first copy of the event to reach
-// Baton, of all the hosted apps' copies: what the event says of the
-// person (activity, rules) is applied once.
-func (in *Ingress) firstCopy(tx store.Tx, p *topology.Page, ev *messenger.Event, now time.Time) (bool, error) {
-	key, ok := eventKey(p.ID, ev)
-	if !ok {
+// firstCopy reports whether this is the first copy of the event (of
+// key, when shared by every app's copy) to reach Baton, of all the hosted
+// apps' copies: what the event says of the person (activity, rules) is
+// applied once.
+func (in *Ingress) firstCopy(tx store.Tx, ev *messenger.Event, key string, shared bool, now time.Time) (bool, error) {
+	if !shared {
 		return true, nil // addressed to one app: its copy is the event
 	}
 	first, err := tx.MarkSeen(key, sentAt(ev), now, DedupWindow)

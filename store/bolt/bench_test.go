@@ -81,6 +81,7 @@ func BenchmarkIngressWriteGrouped(b *testing.B) {
 }
 
 func BenchmarkThreadRead(b *testing.B) {
+	b.ReportAllocs()
 	db := MustOpen(b, b.TempDir())
 	for i := range int64(1000) {
 		if err := db.Update(context.Background(), ingressWrite(i)); err != nil {

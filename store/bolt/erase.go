@@ -195,7 +195,7 @@ func (x *tx) erasePending(e *eraseRun) (bool, error) {
 		k, _ = c.Seek(append([]byte(app), 1))
 	}
 	for i := range gone {
-		if err := x.unqueue(&gone[i]); err != nil {
+		if err := x.unqueue(&gone[i], layout.LaneIDKey(&gone[i])); err != nil {
 			return false, err
 		}
 	}

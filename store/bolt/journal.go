@@ -16,9 +16,7 @@ import (
 // behind the last one half empty when nothing is ever inserted before it.
 const appendOnly = 1.0
 
-// Journal values are a JSON header and the raw event after it, so that the
-// event's bytes are stored as received, never re-encoded:
-// [4-byte header length][header][event].
+// Journal values keep the event's bytes as received (layout.JournalValue).
 func (x *tx) AppendJournal(j *store.JournalEntry) error {
 	b := x.b(layout.Journal)
 	b.FillPercent = appendOnly
@@ -27,15 +25,10 @@ func (x *tx) AppendJournal(j *store.JournalEntry) error {
 		return err
 	}
 	j.Seq = seq
-	hdr := *j
-	hdr.Event = nil
-	h, err := json.Marshal(hdr)
+	v, err := layout.JournalValue(j)
 	if err != nil {
 		return err
 	}
-	v := make([]byte, 4, 4+len(h)+len(j.Event))
-	binary.BigEndian.PutUint32(v, uint32(len(h)))
-	v = append(append(v, h...), j.Event...)
 	return b.Put(layout.U64(seq), v)
 }
 
@@ -52,17 +45,11 @@ func (x *tx) PruneJournal(before time.Time, limit int) (int, error) {
 		if seq >= keep {
 			break
 		}
-		h, _, err := layout.SplitJournal(seq, v)
+		at, err := layout.JournalReceivedAt(seq, v)
 		if err != nil {
 			return 0, err
 		}
-		var hdr struct {
-			ReceivedAt time.Time `json:"received_at"`
-		}
-		if err := unmarshal(h, &hdr); err != nil {
-			return 0, fmt.Errorf("journal entry %d: %w", seq, err)
-		}
-		if !hdr.ReceivedAt.Before(before) {
+		if !at.Before(before) {
 			break // entries are in the order received
 		}
 		old = append(old, k)
@@ -84,28 +71,23 @@ func (x *tx) PruneJournal(before time.Time, limit int) (int, error) {
 // before that wrote.
 func (x *tx) oldestSharedEvent() (uint64, error) {
 	keep := uint64(math.MaxUint64)
-	var probe struct {
-		JournalSeq  uint64 `json:"journal_seq"`
-		SharesEvent bool   `json:"shares_event"`
-	}
 	c := x.b(layout.Outbox).Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		probe.JournalSeq, probe.SharesEvent = 0, false
-		if err := unmarshal(v, &probe); err != nil {
-			return 0, fmt.Errorf("delivery %d: %w", binary.BigEndian.Uint64(k), err)
+	for k, v := c.First(); k != nil && keep == math.MaxUint64; k, v = c.Next() {
+		seq, err := layout.SharedEventOf(binary.BigEndian.Uint64(k), v)
+		if err != nil {
+			return 0, err
 		}
-		if probe.SharesEvent && probe.JournalSeq != 0 {
-			keep = probe.JournalSeq
-			break
+		if seq != 0 {
+			keep = seq
 		}
 	}
 	err := x.b(layout.Dead).ForEach(func(k, v []byte) error {
-		probe.JournalSeq, probe.SharesEvent = 0, false
-		if err := unmarshal(v, &probe); err != nil {
-			return fmt.Errorf("dead delivery %d: %w", binary.BigEndian.Uint64(k), err)
+		seq, err := layout.SharedEventOf(binary.BigEndian.Uint64(k), v)
+		if err != nil {
+			return fmt.Errorf("dead %w", err) // "dead delivery N: ..."
 		}
-		if probe.SharesEvent && probe.JournalSeq != 0 {
-			keep = min(keep, probe.JournalSeq)
+		if seq != 0 {
+			keep = min(keep, seq)
 		}
 		return nil
 	})
@@ -132,16 +114,10 @@ func (x *tx) Journal(after uint64, limit int) ([]store.JournalEntry, error) {
 	var out []store.JournalEntry
 	c := x.b(layout.Journal).Cursor()
 	for k, v := c.Seek(layout.U64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
-		seq := binary.BigEndian.Uint64(k)
-		h, ev, err := layout.SplitJournal(seq, v)
+		j, err := layout.ReadJournal(binary.BigEndian.Uint64(k), v)
 		if err != nil {
 			return nil, err
 		}
-		var j store.JournalEntry
-		if err := unmarshal(h, &j); err != nil {
-			return nil, fmt.Errorf("journal entry %d: %w", seq, err)
-		}
-		j.Seq, j.Event = seq, append(json.RawMessage(nil), ev...)
 		out = append(out, j)
 	}
 	return out, nil

@@ -150,7 +150,7 @@ func (o laneOps) markLaterDelivered(prefix []byte, id uint64) error {
 		}
 		d.LaterDelivered = true
 		// Only values change under the cursor: bbolt allows that.
-		if err := put(x.b(layout.Outbox), key, d.WithoutSharedEvent()); err != nil {
+		if err := putDeliveryRecord(x.b(layout.Outbox), key, d.WithoutSharedEvent()); err != nil {
 			return err
 		}
 	}

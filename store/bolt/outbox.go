@@ -32,7 +32,7 @@ func (o outboxOps) Enqueue(d *store.Delivery) error {
 	d.ID = seq
 	d.Status = store.DeliveryPending
 	x.b(layout.Outbox).FillPercent = appendOnly
-	if err := put(x.b(layout.Outbox), layout.U64(seq), d.WithoutSharedEvent()); err != nil {
+	if err := putDeliveryRecord(x.b(layout.Outbox), layout.U64(seq), d.WithoutSharedEvent()); err != nil {
 		return err
 	}
 	if err := x.putLane(d); err != nil {
@@ -58,7 +58,7 @@ func (o outboxOps) UpdateDelivery(d store.Delivery) error {
 	if x.b(layout.Outbox).Get(layout.U64(d.ID)) == nil {
 		return fmt.Errorf("delivery %d: %w", d.ID, store.ErrNotFound)
 	}
-	if err := put(x.b(layout.Outbox), layout.U64(d.ID), d.WithoutSharedEvent()); err != nil {
+	if err := putDeliveryRecord(x.b(layout.Outbox), layout.U64(d.ID), d.WithoutSharedEvent()); err != nil {
 		return err
 	}
 	return x.putLane(&d)
@@ -74,19 +74,21 @@ func (o outboxOps) DeleteDelivery(id uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := x.unqueue(lane); err != nil {
+	key := layout.LaneIDKey(lane)
+	if err := x.unqueue(lane, key); err != nil {
 		return err
 	}
-	return x.markLaterDelivered(layout.LaneKey(lane.App, store.ThreadKey{Page: lane.Page, PSID: lane.PSID}), id)
+	return x.markLaterDelivered(key[:len(key)-8], id) // the lane's prefix
 }
 
-// unqueue takes a pending delivery out of the outbox and its indexes.
-func (o outboxOps) unqueue(d *store.Delivery) error {
+// unqueue takes a pending delivery out of the outbox and its indexes
+// (laneKey: its key in the lane index).
+func (o outboxOps) unqueue(d *store.Delivery, laneKey []byte) error {
 	x := o.x
 	if err := x.b(layout.Outbox).Delete(layout.U64(d.ID)); err != nil {
 		return err
 	}
-	if err := x.b(layout.Lanes).Delete(layout.LaneIDKey(d)); err != nil {
+	if err := x.b(layout.Lanes).Delete(laneKey); err != nil {
 		return err
 	}
 	return x.countPending(d.App, -1)
@@ -99,7 +101,7 @@ func (o outboxOps) KillDelivery(d store.Delivery) error {
 		// a dead letter's copy.
 		return fmt.Errorf("delivery %d: %w", d.ID, store.ErrNotFound)
 	}
-	if err := x.unqueue(&d); err != nil {
+	if err := x.unqueue(&d, layout.LaneIDKey(&d)); err != nil {
 		return err
 	}
 	d, err := x.withEvent(d)
@@ -131,7 +133,7 @@ func (o outboxOps) ReviveDelivery(id uint64, now time.Time) (store.Delivery, err
 	}
 	d.RetriedDeadAt = d.DeadAt
 	d.Status, d.Attempts, d.NextAttempt, d.DeadAt = store.DeliveryPending, 0, now, time.Time{}
-	if err := put(x.b(layout.Outbox), layout.U64(id), d); err != nil {
+	if err := putDeliveryRecord(x.b(layout.Outbox), layout.U64(id), d); err != nil {
 		return d, err
 	}
 	if err := x.putLane(&d); err != nil {

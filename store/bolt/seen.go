@@ -25,43 +25,47 @@ import (
 func (x *tx) MarkSeen(key string, at, now time.Time, window time.Duration) (bool, error) {
 	k := layout.MarkKey(key, at)
 	for d := now.Add(-window); !d.After(now.Add(24 * time.Hour)); d = d.Add(24 * time.Hour) {
-		if day := x.day(layout.TimeOrdered+layout.DayName(d), false); day != nil && day.Get(k) != nil {
+		day := x.day(d)
+		if day.ordered != nil && day.ordered.Get(k) != nil {
 			return false, nil
 		}
-		if day := x.day(layout.DayName(d), false); day != nil && day.Get([]byte(key)) != nil {
+		if day.legacy != nil && day.legacy.Get([]byte(key)) != nil {
 			return false, nil
 		}
 	}
-	day := x.day(layout.TimeOrdered+layout.DayName(now), true)
-	if day == nil {
-		return false, fmt.Errorf("create dedup bucket for %s", layout.DayName(now))
+	day := x.day(now)
+	if day.ordered == nil {
+		var err error
+		if day.ordered, err = x.b(layout.Seen).CreateBucket([]byte(layout.TimeOrdered + layout.DayName(now))); err != nil {
+			return false, fmt.Errorf("create dedup bucket for %s: %w", layout.DayName(now), err)
+		}
 	}
 	// Marks arrive in about time order: full pages split where they end.
-	day.FillPercent = 0.9
-	return true, day.Put(k, []byte{})
+	day.ordered.FillPercent = 0.9
+	return true, day.ordered.Put(k, []byte{})
 }
 
-// day returns the nested bucket of that name, creating it if asked. A
-// missing bucket is remembered too: MarkSeen looks up the same few days
-// for every event of a group.
-func (x *tx) day(name string, create bool) *bolt.Bucket {
-	b, known := x.days[name]
-	if b != nil || (known && !create) {
-		return b
+// seenDay is one UTC day's buckets of dedup marks, nil where the file
+// has none.
+type seenDay struct{ ordered, legacy *bolt.Bucket }
+
+// day returns the buckets of t's UTC day. They are looked up once per
+// transaction, missing ones too: MarkSeen looks up the same few days for
+// every event of a group, twice each, and naming a day (a date format and
+// a concatenation) cost more than the lookup.
+func (x *tx) day(t time.Time) *seenDay {
+	n := layout.Day(t)
+	if d, ok := x.days[n]; ok {
+		return d
 	}
 	seen := x.b(layout.Seen)
-	b = seen.Bucket([]byte(name))
-	if b == nil && create {
-		var err error
-		if b, err = seen.CreateBucket([]byte(name)); err != nil {
-			return nil
-		}
-	}
+	date := layout.DayName(t)
+	d := &seenDay{ordered: seen.Bucket([]byte(layout.TimeOrdered + date)), legacy: seen.Bucket([]byte(date))}
 	if x.days == nil {
-		x.days = map[string]*bolt.Bucket{}
+		x.days = map[int64]*seenDay{}
 	}
-	x.days[name] = b
-	return b
+	x.days[n] = d
+	return d
 }
 
 func (x *tx) SweepSeen(now time.Time, window time.Duration) (int, error) {
@@ -79,7 +83,7 @@ func (x *tx) SweepSeen(now time.Time, window time.Duration) (int, error) {
 		if err := seen.DeleteBucket(k); err != nil {
 			return 0, err
 		}
-		delete(x.days, string(k))
 	}
+	clear(x.days) // found again when asked for
 	return len(old), nil
 }

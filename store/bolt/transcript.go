@@ -48,7 +48,11 @@ func (x *tx) AppendTranscript(k store.ThreadKey, e *store.TranscriptEntry) error
 	if err := b.Put(layout.U64(seq), append(layout.TimeKey(e.RecordedAt), key...)); err != nil {
 		return err
 	}
-	return put(x.b(layout.Transcript), key, e)
+	raw, err := layout.EncodeTranscript(e)
+	if err != nil {
+		return err
+	}
+	return x.b(layout.Transcript).Put(key, raw)
 }
 
 func (x *tx) Transcript(k store.ThreadKey, cursor string, limit int) ([]store.TranscriptEntry, string, error) {

@@ -25,7 +25,7 @@ type tx struct {
 	laneOps
 	t       *bolt.Tx
 	threads map[string]store.Thread
-	days    map[string]*bolt.Bucket
+	days    map[int64]*seenDay // by UTC day since 1970
 	// pending are the changes to the pending counts per app, written
 	// once per transaction by flush.
 	pending map[string]int64
@@ -71,16 +71,38 @@ func put(b *bolt.Bucket, key []byte, v any) error {
 	return b.Put(key, raw)
 }
 
+// putThreadRecord and putDeliveryRecord encode by hand (layout/records.go).
+func putThreadRecord(b *bolt.Bucket, key []byte, t *store.Thread) error {
+	raw, err := layout.EncodeThread(t)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, raw)
+}
+
+func putDeliveryRecord(b *bolt.Bucket, key []byte, d store.Delivery) error {
+	raw, err := layout.EncodeDelivery(&d)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, raw)
+}
+
 func (x *tx) Thread(k store.ThreadKey) (store.Thread, error) {
 	key := layout.ThreadKey(k)
 	if t, ok := x.threads[string(key)]; ok {
 		return t, nil
 	}
-	t, err := get[store.Thread](x.b(layout.Threads), key)
-	if err == nil {
-		x.cacheThread(key, t)
+	raw := x.b(layout.Threads).Get(key)
+	if raw == nil {
+		return store.Thread{}, store.ErrNotFound
 	}
-	return t, err
+	t, err := layout.DecodeThread(raw)
+	if err != nil {
+		return t, fmt.Errorf("decode %s: %w", x.t.DB().Path(), err)
+	}
+	x.cacheThread(key, t)
+	return t, nil
 }
 
 func (x *tx) cacheThread(key []byte, t store.Thread) {
@@ -118,7 +140,7 @@ func (x *tx) PutThread(t store.Thread) error {
 			return err
 		}
 	}
-	if err := put(x.b(layout.Threads), key, t); err != nil {
+	if err := putThreadRecord(x.b(layout.Threads), key, &t); err != nil {
 		return err
 	}
 	x.cacheThread(key, t)
@@ -153,7 +175,7 @@ func (x *tx) RearmTimer(k store.ThreadKey) error {
 	if err := x.setTimer(key, &t, at); err != nil {
 		return err
 	}
-	if err := put(x.b(layout.Threads), key, t); err != nil {
+	if err := putThreadRecord(x.b(layout.Threads), key, &t); err != nil {
 		return err
 	}
 	x.cacheThread(key, t)
@@ -189,8 +211,8 @@ func (x *tx) Threads(f store.ThreadFilter) ([]store.Thread, string, error) {
 	}
 	var out []store.Thread
 	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		var t store.Thread
-		if err := unmarshal(v, &t); err != nil {
+		t, err := layout.DecodeThread(v)
+		if err != nil {
 			return nil, "", err
 		}
 		if (f.State != "" && string(t.State) != f.State) || !f.OwnerMatches(t.Owner) {

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/batonhq/baton/store"
 )
 
@@ -162,6 +164,16 @@ const TimeOrdered = "t:"
 // DayName is the date of a day bucket of dedup marks.
 func DayName(t time.Time) string { return t.UTC().Format("20060102") }
 
+// Day numbers the UTC day of t (the date DayName names) from 1970-01-01.
+func Day(t time.Time) int64 {
+	const secondsPerDay = 24 * 60 * 60
+	s := t.Unix()
+	if s < 0 && s%secondsPerDay != 0 {
+		return s/secondsPerDay - 1 // division rounds toward zero
+	}
+	return s / secondsPerDay
+}
+
 // MarkKey is a dedup mark: the event's time in milliseconds, then the key.
 func MarkKey(key string, at time.Time) []byte {
 	ms := uint64(max(at.UnixMilli(), 0)) // the zero time is before 1970: 0
@@ -255,6 +267,23 @@ func LaneOf(id uint64, v []byte) (*store.Delivery, error) {
 		return nil, fmt.Errorf("delivery %s: %w", strconv.FormatUint(id, 10), err)
 	}
 	return &store.Delivery{ID: id, App: probe.App, Page: probe.Page, PSID: probe.PSID}, nil
+}
+
+// SharedEventOf reads the journal entry whose event an outbox or dead
+// letter value (of delivery id) reads as its own: its journal_seq when it
+// shares the event, else 0.
+func SharedEventOf(id uint64, v []byte) (uint64, error) {
+	var probe struct {
+		JournalSeq  uint64 `json:"journal_seq"`
+		SharesEvent bool   `json:"shares_event"`
+	}
+	if err := jsonv2.Unmarshal(v, &probe, readOptions); err != nil {
+		return 0, fmt.Errorf("delivery %d: %w", id, err)
+	}
+	if !probe.SharesEvent {
+		return 0, nil
+	}
+	return probe.JournalSeq, nil
 }
 
 // JournalOf reports whether journal entry seq's value is an event of the

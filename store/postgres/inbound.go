@@ -3,12 +3,10 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/batonhq/baton/store"
-	"github.com/batonhq/baton/store/groupcommit"
 )
 
 // The inbound queue, baton_inbound (migration 0003): any replica appends
@@ -101,69 +99,11 @@ func (d *DB) PendingInbound(ctx context.Context, shards []int, limit int) ([]sto
 // that appended entries commits, on any store of the schema, until ctx
 // ends (ctx's error) or the connection breaks (its error). wake runs on
 // the listener's goroutine: it must be quick (a send that does not
-// block), and a burst of commits may wake it as many times.
-//
-// The listener takes a connection out of the pool for good (the pool
-// opens another in its place, up to Options.MaxConns) and closes it when
-// it returns: back in the pool, a connection that listened would buffer
-// every notification. The pool's Close would not end it, so Close ends
-// the listeners first (their error wraps groupcommit.ErrClosed, as
-// Update's after Close does) and waits for their connections to close.
+// block), and a burst of commits may wake it as many times. It holds a
+// connection of its own (package listen), and Close ends it (its error
+// wraps groupcommit.ErrClosed, as Update's after Close does).
 func (d *DB) ListenInbound(ctx context.Context, wake func()) error {
-	lctx, done, err := d.listening(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	pooled, err := d.pool.Acquire(lctx)
-	if err != nil {
-		return d.listenErr(ctx, err)
-	}
-	conn := pooled.Hijack()
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = conn.Close(cctx)
-	}()
-	if _, err := conn.Exec(lctx, `LISTEN `+inboundChannel); err != nil {
-		return d.listenErr(ctx, err)
-	}
-	wake()
-	for {
-		n, err := conn.WaitForNotification(lctx)
-		if err != nil {
-			return d.listenErr(ctx, err)
-		}
-		if n.Channel == inboundChannel && n.Payload == d.schema {
-			wake()
-		}
-	}
-}
-
-// listening registers a listener, unless the store is closing: its
-// context ends with ctx or with Close, and done unregisters it.
-func (d *DB) listening(ctx context.Context) (context.Context, func(), error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closing.Err() != nil {
-		return nil, nil, fmt.Errorf("postgres: listen for inbound entries: %w", groupcommit.ErrClosed)
-	}
-	d.listeners.Add(1)
-	lctx, cancel := context.WithCancel(ctx)
-	unhook := context.AfterFunc(d.closing, cancel)
-	return lctx, func() { unhook(); cancel(); d.listeners.Done() }, nil
-}
-
-// listenErr is what a listener that stopped on err returns: ctx's error
-// when ctx ended, groupcommit.ErrClosed when the store closed.
-func (d *DB) listenErr(ctx context.Context, err error) error {
-	switch {
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case d.closing.Err() != nil:
-		err = groupcommit.ErrClosed
-	}
-	return fmt.Errorf("postgres: listen for inbound entries: %w", err)
+	return d.hub.Listen(ctx, inboundChannel, d.schema, wake)
 }
 
 var (

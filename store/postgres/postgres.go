@@ -40,6 +40,7 @@ import (
 	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/store/groupcommit"
 	"github.com/batonhq/baton/store/postgres/lease"
+	"github.com/batonhq/baton/store/postgres/listen"
 	"github.com/batonhq/baton/store/postgres/migrations"
 )
 
@@ -55,13 +56,8 @@ type DB struct {
 	// of the store.
 	owner     *pgxpool.Conn
 	closeOnce sync.Once
-	// closing ends with Close, and with it every ListenInbound, whose
-	// connection the pool's Close would not end; listeners counts them,
-	// registered under mu.
-	closing   context.Context
-	closeNow  context.CancelFunc
-	mu        sync.Mutex
-	listeners sync.WaitGroup
+	// hub runs the ListenInbound sessions, which Close ends.
+	hub *listen.Hub
 }
 
 // ErrHeld is returned by an exclusive Open while another process holds
@@ -154,8 +150,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	d := &DB{pool: pool, schema: opt.Schema}
-	d.closing, d.closeNow = context.WithCancel(context.Background())
+	d := &DB{pool: pool, schema: opt.Schema, hub: listen.New(pool)}
 	if opt.Exclusive || opt.Shared {
 		if err := d.lock(cctx, opt.Schema, opt.Shared); err != nil {
 			pool.Close()
@@ -247,10 +242,7 @@ func shardOf(k store.ThreadKey, shards int) int {
 func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
 		d.gc.Close()
-		d.mu.Lock()
-		d.closeNow()
-		d.mu.Unlock()
-		d.listeners.Wait()
+		d.hub.Close()
 		d.release()
 		d.pool.Close()
 	})

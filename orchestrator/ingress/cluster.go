@@ -26,7 +26,11 @@ import (
 type Cluster struct {
 	// Shared is the whole store, unscoped (Deps.Store is this replica's
 	// scope of it): accepting writes the queue and no thread.
-	Shared  store.Store
+	Shared store.Store
+	// Accept is the store accept writes through (Shared when nil): one
+	// whose commits do not wait behind the routing transactions, so that
+	// a webhook's 200 waits for its own.
+	Accept  store.Store
 	Inbound store.Inbound
 	// Scope is what this replica routes.
 	Scope   store.Scope
@@ -46,7 +50,11 @@ const inboundPoll = time.Second
 func (in *Ingress) accept(ctx context.Context, name string, rcv *topology.App, env *messenger.Envelope) error {
 	c := in.d.Cluster
 	now := in.d.Clock.Now()
-	return c.Shared.Update(ctx, func(tx store.Tx) error {
+	st := c.Accept
+	if st == nil {
+		st = c.Shared
+	}
+	return st.Update(ctx, func(tx store.Tx) error {
 		itx, ok := tx.(store.InboundTx)
 		if !ok {
 			return errors.New("the store keeps no inbound queue: cluster needs store.postgres")

@@ -48,10 +48,12 @@ import (
 type DB struct {
 	// Table is the shard leases and heartbeats: its methods are the DB's.
 	*lease.Table
-	pool   *pgxpool.Pool
-	gc     *groupcommit.Group[*tx]
-	shards int
-	schema string
+	pool *pgxpool.Pool
+	// gc is the group commit of Update, the scopes' and UpdateFenced;
+	// accept, the Acceptor's, beside it on the same pool.
+	gc, accept *groupcommit.Group[*tx]
+	shards     int
+	schema     string
 	// owner holds the exclusive lock of Options.Exclusive, for the life
 	// of the store.
 	owner     *pgxpool.Conn
@@ -70,8 +72,9 @@ type Options struct {
 	// (default: the connection's search_path, usually public). Lower-case
 	// letters, digits and underscores.
 	Schema string
-	// MaxConns bounds the connection pool (default 10): one connection
-	// writes at a time, the others serve reads.
+	// MaxConns bounds the connection pool (default 10): two connections
+	// write at a time (the Acceptor's group commit and the DB's), the
+	// others serve reads.
 	MaxConns int32
 	// ConnectTimeout bounds Open's wait for the server (default 10 s).
 	ConnectTimeout time.Duration
@@ -163,6 +166,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		return nil, err
 	}
 	d.gc = groupcommit.New(d.commitGroup, opt.CommitWait)
+	d.accept = groupcommit.New(d.commitGroup, opt.CommitWait)
 	return d, nil
 }
 
@@ -242,6 +246,7 @@ func shardOf(k store.ThreadKey, shards int) int {
 func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
 		d.gc.Close()
+		d.accept.Close()
 		d.hub.Close()
 		d.release()
 		d.pool.Close()
@@ -254,6 +259,24 @@ func (d *DB) Close() error {
 func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
 	return d.gc.Do(ctx, func(x *tx) error { return fn(x) })
 }
+
+// Acceptor is the store a replica accepts webhooks through: its Update
+// runs in a group commit of its own, concurrent with the DB's, so that a
+// webhook's acknowledgement waits for a small COMMIT of appended inbound
+// entries, not behind a transaction routing hundreds of queued events.
+// Its writes should be rows no other transaction of this process writes
+// (an inbound entry is new): one that is would wait for that transaction's
+// locks. View is the DB's; Close does nothing.
+func (d *DB) Acceptor() store.Store { return acceptor{d} }
+
+type acceptor struct{ d *DB }
+
+func (a acceptor) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return a.d.accept.Do(ctx, func(x *tx) error { return fn(x) })
+}
+
+func (a acceptor) View(fn func(store.ReadTx) error) error { return a.d.View(fn) }
+func (a acceptor) Close() error                           { return nil }
 
 // View runs fn in a read-only transaction on one snapshot.
 func (d *DB) View(fn func(store.ReadTx) error) error { return d.view(nil, fn) }
@@ -309,15 +332,17 @@ func (d *DB) commitGroup(fn func(*tx) error) error {
 	return nil
 }
 
-// CommitStats returns a snapshot of the group commit's counters.
+// CommitStats returns a snapshot of the group commits' counters, the
+// Acceptor's and the DB's together.
 func (d *DB) CommitStats() store.CommitStats {
-	st := d.gc.Stats()
-	return store.CommitStats{
-		Commits: uint64(st.Commits.Load()),
-		Calls:   uint64(st.Calls.Load()),
-		Commit:  time.Duration(st.Nanos.Load()),
-		Apply:   time.Duration(st.FnNanos.Load()),
+	var cs store.CommitStats
+	for _, st := range []*groupcommit.Stats{d.gc.Stats(), d.accept.Stats()} {
+		cs.Commits += uint64(st.Commits.Load())
+		cs.Calls += uint64(st.Calls.Load())
+		cs.Commit += time.Duration(st.Nanos.Load())
+		cs.Apply += time.Duration(st.FnNanos.Load())
 	}
+	return cs
 }
 
 // Times in columns are Unix nanoseconds, as store/bolt's keys are: 0 for

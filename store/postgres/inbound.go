@@ -35,12 +35,13 @@ func (x *tx) AppendInbound(e *store.InboundEntry) error {
 	if k := (store.ThreadKey{Page: e.Page, PSID: e.PSID}); e.PSID != "" && shardOf(k, x.shards) != e.Shard {
 		return fmt.Errorf("postgres: inbound entry of thread %s for shard %d: the thread is in shard %d", k, e.Shard, shardOf(k, x.shards))
 	}
-	var seq int64
-	if err := x.t.QueryRow(x.ctx, `INSERT INTO baton_inbound (shard, app, page, psid, channel, received_at, event)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq`, e.Shard, e.App, e.Page, e.PSID, e.Channel,
-		nanos(e.ReceivedAt), []byte(e.Event)).Scan(&seq); err != nil {
-		return fmt.Errorf("postgres: append inbound entry: %w", err)
+	seq, err := x.nextID(x.seqs.inbound)
+	if err != nil {
+		return err
 	}
+	x.write("append inbound entry", `INSERT INTO baton_inbound (seq, shard, app, page, psid, channel, received_at, event)
+		OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, seq, e.Shard, e.App, e.Page, e.PSID, e.Channel,
+		nanos(e.ReceivedAt), []byte(e.Event))
 	e.Seq = uint64(seq)
 	x.notify = true
 	return nil

@@ -255,7 +255,9 @@ func TestAcceptorCommitsBesideUpdate(t *testing.T) {
 	<-inside
 	e := &store.InboundEntry{Shard: 0, App: "bot", Page: "1", Channel: "messaging", ReceivedAt: time.Now(), Event: []byte(`{}`)}
 	accepted := make(chan error, 1)
-	go func() { accepted <- db.Acceptor().Update(ctx, func(tx store.Tx) error { return tx.(store.InboundTx).AppendInbound(e) }) }()
+	go func() {
+		accepted <- db.Acceptor().Update(ctx, func(tx store.Tx) error { return tx.(store.InboundTx).AppendInbound(e) })
+	}()
 	select {
 	case err := <-accepted:
 		if err != nil {

@@ -21,11 +21,12 @@ func (x *tx) AppendJournal(j *store.JournalEntry) error {
 	if err != nil {
 		return err
 	}
-	var seq int64
-	if err := x.t.QueryRow(x.ctx, `INSERT INTO baton_journal (received_at, page, psid, header, event) VALUES ($1, $2, $3, $4, $5) RETURNING seq`,
-		nanos(j.ReceivedAt), j.Page, person(j.Page, j.Event), raw, []byte(j.Event)).Scan(&seq); err != nil {
-		return fmt.Errorf("postgres: append journal: %w", err)
+	seq, err := x.nextID(x.seqs.journal)
+	if err != nil {
+		return err
 	}
+	x.write("append journal", `INSERT INTO baton_journal (seq, received_at, page, psid, header, event) OVERRIDING SYSTEM VALUE
+		VALUES ($1, $2, $3, $4, $5, $6)`, seq, nanos(j.ReceivedAt), j.Page, person(j.Page, j.Event), raw, []byte(j.Event))
 	j.Seq = uint64(seq)
 	return nil
 }
@@ -110,9 +111,9 @@ func (x *tx) countPending(app string, delta int64) {
 }
 
 func (x *tx) Enqueue(d *store.Delivery) error {
-	var id int64
-	if err := x.t.QueryRow(x.ctx, `SELECT nextval('baton_delivery_id')`).Scan(&id); err != nil {
-		return fmt.Errorf("postgres: delivery id: %w", err)
+	id, err := x.nextID(x.seqs.delivery)
+	if err != nil {
+		return err
 	}
 	d.ID, d.Status = uint64(id), store.DeliveryPending
 	if err := x.insertPending(*d, false); err != nil {
@@ -127,12 +128,12 @@ func (x *tx) insertPending(d store.Delivery, retried bool) error {
 	if err != nil {
 		return err
 	}
-	_, err = x.exec(fmt.Sprintf("enqueue delivery %d", d.ID), `
+	x.write(fmt.Sprintf("enqueue delivery %d", d.ID), `
 		INSERT INTO baton_outbox (id, shard, app, page, psid, attempts, created_at, next_attempt, journal_seq, retried, later_delivered, record)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		int64(d.ID), x.shard(store.ThreadKey{Page: d.Page, PSID: d.PSID}), d.App, d.Page, d.PSID, d.Attempts,
 		nanos(d.CreatedAt), nanos(d.NextAttempt), jseq, retried, d.LaterDelivered, raw)
-	return err
+	return nil
 }
 
 // deliveryColumns read a pending or dead delivery with its event, from
@@ -281,9 +282,9 @@ func (x *tx) KillDelivery(d store.Delivery) error {
 	if err != nil {
 		return err
 	}
-	_, err = x.exec(fmt.Sprintf("kill delivery %d", d.ID), `INSERT INTO baton_dead (id, shard, app, page, psid, later_delivered, record)
+	x.write(fmt.Sprintf("kill delivery %d", d.ID), `INSERT INTO baton_dead (id, shard, app, page, psid, later_delivered, record)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, int64(d.ID), x.shard(store.ThreadKey{Page: d.Page, PSID: d.PSID}), d.App, d.Page, d.PSID, d.LaterDelivered, raw)
-	return err
+	return nil
 }
 
 func (x *tx) ReviveDelivery(id uint64, now time.Time) (store.Delivery, error) {

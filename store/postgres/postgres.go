@@ -42,6 +42,7 @@ import (
 	"github.com/batonhq/baton/store/postgres/lease"
 	"github.com/batonhq/baton/store/postgres/listen"
 	"github.com/batonhq/baton/store/postgres/migrations"
+	"github.com/batonhq/baton/store/postgres/pipe"
 )
 
 // DB is a store.Store on one PostgreSQL database (or one schema of it).
@@ -54,6 +55,7 @@ type DB struct {
 	gc, accept *groupcommit.Group[*tx]
 	shards     int
 	schema     string
+	seqs       sequences
 	// owner holds the exclusive lock of Options.Exclusive, for the life
 	// of the store.
 	owner     *pgxpool.Conn
@@ -222,8 +224,16 @@ func (d *DB) readMeta(ctx context.Context) error {
 	}
 	d.shards = n
 	d.Table = lease.New(d.pool, n)
+	s := &d.seqs
+	if err := d.pool.QueryRow(ctx, `SELECT pg_get_serial_sequence('baton_journal', 'seq'), pg_get_serial_sequence('baton_transcript', 'seq'),
+		pg_get_serial_sequence('baton_inbound', 'seq'), 'baton_delivery_id'::regclass::text`).Scan(&s.journal, &s.transcript, &s.inbound, &s.delivery); err != nil {
+		return fmt.Errorf("postgres: find the sequences: %w", err)
+	}
 	return nil
 }
+
+// sequences name the sequences a transaction reserves values of.
+type sequences struct{ journal, transcript, inbound, delivery string }
 
 // Shards is the number of shards threads are split into, fixed when the
 // database was created.
@@ -257,7 +267,16 @@ func (d *DB) Close() error {
 // Update runs fn in a write transaction shared with concurrent callers; it
 // returns once the transaction committed (or failed).
 func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return d.gc.Do(ctx, func(x *tx) error { return fn(x) })
+	return d.gc.Do(ctx, func(x *tx) error { return x.run(fn) })
+}
+
+// run runs one caller's fn and sends the writes it queued: a write that
+// fails fails fn, which the group commit takes out.
+func (x *tx) run(fn func(store.Tx) error) error {
+	if err := fn(x); err != nil {
+		return err
+	}
+	return x.t.Flush(x.ctx)
 }
 
 // Acceptor is the store a replica accepts webhooks through: its Update
@@ -272,7 +291,7 @@ func (d *DB) Acceptor() store.Store { return acceptor{d} }
 type acceptor struct{ d *DB }
 
 func (a acceptor) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return a.d.accept.Do(ctx, func(x *tx) error { return fn(x) })
+	return a.d.accept.Do(ctx, func(x *tx) error { return x.run(fn) })
 }
 
 func (a acceptor) View(fn func(store.ReadTx) error) error { return a.d.View(fn) }
@@ -285,41 +304,44 @@ func (d *DB) View(fn func(store.ReadTx) error) error { return d.view(nil, fn) }
 // owned, when not nil.
 func (d *DB) view(owned []int32, fn func(store.ReadTx) error) error {
 	ctx := context.Background()
-	ptx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: begin a read: %w", err)
 	}
-	defer ptx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	defer conn.Release()
+	ptx := pipe.Begin(conn, `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
 	x := newTx(ctx, ptx, d)
 	x.owned = owned
 	if err := fn(x); err != nil {
+		ptx.Rollback(ctx)
 		return err
 	}
 	if err := ptx.Commit(ctx); err != nil {
+		ptx.Rollback(ctx)
 		return fmt.Errorf("postgres: end a read: %w", err)
 	}
 	return nil
 }
 
 // commitGroup runs one group commit's transaction: the callers' functions,
-// then the counts they moved, then COMMIT, then their AfterCommit
-// functions. A failure rolls everything back.
+// then the counts they moved and COMMIT, sent together, then their
+// AfterCommit functions. A failure rolls everything back.
 func (d *DB) commitGroup(fn func(*tx) error) error {
 	ctx := context.Background()
-	ptx, err := d.pool.Begin(ctx)
+	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: begin a write: %w", err)
 	}
+	defer conn.Release()
+	ptx := pipe.Begin(conn, `BEGIN`)
 	x := newTx(ctx, ptx, d)
 	if err := fn(x); err != nil {
-		ptx.Rollback(ctx) //nolint:errcheck // the caller's error says more
+		ptx.Rollback(ctx) // the caller's error says more
 		return err
 	}
-	if err := x.flush(); err != nil {
-		ptx.Rollback(ctx) //nolint:errcheck
-		return fmt.Errorf("postgres: write counts: %w", err)
-	}
+	x.flush()
 	if err := ptx.Commit(ctx); err != nil {
+		ptx.Rollback(ctx)
 		// A connection lost during COMMIT leaves it unknown whether the
 		// server committed: callers see an error, as for a failed write;
 		// a webhook answered 500 comes again, and its dedup mark says

@@ -42,11 +42,12 @@ func (x *tx) AppendTranscript(k store.ThreadKey, e *store.TranscriptEntry) error
 	if err != nil {
 		return err
 	}
-	var seq int64
-	if err := x.t.QueryRow(x.ctx, `INSERT INTO baton_transcript (page, psid, shard, at, recorded_at, record) VALUES ($1, $2, $3, $4, $5, $6)
-		RETURNING seq`, k.Page, k.PSID, x.shard(k), nanos(e.At), nanos(e.RecordedAt), raw).Scan(&seq); err != nil {
-		return fmt.Errorf("postgres: append transcript of %s: %w", k, err)
+	seq, err := x.nextID(x.seqs.transcript)
+	if err != nil {
+		return err
 	}
+	x.write("append transcript of "+k.String(), `INSERT INTO baton_transcript (seq, page, psid, shard, at, recorded_at, record)
+		OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7)`, seq, k.Page, k.PSID, x.shard(k), nanos(e.At), nanos(e.RecordedAt), raw)
 	e.Seq = uint64(seq)
 	return nil
 }
@@ -123,9 +124,9 @@ func (x *tx) PutPerson(p store.Person) error {
 	if err != nil {
 		return err
 	}
-	_, err = x.exec("write person", `INSERT INTO baton_people (page, psid, shard, record) VALUES ($1, $2, $3, $4)
+	x.write("write person", `INSERT INTO baton_people (page, psid, shard, record) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (page, psid) DO UPDATE SET record = EXCLUDED.record`, p.Page, p.PSID, x.shard(p.ThreadKey), raw)
-	return err
+	return nil
 }
 
 func (x *tx) Person(k store.ThreadKey) (store.Person, error) {

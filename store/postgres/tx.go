@@ -13,15 +13,25 @@ import (
 
 	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/store/postgres/lease"
+	"github.com/batonhq/baton/store/postgres/pipe"
 )
 
 // tx implements store.Tx over one PostgreSQL transaction: a View's
 // (read-only, one snapshot) or a group commit's. Like store/bolt's, it
 // caches the threads it read and keeps the counts it moved until flush,
 // which writes them once per commit.
+//
+// Its writes go through package pipe: one whose result is not read back
+// (write) is queued and sent with the transaction's next statement, which
+// sees it; the ids and seqs such a write assigns are reserved in blocks
+// (nextID), after the transaction began, so after every caller of its
+// group had asked to write: an inbound entry or a delivery written after
+// another committed still has the greater seq or id. Every caller's queue is flushed before its function's end is
+// reported to the group commit (Update, fenced), so that a write that
+// fails fails its own caller, whom the group takes out.
 type tx struct {
 	ctx     context.Context
-	t       pgx.Tx
+	t       *pipe.Tx
 	shards  int
 	after   []func()
 	threads map[store.ThreadKey]store.Thread
@@ -42,6 +52,8 @@ type tx struct {
 	// notify, that the transaction appended one.
 	schema string
 	notify bool
+	// seqs name the sequences whose values inserts reserve (nextID).
+	seqs *sequences
 }
 
 type countKey struct {
@@ -49,8 +61,21 @@ type countKey struct {
 	state string
 }
 
-func newTx(ctx context.Context, t pgx.Tx, d *DB) *tx {
-	return &tx{ctx: ctx, t: t, shards: d.shards, schema: d.schema}
+func newTx(ctx context.Context, t *pipe.Tx, d *DB) *tx {
+	return &tx{ctx: ctx, t: t, shards: d.shards, schema: d.schema, seqs: &d.seqs}
+}
+
+// write queues a write whose result the transaction does not read.
+func (x *tx) write(what, sql string, args ...any) { x.t.Queue(what, sql, args...) }
+
+// nextID is the next value of sequence seq for an insert of this
+// transaction (pipe.Tx.NextVal: reserved in blocks).
+func (x *tx) nextID(seq string) (int64, error) {
+	id, err := x.t.NextVal(x.ctx, seq)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: reserve values of %s: %w", seq, err)
+	}
+	return id, nil
 }
 
 // onlyOwned is the condition that limits a scan of the replica's own work
@@ -185,13 +210,11 @@ func (x *tx) writeThread(t store.Thread, shard int) error {
 		n := nanos(t.TimerAt)
 		timer = &n
 	}
-	if _, err := x.exec("write thread "+t.ThreadKey.String(), `
+	x.write("write thread "+t.ThreadKey.String(), `
 		INSERT INTO baton_threads (page, psid, shard, state, owner, timer_at, record) VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (page, psid) DO UPDATE SET state = EXCLUDED.state, owner = EXCLUDED.owner,
 			timer_at = EXCLUDED.timer_at, record = EXCLUDED.record`,
-		t.Page, t.PSID, shard, string(t.State), t.Owner, timer, raw); err != nil {
-		return err
-	}
+		t.Page, t.PSID, shard, string(t.State), t.Owner, timer, raw)
 	x.cacheThread(t)
 	return nil
 }
@@ -286,12 +309,12 @@ func (x *tx) CountThreads() (map[string]int, error) {
 	return out, nil
 }
 
-// flush writes the counts the transaction moved, once, before COMMIT.
-func (x *tx) flush() error {
-	b := &pgx.Batch{}
+// flush queues the writes of the counts the transaction moved, once,
+// to go with its COMMIT.
+func (x *tx) flush() {
 	for k, delta := range x.counts {
 		if delta != 0 {
-			b.Queue(`INSERT INTO baton_counts (shard, state, n) VALUES ($1, $2, $3)
+			x.write("write counts", `INSERT INTO baton_counts (shard, state, n) VALUES ($1, $2, $3)
 				ON CONFLICT (shard, state) DO UPDATE SET n = baton_counts.n + EXCLUDED.n`, k.shard, k.state, delta)
 		}
 	}
@@ -299,25 +322,21 @@ func (x *tx) flush() error {
 	for app, delta := range x.pending {
 		if delta != 0 {
 			apps = true
-			b.Queue(`INSERT INTO baton_pending_counts (app, n) VALUES ($1, $2)
+			x.write("write counts", `INSERT INTO baton_pending_counts (app, n) VALUES ($1, $2)
 				ON CONFLICT (app) DO UPDATE SET n = baton_pending_counts.n + EXCLUDED.n`, app, delta)
 		}
 	}
 	if apps {
-		b.Queue(`DELETE FROM baton_pending_counts WHERE n <= 0`)
+		x.write("write counts", `DELETE FROM baton_pending_counts WHERE n <= 0`)
 	}
 	if x.notify {
 		// Delivered at COMMIT, and only if it commits: one a transaction,
 		// however many entries it appended.
-		b.Queue(`SELECT pg_notify($1, $2)`, inboundChannel, x.schema)
+		x.write("notify", `SELECT pg_notify($1, $2)`, inboundChannel, x.schema)
 		x.notify = false
-	}
-	if b.Len() == 0 {
-		return nil
 	}
 	clear(x.counts)
 	clear(x.pending)
-	return x.t.SendBatch(x.ctx, b).Close()
 }
 
 func (x *tx) AppendHistory(k store.ThreadKey, h store.HistoryEntry) error {
@@ -325,9 +344,9 @@ func (x *tx) AppendHistory(k store.ThreadKey, h store.HistoryEntry) error {
 	if err != nil {
 		return err
 	}
-	_, err = x.exec("append history", `INSERT INTO baton_history (page, psid, shard, record) VALUES ($1, $2, $3, $4)`,
+	x.write("append history", `INSERT INTO baton_history (page, psid, shard, record) VALUES ($1, $2, $3, $4)`,
 		k.Page, k.PSID, x.shard(k), raw)
-	return err
+	return nil
 }
 
 func (x *tx) History(k store.ThreadKey) ([]store.HistoryEntry, error) {
@@ -339,15 +358,15 @@ func (x *tx) PutIntent(i store.Intent) error {
 	if err != nil {
 		return err
 	}
-	_, err = x.exec("write intent", `INSERT INTO baton_intents (page, psid, shard, record) VALUES ($1, $2, $3, $4)
+	x.write("write intent", `INSERT INTO baton_intents (page, psid, shard, record) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (page, psid) DO UPDATE SET record = EXCLUDED.record`, i.Page, i.PSID, x.shard(i.ThreadKey), raw)
-	return err
+	return nil
 }
 
 func (x *tx) DeleteIntent(k store.ThreadKey) error {
 	x.shard(k) // a delete writes the thread's rows too
-	_, err := x.exec("delete intent", `DELETE FROM baton_intents WHERE page = $1 AND psid = $2`, k.Page, k.PSID)
-	return err
+	x.write("delete intent", `DELETE FROM baton_intents WHERE page = $1 AND psid = $2`, k.Page, k.PSID)
+	return nil
 }
 
 func (x *tx) Intent(k store.ThreadKey) (store.Intent, error) {
@@ -369,9 +388,9 @@ func (x *tx) PutOneTimeToken(t store.OneTimeToken) error {
 		return err
 	}
 	k := store.ThreadKey{Page: t.Page, PSID: t.PSID}
-	_, err = x.exec("write one-time token", `INSERT INTO baton_otn (token, page, psid, shard, record) VALUES ($1, $2, $3, $4, $5)
+	x.write("write one-time token", `INSERT INTO baton_otn (token, page, psid, shard, record) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (token) DO UPDATE SET record = EXCLUDED.record`, t.Token, t.Page, t.PSID, x.shard(k), raw)
-	return err
+	return nil
 }
 
 func (x *tx) DueTimers(now time.Time, limit int) ([]store.ThreadKey, error) {

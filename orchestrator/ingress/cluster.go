@@ -229,6 +229,13 @@ func (in *Ingress) decode(e store.InboundEntry) queued {
 	return q
 }
 
+// threadPrefetcher is a transaction that reads many threads in one go
+// (store/postgres): routing a batch reads its events' threads first,
+// rather than a round trip to the database each.
+type threadPrefetcher interface {
+	PrefetchThreads(keys []store.ThreadKey) error
+}
+
 // routeQueued routes qs in one transaction of this replica's scope and
 // takes them off the queue with it.
 func (in *Ingress) routeQueued(ctx context.Context, qs []queued) error {
@@ -237,6 +244,17 @@ func (in *Ingress) routeQueued(ctx context.Context, qs []queued) error {
 		itx, ok := tx.(store.InboundTx)
 		if !ok {
 			return errors.New("the store keeps no inbound queue")
+		}
+		if p, ok := tx.(threadPrefetcher); ok {
+			keys := make([]store.ThreadKey, 0, len(qs))
+			for _, q := range qs {
+				if q.bad == "" && q.e.PSID != "" {
+					keys = append(keys, store.ThreadKey{Page: q.e.Page, PSID: q.e.PSID})
+				}
+			}
+			if err := p.PrefetchThreads(keys); err != nil {
+				return err
+			}
 		}
 		outs := map[string]*routed{}
 		for _, q := range qs {

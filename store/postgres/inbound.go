@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/batonhq/baton/store"
 )
@@ -47,23 +48,23 @@ func (x *tx) AppendInbound(e *store.InboundEntry) error {
 	return nil
 }
 
-// DeleteInbound removes a routed entry; inside a fenced update, the
-// shard of its row must be one of the leases'. An entry already gone is
+// DeleteInbound removes a routed entry, as PendingInbound read it (its
+// Seq and its Shard, which must be its row's); inside a fenced update,
+// its shard must be one of the leases'. An entry already gone is
 // store.ErrNotFound: it was routed by a commit whose outcome the caller
-// did not learn, and must not be routed twice.
+// did not learn, and must not be routed twice. The delete is queued (it
+// goes with the transaction's next statement, or at the caller's end),
+// and so is that error: that statement fails with it, and so does the
+// caller's Update, whatever the caller made of it.
 func (x *tx) DeleteInbound(e store.InboundEntry) error {
-	var k store.ThreadKey
-	var shard int
-	err := x.t.QueryRow(x.ctx, `DELETE FROM baton_inbound WHERE seq = $1 RETURNING page, psid, shard`,
-		int64(min(e.Seq, 1<<63-1))).Scan(&k.Page, &k.PSID, &shard)
-	switch notFound(err) {
-	case nil:
-		x.noteShard(k, shard)
+	x.noteShard(store.ThreadKey{Page: e.Page, PSID: e.PSID}, e.Shard)
+	x.t.QueueChecked(fmt.Sprintf("delete inbound entry %d", e.Seq), func(tag pgconn.CommandTag) error {
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("inbound entry %d: %w", e.Seq, store.ErrNotFound)
+		}
 		return nil
-	case store.ErrNotFound:
-		return fmt.Errorf("inbound entry %d: %w", e.Seq, store.ErrNotFound)
-	}
-	return fmt.Errorf("postgres: delete inbound entry %d: %w", e.Seq, err)
+	}, `DELETE FROM baton_inbound WHERE seq = $1 AND shard = $2`, int64(min(e.Seq, 1<<63-1)), e.Shard)
+	return nil
 }
 
 // PendingInbound lists the oldest entries of shards, in Seq order, at

@@ -111,6 +111,11 @@ func TestInbound(t *testing.T) {
 		t.Fatalf("a second delete: %v, want ErrNotFound", err)
 	}
 	wantNotOwned(t, del(e2), store.ThreadKey{Page: e2.Page, PSID: e2.PSID}, 2)
+	// An entry said to be of a shard held, that is not its row's, stays:
+	// the delete is of the row of that seq and that shard.
+	if err := del(&store.InboundEntry{Seq: e2.Seq, Shard: 1, Page: e1.Page, PSID: e1.PSID}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a delete of shard 2's entry as shard 1's: %v, want ErrNotFound", err)
+	}
 	if err := del(e3); err != nil { // a page-level entry of shard 1
 		t.Fatal(err)
 	}

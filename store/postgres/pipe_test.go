@@ -145,3 +145,49 @@ func waitQueued(t *testing.T, db *DB, n int) {
 		time.Sleep(time.Millisecond) // the callers' goroutines queue on their own
 	}
 }
+
+// PrefetchThreads reads the threads there are, in one statement that sees
+// the writes queued before it, and remembers those there are not, until
+// one is written.
+func TestPrefetchThreads(t *testing.T) {
+	db := replicas(t, 1)[0]
+	ctx := context.Background()
+	there, queued, missing := store.ThreadKey{Page: "1", PSID: "2"}, store.ThreadKey{Page: "1", PSID: "3"}, store.ThreadKey{Page: "1", PSID: "4"}
+	if err := db.Update(ctx, func(tx store.Tx) error { return tx.PutThread(thread(there, "A")) }); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	tx := pipe.Begin(conn, "BEGIN")
+	defer tx.Rollback(ctx)
+	x := newTx(ctx, tx, db)
+	// Written in another transaction's way: not in this one's cache.
+	tx.Queue("thread", `INSERT INTO baton_threads (page, psid, shard, state, owner, record) VALUES ('1', '3', 0, 'idle', '', '{"page_id":"1","psid":"3","owner":"B"}')`)
+	if err := x.PrefetchThreads([]store.ThreadKey{there, queued, missing, there}); err != nil {
+		t.Fatal(err)
+	}
+	if tx.Queued() != 0 {
+		t.Fatalf("%d writes still queued: the prefetch did not carry them", tx.Queued())
+	}
+	if got := x.threads[there]; got.Owner != "A" || x.threads[queued].Owner != "B" {
+		t.Fatalf("cached %+v and %+v, want owners A and B", got, x.threads[queued])
+	}
+	if _, err := x.Thread(missing); !errors.Is(err, store.ErrNotFound) || !x.absent[missing] {
+		t.Fatalf("a thread there is not: %v, absent %v", err, x.absent[missing])
+	}
+	if err := x.PutThread(thread(missing, "C")); err != nil {
+		t.Fatal(err)
+	}
+	if th, err := x.Thread(missing); err != nil || th.Owner != "C" {
+		t.Fatalf("the thread written: %+v %v", th, err)
+	}
+}
+
+func thread(k store.ThreadKey, owner string) store.Thread {
+	th := store.Thread{ThreadKey: k}
+	th.Owner = owner
+	return th
+}

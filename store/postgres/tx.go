@@ -35,8 +35,9 @@ type tx struct {
 	shards  int
 	after   []func()
 	threads map[store.ThreadKey]store.Thread
-	counts  map[countKey]int64 // threads per (shard, state)
-	pending map[string]int64   // pending deliveries per app
+	absent  map[store.ThreadKey]bool // read, and not there (PrefetchThreads)
+	counts  map[countKey]int64       // threads per (shard, state)
+	pending map[string]int64         // pending deliveries per app
 	// fence is the leases of a fenced caller (UpdateFenced, a scope's
 	// Update) while its function runs (nil otherwise); fenceErr, its first
 	// write outside them; touched, the shards it wrote rows of;
@@ -154,6 +155,9 @@ func (x *tx) Thread(k store.ThreadKey) (store.Thread, error) {
 	if t, ok := x.threads[k]; ok {
 		return t, nil
 	}
+	if x.absent[k] {
+		return store.Thread{}, store.ErrNotFound
+	}
 	t, err := record[store.Thread](x, "thread", `SELECT record FROM baton_threads WHERE page = $1 AND psid = $2`, k.Page, k.PSID)
 	if err == nil {
 		x.cacheThread(t)
@@ -166,6 +170,39 @@ func (x *tx) cacheThread(t store.Thread) {
 		x.threads = map[store.ThreadKey]store.Thread{}
 	}
 	x.threads[t.ThreadKey] = t
+	delete(x.absent, t.ThreadKey)
+}
+
+// PrefetchThreads reads the threads of keys not read yet, in one
+// statement, into the transaction's cache, and remembers the keys that
+// have none: the Thread reads of a batch of events routed next are not a
+// round trip each. The cache is the one Thread keeps: a thread is
+// written by its shard's owner alone, through this transaction.
+func (x *tx) PrefetchThreads(keys []store.ThreadKey) error {
+	var pages, psids []string
+	for _, k := range keys {
+		if _, ok := x.threads[k]; !ok && !x.absent[k] {
+			pages, psids = append(pages, k.Page), append(psids, k.PSID)
+		}
+	}
+	if len(pages) == 0 {
+		return nil
+	}
+	found, err := records[store.Thread](x, "threads", `SELECT t.record FROM baton_threads t
+		JOIN unnest($1::text[], $2::text[]) AS k(page, psid) ON t.page = k.page AND t.psid = k.psid`, pages, psids)
+	if err != nil {
+		return err
+	}
+	if x.absent == nil {
+		x.absent = map[store.ThreadKey]bool{}
+	}
+	for i := range pages {
+		x.absent[store.ThreadKey{Page: pages[i], PSID: psids[i]}] = true
+	}
+	for _, t := range found {
+		x.cacheThread(t)
+	}
+	return nil
 }
 
 func (x *tx) count(shard int, state string, delta int64) {

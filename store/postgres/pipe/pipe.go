@@ -40,6 +40,8 @@ type Tx struct {
 	c     Conn
 	b     *pgx.Batch
 	whats []string // what each queued statement is, for its error
+	// checks judge the queued statements' command tags (nil: any).
+	checks []func(pgconn.CommandTag) error
 	// sent says the BEGIN went to the server (something to roll back);
 	// err, the failure of a queued write, which every later call returns.
 	sent bool
@@ -60,9 +62,14 @@ func Begin(c Conn, begin string) *Tx {
 
 // Queue queues a write whose result the transaction does not read; what
 // names it in its error.
-func (t *Tx) Queue(what, sql string, args ...any) {
+func (t *Tx) Queue(what, sql string, args ...any) { t.QueueChecked(what, nil, sql, args...) }
+
+// QueueChecked is Queue with check, which judges the write's command tag
+// when it comes back (a row it should have found): an error of check
+// fails the transaction as a failed write does.
+func (t *Tx) QueueChecked(what string, check func(pgconn.CommandTag) error, sql string, args ...any) {
 	t.b.Queue(sql, args...)
-	t.whats = append(t.whats, what)
+	t.whats, t.checks = append(t.whats, what), append(t.checks, check)
 }
 
 // Queued is how many statements wait to be sent.
@@ -74,14 +81,18 @@ func (t *Tx) send(ctx context.Context, sql string, args ...any) (pgx.BatchResult
 	if t.err != nil {
 		return nil, t.err
 	}
-	b, whats := t.b, t.whats
-	t.b, t.whats, t.sent = &pgx.Batch{}, nil, true
+	b, whats, checks := t.b, t.whats, t.checks
+	t.b, t.whats, t.checks, t.sent = &pgx.Batch{}, nil, nil, true
 	if sql != "" {
 		b.Queue(sql, args...)
 	}
 	br := t.c.SendBatch(ctx, b)
-	for _, what := range whats {
-		if _, err := br.Exec(); err != nil {
+	for i, what := range whats {
+		tag, err := br.Exec()
+		if err == nil && checks[i] != nil {
+			err = checks[i](tag)
+		}
+		if err != nil {
 			_ = br.Close()
 			t.err = fmt.Errorf("postgres: %s: %w", what, err)
 			return nil, t.err
@@ -156,7 +167,7 @@ func (t *Tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, erro
 // BEGIN is: the server never saw the transaction).
 func (t *Tx) Commit(ctx context.Context) error {
 	if !t.sent && t.b.Len() == 1 {
-		t.b, t.whats = &pgx.Batch{}, nil
+		t.b, t.whats, t.checks = &pgx.Batch{}, nil, nil
 		return nil
 	}
 	tag, err := t.Exec(ctx, "COMMIT")
@@ -174,7 +185,7 @@ func (t *Tx) Commit(ctx context.Context) error {
 // connection it leaves in a transaction (the server unreachable) is one
 // the pool closes at release.
 func (t *Tx) Rollback(ctx context.Context) {
-	t.b, t.whats = &pgx.Batch{}, nil
+	t.b, t.whats, t.checks = &pgx.Batch{}, nil, nil
 	if t.sent {
 		_, _ = t.c.Exec(ctx, "ROLLBACK")
 	}

@@ -44,6 +44,12 @@ func (d *DB) fenced(ctx context.Context, f *lease.Fence, owned []int32, fn func(
 		if err := fn(x); err != nil {
 			return err
 		}
+		if x.late { // the shards fn wrote are known once its queue came back
+			if err := x.t.Flush(x.ctx); err != nil {
+				return err
+			}
+			x.late = false
+		}
 		if x.fenceErr != nil {
 			return x.fenceErr
 		}

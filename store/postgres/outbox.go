@@ -231,27 +231,34 @@ func (x *tx) UpdateDelivery(d store.Delivery) error {
 
 // DeleteDelivery takes a delivered delivery out of the outbox and, in the
 // same statement, marks the older deliveries of its lane that are dead,
-// or pending again after a retry, as passed by it.
+// or pending again after a retry, as passed by it. The statement is
+// queued, and what its row says (the shard written, the app's count)
+// noted when it comes back: late says a fenced caller's end must wait
+// for it before its fence is checked.
 func (x *tx) DeleteDelivery(id uint64) error {
-	var app string
-	var k store.ThreadKey
-	var shard int
-	err := x.t.QueryRow(x.ctx, `
+	x.late = true
+	x.t.QueueRow(fmt.Sprintf("delete delivery %d", id), func(r pgx.Row) error {
+		var app string
+		var k store.ThreadKey
+		var shard int
+		err := r.Scan(&app, &k.Page, &k.PSID, &shard)
+		switch notFound(err) {
+		case nil:
+			x.noteShard(k, shard)
+			x.countPending(app, -1)
+			return nil
+		case store.ErrNotFound:
+			return nil // a done mark written twice
+		}
+		return err
+	}, `
 		WITH gone AS (DELETE FROM baton_outbox WHERE id = $1 RETURNING app, page, psid, shard),
 		retried AS (UPDATE baton_outbox o SET later_delivered = true FROM gone g
 			WHERE o.app = g.app AND o.page = g.page AND o.psid = g.psid AND o.id < $1 AND o.retried AND NOT o.later_delivered),
 		dead AS (UPDATE baton_dead o SET later_delivered = true FROM gone g
 			WHERE o.app = g.app AND o.page = g.page AND o.psid = g.psid AND o.id < $1 AND NOT o.later_delivered)
-		SELECT app, page, psid, shard FROM gone`, int64(id)).Scan(&app, &k.Page, &k.PSID, &shard)
-	switch notFound(err) {
-	case nil:
-		x.noteShard(k, shard)
-		x.countPending(app, -1)
-		return nil
-	case store.ErrNotFound:
-		return nil // a done mark written twice
-	}
-	return fmt.Errorf("postgres: delete delivery %d: %w", id, err)
+		SELECT app, page, psid, shard FROM gone`, int64(id))
+	return nil
 }
 
 func (x *tx) KillDelivery(d store.Delivery) error {

@@ -276,6 +276,7 @@ func (x *tx) run(fn func(store.Tx) error) error {
 	if err := fn(x); err != nil {
 		return err
 	}
+	x.late = false
 	return x.t.Flush(x.ctx)
 }
 

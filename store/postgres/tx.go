@@ -55,6 +55,9 @@ type tx struct {
 	notify bool
 	// seqs name the sequences whose values inserts reserve (nextID).
 	seqs *sequences
+	// late says a queued statement notes the shard it wrote when its row
+	// comes back (DeleteDelivery).
+	late bool
 }
 
 type countKey struct {

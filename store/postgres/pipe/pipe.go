@@ -37,11 +37,9 @@ type Conn interface {
 // do, so that it serves where a pgx.Tx would; they are not safe for
 // concurrent use.
 type Tx struct {
-	c     Conn
-	b     *pgx.Batch
-	whats []string // what each queued statement is, for its error
-	// checks judge the queued statements' command tags (nil: any).
-	checks []func(pgconn.CommandTag) error
+	c Conn
+	b *pgx.Batch
+	q []queued // what b holds, but for the statement sent with it
 	// sent says the BEGIN went to the server (something to roll back);
 	// err, the failure of a queued write, which every later call returns.
 	sent bool
@@ -60,16 +58,36 @@ func Begin(c Conn, begin string) *Tx {
 	return t
 }
 
+// queued is a statement in the queue: what names it in its error; check
+// judges its command tag, or scan reads its row, when either is set.
+type queued struct {
+	what  string
+	check func(pgconn.CommandTag) error
+	scan  func(pgx.Row) error
+}
+
 // Queue queues a write whose result the transaction does not read; what
 // names it in its error.
-func (t *Tx) Queue(what, sql string, args ...any) { t.QueueChecked(what, nil, sql, args...) }
+func (t *Tx) Queue(what, sql string, args ...any) { t.push(queued{what: what}, sql, args) }
 
 // QueueChecked is Queue with check, which judges the write's command tag
 // when it comes back (a row it should have found): an error of check
 // fails the transaction as a failed write does.
 func (t *Tx) QueueChecked(what string, check func(pgconn.CommandTag) error, sql string, args ...any) {
+	t.push(queued{what: what, check: check}, sql, args)
+}
+
+// QueueRow queues a write whose one row (RETURNING) scan reads when it
+// comes back, for what the transaction does with it before its end: scan
+// is given pgx.ErrNoRows when there is none, and an error it returns
+// fails the transaction as a failed write does.
+func (t *Tx) QueueRow(what string, scan func(pgx.Row) error, sql string, args ...any) {
+	t.push(queued{what: what, scan: scan}, sql, args)
+}
+
+func (t *Tx) push(q queued, sql string, args []any) {
 	t.b.Queue(sql, args...)
-	t.whats, t.checks = append(t.whats, what), append(t.checks, check)
+	t.q = append(t.q, q)
 }
 
 // Queued is how many statements wait to be sent.
@@ -81,20 +99,25 @@ func (t *Tx) send(ctx context.Context, sql string, args ...any) (pgx.BatchResult
 	if t.err != nil {
 		return nil, t.err
 	}
-	b, whats, checks := t.b, t.whats, t.checks
-	t.b, t.whats, t.checks, t.sent = &pgx.Batch{}, nil, nil, true
+	b, qs := t.b, t.q
+	t.b, t.q, t.sent = &pgx.Batch{}, nil, true
 	if sql != "" {
 		b.Queue(sql, args...)
 	}
 	br := t.c.SendBatch(ctx, b)
-	for i, what := range whats {
-		tag, err := br.Exec()
-		if err == nil && checks[i] != nil {
-			err = checks[i](tag)
+	for _, q := range qs {
+		var err error
+		if q.scan != nil {
+			err = q.scan(br.QueryRow())
+		} else {
+			var tag pgconn.CommandTag
+			if tag, err = br.Exec(); err == nil && q.check != nil {
+				err = q.check(tag)
+			}
 		}
 		if err != nil {
 			_ = br.Close()
-			t.err = fmt.Errorf("postgres: %s: %w", what, err)
+			t.err = fmt.Errorf("postgres: %s: %w", q.what, err)
 			return nil, t.err
 		}
 	}
@@ -167,7 +190,7 @@ func (t *Tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, erro
 // BEGIN is: the server never saw the transaction).
 func (t *Tx) Commit(ctx context.Context) error {
 	if !t.sent && t.b.Len() == 1 {
-		t.b, t.whats, t.checks = &pgx.Batch{}, nil, nil
+		t.b, t.q = &pgx.Batch{}, nil
 		return nil
 	}
 	tag, err := t.Exec(ctx, "COMMIT")
@@ -185,7 +208,7 @@ func (t *Tx) Commit(ctx context.Context) error {
 // connection it leaves in a transaction (the server unreachable) is one
 // the pool closes at release.
 func (t *Tx) Rollback(ctx context.Context) {
-	t.b, t.whats, t.checks = &pgx.Batch{}, nil, nil
+	t.b, t.q = &pgx.Batch{}, nil
 	if t.sent {
 		_, _ = t.c.Exec(ctx, "ROLLBACK")
 	}

@@ -38,6 +38,9 @@ type ClusterStore interface {
 	// Scoped is the view of one replica's scope: writes fenced by its
 	// leases, its own work's scans limited to its shards.
 	Scoped(sc store.Scope) store.Store
+	// Acceptor is the store webhooks are accepted through, in a group
+	// commit of its own: an acknowledgement does not wait behind routing.
+	Acceptor() store.Store
 }
 
 // replicaCluster is what a Server keeps when it is one replica of several.
@@ -90,7 +93,7 @@ func (s *Server) newReplicaCluster(cfg *config.Config, st store.Store) (*replica
 // deps are the Orchestrator's Deps of the current scope.
 func (rc *replicaCluster) deps() (store.Store, *Cluster) {
 	status := func(ctx context.Context) (any, error) { return cluster.ReadStatus(ctx, rc.db) }
-	return rc.db.Scoped(rc.scope), &Cluster{Shared: rc.db, Inbound: rc.db, Scope: rc.scope, ShardOf: rc.db.ShardOf, Status: status, Remote: rc.fwd.Send}
+	return rc.db.Scoped(rc.scope), &Cluster{Shared: rc.db, Accept: rc.db.Acceptor(), Inbound: rc.db, Scope: rc.scope, ShardOf: rc.db.ShardOf, Status: status, Remote: rc.fwd.Send}
 }
 
 // rescope swaps to an Orchestrator on sc: the member calls it whenever

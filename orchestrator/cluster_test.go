@@ -348,10 +348,13 @@ func TestClusterOfThree(t *testing.T) {
 	if st := doJSON(t, "POST", "http://"+reps[1].admin+"/admin/deliveries/retry?app=support-bot", adminToken, nil, &retried); st != 200 || retried.Retried != len(psids) || retried.Failed != 0 {
 		t.Fatalf("retry of every dead letter through r2: %d %+v", st, retried)
 	}
+	doomed := map[string]bool{} // delivery ids of the dead letters put back
 	for range psids {
-		if d := support.next(); text(d) != "doom" || d.Retried == nil {
+		d := support.next()
+		if text(d) != "doom" || d.Retried == nil {
 			t.Fatalf("after the retry: %q %+v", text(d), d.Retried)
 		}
+		doomed[d.ID] = true
 	}
 
 	// r3 stops (SIGTERM's path): the others hold every shard well before
@@ -367,15 +370,18 @@ func TestClusterOfThree(t *testing.T) {
 		say(ps, "after")
 	}
 	seen := map[string]bool{}
-	for range psids {
+	for len(seen) < len(psids) {
 		d := support.next()
-		if text(d) != "after" {
-			t.Fatalf("after the hand-off %s got %q", d.PSID, text(d))
+		if doomed[d.ID] {
+			// At least once: a retried dead letter delivered by r3 just
+			// before it stopped, whose done mark did not commit, comes
+			// again from the shard's next owner, under its own id.
+			continue
+		}
+		if text(d) != "after" || seen[d.PSID] {
+			t.Fatalf("after the hand-off %s got %q (delivery %s)", d.PSID, text(d), d.ID)
 		}
 		seen[d.PSID] = true
-	}
-	if len(seen) != len(psids) {
-		t.Fatalf("after the hand-off, %d threads heard from", len(seen))
 	}
 	var st cluster.Status
 	if code := doJSON(t, "GET", "http://"+reps[0].admin+"/admin/cluster", adminToken, nil, &st); code != 200 || st.Held != 256 {

@@ -84,7 +84,10 @@ type Deps struct {
 type Cluster struct {
 	// Shared is the whole store: the inbound queue, and the work that is
 	// no one thread's (a person's erase crosses shards; the sweeps).
-	Shared  store.Store
+	Shared store.Store
+	// Accept is what accepting a webhook writes the inbound queue through
+	// (ClusterStore.Acceptor); Shared when nil.
+	Accept  store.Store
 	Inbound store.Inbound
 	Scope   store.Scope
 	ShardOf func(store.ThreadKey) int
@@ -156,7 +159,7 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 			}
 			return nil
 		}
-		inCluster = &ingress.Cluster{Shared: c.Shared, Inbound: c.Inbound, Scope: c.Scope, ShardOf: c.ShardOf}
+		inCluster = &ingress.Cluster{Shared: c.Shared, Accept: c.Accept, Inbound: c.Inbound, Scope: c.Scope, ShardOf: c.ShardOf}
 	}
 
 	health := dispatch.NewHealth()

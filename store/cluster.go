@@ -69,8 +69,9 @@ type InboundTx interface {
 	// AppendInbound queues e (its Shard set by the caller) and assigns
 	// its Seq; once the transaction commits, listeners are told.
 	AppendInbound(e *InboundEntry) error
-	// DeleteInbound removes a routed entry; inside a fenced update, its
-	// shard must be one of the leases'.
+	// DeleteInbound removes a routed entry, as Inbound listed it (its Seq
+	// and its Shard); inside a fenced update, its shard must be one of
+	// the leases'.
 	DeleteInbound(e InboundEntry) error
 }
 

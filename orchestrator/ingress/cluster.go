@@ -26,7 +26,11 @@ import (
 type Cluster struct {
 	// Shared is the whole store, unscoped (Deps.Store is this replica's
 	// scope of it): accepting writes the queue and no thread.
-	Shared  store.Store
+	Shared store.Store
+	// Accept is the store accept writes through (Shared when nil): one
+	// whose commits do not wait behind the routing transactions, so that
+	// a webhook's 200 waits for its own.
+	Accept  store.Store
 	Inbound store.Inbound
 	// Scope is what this replica routes.
 	Scope   store.Scope
@@ -46,7 +50,11 @@ const inboundPoll = time.Second
 func (in *Ingress) accept(ctx context.Context, name string, rcv *topology.App, env *messenger.Envelope) error {
 	c := in.d.Cluster
 	now := in.d.Clock.Now()
-	return c.Shared.Update(ctx, func(tx store.Tx) error {
+	st := c.Accept
+	if st == nil {
+		st = c.Shared
+	}
+	return st.Update(ctx, func(tx store.Tx) error {
 		itx, ok := tx.(store.InboundTx)
 		if !ok {
 			return errors.New("the store keeps no inbound queue: cluster needs store.postgres")
@@ -221,6 +229,13 @@ func (in *Ingress) decode(e store.InboundEntry) queued {
 	return q
 }
 
+// threadPrefetcher is a transaction that reads many threads in one go
+// (store/postgres): routing a batch reads its events' threads first,
+// rather than a round trip to the database each.
+type threadPrefetcher interface {
+	PrefetchThreads(keys []store.ThreadKey) error
+}
+
 // routeQueued routes qs in one transaction of this replica's scope and
 // takes them off the queue with it.
 func (in *Ingress) routeQueued(ctx context.Context, qs []queued) error {
@@ -229,6 +244,17 @@ func (in *Ingress) routeQueued(ctx context.Context, qs []queued) error {
 		itx, ok := tx.(store.InboundTx)
 		if !ok {
 			return errors.New("the store keeps no inbound queue")
+		}
+		if p, ok := tx.(threadPrefetcher); ok {
+			keys := make([]store.ThreadKey, 0, len(qs))
+			for _, q := range qs {
+				if q.bad == "" && q.e.PSID != "" {
+					keys = append(keys, store.ThreadKey{Page: q.e.Page, PSID: q.e.PSID})
+				}
+			}
+			if err := p.PrefetchThreads(keys); err != nil {
+				return err
+			}
 		}
 		outs := map[string]*routed{}
 		for _, q := range qs {

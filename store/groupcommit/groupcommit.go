@@ -139,6 +139,13 @@ type Stats struct {
 	FnNanos atomic.Int64 // of which running the write functions
 }
 
+// Queued is how many writes wait for the next transaction.
+func (g *Group[T]) Queued() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.queue)
+}
+
 // Stats are the live counters.
 func (g *Group[T]) Stats() *Stats { return &g.stats }
 

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/batonhq/baton/store/postgres/pipe"
 )
 
 // Replicas share each app's pending count (baton_pending_counts), which
@@ -37,18 +39,20 @@ func TestCountsLockedInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ptx, err := a.pool.Begin(ctx)
+	conn, err := a.pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ptx.Rollback(ctx) //nolint:errcheck // committed below
+	defer conn.Release()
+	ptx := pipe.Begin(conn, `BEGIN`)
+	defer ptx.Rollback(ctx)
 	x := newTx(ctx, ptx, a)
 	x.pending = map[string]int64{}
 	for _, app := range apps {
 		x.pending[app] = 1
 	}
 	flushed := make(chan error, 1)
-	go func() { flushed <- x.flush() }()
+	go func() { x.flush(); flushed <- ptx.Flush(ctx) }()
 
 	// Once the flush waits for m, see which rows it holds.
 	deadline := time.Now().Add(10 * time.Second)

@@ -3,12 +3,11 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/batonhq/baton/store"
-	"github.com/batonhq/baton/store/groupcommit"
 )
 
 // The inbound queue, baton_inbound (migration 0003): any replica appends
@@ -37,34 +36,35 @@ func (x *tx) AppendInbound(e *store.InboundEntry) error {
 	if k := (store.ThreadKey{Page: e.Page, PSID: e.PSID}); e.PSID != "" && shardOf(k, x.shards) != e.Shard {
 		return fmt.Errorf("postgres: inbound entry of thread %s for shard %d: the thread is in shard %d", k, e.Shard, shardOf(k, x.shards))
 	}
-	var seq int64
-	if err := x.t.QueryRow(x.ctx, `INSERT INTO baton_inbound (shard, app, page, psid, channel, received_at, event)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq`, e.Shard, e.App, e.Page, e.PSID, e.Channel,
-		nanos(e.ReceivedAt), []byte(e.Event)).Scan(&seq); err != nil {
-		return fmt.Errorf("postgres: append inbound entry: %w", err)
+	seq, err := x.nextID(x.seqs.inbound)
+	if err != nil {
+		return err
 	}
+	x.write("append inbound entry", `INSERT INTO baton_inbound (seq, shard, app, page, psid, channel, received_at, event)
+		OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, seq, e.Shard, e.App, e.Page, e.PSID, e.Channel,
+		nanos(e.ReceivedAt), []byte(e.Event))
 	e.Seq = uint64(seq)
 	x.notify = true
 	return nil
 }
 
-// DeleteInbound removes a routed entry; inside a fenced update, the
-// shard of its row must be one of the leases'. An entry already gone is
+// DeleteInbound removes a routed entry, as PendingInbound read it (its
+// Seq and its Shard, which must be its row's); inside a fenced update,
+// its shard must be one of the leases'. An entry already gone is
 // store.ErrNotFound: it was routed by a commit whose outcome the caller
-// did not learn, and must not be routed twice.
+// did not learn, and must not be routed twice. The delete is queued (it
+// goes with the transaction's next statement, or at the caller's end),
+// and so is that error: that statement fails with it, and so does the
+// caller's Update, whatever the caller made of it.
 func (x *tx) DeleteInbound(e store.InboundEntry) error {
-	var k store.ThreadKey
-	var shard int
-	err := x.t.QueryRow(x.ctx, `DELETE FROM baton_inbound WHERE seq = $1 RETURNING page, psid, shard`,
-		int64(min(e.Seq, 1<<63-1))).Scan(&k.Page, &k.PSID, &shard)
-	switch notFound(err) {
-	case nil:
-		x.noteShard(k, shard)
+	x.noteShard(store.ThreadKey{Page: e.Page, PSID: e.PSID}, e.Shard)
+	x.t.QueueChecked(fmt.Sprintf("delete inbound entry %d", e.Seq), func(tag pgconn.CommandTag) error {
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("inbound entry %d: %w", e.Seq, store.ErrNotFound)
+		}
 		return nil
-	case store.ErrNotFound:
-		return fmt.Errorf("inbound entry %d: %w", e.Seq, store.ErrNotFound)
-	}
-	return fmt.Errorf("postgres: delete inbound entry %d: %w", e.Seq, err)
+	}, `DELETE FROM baton_inbound WHERE seq = $1 AND shard = $2`, int64(min(e.Seq, 1<<63-1)), e.Shard)
+	return nil
 }
 
 // PendingInbound lists the oldest entries of shards, in Seq order, at
@@ -101,69 +101,11 @@ func (d *DB) PendingInbound(ctx context.Context, shards []int, limit int) ([]sto
 // that appended entries commits, on any store of the schema, until ctx
 // ends (ctx's error) or the connection breaks (its error). wake runs on
 // the listener's goroutine: it must be quick (a send that does not
-// block), and a burst of commits may wake it as many times.
-//
-// The listener takes a connection out of the pool for good (the pool
-// opens another in its place, up to Options.MaxConns) and closes it when
-// it returns: back in the pool, a connection that listened would buffer
-// every notification. The pool's Close would not end it, so Close ends
-// the listeners first (their error wraps groupcommit.ErrClosed, as
-// Update's after Close does) and waits for their connections to close.
+// block), and a burst of commits may wake it as many times. It holds a
+// connection of its own (package listen), and Close ends it (its error
+// wraps groupcommit.ErrClosed, as Update's after Close does).
 func (d *DB) ListenInbound(ctx context.Context, wake func()) error {
-	lctx, done, err := d.listening(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	pooled, err := d.pool.Acquire(lctx)
-	if err != nil {
-		return d.listenErr(ctx, err)
-	}
-	conn := pooled.Hijack()
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = conn.Close(cctx)
-	}()
-	if _, err := conn.Exec(lctx, `LISTEN `+inboundChannel); err != nil {
-		return d.listenErr(ctx, err)
-	}
-	wake()
-	for {
-		n, err := conn.WaitForNotification(lctx)
-		if err != nil {
-			return d.listenErr(ctx, err)
-		}
-		if n.Channel == inboundChannel && n.Payload == d.schema {
-			wake()
-		}
-	}
-}
-
-// listening registers a listener, unless the store is closing: its
-// context ends with ctx or with Close, and done unregisters it.
-func (d *DB) listening(ctx context.Context) (context.Context, func(), error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closing.Err() != nil {
-		return nil, nil, fmt.Errorf("postgres: listen for inbound entries: %w", groupcommit.ErrClosed)
-	}
-	d.listeners.Add(1)
-	lctx, cancel := context.WithCancel(ctx)
-	unhook := context.AfterFunc(d.closing, cancel)
-	return lctx, func() { unhook(); cancel(); d.listeners.Done() }, nil
-}
-
-// listenErr is what a listener that stopped on err returns: ctx's error
-// when ctx ended, groupcommit.ErrClosed when the store closed.
-func (d *DB) listenErr(ctx context.Context, err error) error {
-	switch {
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case d.closing.Err() != nil:
-		err = groupcommit.ErrClosed
-	}
-	return fmt.Errorf("postgres: listen for inbound entries: %w", err)
+	return d.hub.Listen(ctx, inboundChannel, d.schema, wake)
 }
 
 var (

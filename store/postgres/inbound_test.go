@@ -111,6 +111,11 @@ func TestInbound(t *testing.T) {
 		t.Fatalf("a second delete: %v, want ErrNotFound", err)
 	}
 	wantNotOwned(t, del(e2), store.ThreadKey{Page: e2.Page, PSID: e2.PSID}, 2)
+	// An entry said to be of a shard held, that is not its row's, stays:
+	// the delete is of the row of that seq and that shard.
+	if err := del(&store.InboundEntry{Seq: e2.Seq, Shard: 1, Page: e1.Page, PSID: e1.PSID}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a delete of shard 2's entry as shard 1's: %v, want ErrNotFound", err)
+	}
 	if err := del(e3); err != nil { // a page-level entry of shard 1
 		t.Fatal(err)
 	}
@@ -234,5 +239,48 @@ func TestListenInboundClose(t *testing.T) {
 	}
 	if err := db.ListenInbound(context.Background(), func() {}); !errors.Is(err, groupcommit.ErrClosed) {
 		t.Fatalf("a listen after Close: %v, want ErrClosed", err)
+	}
+}
+
+// The Acceptor's writes commit while a write of the DB's group is in
+// progress, and count in CommitStats with the rest.
+func TestAcceptorCommitsBesideUpdate(t *testing.T) {
+	db := replicas(t, 1)[0]
+	ctx := context.Background()
+	before := db.CommitStats().Commits
+	inside, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- db.Update(ctx, func(store.Tx) error {
+			close(inside)
+			<-release
+			return nil
+		})
+	}()
+	<-inside
+	e := &store.InboundEntry{Shard: 0, App: "bot", Page: "1", Channel: "messaging", ReceivedAt: time.Now(), Event: []byte(`{}`)}
+	accepted := make(chan error, 1)
+	go func() {
+		accepted <- db.Acceptor().Update(ctx, func(tx store.Tx) error { return tx.(store.InboundTx).AppendInbound(e) })
+	}()
+	select {
+	case err := <-accepted:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("the accept waits behind the DB's transaction")
+	}
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if got := db.CommitStats().Commits; got != before+2 {
+		t.Errorf("commits %d, then %d: want both groups' counted", before, got)
+	}
+	got, err := db.PendingInbound(ctx, []int{0}, 0)
+	if err != nil || len(got) != 1 || got[0].Seq != e.Seq {
+		t.Errorf("queued %v %v, want entry %d", seqs(got), err, e.Seq)
 	}
 }

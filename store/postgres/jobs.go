@@ -28,16 +28,16 @@ func (x *tx) PutJob(j store.Job) error {
 	if err != nil {
 		return err
 	}
-	_, err = x.exec("write job", `INSERT INTO baton_jobs (rule, page, psid, shard, at, record) VALUES ($1, $2, $3, $4, $5, $6)
+	x.write("write job", `INSERT INTO baton_jobs (rule, page, psid, shard, at, record) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (rule, page, psid) DO UPDATE SET at = EXCLUDED.at, record = EXCLUDED.record`,
 		j.Rule, j.Page, j.PSID, x.shard(j.ThreadKey), nanos(j.At), raw)
-	return err
+	return nil
 }
 
 func (x *tx) DeleteJob(k store.ThreadKey, rule string) error {
 	x.shard(k) // a delete writes the thread's rows too
-	_, err := x.exec("delete job", `DELETE FROM baton_jobs WHERE rule = $1 AND page = $2 AND psid = $3`, rule, k.Page, k.PSID)
-	return err
+	x.write("delete job", `DELETE FROM baton_jobs WHERE rule = $1 AND page = $2 AND psid = $3`, rule, k.Page, k.PSID)
+	return nil
 }
 
 func (x *tx) DueJobs(now time.Time, limit int) ([]store.Job, error) {
@@ -94,9 +94,9 @@ func (x *tx) PutDeletion(d store.Deletion) error {
 	if err != nil {
 		return err
 	}
-	_, err = x.exec("write deletion request", `INSERT INTO baton_deletions (code, status, record) VALUES ($1, $2, $3)
+	x.write("write deletion request", `INSERT INTO baton_deletions (code, status, record) VALUES ($1, $2, $3)
 		ON CONFLICT (code) DO UPDATE SET status = EXCLUDED.status, record = EXCLUDED.record`, d.Code, d.Status, raw)
-	return err
+	return nil
 }
 
 func (x *tx) Deletion(code string) (store.Deletion, error) {

@@ -44,25 +44,29 @@ func (d *DB) fenced(ctx context.Context, f *lease.Fence, owned []int32, fn func(
 		if err := fn(x); err != nil {
 			return err
 		}
+		if x.late { // the shards fn wrote are known once its queue came back
+			if err := x.t.Flush(x.ctx); err != nil {
+				return err
+			}
+			x.late = false
+		}
 		if x.fenceErr != nil {
 			return x.fenceErr
 		}
 		check := f
 		if owned != nil {
 			if check = f.Only(x.touched); check.Len() == 0 {
-				return nil
+				return x.t.Flush(x.ctx)
 			}
 		}
-		return x.checkFence(check)
+		return x.checkFence(check) // the check carries fn's queued writes
 	})
 }
 
 // checkFence checks f in the transaction, its idle time bounded first.
 func (x *tx) checkFence(f *lease.Fence) error {
 	if !x.idleBounded {
-		if err := lease.BoundIdle(x.ctx, x.t); err != nil {
-			return err
-		}
+		lease.BoundIdle(x.t)
 		x.idleBounded = true
 	}
 	return lease.Check(x.ctx, x.t, f)

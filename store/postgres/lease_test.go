@@ -10,6 +10,7 @@ import (
 
 	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/store/postgres/lease"
+	"github.com/batonhq/baton/store/postgres/pipe"
 )
 
 // replicas opens n stores on one fresh schema, each with its own pool
@@ -417,11 +418,13 @@ func TestFrozenHolderDelaysTakeoverBoundedly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ptx, err := a.pool.Begin(ctx)
+	conn, err := a.pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ptx.Rollback(ctx) //nolint:errcheck // the server ended it
+	defer conn.Release() // the server ended the session: the pool closes it
+	ptx := pipe.Begin(conn, "BEGIN")
+	defer ptx.Rollback(ctx)
 	x := newTx(ctx, ptx, a)
 	if err := x.AppendHistory(keyIn(a, 9), store.HistoryEntry{Event: "pass", By: "a"}); err != nil {
 		t.Fatal(err)

@@ -21,11 +21,12 @@ func (x *tx) AppendJournal(j *store.JournalEntry) error {
 	if err != nil {
 		return err
 	}
-	var seq int64
-	if err := x.t.QueryRow(x.ctx, `INSERT INTO baton_journal (received_at, page, psid, header, event) VALUES ($1, $2, $3, $4, $5) RETURNING seq`,
-		nanos(j.ReceivedAt), j.Page, person(j.Page, j.Event), raw, []byte(j.Event)).Scan(&seq); err != nil {
-		return fmt.Errorf("postgres: append journal: %w", err)
+	seq, err := x.nextID(x.seqs.journal)
+	if err != nil {
+		return err
 	}
+	x.write("append journal", `INSERT INTO baton_journal (seq, received_at, page, psid, header, event) OVERRIDING SYSTEM VALUE
+		VALUES ($1, $2, $3, $4, $5, $6)`, seq, nanos(j.ReceivedAt), j.Page, person(j.Page, j.Event), raw, []byte(j.Event))
 	j.Seq = uint64(seq)
 	return nil
 }
@@ -110,9 +111,9 @@ func (x *tx) countPending(app string, delta int64) {
 }
 
 func (x *tx) Enqueue(d *store.Delivery) error {
-	var id int64
-	if err := x.t.QueryRow(x.ctx, `SELECT nextval('baton_delivery_id')`).Scan(&id); err != nil {
-		return fmt.Errorf("postgres: delivery id: %w", err)
+	id, err := x.nextID(x.seqs.delivery)
+	if err != nil {
+		return err
 	}
 	d.ID, d.Status = uint64(id), store.DeliveryPending
 	if err := x.insertPending(*d, false); err != nil {
@@ -127,12 +128,12 @@ func (x *tx) insertPending(d store.Delivery, retried bool) error {
 	if err != nil {
 		return err
 	}
-	_, err = x.exec(fmt.Sprintf("enqueue delivery %d", d.ID), `
+	x.write(fmt.Sprintf("enqueue delivery %d", d.ID), `
 		INSERT INTO baton_outbox (id, shard, app, page, psid, attempts, created_at, next_attempt, journal_seq, retried, later_delivered, record)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		int64(d.ID), x.shard(store.ThreadKey{Page: d.Page, PSID: d.PSID}), d.App, d.Page, d.PSID, d.Attempts,
 		nanos(d.CreatedAt), nanos(d.NextAttempt), jseq, retried, d.LaterDelivered, raw)
-	return err
+	return nil
 }
 
 // deliveryColumns read a pending or dead delivery with its event, from
@@ -230,27 +231,34 @@ func (x *tx) UpdateDelivery(d store.Delivery) error {
 
 // DeleteDelivery takes a delivered delivery out of the outbox and, in the
 // same statement, marks the older deliveries of its lane that are dead,
-// or pending again after a retry, as passed by it.
+// or pending again after a retry, as passed by it. The statement is
+// queued, and what its row says (the shard written, the app's count)
+// noted when it comes back: late says a fenced caller's end must wait
+// for it before its fence is checked.
 func (x *tx) DeleteDelivery(id uint64) error {
-	var app string
-	var k store.ThreadKey
-	var shard int
-	err := x.t.QueryRow(x.ctx, `
+	x.late = true
+	x.t.QueueRow(fmt.Sprintf("delete delivery %d", id), func(r pgx.Row) error {
+		var app string
+		var k store.ThreadKey
+		var shard int
+		err := r.Scan(&app, &k.Page, &k.PSID, &shard)
+		switch notFound(err) {
+		case nil:
+			x.noteShard(k, shard)
+			x.countPending(app, -1)
+			return nil
+		case store.ErrNotFound:
+			return nil // a done mark written twice
+		}
+		return err
+	}, `
 		WITH gone AS (DELETE FROM baton_outbox WHERE id = $1 RETURNING app, page, psid, shard),
 		retried AS (UPDATE baton_outbox o SET later_delivered = true FROM gone g
 			WHERE o.app = g.app AND o.page = g.page AND o.psid = g.psid AND o.id < $1 AND o.retried AND NOT o.later_delivered),
 		dead AS (UPDATE baton_dead o SET later_delivered = true FROM gone g
 			WHERE o.app = g.app AND o.page = g.page AND o.psid = g.psid AND o.id < $1 AND NOT o.later_delivered)
-		SELECT app, page, psid, shard FROM gone`, int64(id)).Scan(&app, &k.Page, &k.PSID, &shard)
-	switch notFound(err) {
-	case nil:
-		x.noteShard(k, shard)
-		x.countPending(app, -1)
-		return nil
-	case store.ErrNotFound:
-		return nil // a done mark written twice
-	}
-	return fmt.Errorf("postgres: delete delivery %d: %w", id, err)
+		SELECT app, page, psid, shard FROM gone`, int64(id))
+	return nil
 }
 
 func (x *tx) KillDelivery(d store.Delivery) error {
@@ -281,9 +289,9 @@ func (x *tx) KillDelivery(d store.Delivery) error {
 	if err != nil {
 		return err
 	}
-	_, err = x.exec(fmt.Sprintf("kill delivery %d", d.ID), `INSERT INTO baton_dead (id, shard, app, page, psid, later_delivered, record)
+	x.write(fmt.Sprintf("kill delivery %d", d.ID), `INSERT INTO baton_dead (id, shard, app, page, psid, later_delivered, record)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, int64(d.ID), x.shard(store.ThreadKey{Page: d.Page, PSID: d.PSID}), d.App, d.Page, d.PSID, d.LaterDelivered, raw)
-	return err
+	return nil
 }
 
 func (x *tx) ReviveDelivery(id uint64, now time.Time) (store.Delivery, error) {

@@ -40,28 +40,28 @@ import (
 	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/store/groupcommit"
 	"github.com/batonhq/baton/store/postgres/lease"
+	"github.com/batonhq/baton/store/postgres/listen"
 	"github.com/batonhq/baton/store/postgres/migrations"
+	"github.com/batonhq/baton/store/postgres/pipe"
 )
 
 // DB is a store.Store on one PostgreSQL database (or one schema of it).
 type DB struct {
 	// Table is the shard leases and heartbeats: its methods are the DB's.
 	*lease.Table
-	pool   *pgxpool.Pool
-	gc     *groupcommit.Group[*tx]
-	shards int
-	schema string
+	pool *pgxpool.Pool
+	// gc is the group commit of Update, the scopes' and UpdateFenced;
+	// accept, the Acceptor's, beside it on the same pool.
+	gc, accept *groupcommit.Group[*tx]
+	shards     int
+	schema     string
+	seqs       sequences
 	// owner holds the exclusive lock of Options.Exclusive, for the life
 	// of the store.
 	owner     *pgxpool.Conn
 	closeOnce sync.Once
-	// closing ends with Close, and with it every ListenInbound, whose
-	// connection the pool's Close would not end; listeners counts them,
-	// registered under mu.
-	closing   context.Context
-	closeNow  context.CancelFunc
-	mu        sync.Mutex
-	listeners sync.WaitGroup
+	// hub runs the ListenInbound sessions, which Close ends.
+	hub *listen.Hub
 }
 
 // ErrHeld is returned by an exclusive Open while another process holds
@@ -74,8 +74,9 @@ type Options struct {
 	// (default: the connection's search_path, usually public). Lower-case
 	// letters, digits and underscores.
 	Schema string
-	// MaxConns bounds the connection pool (default 10): one connection
-	// writes at a time, the others serve reads.
+	// MaxConns bounds the connection pool (default 10): two connections
+	// write at a time (the Acceptor's group commit and the DB's), the
+	// others serve reads.
 	MaxConns int32
 	// ConnectTimeout bounds Open's wait for the server (default 10 s).
 	ConnectTimeout time.Duration
@@ -154,8 +155,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	d := &DB{pool: pool, schema: opt.Schema}
-	d.closing, d.closeNow = context.WithCancel(context.Background())
+	d := &DB{pool: pool, schema: opt.Schema, hub: listen.New(pool)}
 	if opt.Exclusive || opt.Shared {
 		if err := d.lock(cctx, opt.Schema, opt.Shared); err != nil {
 			pool.Close()
@@ -168,6 +168,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		return nil, err
 	}
 	d.gc = groupcommit.New(d.commitGroup, opt.CommitWait)
+	d.accept = groupcommit.New(d.commitGroup, opt.CommitWait)
 	return d, nil
 }
 
@@ -223,8 +224,16 @@ func (d *DB) readMeta(ctx context.Context) error {
 	}
 	d.shards = n
 	d.Table = lease.New(d.pool, n)
+	s := &d.seqs
+	if err := d.pool.QueryRow(ctx, `SELECT pg_get_serial_sequence('baton_journal', 'seq'), pg_get_serial_sequence('baton_transcript', 'seq'),
+		pg_get_serial_sequence('baton_inbound', 'seq'), 'baton_delivery_id'::regclass::text`).Scan(&s.journal, &s.transcript, &s.inbound, &s.delivery); err != nil {
+		return fmt.Errorf("postgres: find the sequences: %w", err)
+	}
 	return nil
 }
+
+// sequences name the sequences a transaction reserves values of.
+type sequences struct{ journal, transcript, inbound, delivery string }
 
 // Shards is the number of shards threads are split into, fixed when the
 // database was created.
@@ -247,10 +256,8 @@ func shardOf(k store.ThreadKey, shards int) int {
 func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
 		d.gc.Close()
-		d.mu.Lock()
-		d.closeNow()
-		d.mu.Unlock()
-		d.listeners.Wait()
+		d.accept.Close()
+		d.hub.Close()
 		d.release()
 		d.pool.Close()
 	})
@@ -260,8 +267,36 @@ func (d *DB) Close() error {
 // Update runs fn in a write transaction shared with concurrent callers; it
 // returns once the transaction committed (or failed).
 func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return d.gc.Do(ctx, func(x *tx) error { return fn(x) })
+	return d.gc.Do(ctx, func(x *tx) error { return x.run(fn) })
 }
+
+// run runs one caller's fn and sends the writes it queued: a write that
+// fails fails fn, which the group commit takes out.
+func (x *tx) run(fn func(store.Tx) error) error {
+	if err := fn(x); err != nil {
+		return err
+	}
+	x.late = false
+	return x.t.Flush(x.ctx)
+}
+
+// Acceptor is the store a replica accepts webhooks through: its Update
+// runs in a group commit of its own, concurrent with the DB's, so that a
+// webhook's acknowledgement waits for a small COMMIT of appended inbound
+// entries, not behind a transaction routing hundreds of queued events.
+// Its writes should be rows no other transaction of this process writes
+// (an inbound entry is new): one that is would wait for that transaction's
+// locks. View is the DB's; Close does nothing.
+func (d *DB) Acceptor() store.Store { return acceptor{d} }
+
+type acceptor struct{ d *DB }
+
+func (a acceptor) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return a.d.accept.Do(ctx, func(x *tx) error { return x.run(fn) })
+}
+
+func (a acceptor) View(fn func(store.ReadTx) error) error { return a.d.View(fn) }
+func (a acceptor) Close() error                           { return nil }
 
 // View runs fn in a read-only transaction on one snapshot.
 func (d *DB) View(fn func(store.ReadTx) error) error { return d.view(nil, fn) }
@@ -270,41 +305,44 @@ func (d *DB) View(fn func(store.ReadTx) error) error { return d.view(nil, fn) }
 // owned, when not nil.
 func (d *DB) view(owned []int32, fn func(store.ReadTx) error) error {
 	ctx := context.Background()
-	ptx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: begin a read: %w", err)
 	}
-	defer ptx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	defer conn.Release()
+	ptx := pipe.Begin(conn, `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
 	x := newTx(ctx, ptx, d)
 	x.owned = owned
 	if err := fn(x); err != nil {
+		ptx.Rollback(ctx)
 		return err
 	}
 	if err := ptx.Commit(ctx); err != nil {
+		ptx.Rollback(ctx)
 		return fmt.Errorf("postgres: end a read: %w", err)
 	}
 	return nil
 }
 
 // commitGroup runs one group commit's transaction: the callers' functions,
-// then the counts they moved, then COMMIT, then their AfterCommit
-// functions. A failure rolls everything back.
+// then the counts they moved and COMMIT, sent together, then their
+// AfterCommit functions. A failure rolls everything back.
 func (d *DB) commitGroup(fn func(*tx) error) error {
 	ctx := context.Background()
-	ptx, err := d.pool.Begin(ctx)
+	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: begin a write: %w", err)
 	}
+	defer conn.Release()
+	ptx := pipe.Begin(conn, `BEGIN`)
 	x := newTx(ctx, ptx, d)
 	if err := fn(x); err != nil {
-		ptx.Rollback(ctx) //nolint:errcheck // the caller's error says more
+		ptx.Rollback(ctx) // the caller's error says more
 		return err
 	}
-	if err := x.flush(); err != nil {
-		ptx.Rollback(ctx) //nolint:errcheck
-		return fmt.Errorf("postgres: write counts: %w", err)
-	}
+	x.flush()
 	if err := ptx.Commit(ctx); err != nil {
+		ptx.Rollback(ctx)
 		// A connection lost during COMMIT leaves it unknown whether the
 		// server committed: callers see an error, as for a failed write;
 		// a webhook answered 500 comes again, and its dedup mark says
@@ -317,15 +355,17 @@ func (d *DB) commitGroup(fn func(*tx) error) error {
 	return nil
 }
 
-// CommitStats returns a snapshot of the group commit's counters.
+// CommitStats returns a snapshot of the group commits' counters, the
+// Acceptor's and the DB's together.
 func (d *DB) CommitStats() store.CommitStats {
-	st := d.gc.Stats()
-	return store.CommitStats{
-		Commits: uint64(st.Commits.Load()),
-		Calls:   uint64(st.Calls.Load()),
-		Commit:  time.Duration(st.Nanos.Load()),
-		Apply:   time.Duration(st.FnNanos.Load()),
+	var cs store.CommitStats
+	for _, st := range []*groupcommit.Stats{d.gc.Stats(), d.accept.Stats()} {
+		cs.Commits += uint64(st.Commits.Load())
+		cs.Calls += uint64(st.Calls.Load())
+		cs.Commit += time.Duration(st.Nanos.Load())
+		cs.Apply += time.Duration(st.FnNanos.Load())
 	}
+	return cs
 }
 
 // Times in columns are Unix nanoseconds, as store/bolt's keys are: 0 for

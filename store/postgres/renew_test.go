@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/store/postgres/pipe"
+
 	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/store/postgres/lease"
 )
@@ -30,11 +32,18 @@ func TestRenewalDoesNotWaitForFences(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ptx, err := a.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
+	begin := func() *pipe.Tx {
+		t.Helper()
+		conn, err := a.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(conn.Release)
+		ptx := pipe.Begin(conn, `BEGIN`)
+		t.Cleanup(func() { ptx.Rollback(ctx) })
+		return ptx
 	}
-	defer ptx.Rollback(ctx) //nolint:errcheck // committed below
+	ptx := begin()
 	x := newTx(ctx, ptx, a)
 	fence := func(l store.Lease) {
 		t.Helper()
@@ -63,11 +72,7 @@ func TestRenewalDoesNotWaitForFences(t *testing.T) {
 	}
 
 	// An acquire still waits for a fenced COMMIT in flight.
-	ptx, err = a.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ptx.Rollback(ctx) //nolint:errcheck // committed below
+	ptx = begin()
 	x = newTx(ctx, ptx, a)
 	fence(l5)
 	if err := a.Release(ctx, l5); err != nil {

@@ -257,7 +257,7 @@ func TestScopedThreadWrites(t *testing.T) {
 			err := tx.(store.InboundTx).AppendInbound(e)
 			return e.Seq, err
 		}, func(tx store.Tx, k store.ThreadKey, seq uint64) error {
-			return tx.(store.InboundTx).DeleteInbound(store.InboundEntry{Seq: seq})
+			return tx.(store.InboundTx).DeleteInbound(store.InboundEntry{Seq: seq, Shard: a.ShardOf(k), Page: k.Page, PSID: k.PSID})
 		}},
 	}
 	for i, w := range writes {

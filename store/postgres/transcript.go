@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/batonhq/baton/store"
+	"github.com/batonhq/baton/store/postgres/search"
 )
 
 // A thread's transcript is read by (page, psid, at, seq), newest first; a
@@ -21,12 +21,6 @@ import (
 const (
 	transcriptDefault = 50
 	transcriptMax     = 500
-	searchDefault     = 20
-	searchMax         = 100
-	snippetRunes      = 120
-	// searchChunk is how many entries a search reads a query at a time:
-	// a page that fills early leaves the rest unread.
-	searchChunk = 256
 )
 
 func (x *tx) AppendTranscript(k store.ThreadKey, e *store.TranscriptEntry) error {
@@ -42,22 +36,14 @@ func (x *tx) AppendTranscript(k store.ThreadKey, e *store.TranscriptEntry) error
 	if err != nil {
 		return err
 	}
-	var seq int64
-	if err := x.t.QueryRow(x.ctx, `INSERT INTO baton_transcript (page, psid, shard, at, recorded_at, record) VALUES ($1, $2, $3, $4, $5, $6)
-		RETURNING seq`, k.Page, k.PSID, x.shard(k), nanos(e.At), nanos(e.RecordedAt), raw).Scan(&seq); err != nil {
-		return fmt.Errorf("postgres: append transcript of %s: %w", k, err)
+	seq, err := x.nextID(x.seqs.transcript)
+	if err != nil {
+		return err
 	}
+	x.write("append transcript of "+k.String(), `INSERT INTO baton_transcript (seq, page, psid, shard, at, recorded_at, record)
+		OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7)`, seq, k.Page, k.PSID, x.shard(k), nanos(e.At), nanos(e.RecordedAt), raw)
 	e.Seq = uint64(seq)
 	return nil
-}
-
-func decodeEntry(seq int64, raw []byte) (store.TranscriptEntry, error) {
-	var e store.TranscriptEntry
-	if err := json.Unmarshal(raw, &e); err != nil {
-		return e, fmt.Errorf("transcript entry %d: %w", seq, err)
-	}
-	e.Seq = uint64(seq)
-	return e, nil
 }
 
 func (x *tx) Transcript(k store.ThreadKey, cursor string, limit int) ([]store.TranscriptEntry, string, error) {
@@ -86,7 +72,7 @@ func (x *tx) Transcript(k store.ThreadKey, cursor string, limit int) ([]store.Tr
 		if err := rows.Scan(&seq, &raw); err != nil {
 			return nil, "", fmt.Errorf("postgres: transcript of %s: %w", k, err)
 		}
-		e, err := decodeEntry(seq, raw)
+		e, err := search.Decode(seq, raw)
 		if err != nil {
 			return nil, "", err
 		}
@@ -123,93 +109,16 @@ func (x *tx) PutPerson(p store.Person) error {
 	if err != nil {
 		return err
 	}
-	_, err = x.exec("write person", `INSERT INTO baton_people (page, psid, shard, record) VALUES ($1, $2, $3, $4)
+	x.write("write person", `INSERT INTO baton_people (page, psid, shard, record) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (page, psid) DO UPDATE SET record = EXCLUDED.record`, p.Page, p.PSID, x.shard(p.ThreadKey), raw)
-	return err
+	return nil
 }
 
 func (x *tx) Person(k store.ThreadKey) (store.Person, error) {
 	return record[store.Person](x, "person", `SELECT record FROM baton_people WHERE page = $1 AND psid = $2`, k.Page, k.PSID)
 }
 
-// SearchTranscripts walks the entries from the newest recorded back, at
-// most store.TranscriptScanBudget of them, and reports each thread at its
-// first (latest) match, as store/bolt's does. The cursor is the seq to
-// continue below.
+// SearchTranscripts is package search's.
 func (x *tx) SearchTranscripts(s store.TranscriptSearch) ([]store.TranscriptHit, string, error) {
-	limit := s.Limit
-	if limit <= 0 {
-		limit = searchDefault
-	}
-	limit = min(limit, searchMax)
-	below := int64(math.MaxInt64)
-	if s.Cursor != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(s.Cursor)
-		if err != nil || len(raw) != 8 {
-			return nil, "", fmt.Errorf("%w: %q does not decode", store.ErrInvalidCursor, s.Cursor)
-		}
-		below = int64(min(binary.BigEndian.Uint64(raw), math.MaxInt64))
-	}
-	q := strings.ToLower(strings.TrimSpace(s.Query))
-	names := map[store.ThreadKey]string{} // the person's name, read once a thread
-	reported := map[store.ThreadKey]bool{}
-	var hits []store.TranscriptHit
-	for examined := 0; ; {
-		rows, err := x.t.Query(x.ctx, `SELECT t.seq, t.page, t.psid, t.record, p.record FROM baton_transcript t
-			LEFT JOIN baton_people p ON p.page = t.page AND p.psid = t.psid
-			WHERE t.seq < $1 AND ($2 = '' OR t.page = $2) ORDER BY t.seq DESC LIMIT $3`, below, s.Page, searchChunk)
-		if err != nil {
-			return nil, "", fmt.Errorf("postgres: search transcripts: %w", err)
-		}
-		type row struct {
-			seq      int64
-			k        store.ThreadKey
-			raw, who []byte
-		}
-		var chunk []row
-		for rows.Next() {
-			var r row
-			if err := rows.Scan(&r.seq, &r.k.Page, &r.k.PSID, &r.raw, &r.who); err != nil {
-				rows.Close()
-				return nil, "", fmt.Errorf("postgres: search transcripts: %w", err)
-			}
-			chunk = append(chunk, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, "", fmt.Errorf("postgres: search transcripts: %w", err)
-		}
-		for _, r := range chunk {
-			if len(hits) == limit || examined == store.TranscriptScanBudget {
-				// The next page starts at this entry: below its seq + 1.
-				return hits, base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, uint64(r.seq)+1)), nil
-			}
-			examined++
-			below = r.seq
-			if reported[r.k] {
-				continue
-			}
-			name, ok := names[r.k]
-			if !ok && r.who != nil {
-				var p store.Person
-				if err := json.Unmarshal(r.who, &p); err != nil {
-					return nil, "", fmt.Errorf("postgres: person %s: %w", r.k, err)
-				}
-				name = p.Name
-			}
-			names[r.k] = name
-			e, err := decodeEntry(r.seq, r.raw)
-			if err != nil {
-				return nil, "", err
-			}
-			if q != "" && r.k.PSID != q && !strings.Contains(strings.ToLower(name), q) && !strings.Contains(strings.ToLower(e.Text), q) {
-				continue
-			}
-			reported[r.k] = true
-			hits = append(hits, store.TranscriptHit{ThreadKey: r.k, Name: name, LastAt: e.At, Snippet: e.Snippet(snippetRunes)})
-		}
-		if len(chunk) < searchChunk {
-			return hits, "", nil
-		}
-	}
+	return search.Transcripts(x.ctx, x.t, s)
 }

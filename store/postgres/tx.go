@@ -16,20 +16,31 @@ import (
 
 	"github.com/batonhq/baton/store"
 	"github.com/batonhq/baton/store/postgres/lease"
+	"github.com/batonhq/baton/store/postgres/pipe"
 )
 
 // tx implements store.Tx over one PostgreSQL transaction: a View's
 // (read-only, one snapshot) or a group commit's. Like store/bolt's, it
 // caches the threads it read and keeps the counts it moved until flush,
 // which writes them once per commit.
+//
+// Its writes go through package pipe: one whose result is not read back
+// (write) is queued and sent with the transaction's next statement, which
+// sees it; the ids and seqs such a write assigns are reserved in blocks
+// (nextID), after the transaction began, so after every caller of its
+// group had asked to write: an inbound entry or a delivery written after
+// another committed still has the greater seq or id. Every caller's queue is flushed before its function's end is
+// reported to the group commit (Update, fenced), so that a write that
+// fails fails its own caller, whom the group takes out.
 type tx struct {
 	ctx     context.Context
-	t       pgx.Tx
+	t       *pipe.Tx
 	shards  int
 	after   []func()
 	threads map[store.ThreadKey]store.Thread
-	counts  map[countKey]int64 // threads per (shard, state)
-	pending map[string]int64   // pending deliveries per app
+	absent  map[store.ThreadKey]bool // read, and not there (PrefetchThreads)
+	counts  map[countKey]int64       // threads per (shard, state)
+	pending map[string]int64         // pending deliveries per app
 	// fence is the leases of a fenced caller (UpdateFenced, a scope's
 	// Update) while its function runs (nil otherwise); fenceErr, its first
 	// write outside them; touched, the shards it wrote rows of;
@@ -45,6 +56,11 @@ type tx struct {
 	// notify, that the transaction appended one.
 	schema string
 	notify bool
+	// seqs name the sequences whose values inserts reserve (nextID).
+	seqs *sequences
+	// late says a queued statement notes the shard it wrote when its row
+	// comes back (DeleteDelivery).
+	late bool
 }
 
 type countKey struct {
@@ -52,8 +68,21 @@ type countKey struct {
 	state string
 }
 
-func newTx(ctx context.Context, t pgx.Tx, d *DB) *tx {
-	return &tx{ctx: ctx, t: t, shards: d.shards, schema: d.schema}
+func newTx(ctx context.Context, t *pipe.Tx, d *DB) *tx {
+	return &tx{ctx: ctx, t: t, shards: d.shards, schema: d.schema, seqs: &d.seqs}
+}
+
+// write queues a write whose result the transaction does not read.
+func (x *tx) write(what, sql string, args ...any) { x.t.Queue(what, sql, args...) }
+
+// nextID is the next value of sequence seq for an insert of this
+// transaction (pipe.Tx.NextVal: reserved in blocks).
+func (x *tx) nextID(seq string) (int64, error) {
+	id, err := x.t.NextVal(x.ctx, seq)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: reserve values of %s: %w", seq, err)
+	}
+	return id, nil
 }
 
 // onlyOwned is the condition that limits a scan of the replica's own work
@@ -132,6 +161,9 @@ func (x *tx) Thread(k store.ThreadKey) (store.Thread, error) {
 	if t, ok := x.threads[k]; ok {
 		return t, nil
 	}
+	if x.absent[k] {
+		return store.Thread{}, store.ErrNotFound
+	}
 	t, err := record[store.Thread](x, "thread", `SELECT record FROM baton_threads WHERE page = $1 AND psid = $2`, k.Page, k.PSID)
 	if err == nil {
 		x.cacheThread(t)
@@ -144,6 +176,39 @@ func (x *tx) cacheThread(t store.Thread) {
 		x.threads = map[store.ThreadKey]store.Thread{}
 	}
 	x.threads[t.ThreadKey] = t
+	delete(x.absent, t.ThreadKey)
+}
+
+// PrefetchThreads reads the threads of keys not read yet, in one
+// statement, into the transaction's cache, and remembers the keys that
+// have none: the Thread reads of a batch of events routed next are not a
+// round trip each. The cache is the one Thread keeps: a thread is
+// written by its shard's owner alone, through this transaction.
+func (x *tx) PrefetchThreads(keys []store.ThreadKey) error {
+	var pages, psids []string
+	for _, k := range keys {
+		if _, ok := x.threads[k]; !ok && !x.absent[k] {
+			pages, psids = append(pages, k.Page), append(psids, k.PSID)
+		}
+	}
+	if len(pages) == 0 {
+		return nil
+	}
+	found, err := records[store.Thread](x, "threads", `SELECT t.record FROM baton_threads t
+		JOIN unnest($1::text[], $2::text[]) AS k(page, psid) ON t.page = k.page AND t.psid = k.psid`, pages, psids)
+	if err != nil {
+		return err
+	}
+	if x.absent == nil {
+		x.absent = map[store.ThreadKey]bool{}
+	}
+	for i := range pages {
+		x.absent[store.ThreadKey{Page: pages[i], PSID: psids[i]}] = true
+	}
+	for _, t := range found {
+		x.cacheThread(t)
+	}
+	return nil
 }
 
 func (x *tx) count(shard int, state string, delta int64) {
@@ -188,13 +253,11 @@ func (x *tx) writeThread(t store.Thread, shard int) error {
 		n := nanos(t.TimerAt)
 		timer = &n
 	}
-	if _, err := x.exec("write thread "+t.ThreadKey.String(), `
+	x.write("write thread "+t.ThreadKey.String(), `
 		INSERT INTO baton_threads (page, psid, shard, state, owner, timer_at, record) VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (page, psid) DO UPDATE SET state = EXCLUDED.state, owner = EXCLUDED.owner,
 			timer_at = EXCLUDED.timer_at, record = EXCLUDED.record`,
-		t.Page, t.PSID, shard, string(t.State), t.Owner, timer, raw); err != nil {
-		return err
-	}
+		t.Page, t.PSID, shard, string(t.State), t.Owner, timer, raw)
 	x.cacheThread(t)
 	return nil
 }
@@ -289,18 +352,17 @@ func (x *tx) CountThreads() (map[string]int, error) {
 	return out, nil
 }
 
-// flush writes the counts the transaction moved, once, before COMMIT.
-func (x *tx) flush() error {
-	b := &pgx.Batch{}
-	// The rows are locked in key order, the same in every transaction:
-	// replicas share the pending counts of each app, and two that locked
-	// them in a map's order would wait for each other (until PostgreSQL's
-	// deadlock detection failed one of their group commits).
+// flush queues the writes of the counts the transaction moved, once,
+// to go with its COMMIT. The rows are locked in key order, the same in
+// every transaction: replicas share the counts, and two that locked them
+// in a map's order would wait for each other (until PostgreSQL's
+// deadlock detection failed one of their group commits).
+func (x *tx) flush() {
 	for _, k := range slices.SortedFunc(maps.Keys(x.counts), func(a, b countKey) int {
 		return cmp.Or(cmp.Compare(a.shard, b.shard), cmp.Compare(a.state, b.state))
 	}) {
 		if delta := x.counts[k]; delta != 0 {
-			b.Queue(`INSERT INTO baton_counts (shard, state, n) VALUES ($1, $2, $3)
+			x.write("write counts", `INSERT INTO baton_counts (shard, state, n) VALUES ($1, $2, $3)
 				ON CONFLICT (shard, state) DO UPDATE SET n = baton_counts.n + EXCLUDED.n`, k.shard, k.state, delta)
 		}
 	}
@@ -308,25 +370,21 @@ func (x *tx) flush() error {
 	for _, app := range slices.Sorted(maps.Keys(x.pending)) {
 		if delta := x.pending[app]; delta != 0 {
 			apps = true
-			b.Queue(`INSERT INTO baton_pending_counts (app, n) VALUES ($1, $2)
+			x.write("write counts", `INSERT INTO baton_pending_counts (app, n) VALUES ($1, $2)
 				ON CONFLICT (app) DO UPDATE SET n = baton_pending_counts.n + EXCLUDED.n`, app, delta)
 		}
 	}
 	if apps {
-		b.Queue(`DELETE FROM baton_pending_counts WHERE n <= 0`)
+		x.write("write counts", `DELETE FROM baton_pending_counts WHERE n <= 0`)
 	}
 	if x.notify {
 		// Delivered at COMMIT, and only if it commits: one a transaction,
 		// however many entries it appended.
-		b.Queue(`SELECT pg_notify($1, $2)`, inboundChannel, x.schema)
+		x.write("notify", `SELECT pg_notify($1, $2)`, inboundChannel, x.schema)
 		x.notify = false
-	}
-	if b.Len() == 0 {
-		return nil
 	}
 	clear(x.counts)
 	clear(x.pending)
-	return x.t.SendBatch(x.ctx, b).Close()
 }
 
 func (x *tx) AppendHistory(k store.ThreadKey, h store.HistoryEntry) error {
@@ -334,9 +392,9 @@ func (x *tx) AppendHistory(k store.ThreadKey, h store.HistoryEntry) error {
 	if err != nil {
 		return err
 	}
-	_, err = x.exec("append history", `INSERT INTO baton_history (page, psid, shard, record) VALUES ($1, $2, $3, $4)`,
+	x.write("append history", `INSERT INTO baton_history (page, psid, shard, record) VALUES ($1, $2, $3, $4)`,
 		k.Page, k.PSID, x.shard(k), raw)
-	return err
+	return nil
 }
 
 func (x *tx) History(k store.ThreadKey) ([]store.HistoryEntry, error) {
@@ -348,15 +406,15 @@ func (x *tx) PutIntent(i store.Intent) error {
 	if err != nil {
 		return err
 	}
-	_, err = x.exec("write intent", `INSERT INTO baton_intents (page, psid, shard, record) VALUES ($1, $2, $3, $4)
+	x.write("write intent", `INSERT INTO baton_intents (page, psid, shard, record) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (page, psid) DO UPDATE SET record = EXCLUDED.record`, i.Page, i.PSID, x.shard(i.ThreadKey), raw)
-	return err
+	return nil
 }
 
 func (x *tx) DeleteIntent(k store.ThreadKey) error {
 	x.shard(k) // a delete writes the thread's rows too
-	_, err := x.exec("delete intent", `DELETE FROM baton_intents WHERE page = $1 AND psid = $2`, k.Page, k.PSID)
-	return err
+	x.write("delete intent", `DELETE FROM baton_intents WHERE page = $1 AND psid = $2`, k.Page, k.PSID)
+	return nil
 }
 
 func (x *tx) Intent(k store.ThreadKey) (store.Intent, error) {
@@ -378,9 +436,9 @@ func (x *tx) PutOneTimeToken(t store.OneTimeToken) error {
 		return err
 	}
 	k := store.ThreadKey{Page: t.Page, PSID: t.PSID}
-	_, err = x.exec("write one-time token", `INSERT INTO baton_otn (token, page, psid, shard, record) VALUES ($1, $2, $3, $4, $5)
+	x.write("write one-time token", `INSERT INTO baton_otn (token, page, psid, shard, record) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (token) DO UPDATE SET record = EXCLUDED.record`, t.Token, t.Page, t.PSID, x.shard(k), raw)
-	return err
+	return nil
 }
 
 func (x *tx) DueTimers(now time.Time, limit int) ([]store.ThreadKey, error) {

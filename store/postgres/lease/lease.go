@@ -257,10 +257,18 @@ func (f *Fence) Only(shards map[int]bool) *Fence {
 	return o
 }
 
+// Tx is the transaction a fence is checked in: store/postgres's, which
+// queues a write whose result is not read (Queue) and sends it with the
+// next statement, in one round trip.
+type Tx interface {
+	Queue(what, sql string, args ...any)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
 // Check locks, in tx, the rows of f's shards that still hold its leases
 // (FOR KEY SHARE: an acquire waits for it, a renewal does not) and fails
 // with store.ErrFenced, naming the shards lost, unless all do.
-func Check(ctx context.Context, tx pgx.Tx, f *Fence) error {
+func Check(ctx context.Context, tx Tx, f *Fence) error {
 	rows, err := tx.Query(ctx, `
 		SELECT s.shard FROM baton_shards s
 		JOIN unnest($1::int[], $2::bigint[], $3::text[]) AS f(shard, epoch, owner)
@@ -291,13 +299,11 @@ func Check(ctx context.Context, tx pgx.Tx, f *Fence) error {
 	return fmt.Errorf("postgres: the leases of shards %v: %w", lost, store.ErrFenced)
 }
 
-// BoundIdle sets tx's idle timeout to IdleBound, before its first Check.
-func BoundIdle(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, `SELECT set_config('idle_in_transaction_session_timeout', $1, true)`,
-		fmt.Sprint(IdleBound.Milliseconds())); err != nil {
-		return fmt.Errorf("postgres: bound the fenced transaction's idle time: %w", err)
-	}
-	return nil
+// BoundIdle sets tx's idle timeout to IdleBound, before its first Check
+// (queued: it goes with the Check).
+func BoundIdle(tx Tx) {
+	tx.Queue("bound the fenced transaction's idle time", `SELECT set_config('idle_in_transaction_session_timeout', $1, true)`,
+		fmt.Sprint(IdleBound.Milliseconds()))
 }
 
 // Heartbeat records that replica is alive and reachable at addr for ttl,

@@ -11,7 +11,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/batonhq/baton/adapters"
 	"github.com/batonhq/baton/config"
 	"github.com/batonhq/baton/orchestrator/cluster"
 	"github.com/batonhq/baton/orchestrator/forward"
@@ -48,10 +47,17 @@ type replicaCluster struct {
 	db      ClusterStore
 	member  *cluster.Member
 	fwd     *forward.Forwarder
-	scope   store.Scope // the current generation's
-	listen  string      // cluster.internal_listen
+	scope   store.Scope  // the current generation's
+	listen  string       // cluster.internal_listen
+	l       net.Listener // ServerOptions.Internal, or nil: Run listens on listen
 	started time.Time
 }
+
+// forwardMaxBody is the largest request replayed on a thread's owner:
+// /graph's uploads (25 MB, graphapi) included, so that a send with an
+// attachment that reached another replica is not refused. The handler
+// reads such a body whole anyway; the copy kept grows with what arrived.
+const forwardMaxBody = 26 << 20
 
 // noShards is the scope of a replica that holds no lease yet: it accepts
 // webhooks into the queue and forwards every thread's call.
@@ -74,9 +80,10 @@ func (s *Server) newReplicaCluster(cfg *config.Config, st store.Store) (*replica
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	client := adapters.NewClient(adapters.ClientOptions{MaxIdleConnsPerHost: 64})
-	client.Timeout = 30 * time.Second
-	fwd, err := forward.New(forward.Options{Self: m.ID(), Secret: []byte(c.Secret.Reveal()), Owners: m, Client: client,
+	// The forwarder's own client: no environment proxy between replicas
+	// (a bot's token and the admin's travel in these requests), a short
+	// dial, no redirects.
+	fwd, err := forward.New(forward.Options{Self: m.ID(), Secret: []byte(c.Secret.Reveal()), Owners: m, MaxBody: forwardMaxBody,
 		Log: s.log.Named("forward"), Registerer: s.m.Registry, Unavailable: func(w http.ResponseWriter, r *http.Request) {
 			if strings.HasPrefix(r.URL.Path, "/graph/") { // a bot on a Messenger SDK reads Meta's shape
 				graphapi.WriteUnavailable(w, r)
@@ -104,7 +111,7 @@ func (rc *replicaCluster) deps() (store.Store, *Cluster) {
 func (s *Server) rescope(ctx context.Context, sc store.Scope) {
 	for attempt := 1; ; attempt++ {
 		err := s.tryRescope(sc)
-		if err == nil || ctx.Err() != nil {
+		if err == nil || ctx.Err() != nil || errors.Is(err, errStopping) {
 			return
 		}
 		wait := time.Duration(min(attempt, 10)) * 100 * time.Millisecond
@@ -133,7 +140,7 @@ func (s *Server) tryRescope(sc store.Scope) error {
 		// running generation stays until it halts, on its scope.
 		s.cluster.scope = prev
 		next.client.CloseIdleConnections()
-		return errors.New("the server is stopping")
+		return errStopping
 	}
 	pause, err := s.swap(old, next)
 	if err != nil {
@@ -148,14 +155,16 @@ func (s *Server) tryRescope(sc store.Scope) error {
 // runCluster runs the member until ctx ends, and the internal listener
 // the other replicas forward to; it reports a listener that failed on
 // errc.
-func (s *Server) runCluster(ctx context.Context, errc chan<- error) (stop func(), err error) {
+func (s *Server) runCluster(ctx context.Context, errc chan<- error) (internal *http.Server, stop func(), err error) {
 	rc := s.cluster
-	l, err := net.Listen("tcp", rc.listen)
-	if err != nil {
-		return nil, fmt.Errorf("cluster.internal_listen %s: %w", rc.listen, err)
+	l := rc.l
+	if l == nil {
+		if l, err = net.Listen("tcp", rc.listen); err != nil {
+			return nil, nil, fmt.Errorf("cluster.internal_listen %s: %w", rc.listen, err)
+		}
 	}
 	pub, adm := s.gate.handler(publicSide), s.gate.handler(adminSide)
-	internal := &http.Server{Handler: rc.fwd.Internal(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	internal = &http.Server{Handler: rc.fwd.Internal(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isAdminPath(r.URL.Path) {
 			adm.ServeHTTP(w, r)
 			return
@@ -163,18 +172,17 @@ func (s *Server) runCluster(ctx context.Context, errc chan<- error) (stop func()
 		pub.ServeHTTP(w, r)
 	})), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout(s.cfg.Webhooks.MaxBody), IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
 	go func() { errc <- serve(internal, l) }()
-	mctx, cancel := context.WithCancel(ctx)
+	// The member outlives the server's context: its leases are renewed
+	// through the drain, until the handoff releases them.
+	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	go func() { done <- rc.member.Run(mctx, func(sc cluster.Scope) { s.rescope(mctx, sc) }) }()
 	s.log.Info("cluster member running", zap.String("replica", rc.member.ID()), zap.String("internal", l.Addr().String()))
-	return func() {
+	return internal, func() {
 		cancel()
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Error("cluster member stopped with an error", zap.Error(err))
 		}
-		shut, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		_ = internal.Shutdown(shut)
 	}, nil
 }
 
@@ -191,6 +199,11 @@ func (rc *replicaCluster) wrap(h http.Handler) http.Handler {
 		fwd.ServeHTTP(w, r)
 	})
 }
+
+// errStopping is a shard set that came while the server stops: the
+// running generation keeps its scope until it halts, and the handoff
+// releases every lease after.
+var errStopping = errors.New("the server is stopping")
 
 // handoff gives the shards up at once, once the Orchestrator stopped: the
 // other replicas need not wait for the leases to run out.

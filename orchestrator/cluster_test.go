@@ -131,7 +131,17 @@ const clusterSecret = "cluster-secret-0123456789"
 
 func startReplica(t *testing.T, name, dsn, schema, platURL, botURL, billingURL string) *replica {
 	t.Helper()
-	r := &replica{name: name, public: freePort(t), admin: freePort(t), internal: freePort(t)}
+	// The listeners are open before the config names them: a port found
+	// free and closed again may be another test's by the time it binds.
+	var ls []net.Listener
+	for range 3 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+	}
+	r := &replica{name: name, public: ls[0].Addr().String(), admin: ls[1].Addr().String(), internal: ls[2].Addr().String()}
 	yaml := fmt.Sprintf(`
 listen: %q
 admin: {listen: %q, token_env: BATON_ADMIN_TOKEN}
@@ -180,7 +190,8 @@ pages:
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := orchestrator.NewServer(cfg, db, orchestrator.ServerOptions{Env: lookup, Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)).Named(name)})
+	srv, err := orchestrator.NewServer(cfg, db, orchestrator.ServerOptions{Env: lookup, Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)).Named(name),
+		Public: ls[0], Admin: ls[1], Internal: ls[2]})
 	if err != nil {
 		db.Close()
 		t.Fatal(err)

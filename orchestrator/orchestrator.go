@@ -225,11 +225,34 @@ func (o *Orchestrator) Run(ctx context.Context) error { return o.run(ctx, ctx) }
 // stop ends, every loop stops taking work, while the deliveries in flight
 // go on until work ends too (dispatch.RunUntil).
 func (o *Orchestrator) run(stop, work context.Context) error {
-	if err := o.threads.RecoverIntents(stop); err != nil {
-		return fmt.Errorf("recover thread-control calls: %w", err)
+	startUp := func() error {
+		if err := o.threads.RecoverIntents(stop); err != nil {
+			return fmt.Errorf("recover thread-control calls: %w", err)
+		}
+		if err := o.dispatcher.Load(); err != nil {
+			return fmt.Errorf("load outbox: %w", err)
+		}
+		return nil
 	}
-	if err := o.dispatcher.Load(); err != nil {
-		return fmt.Errorf("load outbox: %w", err)
+	// One process fails its start on a store it cannot read. A replica
+	// starts an Orchestrator at every new shard set, most often because
+	// the database was out of reach and its leases went: it waits, not
+	// ready, and tries again, rather than stopping the process.
+	for failures := 1; ; failures++ {
+		err := startUp()
+		if err == nil {
+			break
+		}
+		if o.cluster == nil {
+			return err
+		}
+		wait := clock.Doubling(failures, 100*time.Millisecond, 5*time.Second)
+		o.log.Warn("start on the new shard set failed; trying again", zap.Int("failures", failures), zap.Duration("retry_in", wait), zap.Error(err))
+		select {
+		case <-stop.Done():
+			return nil
+		case <-time.After(wait):
+		}
 	}
 	o.readyOnce.Do(func() { close(o.ready) })
 	g, ctx := errgroup.WithContext(stop)

@@ -64,6 +64,9 @@ type ServerOptions struct {
 	// that must know the ports before Baton runs, such as baton demo);
 	// otherwise Run listens on the config's addresses.
 	Public, Admin net.Listener
+	// Internal, if set, is the cluster's internal listener already open
+	// (cluster.internal_listen names its address for the others).
+	Internal net.Listener
 	// Env reads the secrets when Reload reads the config file again
 	// (default os.LookupEnv).
 	Env config.LookupEnv
@@ -150,6 +153,7 @@ func NewServer(cfg *config.Config, st store.Store, opts ServerOptions) (*Server,
 		if err != nil {
 			return nil, err
 		}
+		rc.l = opts.Internal
 		s.cluster = rc
 	}
 	gen, err := s.build(cfg)
@@ -245,11 +249,13 @@ func (s *Server) Run(ctx context.Context) error {
 	s.gate.current().start(s.fatal)
 	s.running = true
 	s.reloadMu.Unlock()
-	stopCluster := func() {}
+	stopMember := func() {}
 	if s.cluster != nil {
-		if stopCluster, err = s.runCluster(ctx, errc); err != nil {
-			stopCluster = func() {}
+		internal, stop, err := s.runCluster(ctx, errc)
+		if err != nil {
 			errc <- err
+		} else {
+			servers, stopMember = append(servers, internal), stop
 		}
 	}
 
@@ -261,9 +267,8 @@ func (s *Server) Run(ctx context.Context) error {
 	case err := <-s.fatal:
 		first = err
 	}
-	stopCluster()     // no new shard set from here: the leases held stay until the handoff
-	s.reloadMu.Lock() // a reload under way finishes first
-	s.running = false
+	s.reloadMu.Lock() // a reload or a new shard set under way finishes first
+	s.running = false // and none comes after: the leases held are renewed until the handoff
 	s.reloadMu.Unlock()
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -272,7 +277,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	_ = s.gate.current().halt(0) // an error of its own came on s.fatal
 	if s.cluster != nil {
-		s.handoff()
+		s.handoff() // every lease released, now that nothing acts on them
+		stopMember()
 	}
 	return first
 }

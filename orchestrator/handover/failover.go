@@ -90,9 +90,9 @@ func (e *Engine) runFailover(ctx context.Context, p *topology.Page, j store.Job)
 	if p.Tokens[failing.Name] == "" {
 		return jobOutcome{result: failedResult, err: fmt.Errorf("app %s has no page token to pass the thread", failing.Name)}
 	}
-	if fo.Message != "" {
+	if fo.Message != "" && j.Attempts == 0 {
 		// Sent while the failing app still owns the thread; afterwards
-		// Meta would refuse it.
+		// Meta would refuse it. Once: a retried pass does not say it again.
 		if err := e.sendText(ctx, p, failing, j.PSID, fo.Message); err != nil {
 			e.d.Errors.Record(recent.Error{Kind: "rule", App: failing.Name, Page: p.ID, PSID: j.PSID, Message: "failover message not sent: " + err.Error()})
 		}

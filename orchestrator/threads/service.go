@@ -139,6 +139,14 @@ func (s *Service) Control(ctx context.Context, req Request) (store.Thread, error
 	}
 	out, err := s.applied(p, a, k, req, in)
 	s.d.Wake()
+	var no *store.NotOwnedError
+	if errors.As(err, &no) {
+		// Meta applied the call; the lease went while it was made, so the
+		// record is the shard's next owner's to settle (the intent stays,
+		// and it reconciles). Not "not owned": nothing would be undone,
+		// and a client's call sent again to the owner would be made twice.
+		return out, fmt.Errorf("%s thread %s: applied by Meta, not recorded here: the thread's shard moved to another replica, which reconciles it: %v", req.Op, k, err)
+	}
 	return out, err
 }
 

@@ -176,9 +176,9 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 	}
 	o.rules = handover.New(handover.Deps{Store: d.Store, Topology: top, Threads: o.threads, Sender: d.Graph, Health: health, Clock: d.Clock,
 		Log: d.Log.Named("handover"), Metrics: m, Errors: errs, Backoff: backoff, Jobs: jobBell, Wake: wake})
-	var rescan time.Duration
+	var rescan, deletionPoll time.Duration
 	if d.Cluster != nil {
-		rescan = clusterRescan
+		rescan, deletionPoll = clusterRescan, clusterDeletionPoll
 	}
 	o.dispatcher = dispatch.New(dispatch.Deps{Store: d.Store, Topology: top, Health: health, Clock: d.Clock, Log: d.Log.Named("dispatch"),
 		Metrics: m, Errors: errs, Backoff: cfg.Delivery.Backoff, MaxBackoff: cfg.Delivery.MaxBackoff, Rescan: rescan, Owns: owns,
@@ -206,7 +206,7 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 		Metrics: m, Errors: errs, Webhooks: cfg.Webhooks, Deliver: o.dispatcher.Add, Reconcile: o.threads.ReconcileLater, Wake: wake,
 		LearnPerson: learn, Transcribed: func([]store.ThreadKey) { o.console.Poke() }, Budget: d.BodyBudget, Cluster: inCluster})
 	o.deletion = deletion.New(deletion.Deps{Store: shared, Topology: top, Graph: d.Graph, Clock: d.Clock, Log: d.Log.Named("deletion"),
-		Errors: errs, PublicURL: cfg.PublicURL, Deliver: o.ownDeliveries(o.dispatcher.Add)})
+		Errors: errs, PublicURL: cfg.PublicURL, Deliver: o.ownDeliveries(o.dispatcher.Add), Poll: deletionPoll})
 	o.api = api.New(api.Deps{Store: d.Store, Topology: top, Threads: o.threads, Deliveries: o.dispatcher, Eraser: o.deletion, Holds: o.rules, Errors: errs, Log: d.Log.Named("api"),
 		Gatherer: m.Registry, AdminToken: cfg.Admin.Token.Reveal(), Sessions: o.console, Ready: o.ready, Cluster: clusterStatus(d.Cluster), Remote: clusterRemote(d.Cluster)})
 	o.graph = graphapi.New(graphapi.Deps{Store: d.Store, Topology: top, Threads: o.threads, Ledger: ledger, Graph: d.Graph, Clock: d.Clock,
@@ -275,6 +275,10 @@ func (o *Orchestrator) run(stop, work context.Context) error {
 // clusterRescan is how often one replica of several reads its bots'
 // lanes again, for the deliveries another replica enqueued on its threads.
 const clusterRescan = 2 * time.Second
+
+// clusterDeletionPoll is how often the replica that does the data deletion
+// requests (shard 0's holder) looks for those another replica recorded.
+const clusterDeletionPoll = 30 * time.Second
 
 // ownDeliveries hands add the deliveries this replica dispatches: all of
 // them, but in a cluster only those of the shards it owns; the owner of

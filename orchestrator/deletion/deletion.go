@@ -49,6 +49,10 @@ type Deps struct {
 	// Deliver hands the erasure notices to the dispatcher once they are
 	// in the outbox (notice.go); nil leaves them for its next read.
 	Deliver func([]store.Delivery)
+	// Poll, when set, reads the pending requests again this often: one
+	// replica of several does them, and the callback may have reached
+	// another, which only records the request (0: only when kicked).
+	Poll time.Duration
 }
 
 // DefaultMaxAge is how old a signed request may be unless told otherwise.
@@ -119,11 +123,16 @@ func (s *Service) Run(ctx context.Context) error {
 		} else {
 			failures = 0
 		}
+		var poll <-chan time.Time
+		if s.d.Poll > 0 {
+			poll = s.d.Clock.After(s.d.Poll)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.kick:
 		case <-retry:
+		case <-poll:
 		}
 	}
 }

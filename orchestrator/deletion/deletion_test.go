@@ -262,3 +262,45 @@ func TestStoppedRunLeavesRequestAsItWas(t *testing.T) {
 		t.Errorf("request after a stopped run: %+v, want it as it was: %+v", got, d)
 	}
 }
+
+// One replica of several does the requests (Poll): one another replica
+// recorded, which no kick announces here, is done at the next poll.
+func TestRunPollsForRequestsRecordedElsewhere(t *testing.T) {
+	top := mustTopology(t)
+	db := mustStore(t)
+	clk := clock.NewManual(now)
+	s := New(Deps{Store: db, Topology: top, Clock: clk, Poll: 30 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Error(err)
+		}
+	}()
+	err := db.Update(context.Background(), func(tx store.Tx) error {
+		if err := tx.PutThread(store.Thread{ThreadKey: store.ThreadKey{Page: pageA, PSID: userID}, Thread: statemachine.Thread{State: statemachine.Idle}}); err != nil {
+			return err
+		}
+		return tx.PutDeletion(store.Deletion{Code: "ELSEWHERE", App: "support-bot", UserID: userID, Status: store.DeletionPending, RequestedAt: now})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func() string {
+		var d store.Deletion
+		if err := db.View(func(tx store.ReadTx) error { var err error; d, err = tx.Deletion("ELSEWHERE"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return d.Status
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for status() != store.DeletionDone {
+		if time.Now().After(deadline) {
+			t.Fatal("the request recorded elsewhere was not done at the poll")
+		}
+		clk.Advance(30 * time.Second) // the poll's wait, on the service's clock
+		time.Sleep(5 * time.Millisecond)
+	}
+}

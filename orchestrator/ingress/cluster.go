@@ -40,6 +40,11 @@ type Cluster struct {
 // routeBatch is how many queued copies one routing transaction takes.
 const routeBatch = 256
 
+// badEntryWait is how long a queued entry that this replica's config
+// cannot route waits for a config that can (a rolling change of the
+// replicas' files) before it is dropped and shown in recent errors.
+const badEntryWait = 10 * time.Minute
+
 // inboundPoll is how often the router reads the queue without being told
 // of new entries: the notifications are a fast path, and one lost while
 // the listening connection was down is caught up here.
@@ -173,9 +178,27 @@ func (in *Ingress) routeInbound(ctx context.Context, log *zap.Logger) (int, erro
 	if err != nil || len(entries) == 0 {
 		return 0, err
 	}
-	qs := make([]queued, len(entries))
-	for i, e := range entries {
-		qs[i] = in.decode(e)
+	// An entry this replica's config cannot route (its app or page is not
+	// in it) may be one a replica with a newer config accepted during a
+	// rolling change: it waits, holding back its thread, until
+	// badEntryWait has passed, and only then is dropped as unusable.
+	now := in.d.Clock.Now()
+	qs := make([]queued, 0, len(entries))
+	waiting := map[store.ThreadKey]bool{}
+	for _, e := range entries {
+		k := store.ThreadKey{Page: e.Page, PSID: e.PSID}
+		if waiting[k] {
+			continue
+		}
+		q := in.decode(e)
+		if q.bad != "" && now.Sub(e.ReceivedAt) < badEntryWait {
+			waiting[k] = true
+			continue
+		}
+		qs = append(qs, q)
+	}
+	if len(qs) == 0 {
+		return 0, nil // all wait: read again at the next poll, not in a loop
 	}
 	if err := in.routeQueued(ctx, qs); err == nil || errors.Is(err, store.ErrFenced) || ctx.Err() != nil {
 		return len(entries), err

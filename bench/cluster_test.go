@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/internal/pgtest"
+
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
@@ -33,14 +35,7 @@ func TestClusterTarget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three replicas on PostgreSQL")
 	}
-	dsn := os.Getenv("BATON_TEST_PG_DSN")
-	if dsn == "" {
-		const how = "run it with `bash scripts/pg.sh go test ./bench -run Cluster`"
-		if os.Getenv("CI") != "" || os.Getenv("BATON_REQUIRE_PG") == "1" {
-			t.Fatal("BATON_TEST_PG_DSN is not set, and CI or BATON_REQUIRE_PG=1 requires the PostgreSQL tests: " + how)
-		}
-		t.Skip("!!! SKIPPING the bench's cluster target: BATON_TEST_PG_DSN is not set; " + how)
-	}
+	dsn := pgtest.DSN(t, "./bench -run Cluster")
 	defer goleak.VerifyNone(t)
 	bin := filepath.Join(t.TempDir(), "baton")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/batonhq/baton/cmd/baton").CombinedOutput(); err != nil {

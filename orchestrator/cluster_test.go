@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/internal/pgtest"
+
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -34,16 +36,7 @@ import (
 // test skips, loudly, unless CI or BATON_REQUIRE_PG=1 requires it.
 func pgDSN(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv("BATON_TEST_PG_DSN")
-	if dsn != "" {
-		return dsn
-	}
-	const how = "run it with `bash scripts/pg.sh go test ./orchestrator -run Cluster`"
-	if os.Getenv("CI") != "" || os.Getenv("BATON_REQUIRE_PG") == "1" {
-		t.Fatal("BATON_TEST_PG_DSN is not set, and CI or BATON_REQUIRE_PG=1 requires the PostgreSQL tests: " + how)
-	}
-	t.Skip("!!! SKIPPING the cluster tests: BATON_TEST_PG_DSN is not set; " + how)
-	return ""
+	return pgtest.DSN(t, "./orchestrator -run Cluster")
 }
 
 // pgSchema is a schema of the test's own, dropped when it ends.

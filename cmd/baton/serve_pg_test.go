@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/internal/pgtest"
+
 	"github.com/jackc/pgx/v5"
 )
 
@@ -24,14 +26,7 @@ import (
 // It needs the throw-away server of scripts/pg.sh (BATON_TEST_PG_DSN);
 // without one it skips, loudly, unless CI or BATON_REQUIRE_PG=1 is set.
 func TestServeOnPostgres(t *testing.T) {
-	dsn := os.Getenv("BATON_TEST_PG_DSN")
-	if dsn == "" {
-		const how = "run it with `bash scripts/pg.sh go test ./cmd/baton -run Postgres`"
-		if os.Getenv("CI") != "" || os.Getenv("BATON_REQUIRE_PG") == "1" {
-			t.Fatal("BATON_TEST_PG_DSN is not set, and CI or BATON_REQUIRE_PG=1 requires the PostgreSQL tests: " + how)
-		}
-		t.Skip("!!! SKIPPING baton serve on PostgreSQL: BATON_TEST_PG_DSN is not set; " + how)
-	}
+	dsn := pgtest.DSN(t, "./cmd/baton -run Postgres")
 	for k, v := range map[string]string{"TEST_ADMIN_TOKEN": "admin-token-0123456789", "TEST_APP_SECRET": "app-secret", "TEST_VERIFY_TOKEN": "verify",
 		"TEST_HOOK_SECRET": "hook-secret", "TEST_PAGE_TOKEN": "page-token", "TEST_PG_DSN": dsn} {
 		t.Setenv(k, v)

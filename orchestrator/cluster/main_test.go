@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/batonhq/baton/internal/pgtest"
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
@@ -25,16 +26,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // missing server fails them.
 func testDSN(tb testing.TB) string {
 	tb.Helper()
-	dsn := os.Getenv("BATON_TEST_PG_DSN")
-	if dsn != "" {
-		return dsn
-	}
-	const how = "run them with `bash scripts/pg.sh go test ./orchestrator/cluster`, which starts a throw-away PostgreSQL"
-	if os.Getenv("CI") != "" || os.Getenv("BATON_REQUIRE_PG") == "1" {
-		tb.Fatal("BATON_TEST_PG_DSN is not set, and CI or BATON_REQUIRE_PG=1 requires the PostgreSQL tests: " + how)
-	}
-	tb.Skip("!!! SKIPPING the cluster's PostgreSQL tests: BATON_TEST_PG_DSN is not set; " + how)
-	return ""
+	return pgtest.DSN(tb, "./orchestrator/cluster")
 }
 
 // pgDB is the PostgreSQL store with RenewMany and Leave made of the calls

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"os"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/batonhq/baton/internal/pgtest"
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
@@ -24,16 +25,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // missing server fails them.
 func testDSN(tb testing.TB) string {
 	tb.Helper()
-	dsn := os.Getenv("BATON_TEST_PG_DSN")
-	if dsn != "" {
-		return dsn
-	}
-	const how = "run them with `bash scripts/pg.sh go test ./store/postgres`, which starts a throw-away PostgreSQL"
-	if os.Getenv("CI") != "" || os.Getenv("BATON_REQUIRE_PG") == "1" {
-		tb.Fatal("BATON_TEST_PG_DSN is not set, and CI or BATON_REQUIRE_PG=1 requires the PostgreSQL tests: " + how)
-	}
-	tb.Skip("!!! SKIPPING the PostgreSQL store's tests: BATON_TEST_PG_DSN is not set; " + how)
-	return ""
+	return pgtest.DSN(tb, "./store/postgres")
 }
 
 // schemaFor is a schema of its own for each test directory: reopening

@@ -127,6 +127,11 @@ func (s *Server) rescope(ctx context.Context, sc store.Scope) {
 func (s *Server) tryRescope(sc store.Scope) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	if !s.running {
+		// Stopping (the member's apply comes only while running): the
+		// running generation stays until it halts, on its scope.
+		return errStopping
+	}
 	old := s.gate.current()
 	prev := s.cluster.scope
 	s.cluster.scope = sc
@@ -134,13 +139,6 @@ func (s *Server) tryRescope(sc store.Scope) error {
 	if err != nil {
 		s.cluster.scope = prev
 		return err
-	}
-	if !s.running {
-		// Stopping (the member's apply comes only while running): the
-		// running generation stays until it halts, on its scope.
-		s.cluster.scope = prev
-		next.client.CloseIdleConnections()
-		return errStopping
 	}
 	pause, err := s.swap(old, next)
 	if err != nil {
@@ -152,9 +150,10 @@ func (s *Server) tryRescope(sc store.Scope) error {
 	return nil
 }
 
-// runCluster runs the member until ctx ends, and the internal listener
-// the other replicas forward to; it reports a listener that failed on
-// errc.
+// runCluster starts the member and the internal listener the other
+// replicas forward to, and returns that listener's server (shut down with
+// the others) and the member's stop (after the handoff); a listener that
+// fails is reported on errc.
 func (s *Server) runCluster(ctx context.Context, errc chan<- error) (internal *http.Server, stop func(), err error) {
 	rc := s.cluster
 	l := rc.l

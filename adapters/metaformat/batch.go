@@ -12,7 +12,7 @@ import (
 
 // Meta's own webhooks carry several events per POST (entry[] and, in an
 // entry, messaging[] or standby[]), but the SDKs bots are built on do not
-// all read them (/work/shared/messenger/CLIENTS.md): bottender handles only
+// all read them (the shared brief's messenger/CLIENTS.md): bottender handles only
 // the first event of each entry and decides standby from the first entry;
 // Rasa's connector stops after the first entry. A batch here is therefore
 // the shape every entry-reading SDK handles: one event per entry, several

@@ -15,6 +15,7 @@ import (
 	"github.com/batonhq/baton/orchestrator/cluster"
 	"github.com/batonhq/baton/orchestrator/forward"
 	"github.com/batonhq/baton/orchestrator/graphapi"
+	"github.com/batonhq/baton/orchestrator/ingress"
 	"github.com/batonhq/baton/store"
 )
 
@@ -100,7 +101,8 @@ func (s *Server) newReplicaCluster(cfg *config.Config, st store.Store) (*replica
 // deps are the Orchestrator's Deps of the current scope.
 func (rc *replicaCluster) deps() (store.Store, *Cluster) {
 	status := func(ctx context.Context) (any, error) { return cluster.ReadStatus(ctx, rc.db) }
-	return rc.db.Scoped(rc.scope), &Cluster{Shared: rc.db, Accept: rc.db.Acceptor(), Inbound: rc.db, Scope: rc.scope, ShardOf: rc.db.ShardOf, Status: status, Remote: rc.fwd.Send}
+	return rc.db.Scoped(rc.scope), &Cluster{Cluster: ingress.Cluster{Shared: rc.db, Accept: rc.db.Acceptor(), Inbound: rc.db, Scope: rc.scope, ShardOf: rc.db.ShardOf},
+		Status: status, Remote: rc.fwd.Send}
 }
 
 // rescope swaps to an Orchestrator on sc: the member calls it whenever

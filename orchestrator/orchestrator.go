@@ -80,17 +80,11 @@ type Deps struct {
 	Cluster *Cluster
 }
 
-// Cluster is what one replica of several needs beside its scope.
+// Cluster is what one replica of several needs beside its scope: the
+// ingress's (the whole store, the inbound queue, the scope, the shard of
+// a thread), and what the admin API reads of the cluster.
 type Cluster struct {
-	// Shared is the whole store: the inbound queue, and the work that is
-	// no one thread's (a person's erase crosses shards; the sweeps).
-	Shared store.Store
-	// Accept is what accepting a webhook writes the inbound queue through
-	// (ClusterStore.Acceptor); Shared when nil.
-	Accept  store.Store
-	Inbound store.Inbound
-	Scope   store.Scope
-	ShardOf func(store.ThreadKey) int
+	ingress.Cluster
 	// Status reads the replicas and the leases for GET /admin/cluster.
 	Status func(ctx context.Context) (any, error)
 	// Remote makes a call on a shard's owner on behalf of a request's
@@ -159,7 +153,7 @@ func New(cfg *config.Config, d Deps) (*Orchestrator, error) {
 			}
 			return nil
 		}
-		inCluster = &ingress.Cluster{Shared: c.Shared, Accept: c.Accept, Inbound: c.Inbound, Scope: c.Scope, ShardOf: c.ShardOf}
+		inCluster = &c.Cluster
 	}
 
 	health := dispatch.NewHealth()

@@ -49,20 +49,21 @@ func BatchID(ids []string) string {
 // encodeBatch writes {"batch":[envelope,...]}, each envelope as encode
 // writes it.
 func encodeBatch(ds []*adapters.Delivery) ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString(`{"batch":[`)
+	size := len(`{"batch":[]}`) + len(ds)
+	for _, d := range ds {
+		size += envelopeSize(d)
+	}
+	b := append(make([]byte, 0, size), `{"batch":[`...)
 	for i, d := range ds {
-		env, err := encode(d)
-		if err != nil {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = appendEnvelope(b, d); err != nil {
 			return nil, fmt.Errorf("delivery %s: %w", d.ID, err)
 		}
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.Write(env)
 	}
-	b.WriteString(`]}`)
-	return b.Bytes(), nil
+	return append(b, `]}`...), nil
 }
 
 // DeliverBatch posts ds as one batch and returns each one's outcome, in

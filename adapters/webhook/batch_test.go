@@ -1,9 +1,11 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -98,5 +100,70 @@ func TestDeliverBatchUnreachable(t *testing.T) {
 		if o.Err == nil || errors.As(o.Err, &ae) || !adapters.Retryable(o.Err) {
 			t.Fatalf("outcome %+v: want a retried transport error", o)
 		}
+	}
+}
+
+// joinEnvelopes is the batch encodeBatch writes, made the plain way:
+// each envelope encoded on its own and copied into a growing buffer.
+func joinEnvelopes(ds []*adapters.Delivery) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(`{"batch":[`)
+	for i, d := range ds {
+		env, err := encode(d)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(env)
+	}
+	b.WriteString(`]}`)
+	return b.Bytes(), nil
+}
+
+func benchBatch(n int) []*adapters.Delivery {
+	ds := make([]*adapters.Delivery, n)
+	for i := range ds {
+		ds[i] = benchDelivery()
+		ds[i].ID = fmt.Sprint("dlv_", i)
+	}
+	return ds
+}
+
+func TestEncodeBatchIsTheEnvelopesJoined(t *testing.T) {
+	for _, n := range []int{1, 2, 15} {
+		ds := benchBatch(n)
+		ds[0].Retried = &adapters.Retried{DeadAt: time.Unix(1795557600, 0).UTC()}
+		got, err := encodeBatch(ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := joinEnvelopes(ds)
+		if !bytes.Equal(got, want) {
+			t.Errorf("%d envelopes:\n got %s\nwant %s", n, got, want)
+		}
+		if !json.Valid(got) {
+			t.Errorf("%d envelopes: not JSON", n)
+		}
+	}
+}
+
+// BenchmarkEncodeBatch: a batch of 15 (the mean at max load), in one
+// buffer of its size against the envelopes joined.
+func BenchmarkEncodeBatch(b *testing.B) {
+	ds := benchBatch(15)
+	for _, c := range []struct {
+		name string
+		fn   func([]*adapters.Delivery) ([]byte, error)
+	}{{"joined", joinEnvelopes}, {"one-buffer", encodeBatch}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.fn(ds); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -145,6 +145,17 @@ func Receive(key []byte, r *http.Request, maxBody int64, tolerance time.Duration
 // compact it and rewrite <, > and & as \u003c...), and the 1 KB event is
 // not scanned again on every attempt.
 func encode(d *adapters.Delivery) ([]byte, error) {
+	return appendEnvelope(make([]byte, 0, envelopeSize(d)), d)
+}
+
+// envelopeHead bounds what an envelope holds besides its event, for
+// sizing buffers: ids, names, the thread's owner and state.
+const envelopeHead = 512
+
+func envelopeSize(d *adapters.Delivery) int { return envelopeHead + len(d.Event) }
+
+// appendEnvelope appends the envelope encode writes to dst.
+func appendEnvelope(dst []byte, d *adapters.Delivery) ([]byte, error) {
 	head := *d
 	head.Event = nil
 	b, err := json.Marshal(&head)
@@ -154,13 +165,13 @@ func encode(d *adapters.Delivery) ([]byte, error) {
 	// Event is the last field and nil marshals as null.
 	const tail = `"event":null}`
 	if len(d.Event) == 0 || !bytes.HasSuffix(b, []byte(tail)) {
-		return json.Marshal(d)
+		whole, err := json.Marshal(d)
+		return append(dst, whole...), err
 	}
-	out := make([]byte, 0, len(b)-len(tail)+len(`"event":}`)+len(d.Event))
-	out = append(out, b[:len(b)-len(tail)]...)
-	out = append(out, `"event":`...)
-	out = append(out, d.Event...)
-	return append(out, '}'), nil
+	dst = append(dst, b[:len(b)-len(tail)]...)
+	dst = append(dst, `"event":`...)
+	dst = append(dst, d.Event...)
+	return append(dst, '}'), nil
 }
 
 // Deliver posts d. A 2xx answer may carry {"actions":[...]}.

@@ -139,6 +139,9 @@ func runPeer(ctx context.Context, l *lab.Lab, c Config, opt Options, run int, re
 		return glue(ctx, l, opt, run, rec, botURL, c.Connections)
 	case peerBatch:
 		t.Batch = fmt.Sprintf("{max: %d, wait: %s}", c.Batch, c.BatchWait)
+		if p := profileFor(run, c.Profile); p != "" {
+			t.Profile = p + ".batch"
+		}
 		run += 1000 // a data file of its own
 	case peerCluster:
 		if p := profileFor(run, c.Profile); p != "" {

@@ -35,7 +35,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.Startup, "startup", 0, "instead of load: fill a store with this many threads, then measure Baton's start-up, RSS and thread lookups")
 	fs.DurationVar(&c.SlowBot, "slow-bot", 0, "add a second bot taking this long per delivery (standby copies of every event) and compare with a run without it")
 	fs.DurationVar(&c.CommitWait, "commit-wait", 0, "Baton's webhooks.commit_wait: a small write group waits this long for more")
-	fs.StringVar(&c.Profile, "profile", "", "write CPU and allocation profiles of Baton's first run to this file and this file.allocs (pprof format); with -targets ...,cluster also of the cluster's first replica to this file.cluster and .cluster.allocs")
+	fs.StringVar(&c.Profile, "profile", "", "write CPU and allocation profiles of Baton's first run to this file and this file.allocs (pprof format); of the batched Baton's to this file.batch and .batch.allocs; with -targets ...,cluster also of the cluster's first replica to this file.cluster and .cluster.allocs")
 	fs.IntVar(&c.Backlog, "backlog", 0, "instead of load: fill a store with this many deliveries pending on -threads threads for a bot that is down, then measure Baton's start-up and RSS on it, and the delivery rate, order and losses once the bot is back")
 	fs.IntVar(&c.Chaos, "chaos", 0, "instead of load: SIGKILL Baton this many times at random moments under a steady -rate, resending what got no 200")
 	if err := fs.Parse(args); err != nil {

@@ -15,6 +15,7 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,12 +145,10 @@ func Receive(key []byte, r *http.Request, maxBody int64, tolerance time.Duration
 // the bot gets the event exactly as Meta sent it (json.Marshal would
 // compact it and rewrite <, > and & as \u003c...), and the 1 KB event is
 // not scanned again on every attempt.
-func encode(d *adapters.Delivery) ([]byte, error) {
-	return appendEnvelope(make([]byte, 0, envelopeSize(d)), d)
-}
+func encode(d *adapters.Delivery) ([]byte, error) { return appendEnvelope(nil, d) }
 
 // envelopeHead bounds what an envelope holds besides its event, for
-// sizing buffers: ids, names, the thread's owner and state.
+// sizing a batch's buffer: ids, names, the thread's owner and state.
 const envelopeHead = 512
 
 func envelopeSize(d *adapters.Delivery) int { return envelopeHead + len(d.Event) }
@@ -168,6 +167,7 @@ func appendEnvelope(dst []byte, d *adapters.Delivery) ([]byte, error) {
 		whole, err := json.Marshal(d)
 		return append(dst, whole...), err
 	}
+	dst = slices.Grow(dst, len(b)-len(tail)+len(`"event":}`)+len(d.Event))
 	dst = append(dst, b[:len(b)-len(tail)]...)
 	dst = append(dst, `"event":`...)
 	dst = append(dst, d.Event...)

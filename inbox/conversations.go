@@ -49,7 +49,10 @@ type Conversation struct {
 	// Synced is when it was last filled from Baton's transcript.
 	Synced time.Time `json:"synced,omitzero"`
 	// Found is when the inbox found it again at Baton, owned by the
-	// inbox but missing from (or not assigned in) its file.
+	// inbox but missing from (or not assigned in) its file: at a start's
+	// listing, or from a delivery that says the inbox owns the thread
+	// before any handover reached it. The transcript then says when and
+	// why it was handed over (restart.go).
 	Found time.Time `json:"found,omitzero"`
 }
 
@@ -104,7 +107,9 @@ func (in *Inbox) apply(d *adapters.Delivery, ev *messenger.Event) (*Conversation
 		// or another app took away leaves the list with its next event.
 		switch {
 		case d.Thread.Owner == in.opt.App && !c.Assigned:
-			c.Assigned, c.HandedAt = true, at
+			// Owned without a handover seen here (the file was lost and
+			// Baton redelivered before the start read it back): found.
+			c.Assigned, c.HandedAt, c.Found = true, at, at
 		case d.Thread.Owner != in.opt.App && c.Assigned:
 			in.leftLocked(tx, c, at, "now with "+ownerName(d.Thread.Owner))
 		}

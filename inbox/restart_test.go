@@ -208,3 +208,36 @@ func TestInboxRebuildsLongConversations(t *testing.T) {
 		})
 	}
 }
+
+// The file is gone, and a message for a thread the inbox owns reaches it
+// before its start has read Baton back: the conversation it makes from
+// the delivery still gets the handover, and its reason, from the
+// transcript.
+func TestInboxLearnsTheHandoverOfAConversationADeliveryBroughtBack(t *testing.T) {
+	f, lb := newListingFixture(t)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	f.deliver("dlv_1", "messaging", "inbox", pass("asked for a human", t0.UnixMilli()))
+	opt := f.in.opt
+	f.stop()
+	if err := os.Remove(f.data); err != nil {
+		t.Fatal(err)
+	}
+	lb.mu.Lock()
+	lb.threads = []string{"7123"}
+	lb.entries["7123"] = []string{
+		entry(1, t0, "handover", `"from":"faq-bot","to":"inbox","event":"pass_thread_control","metadata":"asked for a human"`),
+		entry(2, t0.Add(time.Second), "message", `"from":"7123","text":"still there?","mid":"m_3"`),
+	}
+	lb.mu.Unlock()
+	f.start(opt)
+	f.deliver("dlv_2", "messaging", "inbox", msg("m_3", "still there?", t0.Add(time.Second).UnixMilli()))
+	f.in.rebuild(t.Context())
+
+	d := f.signIn("anna").detail()
+	if c := d.Conversation; !c.Assigned || c.Why != "asked for a human" || !c.HandedAt.Equal(t0) {
+		t.Fatalf("conversation %+v", c)
+	}
+	if s, want := said(d.Messages), "event: handed to the inbox: asked for a human|person: still there?"; s != want {
+		t.Errorf("messages = %q\nwant       %q", s, want)
+	}
+}

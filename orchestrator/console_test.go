@@ -50,6 +50,20 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 	}
 }
 
+// stable runs steps on the page, again from the start when a live
+// refresh replaced the nodes they had found (the view is rebuilt on
+// each change; what was set is kept across it, so the steps can be run
+// again).
+func stable(ctx context.Context, steps ...chromedp.Action[chromedp.Void]) error {
+	var err error
+	for range 3 {
+		if err = chromedp.Do(ctx, steps...); err == nil || !strings.Contains(err.Error(), "Could not find node") {
+			return err
+		}
+	}
+	return err
+}
+
 func textOf(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
 	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
@@ -135,9 +149,19 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("history: %q", hist)
 	}
 	screenshot(t, ctx, "console-thread")
-	if err := chromedp.Do(ctx,
+	// A refresh of the view (as a live change makes) keeps what the
+	// operator typed in a field that does not have the focus.
+	if err := stable(ctx, chromedp.SetValue(chromedp.CSS(`#action-metadata`), "back to the bot")); err != nil {
+		t.Fatalf("type the metadata: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`render().then(() => true)`, chromedp.EvalAwaitPromise)); err != nil {
+		t.Fatalf("refresh the view: %v", err)
+	}
+	if got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#action-metadata").value`)); err != nil || got != "back to the bot" {
+		t.Fatalf("the metadata after a refresh: %q, %v", got, err)
+	}
+	if err := stable(ctx,
 		chromedp.SetValue(chromedp.CSS(`#pass-to`), "support-bot"),
-		chromedp.SendKeys(chromedp.CSS(`#action-metadata`), "back to the bot"),
 		chromedp.Click(chromedp.CSS(`#do-pass`)),
 	); err != nil {
 		t.Fatalf("pass: %v", err)

@@ -242,6 +242,7 @@ async function viewThread(main, args) {
     try {
       await call("POST", base + "/" + op, body);
       notice(op + " done", "ok");
+      meta.value = ""; // said with this action; the next one says its own
     } catch (e) {
       notice(op + " refused: " + e.message, "error");
     }
@@ -316,7 +317,7 @@ async function render() {
   const r = route();
   const fn = views[r.name] || viewOverview;
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === r.name);
-  const next = el("main", { id: "view" });
+  const next = el("main", { id: "view", "data-route": location.hash });
   const token = {};
   rendering = token;
   try {
@@ -326,17 +327,26 @@ async function render() {
     next.replaceChildren(el("p", { class: "error" }, e.message));
   }
   if (rendering !== token) return; // a newer render won
-  // Keep what the operator is typing: a live refresh must not eat it.
+  // Keep what the operator chose and is typing: a live refresh must not
+  // eat it, nor turn "pass to billing-bot" back into the first app of
+  // the list while the metadata is typed.
   const old = document.getElementById("view");
   const focused = document.activeElement;
-  if (focused && old.contains(focused) && (focused.tagName === "INPUT" || focused.tagName === "SELECT") && focused.id) {
-    const twin = next.querySelector("#" + CSS.escape(focused.id));
-    if (twin) { twin.value = focused.value; }
-    old.replaceWith(next);
-    if (twin) twin.focus();
-  } else {
-    old.replaceWith(next);
+  let refocus = null;
+  // Only on a refresh of the same view: another thread's view starts
+  // afresh.
+  const same = old.dataset.route === next.dataset.route;
+  for (const o of same ? old.querySelectorAll("input[id], select[id]") : []) {
+    const twin = next.querySelector("#" + CSS.escape(o.id));
+    if (!twin || twin.tagName !== o.tagName) continue;
+    // A choice the new view no longer offers (the app that now owns the
+    // thread) is not kept.
+    if (twin.tagName === "SELECT" && ![...twin.options].some((opt) => opt.value === o.value)) continue;
+    twin.value = o.value;
+    if (o === focused) refocus = twin;
   }
+  old.replaceWith(next);
+  if (refocus) refocus.focus();
   // The newest lines in view: the transcript scrolls, the page does not.
   const t = document.getElementById("transcript");
   if (t) t.scrollTop = t.scrollHeight;

@@ -133,10 +133,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	screenshot(t, ctx, "console-overview")
 
 	// The thread: transcript, history, and a pass from the page.
-	if err := chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`table.waiting a.thread-link`)),
-		chromedp.WaitVisible(chromedp.CSS(`#transcript li.entry`)),
-	); err != nil {
+	if err := stable(ctx, chromedp.Click(chromedp.CSS(`table.waiting a.thread-link`))); err != nil {
+		t.Fatalf("open the thread: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#transcript li.entry`))); err != nil {
 		t.Fatalf("open the thread: %v", err)
 	}
 	transcript := textOf(t, ctx, `#transcript`)
@@ -181,13 +181,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS(t, ctx, "the new line, live", `document.querySelector("#transcript")?.textContent.includes("is anyone there?")`)
 
 	// Dead letters: the bot is up again; retry from the page.
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`nav a[data-view="dead"]`))); err != nil {
+	if err := stable(ctx, chromedp.Click(chromedp.CSS(`nav a[data-view="dead"]`))); err != nil {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the dead letter", `document.querySelector("table.dead td.err")?.textContent.includes("down for maintenance")`)
 	screenshot(t, ctx, "console-dead")
 	h.support.setRespond(nil)
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`table.dead button.retry`))); err != nil {
+	if err := stable(ctx, chromedp.Click(chromedp.CSS(`table.dead button.retry`))); err != nil {
 		t.Fatal(err)
 	}
 	if d := h.support.next(); text(d) != "is anyone there?" {
@@ -203,7 +203,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "a search hit", `document.querySelector("table.threads tr.hit a.thread-link")?.textContent === "`+psid+`"`)
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`table.threads tr.hit a.thread-link`))); err != nil {
+	if err := stable(ctx, chromedp.Click(chromedp.CSS(`table.threads tr.hit a.thread-link`))); err != nil {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the HTML-looking line as text", `document.querySelector("#transcript")?.textContent.includes("<b>bold</b>")`)
@@ -220,7 +220,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS(t, ctx, "the filtered list", `document.querySelector("table.threads tr[data-psid='`+psid+`'] td.owner")?.textContent === "support-bot"`)
 
 	// Recent errors shows the dead letter's error.
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`nav a[data-view="errors"]`))); err != nil {
+	if err := stable(ctx, chromedp.Click(chromedp.CSS(`nav a[data-view="errors"]`))); err != nil {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "recent errors", `document.querySelector("table.errors")?.textContent.includes("down for maintenance")`)
